@@ -1,0 +1,122 @@
+// The whole loopback world the action runs against in tests, the demo and the benchmark:
+// Entra ID, GitHub OIDC, ARM, a Kubernetes API server with BookInfo in an Istio mesh, the mesh's
+// data plane behind an ingress gateway, and an istioctl release mirror. All HTTPS (but the gateway)
+// with a CA made at start.
+import { randomBytes, randomUUID } from 'node:crypto'
+import { type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './arm.js'
+import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './entra.js'
+import { type GithubOidcSim, startGithubOidc } from './github-oidc.js'
+import { type IstioctlReleases, startIstioctlReleases } from './istioctl.js'
+import { type KubeApi, startKubeApi } from './kube/server.js'
+import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
+import { KubeStore } from './kube/store.js'
+import { type Mesh, startMesh } from './mesh.js'
+import { type TestPki, makePki } from './tls.js'
+
+export interface SimOptions {
+  layout?: 'oss' | 'aks-addon'
+  clusterKind?: SimClusterKind
+  /** networking.istio.io versions the API server serves (['v1beta1'] = an old cluster). */
+  istioApiVersions?: string[]
+  seed?: Partial<Omit<SeedOptions, 'layout' | 'gatewayPort'>>
+  istioctlVersions?: string[]
+  tokenLifetimeSeconds?: number
+  meshSeed?: number
+  pki?: TestPki
+}
+
+export interface Sim {
+  pki: TestPki
+  store: KubeStore
+  kube: KubeApi
+  mesh: Mesh
+  entra: EntraSim
+  oidc: GithubOidcSim
+  arm: ArmSim
+  releases: IstioctlReleases
+  info: SeedInfo
+  ids: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string; clusterName: string }
+  tokens: { user: string; admin: string }
+  /** A local-account kubeconfig (for the `kubeconfig` input). */
+  kubeconfig(who?: 'user' | 'admin'): string
+  /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
+  env(): Record<string, string>
+  /** Inputs for AKS login against this world. */
+  aksInputs(opts?: { secret?: boolean; admin?: boolean }): Record<string, string>
+  close(): Promise<void>
+}
+
+export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
+  const pki = o.pki ?? makePki()
+  const ids = {
+    tenantId: randomUUID(),
+    clientId: randomUUID(),
+    clientSecret: `sim-secret-${randomBytes(12).toString('base64url')}`,
+    subscriptionId: randomUUID(),
+    resourceGroup: 'rg-bookinfo',
+    clusterName: 'aks-bookinfo',
+  }
+  const tokens = { user: `user-${randomBytes(16).toString('hex')}`, admin: `admin-${randomBytes(16).toString('hex')}` }
+  const oidc = await startGithubOidc(pki)
+  const entra = await startEntra(pki, {
+    apps: [{
+      tenantId: ids.tenantId, clientId: ids.clientId, clientSecret: ids.clientSecret,
+      federated: [
+        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchange' },
+        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeUSGov' },
+        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeChina' },
+      ],
+    }],
+    trustedIssuers: [{ issuer: oidc.issuer, publicKey: oidc.publicKey }],
+    ...(o.tokenLifetimeSeconds ? { tokenLifetimeSeconds: o.tokenLifetimeSeconds } : {}),
+  })
+  const store = new KubeStore()
+  const kind = o.clusterKind ?? 'local'
+  const kube = await startKubeApi({
+    pki,
+    store,
+    authenticate: (t) => {
+      if (kind !== 'entra-no-local' && t === tokens.user) return { user: 'clusterUser', groups: ['system:authenticated'] }
+      if (kind !== 'entra-no-local' && t === tokens.admin) return { user: 'clusterAdmin', groups: ['system:masters'] }
+      if (kind !== 'local') {
+        const claims = entra.validate(t, AKS_SERVER_APP_ID)
+        if (claims) return { user: String(claims['oid'] ?? claims['appid']), groups: ['system:authenticated'] }
+      }
+      return undefined
+    },
+    ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
+  })
+  const mesh = await startMesh({ store, seed: o.meshSeed ?? 7 })
+  const layout = o.layout ?? 'oss'
+  const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
+  const arm = await startArm(pki, {
+    validateToken: (t) =>
+      entra.validate(t, 'https://management.azure.com/') ?? entra.validate(t, 'https://management.usgovcloudapi.net/') ?? entra.validate(t, 'https://management.chinacloudapi.cn/'),
+    clusters: [{
+      subscriptionId: ids.subscriptionId, resourceGroup: ids.resourceGroup, name: ids.clusterName, tenantId: ids.tenantId, kind,
+      server: kube.url, caPem: pki.caPem, userToken: tokens.user, adminToken: tokens.admin,
+    }],
+  })
+  const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
+  const cluster = arm.clusters[0]
+  if (!cluster) throw new Error('internal: no simulated cluster')
+  return {
+    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens,
+    kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
+    env: () => ({ NODE_EXTRA_CA_CERTS: pki.caFile, ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken }),
+    aksInputs: (a = {}) => ({
+      'resource-group': ids.resourceGroup,
+      'cluster-name': ids.clusterName,
+      'subscription-id': ids.subscriptionId,
+      'tenant-id': ids.tenantId,
+      'client-id': ids.clientId,
+      'authority-host': entra.authorityHost,
+      'arm-endpoint': arm.url,
+      ...(a.secret ? { 'client-secret': ids.clientSecret } : {}),
+      ...(a.admin ? { admin: 'true' } : {}),
+    }),
+    close: async () => {
+      await Promise.allSettled([mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+    },
+  }
+}

@@ -1,0 +1,968 @@
+// A simulated kube-apiserver on loopback HTTPS, backed by KubeStore. It answers what a client such as
+// @kubernetes/client-node uses (discovery, get/list/create/update/patch/delete, dry runs) with the
+// response shapes, status codes and Status errors of a real 1.31 API server, plus fault injection.
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { load } from 'js-yaml'
+import { startHttps, sendJson } from '../https.js'
+import type { TestPki } from '../tls.js'
+import { KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
+
+export interface KubeApiOptions {
+  pki: TestPki
+  store: KubeStore
+  /** Maps a bearer token to a user, or undefined (=> 401). */
+  authenticate: (token: string) => { user: string; groups?: string[] } | undefined
+  /** Optional authorization: false => 403 Forbidden like RBAC. */
+  authorize?: (user: string, verb: string, ref: ResourceRef, namespace?: string) => boolean
+  /** networking.istio.io versions served; default ['v1', 'v1beta1']; [] = Istio CRDs not installed. */
+  istioVersions?: string[]
+  /** Emulate istiod's validating webhook (validation.istio.io) for VirtualServices. Default true. */
+  istioValidation?: boolean
+}
+
+export interface RecordedRequest {
+  method: string
+  /** Path with query string, as sent. */
+  path: string
+  /** 0 when the connection was reset by an injected fault. */
+  status: number
+  userAgent?: string
+}
+
+export interface Fault {
+  method?: string
+  /** Tested against the path with its query string. */
+  path?: RegExp
+  status: number | 'reset'
+  times: number
+  retryAfterSeconds?: number
+}
+
+export interface KubeApi {
+  url: string
+  store: KubeStore
+  requests: RecordedRequest[]
+  /** Served networking.istio.io versions; may be changed while running (e.g. to simulate installing the CRDs). */
+  istioVersions: string[]
+  /** The next `times` requests matching (method, path) get this status, or a connection reset. */
+  injectFault(f: Fault): void
+  close(): Promise<void>
+}
+
+type Obj = Record<string, unknown>
+
+interface ResourceDef {
+  group: string
+  resource: string
+  singular: string
+  kind: string
+  namespaced: boolean
+  shortNames?: string[]
+  categories?: string[]
+  /** Has a status subresource: writes to the main resource keep the stored status. */
+  status?: boolean
+  /** Served from a CustomResourceDefinition (unstructured decoding, no unconditional update, no SMP). */
+  custom?: boolean
+}
+
+const ALL_VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
+const ISTIO = 'networking.istio.io'
+const ISTIO_CATEGORIES = ['istio-io', 'networking-istio-io']
+
+const RESOURCES: ResourceDef[] = [
+  { group: '', resource: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], status: true },
+  { group: '', resource: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], categories: ['all'], status: true },
+  { group: '', resource: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], categories: ['all'], status: true },
+  { group: '', resource: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'] },
+  { group: '', resource: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true },
+  { group: '', resource: 'serviceaccounts', singular: 'serviceaccount', kind: 'ServiceAccount', namespaced: true, shortNames: ['sa'] },
+  { group: 'apps', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], categories: ['all'], status: true },
+  { group: 'apps', resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', namespaced: true, shortNames: ['rs'], categories: ['all'], status: true },
+  { group: 'coordination.k8s.io', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true },
+  { group: ISTIO, resource: 'virtualservices', singular: 'virtualservice', kind: 'VirtualService', namespaced: true, shortNames: ['vs'], categories: ISTIO_CATEGORIES, status: true, custom: true },
+  { group: ISTIO, resource: 'destinationrules', singular: 'destinationrule', kind: 'DestinationRule', namespaced: true, shortNames: ['dr'], categories: ISTIO_CATEGORIES, status: true, custom: true },
+  { group: ISTIO, resource: 'gateways', singular: 'gateway', kind: 'Gateway', namespaced: true, shortNames: ['gw'], categories: ISTIO_CATEGORIES, status: true, custom: true },
+]
+
+const VERSION_INFO = {
+  major: '1',
+  minor: '31',
+  gitVersion: 'v1.31.2',
+  gitCommit: '5864a4677267e6adeae276ad85882a8714d69d9d',
+  gitTreeState: 'clean',
+  buildDate: '2024-10-22T20:28:14Z',
+  goVersion: 'go1.22.8',
+  compiler: 'gc',
+  platform: 'linux/amd64',
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status errors
+
+interface Details {
+  name?: string | undefined
+  group?: string | undefined
+  kind?: string | undefined
+  uid?: string | undefined
+  causes?: Array<{ reason: string; message: string; field?: string }>
+  retryAfterSeconds?: number
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly details: Details | null = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+  }
+
+  get body(): Obj {
+    const details = this.details ? dropEmpty(this.details) : undefined
+    return {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: this.message,
+      ...(this.reason ? { reason: this.reason } : {}),
+      ...(details ? { details } : {}),
+      code: this.code,
+    }
+  }
+}
+
+function dropEmpty<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as T
+}
+
+const qualified = (def: ResourceDef): string => (def.group ? `${def.resource}.${def.group}` : def.resource)
+const groupKind = (def: ResourceDef): string => (def.group ? `${def.kind}.${def.group}` : def.kind)
+
+const notFound = (def: ResourceDef, name: string): ApiError =>
+  new ApiError(404, 'NotFound', `${qualified(def)} "${name}" not found`, { name, group: def.group, kind: def.resource })
+const pathNotFound = (): ApiError => new ApiError(404, 'NotFound', 'the server could not find the requested resource')
+const badRequest = (message: string): ApiError => new ApiError(400, 'BadRequest', message)
+const methodNotAllowed = (): ApiError =>
+  new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
+const conflict = (def: ResourceDef, name: string, why: string): ApiError =>
+  new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(def)} "${name}": ${why}`, {
+    name,
+    group: def.group,
+    kind: def.resource,
+  })
+const OPTIMISTIC_LOCK = 'the object has been modified; please apply your changes to the latest version and try again'
+
+function invalid(def: ResourceDef, name: string, causes: Array<{ reason: string; field: string; message: string }>): ApiError {
+  const text = causes.map((c) => `${c.field}: ${c.message}`).join(', ')
+  const list = causes.length > 1 ? `[${text}]` : text
+  return new ApiError(422, 'Invalid', `${groupKind(def)} "${name}" is invalid: ${list}`, {
+    name,
+    group: def.group,
+    kind: def.kind,
+    causes: causes.map((c) => ({ reason: c.reason, message: c.message, field: c.field })),
+  })
+}
+
+/** Maps a KubeStore error to the Status the real server sends for it. */
+function fromStore(err: unknown, def: ResourceDef, name: string): unknown {
+  if (!(err instanceof StoreError)) return err
+  switch (err.reason) {
+    case 'NotFound':
+      return notFound(def, name)
+    case 'AlreadyExists':
+      return new ApiError(409, 'AlreadyExists', `${qualified(def)} "${name}" already exists`, {
+        name,
+        group: def.group,
+        kind: def.resource,
+      })
+    case 'Conflict':
+      return conflict(def, name, OPTIMISTIC_LOCK)
+    default:
+      return new ApiError(err.code, err.reason, err.message)
+  }
+}
+
+function faultError(status: number, retryAfterSeconds: number | undefined): ApiError {
+  const retry = retryAfterSeconds ?? 1
+  switch (status) {
+    case 429:
+      return new ApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: retry }, {
+        'retry-after': String(retry),
+      })
+    case 500:
+      return new ApiError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out', {
+        causes: [{ reason: '', message: 'etcdserver: request timed out' }],
+      })
+    case 503:
+      return new ApiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', {},
+        retryAfterSeconds !== undefined ? { 'retry-after': String(retry) } : {})
+    case 504:
+      return new ApiError(504, 'Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request')
+    default:
+      return new ApiError(status, status >= 500 ? 'InternalError' : 'BadRequest', `injected fault: HTTP ${status}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON patch (RFC 6902) and merge patch (RFC 7386)
+
+class PatchNotApplied extends Error {}
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+const MISSING = Symbol('missing')
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]))
+  if (isObj(a) && isObj(b)) {
+    const ka = Object.keys(a)
+    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]))
+  }
+  return false
+}
+
+function pointer(path: unknown): string[] {
+  if (typeof path !== 'string') throw new PatchNotApplied('missing path')
+  if (path === '') return []
+  if (!path.startsWith('/')) throw new PatchNotApplied(`invalid JSON pointer ${path}`)
+  return path.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
+}
+
+function arrayIndex(token: string, length: number, insert: boolean): number {
+  if (insert && token === '-') return length
+  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new PatchNotApplied(`invalid array index ${token}`)
+  const i = Number(token)
+  if (i > length || (!insert && i === length)) throw new PatchNotApplied(`array index ${i} out of bounds`)
+  return i
+}
+
+function resolve(doc: unknown, tokens: string[]): unknown {
+  let cur = doc
+  for (const t of tokens) {
+    if (Array.isArray(cur)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(t) || Number(t) >= cur.length) return MISSING
+      cur = cur[Number(t)]
+    } else if (isObj(cur) && Object.hasOwn(cur, t)) {
+      cur = cur[t]
+    } else {
+      return MISSING
+    }
+  }
+  return cur
+}
+
+function parentOf(doc: unknown, tokens: string[]): { parent: Obj | unknown[]; key: string } {
+  const parent = resolve(doc, tokens.slice(0, -1))
+  if (!Array.isArray(parent) && !isObj(parent)) throw new PatchNotApplied('doc is missing path')
+  return { parent, key: tokens[tokens.length - 1]! }
+}
+
+function opAdd(doc: unknown, tokens: string[], value: unknown): unknown {
+  if (tokens.length === 0) return value
+  const { parent, key } = parentOf(doc, tokens)
+  if (Array.isArray(parent)) parent.splice(arrayIndex(key, parent.length, true), 0, value)
+  else parent[key] = value
+  return doc
+}
+
+function opRemove(doc: unknown, tokens: string[]): unknown {
+  if (tokens.length === 0) throw new PatchNotApplied('cannot remove the whole document')
+  const { parent, key } = parentOf(doc, tokens)
+  if (Array.isArray(parent)) parent.splice(arrayIndex(key, parent.length, false), 1)
+  else if (Object.hasOwn(parent, key)) delete parent[key]
+  else throw new PatchNotApplied(`remove operation does not apply: doc is missing key ${key}`)
+  return doc
+}
+
+function opReplace(doc: unknown, tokens: string[], value: unknown): unknown {
+  if (tokens.length === 0) return value
+  const { parent, key } = parentOf(doc, tokens)
+  if (Array.isArray(parent)) parent[arrayIndex(key, parent.length, false)] = value
+  else if (Object.hasOwn(parent, key)) parent[key] = value
+  else throw new PatchNotApplied(`replace operation does not apply: doc is missing key ${key}`)
+  return doc
+}
+
+/** Applies an RFC 6902 patch to a copy of doc. Throws ApiError 400 for an undecodable patch, PatchNotApplied otherwise. */
+export function applyJsonPatch(doc: unknown, patch: unknown): unknown {
+  if (!Array.isArray(patch)) throw badRequest('json: cannot unmarshal object into Go value of type jsonpatch.Patch')
+  let out = structuredClone(doc)
+  for (const raw of patch) {
+    if (!isObj(raw)) throw badRequest('json: cannot unmarshal into Go value of type jsonpatch.Operation')
+    const value = (): unknown => {
+      if (!Object.hasOwn(raw, 'value')) throw new PatchNotApplied('missing value')
+      return structuredClone(raw['value'])
+    }
+    const path = pointer(raw['path'])
+    switch (raw['op']) {
+      case 'add':
+        out = opAdd(out, path, value())
+        break
+      case 'remove':
+        out = opRemove(out, path)
+        break
+      case 'replace':
+        out = opReplace(out, path, value())
+        break
+      case 'move':
+      case 'copy': {
+        const from = pointer(raw['from'])
+        const v = resolve(out, from)
+        if (v === MISSING) throw new PatchNotApplied(`${String(raw['op'])} operation does not apply: doc is missing from path`)
+        if (raw['op'] === 'move') {
+          if (path.length > from.length && from.every((t, i) => path[i] === t)) throw new PatchNotApplied('cannot move into a child')
+          out = opRemove(out, from)
+        }
+        out = opAdd(out, path, structuredClone(v))
+        break
+      }
+      case 'test': {
+        const want = value()
+        const got = resolve(out, path)
+        // Like evanphx/json-patch (used by the API server): a missing member tests equal to null.
+        if (got === MISSING ? want !== null : !deepEqual(got, want)) {
+          throw new PatchNotApplied(`testing value ${String(raw['path'])} failed: test failed`)
+        }
+        break
+      }
+      default:
+        throw new PatchNotApplied(`Unexpected kind: ${String(raw['op'])}`)
+    }
+  }
+  return out
+}
+
+/** RFC 7386 merge patch. */
+export function applyMergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObj(patch)) return structuredClone(patch)
+  const out: Obj = isObj(target) ? { ...target } : {}
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k]
+    else out[k] = applyMergePatch(out[k], v)
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/
+
+function validateName(def: ResourceDef, name: string): void {
+  const label = def.resource === 'namespaces'
+  const ok = label ? DNS1123_LABEL.test(name) && name.length <= 63 : DNS1123_SUBDOMAIN.test(name) && name.length <= 253
+  if (ok) return
+  const message = label
+    ? `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`
+    : `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`
+  throw invalid(def, name, [{ reason: 'FieldValueInvalid', field: 'metadata.name', message }])
+}
+
+/** What a decoder would reject: Go typed decoding (built-ins) or the CRD structural schema (Istio). */
+function validateObject(def: ResourceDef, obj: KubeObject): void {
+  const name = obj.metadata.name
+  if (def.resource === 'leases') {
+    const spec = isObj(obj['spec']) ? obj['spec'] : {}
+    for (const f of ['acquireTime', 'renewTime']) {
+      const v = spec[f]
+      if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v))) {
+        const frac = typeof v === 'string' ? (/\.[0-9]*.*$/.exec(v)?.[0] ?? v) : String(v)
+        throw badRequest(`Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`)
+      }
+    }
+  }
+  if (def.resource === 'virtualservices') {
+    const causes: Array<{ reason: string; field: string; message: string }> = []
+    const spec = obj['spec']
+    const http = isObj(spec) ? spec['http'] : undefined
+    if (http !== undefined && !Array.isArray(http)) {
+      causes.push({ reason: 'FieldValueTypeInvalid', field: 'spec.http', message: `Invalid value: "${typeof http}": spec.http in body must be of type array: "${typeof http}"` })
+    }
+    ;(Array.isArray(http) ? http : []).forEach((r: unknown, i) => {
+      const route = isObj(r) ? r['route'] : undefined
+      ;(Array.isArray(route) ? route : []).forEach((d: unknown, j) => {
+        const w = isObj(d) ? d['weight'] : undefined
+        const field = `spec.http[${i}].route[${j}].weight`
+        if (w !== undefined && !Number.isInteger(w)) {
+          const t = typeof w === 'number' ? 'number' : typeof w
+          causes.push({ reason: 'FieldValueTypeInvalid', field, message: `Invalid value: "${t}": ${field} in body must be of type integer: "${t}"` })
+        }
+      })
+    })
+    if (causes.length) throw invalid(def, name, causes)
+  }
+}
+
+/** The checks of istiod's validating webhook (validation.istio.io) that matter for traffic shifting. */
+function istioWebhook(obj: KubeObject): void {
+  const spec = isObj(obj['spec']) ? obj['spec'] : {}
+  const errs: string[] = []
+  const hosts = spec['hosts']
+  if (!Array.isArray(hosts) || hosts.length === 0) errs.push('virtual service must have at least one host')
+  const http = Array.isArray(spec['http']) ? spec['http'] : []
+  for (const r of http) {
+    if (!isObj(r)) continue
+    const route = Array.isArray(r['route']) ? r['route'] : []
+    if (route.length === 0 && r['redirect'] === undefined && r['directResponse'] === undefined) {
+      errs.push('HTTP route, redirect or direct_response is required')
+    }
+    let total = 0
+    for (const d of route) {
+      const dest = isObj(d) ? d['destination'] : undefined
+      if (!isObj(dest)) errs.push('destination is required')
+      else if (typeof dest['host'] !== 'string' || dest['host'] === '') errs.push('domain name "" invalid (empty)')
+      const w = isObj(d) && typeof d['weight'] === 'number' ? d['weight'] : 0
+      if (w < 0 || w > 100) errs.push(`percentage ${w} is not in range 0..100`)
+      total += w
+    }
+    if (route.length > 1 && total !== 100) errs.push(`total destination weight ${total} != 100`)
+  }
+  if (errs.length) {
+    throw new ApiError(400, '', `admission webhook "validation.istio.io" denied the request: configuration is invalid: ${errs.join(', ')}`, null)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request routing
+
+interface ResourceRoute {
+  def: ResourceDef
+  version: string
+  namespace: string | undefined
+  name: string | undefined
+  subresource: string | undefined
+}
+
+function groupVersions(group: string, istioVersions: string[]): string[] {
+  if (group === '' || group === 'apps' || group === 'coordination.k8s.io') return ['v1']
+  if (group === ISTIO) return istioVersions
+  return []
+}
+
+function apiVersionOf(def: ResourceDef, version: string): string {
+  return def.group ? `${def.group}/${version}` : version
+}
+
+function bodyObject(req: IncomingMessage, body: Buffer): unknown {
+  const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim()
+  const text = body.toString('utf8')
+  try {
+    return type === 'application/yaml' ? load(text) : JSON.parse(text)
+  } catch (err) {
+    throw badRequest(`error decoding request body: ${(err as Error).message}`)
+  }
+}
+
+/** Parses the body of a create/update into an object of this resource, checking its type metadata. */
+function decodeObject(route: ResourceRoute, raw: unknown): KubeObject {
+  const { def, version } = route
+  if (!isObj(raw)) throw badRequest(`Object 'Kind' is missing in '${JSON.stringify(raw)}'`)
+  const want = apiVersionOf(def, version)
+  if (def.custom && (typeof raw['kind'] !== 'string' || raw['kind'] === '')) {
+    throw badRequest(`Object 'Kind' is missing in '${JSON.stringify(raw)}'`)
+  }
+  if (raw['apiVersion'] !== undefined && raw['apiVersion'] !== want) {
+    throw badRequest(`the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${want})`)
+  }
+  if (raw['kind'] !== undefined && raw['kind'] !== def.kind) {
+    throw badRequest(`the kind in the data (${String(raw['kind'])}) does not match the expected kind (${def.kind})`)
+  }
+  const metadata = isObj(raw['metadata']) ? { ...raw['metadata'] } : {}
+  return { ...raw, apiVersion: want, kind: def.kind, metadata: metadata as KubeObject['metadata'] }
+}
+
+/** The object as served at this version. */
+function present(def: ResourceDef, version: string, obj: KubeObject): KubeObject {
+  return { ...obj, apiVersion: apiVersionOf(def, version), kind: def.kind }
+}
+
+function parseFieldSelector(def: ResourceDef, selector: string | null): (o: KubeObject) => boolean {
+  if (!selector) return () => true
+  const tests = selector.split(',').map((term) => {
+    const m = /^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(term)
+    if (!m) throw badRequest(`invalid selector: '${selector}'; can't understand '${term}'`)
+    const [, field, op, value] = m as unknown as [string, string, string, string]
+    const get = fieldGetter(def, field)
+    return (o: KubeObject): boolean => (op === '!=' ? get(o) !== value : get(o) === value)
+  })
+  return (o) => tests.every((t) => t(o))
+}
+
+function fieldGetter(def: ResourceDef, field: string): (o: KubeObject) => string {
+  if (field === 'metadata.name') return (o) => o.metadata.name
+  if (field === 'metadata.namespace') return (o) => o.metadata.namespace ?? ''
+  const sub = (path: string[]) => (o: KubeObject): string => {
+    let cur: unknown = o
+    for (const p of path) cur = isObj(cur) ? cur[p] : undefined
+    return typeof cur === 'string' ? cur : ''
+  }
+  if (def.resource === 'pods' && ['status.phase', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP'].includes(field)) {
+    return sub(field.split('.'))
+  }
+  if (def.resource === 'secrets' && field === 'type') return sub(['type'])
+  if (def.custom) throw badRequest(`"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`)
+  throw badRequest(`field label not supported: ${field}`)
+}
+
+function statusSuccess(def: ResourceDef, obj: KubeObject): Obj {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+    details: dropEmpty({ name: obj.metadata.name, group: def.group, kind: def.resource, uid: obj.metadata.uid }),
+  }
+}
+
+const randomSuffix = (n: number): string => {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789'
+  let s = ''
+  for (let i = 0; i < n; i++) s += alphabet[Math.floor(Math.random() * alphabet.length)]
+  return s
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
+  const { store } = opts
+  const requests: RecordedRequest[] = []
+  const faults: Fault[] = []
+  const istioValidation = opts.istioValidation ?? true
+  let nextIp = 10
+
+  const api: KubeApi = {
+    url: '',
+    store,
+    requests,
+    istioVersions: [...(opts.istioVersions ?? ['v1', 'v1beta1'])],
+    injectFault(f) {
+      if (f.times > 0) faults.push({ ...f })
+    },
+    close: async () => {},
+  }
+
+  const takeFault = (method: string, path: string): Fault | undefined => {
+    const f = faults.find((x) => (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)))
+    if (f && --f.times <= 0) faults.splice(faults.indexOf(f), 1)
+    return f
+  }
+
+  // ---- discovery ----
+  const preferred = (group: string): string | undefined => {
+    const vs = groupVersions(group, api.istioVersions)
+    return ['v1', 'v1beta1', 'v1alpha3'].find((v) => vs.includes(v)) ?? vs[0]
+  }
+  const apiGroup = (group: string): Obj => {
+    const pv = preferred(group)!
+    return {
+      name: group,
+      versions: groupVersions(group, api.istioVersions).map((v) => ({ groupVersion: `${group}/${v}`, version: v })),
+      preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
+    }
+  }
+  const servedGroups = (): string[] => ['apps', 'coordination.k8s.io', ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
+  const resourceList = (group: string, version: string): Obj => {
+    const resources: Obj[] = []
+    for (const d of RESOURCES.filter((r) => r.group === group)) {
+      const verbs = d.resource === 'namespaces' ? ALL_VERBS.filter((v) => v !== 'deletecollection') : ALL_VERBS
+      resources.push(dropEmpty({
+        name: d.resource,
+        singularName: d.singular,
+        namespaced: d.namespaced,
+        kind: d.kind,
+        verbs,
+        shortNames: d.shortNames,
+        categories: d.categories,
+      }))
+      if (d.status) {
+        resources.push({ name: `${d.resource}/status`, singularName: '', namespaced: d.namespaced, kind: d.kind, verbs: ['get', 'patch', 'update'] })
+      }
+    }
+    return group === ''
+      ? { kind: 'APIResourceList', groupVersion: version, resources }
+      : { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources }
+  }
+
+  function discovery(segs: string[]): Obj | undefined {
+    if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
+    if (segs.length === 1 && segs[0] === 'api') {
+      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }] }
+    }
+    if (segs.length === 2 && segs[0] === 'api' && segs[1] === 'v1') return resourceList('', 'v1')
+    if (segs.length === 1 && segs[0] === 'apis') {
+      return { kind: 'APIGroupList', apiVersion: 'v1', groups: servedGroups().map(apiGroup) }
+    }
+    if (segs.length === 2 && segs[0] === 'apis') {
+      if (!servedGroups().includes(segs[1]!)) throw pathNotFound()
+      return { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(segs[1]!) }
+    }
+    if (segs.length === 3 && segs[0] === 'apis') {
+      if (!groupVersions(segs[1]!, api.istioVersions).includes(segs[2]!)) throw pathNotFound()
+      return resourceList(segs[1]!, segs[2]!)
+    }
+    return undefined
+  }
+
+  function parseResource(segs: string[]): ResourceRoute {
+    let group: string
+    let version: string
+    let rest: string[]
+    if (segs[0] === 'api' && segs[1] === 'v1') {
+      group = ''
+      version = 'v1'
+      rest = segs.slice(2)
+    } else if (segs[0] === 'apis' && segs.length >= 4) {
+      group = segs[1]!
+      version = segs[2]!
+      rest = segs.slice(3)
+    } else {
+      throw pathNotFound()
+    }
+    if (!groupVersions(group, api.istioVersions).includes(version)) throw pathNotFound()
+    const find = (resource: string | undefined): ResourceDef | undefined =>
+      RESOURCES.find((r) => r.group === group && r.resource === resource)
+    let namespace: string | undefined
+    const nsDef = rest[0] === 'namespaces' && rest.length >= 3 ? find(rest[2]) : undefined
+    if (nsDef?.namespaced) {
+      namespace = rest[1]
+      rest = rest.slice(2)
+    }
+    const [resource, name, subresource, ...extra] = rest
+    const def = find(resource)
+    if (!def || extra.length > 0 || (namespace !== undefined && !def.namespaced)) throw pathNotFound()
+    if (def.namespaced && namespace === undefined && name !== undefined) throw pathNotFound()
+    if (subresource !== undefined && (subresource !== 'status' || !def.status)) throw pathNotFound()
+    return { def, version, namespace, name, subresource }
+  }
+
+  function authorizeOrThrow(user: string, verb: string, route: ResourceRoute): void {
+    if (!opts.authorize) return
+    const { def, namespace, name, subresource } = route
+    if (opts.authorize(user, verb, { group: def.group, resource: def.resource }, namespace)) return
+    const res = subresource ? `${def.resource}/${subresource}` : def.resource
+    const scope = namespace !== undefined ? `in the namespace "${namespace}"` : 'at the cluster scope'
+    const subject = name !== undefined ? `${qualified(def)} "${name}"` : qualified(def)
+    throw new ApiError(403, 'Forbidden',
+      `${subject} is forbidden: User "${user}" cannot ${verb} resource "${res}" in API group "${def.group}" ${scope}`,
+      { name, group: def.group, kind: def.resource })
+  }
+
+  const refOf = (def: ResourceDef): ResourceRef => ({ group: def.group, resource: def.resource })
+
+  function mustGet(route: ResourceRoute): KubeObject {
+    const o = store.get(refOf(route.def), route.namespace, route.name!)
+    if (!o) throw notFound(route.def, route.name!)
+    return o
+  }
+
+  function dryRunOf(q: URLSearchParams): boolean {
+    const values = q.getAll('dryRun')
+    for (const v of values) if (v !== 'All') throw badRequest(`Invalid dryRun value: "${v}"; accepted values: All`)
+    return values.length > 0
+  }
+
+  function checkIdentity(route: ResourceRoute, obj: KubeObject): void {
+    const { def, namespace, name } = route
+    if (name !== undefined && obj.metadata.name !== name) {
+      throw badRequest(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`)
+    }
+    if (def.namespaced) {
+      if (obj.metadata.namespace === undefined || obj.metadata.namespace === '') obj.metadata.namespace = namespace!
+      else if (obj.metadata.namespace !== namespace) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request')
+      }
+    } else {
+      delete obj.metadata.namespace
+    }
+  }
+
+  function defaults(def: ResourceDef, obj: KubeObject): void {
+    if (def.resource === 'namespaces') {
+      obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name }
+      obj['spec'] = { finalizers: ['kubernetes'], ...(isObj(obj['spec']) ? obj['spec'] : {}) }
+      obj['status'] = { phase: 'Active' }
+    } else if (def.resource === 'services') {
+      const spec: Obj = isObj(obj['spec']) ? obj['spec'] : {}
+      spec['type'] ??= 'ClusterIP'
+      if (spec['clusterIP'] === undefined) {
+        const ip = `10.0.${Math.floor(nextIp / 250)}.${(nextIp++ % 250) + 2}`
+        spec['clusterIP'] = ip
+        spec['clusterIPs'] = [ip]
+      }
+      if (Array.isArray(spec['ports'])) {
+        for (const p of spec['ports']) if (isObj(p)) {
+          p['protocol'] ??= 'TCP'
+          p['targetPort'] ??= p['port']
+        }
+      }
+      obj['spec'] = spec
+      obj['status'] = { loadBalancer: {} }
+    } else if (def.resource === 'pods') {
+      obj['status'] = { phase: 'Pending', qosClass: 'BestEffort' }
+    } else if (def.status) {
+      delete obj['status']
+    }
+  }
+
+  function create(route: ResourceRoute, raw: unknown, dryRun: boolean): KubeObject {
+    const { def } = route
+    const obj = decodeObject(route, raw)
+    checkIdentity(route, obj)
+    if (!obj.metadata.name && typeof obj.metadata['generateName'] === 'string') {
+      obj.metadata.name = `${obj.metadata['generateName']}${randomSuffix(5)}`
+    }
+    if (!obj.metadata.name) {
+      throw invalid(def, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }])
+    }
+    validateName(def, obj.metadata.name)
+    if (def.namespaced && !store.get({ group: '', resource: 'namespaces' }, undefined, route.namespace!)) {
+      throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, { name: route.namespace!, kind: 'namespaces' })
+    }
+    delete obj.metadata.resourceVersion
+    delete obj.metadata.uid
+    defaults(def, obj)
+    validateObject(def, obj)
+    if (def.resource === 'virtualservices' && istioValidation) istioWebhook(obj)
+    if (dryRun) {
+      if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name)) throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
+      return { ...obj, metadata: { ...obj.metadata, uid: randomUUID(), generation: 1, creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } }
+    }
+    try {
+      return store.create(refOf(def), obj)
+    } catch (err) {
+      throw fromStore(err, def, obj.metadata.name)
+    }
+  }
+
+  /** Shared by PUT and PATCH: `next` is the full new object for the main resource or the status subresource. */
+  function update(route: ResourceRoute, next: KubeObject, dryRun: boolean): KubeObject {
+    const { def } = route
+    const name = route.name!
+    checkIdentity(route, next)
+    const cur = mustGet(route)
+    let obj = next
+    if (route.subresource === 'status') {
+      obj = { ...cur, metadata: { ...cur.metadata, resourceVersion: next.metadata.resourceVersion ?? '' } }
+      if (next['status'] === undefined) delete obj['status']
+      else obj['status'] = next['status']
+    } else if (def.status) {
+      if (cur['status'] === undefined) delete obj['status']
+      else obj['status'] = cur['status']
+    }
+    const rv = obj.metadata.resourceVersion
+    if (def.custom && (rv === undefined || rv === '')) {
+      throw invalid({ ...def, kind: def.resource }, name, [{
+        reason: 'FieldValueInvalid',
+        field: 'metadata.resourceVersion',
+        message: 'Invalid value: 0x0: must be specified for an update',
+      }])
+    }
+    validateObject(def, obj)
+    if (def.resource === 'virtualservices' && istioValidation && route.subresource !== 'status') istioWebhook(obj)
+    if (dryRun) {
+      if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion) throw conflict(def, name, OPTIMISTIC_LOCK)
+      const specChanged = !deepEqual(obj['spec'], cur['spec'])
+      return {
+        ...obj,
+        metadata: { ...obj.metadata, uid: cur.metadata.uid!, creationTimestamp: cur.metadata.creationTimestamp!,
+          resourceVersion: cur.metadata.resourceVersion!, generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0) },
+      }
+    }
+    try {
+      return store.update(refOf(def), obj)
+    } catch (err) {
+      throw fromStore(err, def, name)
+    }
+  }
+
+  function patch(route: ResourceRoute, req: IncomingMessage, body: Buffer, dryRun: boolean): KubeObject {
+    const { def, version } = route
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim()
+    const accepted = def.custom
+      ? ['application/json-patch+json', 'application/merge-patch+json', 'application/apply-patch+yaml']
+      : ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml']
+    if (!accepted.includes(type) || type === 'application/apply-patch+yaml') {
+      throw new ApiError(415, 'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`)
+    }
+    let patchDoc: unknown
+    try {
+      patchDoc = JSON.parse(body.toString('utf8'))
+    } catch (err) {
+      throw badRequest(`error decoding patch: ${(err as Error).message}`)
+    }
+    const cur = present(def, version, mustGet(route))
+    let patched: unknown
+    if (type === 'application/json-patch+json') {
+      try {
+        patched = applyJsonPatch(cur, patchDoc)
+      } catch (err) {
+        if (!(err instanceof PatchNotApplied)) throw err
+        // The real server hides the reason: NewGenericServerResponse(422, ...).
+        throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
+      }
+    } else {
+      if (!isObj(patchDoc)) throw badRequest('error decoding patch: a merge patch must be a JSON object')
+      patched = applyMergePatch(cur, patchDoc)
+    }
+    if (!isObj(patched) || !isObj(patched['metadata'])) {
+      throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
+    }
+    const obj = decodeObject(route, patched)
+    if (obj.metadata.name !== route.name) {
+      throw badRequest(`the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${route.name!})`)
+    }
+    return update(route, obj, dryRun)
+  }
+
+  function remove(route: ResourceRoute, raw: unknown, dryRun: boolean): Obj {
+    const { def } = route
+    const name = route.name!
+    const cur = mustGet(route)
+    const pre = isObj(raw) && isObj(raw['preconditions']) ? raw['preconditions'] : {}
+    if (typeof pre['uid'] === 'string' && pre['uid'] !== cur.metadata.uid) {
+      throw conflict(def, name, `Precondition failed: UID in precondition: ${pre['uid']}, UID in object meta: ${cur.metadata.uid ?? ''}`)
+    }
+    if (typeof pre['resourceVersion'] === 'string' && pre['resourceVersion'] !== cur.metadata.resourceVersion) {
+      throw conflict(def, name,
+        `Precondition failed: ResourceVersion in precondition: ${pre['resourceVersion']}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`)
+    }
+    let deleted = cur
+    if (!dryRun) {
+      try {
+        deleted = store.delete(refOf(def), route.namespace, name)
+      } catch (err) {
+        throw fromStore(err, def, name)
+      }
+    }
+    // Pods answer with the (terminating) object; most other resources with a Status.
+    return def.resource === 'pods' ? present(def, route.version, deleted) : statusSuccess(def, deleted)
+  }
+
+  function list(route: ResourceRoute, q: URLSearchParams): KubeObject[] {
+    if (q.get('watch') === 'true' || q.get('watch') === '1') {
+      throw badRequest('watch is not supported by the simulated API server')
+    }
+    let match: (labels: Record<string, string>) => boolean
+    try {
+      match = parseLabelSelector(q.get('labelSelector') ?? undefined)
+    } catch (err) {
+      throw badRequest((err as Error).message)
+    }
+    const fields = parseFieldSelector(route.def, q.get('fieldSelector'))
+    return store.list(refOf(route.def), route.namespace).filter((o) => match(o.metadata.labels ?? {}) && fields(o))
+  }
+
+  function listBody(route: ResourceRoute, items: KubeObject[]): Obj {
+    const { def, version } = route
+    return {
+      kind: `${def.kind}List`,
+      apiVersion: apiVersionOf(def, version),
+      metadata: { resourceVersion: store.resourceVersion },
+      // Typed lists of built-ins carry no apiVersion/kind on items; custom resource lists do.
+      items: items.map((o) => {
+        if (def.custom) return present(def, version, o)
+        const { apiVersion: _a, kind: _k, ...rest } = o
+        return rest
+      }),
+    }
+  }
+
+  function serve(req: IncomingMessage, body: Buffer, url: URL, user: string): { status: number; body: unknown } {
+    const method = req.method ?? 'GET'
+    const segs = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s))
+    const disc = discovery(segs)
+    if (disc) {
+      if (method !== 'GET') throw methodNotAllowed()
+      return { status: 200, body: disc }
+    }
+    const route = parseResource(segs)
+    const q = url.searchParams
+    const { def, version } = route
+    const item = route.name !== undefined
+    switch (method) {
+      case 'GET': {
+        const watch = q.get('watch') === 'true' || q.get('watch') === '1'
+        authorizeOrThrow(user, item ? 'get' : watch ? 'watch' : 'list', route)
+        if (item) return { status: 200, body: present(def, version, mustGet(route)) }
+        return { status: 200, body: listBody(route, list(route, q)) }
+      }
+      case 'POST': {
+        if (item) throw methodNotAllowed()
+        authorizeOrThrow(user, 'create', route)
+        const dryRun = dryRunOf(q)
+        return { status: 201, body: present(def, version, create(route, bodyObject(req, body), dryRun)) }
+      }
+      case 'PUT': {
+        if (!item) throw methodNotAllowed()
+        authorizeOrThrow(user, 'update', route)
+        const dryRun = dryRunOf(q)
+        return { status: 200, body: present(def, version, update(route, decodeObject(route, bodyObject(req, body)), dryRun)) }
+      }
+      case 'PATCH': {
+        if (!item) throw methodNotAllowed()
+        authorizeOrThrow(user, 'patch', route)
+        const dryRun = dryRunOf(q)
+        return { status: 200, body: present(def, version, patch(route, req, body, dryRun)) }
+      }
+      case 'DELETE': {
+        const dryRun = dryRunOf(q)
+        const raw = body.length ? bodyObject(req, body) : undefined
+        if (item) {
+          authorizeOrThrow(user, 'delete', route)
+          return { status: 200, body: remove(route, raw, dryRun) }
+        }
+        if (route.subresource !== undefined || def.resource === 'namespaces') throw methodNotAllowed()
+        authorizeOrThrow(user, 'deletecollection', route)
+        const victims = list(route, q)
+        if (!dryRun) for (const o of victims) store.delete(refOf(def), o.metadata.namespace, o.metadata.name)
+        return { status: 200, body: listBody(route, victims) }
+      }
+      default:
+        throw methodNotAllowed()
+    }
+  }
+
+  const server = await startHttps(opts.pki, (req, res, body) => {
+    const method = (req.method ?? 'GET').toUpperCase()
+    const path = req.url ?? '/'
+    const ua = req.headers['user-agent']
+    const record = (status: number): void => {
+      requests.push({ method, path, status, ...(ua !== undefined ? { userAgent: ua } : {}) })
+    }
+    const fault = takeFault(method, path)
+    if (fault?.status === 'reset') {
+      record(0)
+      req.socket.destroy()
+      return
+    }
+    let status: number
+    let payload: unknown
+    let headers: Record<string, string> = {}
+    try {
+      if (fault) throw faultError(fault.status as number, fault.retryAfterSeconds)
+      const auth = req.headers.authorization ?? ''
+      const m = /^Bearer\s+(.+)$/i.exec(auth)
+      const who = m ? opts.authenticate(m[1]!.trim()) : undefined
+      if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized', null)
+      ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), who.user))
+    } catch (err) {
+      const e = err instanceof ApiError ? err
+        : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, { causes: [{ reason: '', message: String(err) }] })
+      status = e.code
+      payload = e.body
+      headers = e.headers
+    }
+    record(status)
+    sendJson(res, status, payload, headers)
+  })
+  api.url = server.url
+  api.close = () => server.close()
+  return api
+}

@@ -1,0 +1,645 @@
+// The simulated Istio data plane: a plain-HTTP server on loopback that stands for the ingress gateway
+// (Envoy) in front of BookInfo. Every request is routed from the KubeStore's CURRENT objects, read
+// afresh on each request (Gateway -> VirtualService -> DestinationRule subset -> ready Pods), with
+// Istio's match and weight semantics, so a VirtualService write takes effect on the very next request.
+// productpage is rendered like the real BookInfo page and calls `reviews` through the reviews
+// VirtualService with the incoming headers propagated. A small "cloud load balancer controller"
+// gives ingress gateway LoadBalancer Services the address 127.0.0.1 and this server's port.
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from './kube/store.js'
+
+export interface Fault {
+  /** Share (0..1) of the calls to this version that fail. */
+  errorRate?: number
+  /** Added latency of every call to this version. */
+  delayMs?: number
+}
+
+export interface Mesh {
+  port: number
+  /** http://127.0.0.1:<port> */
+  url: string
+  /** Per-version fault of a service, e.g. setFault('reviews', 'v3', { errorRate: 0.5, delayMs: 200 }); undefined clears it. */
+  setFault(service: string, version: string, fault: Fault | undefined): void
+  /** Calls each `<service>-<version>` answered (including the ones a fault made fail), e.g. {'reviews-v1': 12}. */
+  served: Record<string, number>
+  close(): Promise<void>
+}
+
+export interface MeshOptions {
+  store: KubeStore
+  /** Application namespace: where productpage's own calls resolve when its Service's namespace is unknown. */
+  namespace?: string
+  /** Seed of the PRNG behind weighted routing, pod choice and faults. */
+  seed?: number
+}
+
+export const REFS = {
+  services: { group: '', resource: 'services' },
+  pods: { group: '', resource: 'pods' },
+  deployments: { group: 'apps', resource: 'deployments' },
+  gateways: { group: 'networking.istio.io', resource: 'gateways' },
+  virtualServices: { group: 'networking.istio.io', resource: 'virtualservices' },
+  destinationRules: { group: 'networking.istio.io', resource: 'destinationrules' },
+} satisfies Record<string, ResourceRef>
+
+/** `istio` label values of the ingress gateways (open source and AKS add-on external gateway). */
+export const INGRESS_GATEWAY_LABELS = ['ingressgateway', 'aks-istio-ingressgateway-external']
+
+// ---------------------------------------------------------------------------------------------
+// Loose accessors for unstructured objects
+
+type Obj = Record<string, unknown>
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+const obj = (v: unknown): Obj => (isObj(v) ? v : {})
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+const strMap = (v: unknown): Record<string, string> =>
+  Object.fromEntries(Object.entries(obj(v)).filter((e): e is [string, string] => typeof e[1] === 'string'))
+const spec = (o: KubeObject): Obj => obj(o['spec'])
+const labelsMatch = (want: Record<string, string>, have: Record<string, string>): boolean =>
+  Object.entries(want).every(([k, v]) => have[k] === v)
+
+/** mulberry32: a small deterministic PRNG in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Istio HTTP route semantics
+
+export interface RouteRequest {
+  /** Path without the query string. */
+  path: string
+  query: URLSearchParams
+  method: string
+  authority: string
+  /** Lower-case names. */
+  headers: Record<string, string | undefined>
+  /** Names a match's `gateways` may list: 'mesh' for sidecar traffic, else the gateway's name and ns/name. */
+  gateways: Set<string>
+  sourceLabels: Record<string, string>
+}
+
+/** Istio StringMatch: exact, prefix or (RE2, whole-string) regex; an empty match only asks for presence. */
+export function stringMatches(m: unknown, value: string | undefined, ignoreCase = false): boolean {
+  if (value === undefined) return false
+  const sm = obj(m)
+  const fold = (s: string): string => (ignoreCase ? s.toLowerCase() : s)
+  const exact = str(sm['exact'])
+  if (exact !== undefined) return fold(value) === fold(exact)
+  const prefix = str(sm['prefix'])
+  if (prefix !== undefined) return fold(value).startsWith(fold(prefix))
+  const regex = str(sm['regex'])
+  if (regex !== undefined) return new RegExp(`^(?:${regex})$`, ignoreCase ? 'i' : '').test(value)
+  return true
+}
+
+/** One HTTPMatchRequest: every field it sets must hold. */
+export function conditionMatches(c: Obj, r: RouteRequest): boolean {
+  if (c['uri'] !== undefined && !stringMatches(c['uri'], r.path, c['ignoreUriCase'] === true)) return false
+  if (c['method'] !== undefined && !stringMatches(c['method'], r.method)) return false
+  if (c['authority'] !== undefined && !stringMatches(c['authority'], r.authority)) return false
+  for (const [name, m] of Object.entries(obj(c['headers']))) {
+    if (!stringMatches(m, r.headers[name.toLowerCase()])) return false
+  }
+  for (const [name, m] of Object.entries(obj(c['withoutHeaders']))) {
+    if (stringMatches(m, r.headers[name.toLowerCase()])) return false
+  }
+  for (const [name, m] of Object.entries(obj(c['queryParams']))) {
+    if (!stringMatches(m, r.query.get(name) ?? undefined)) return false
+  }
+  if (c['sourceLabels'] !== undefined && !labelsMatch(strMap(c['sourceLabels']), r.sourceLabels)) return false
+  const gws = arr(c['gateways']).filter((g): g is string => typeof g === 'string')
+  if (gws.length > 0 && !gws.some((g) => r.gateways.has(g))) return false
+  return true
+}
+
+/** A route without `match` matches everything; otherwise its conditions are OR'ed. */
+export function routeMatches(route: Obj, r: RouteRequest): boolean {
+  const conditions = arr(route['match'])
+  return conditions.length === 0 || conditions.some((c) => conditionMatches(obj(c), r))
+}
+
+/** Picks a destination by weight. A single destination takes all traffic; weight 0 is never picked. */
+export function pickWeighted(route: Obj, rand: () => number): Obj | undefined {
+  const dests = arr(route['route']).map(obj)
+  if (dests.length <= 1) return dests[0]
+  const weights = dests.map((d) => (typeof d['weight'] === 'number' && d['weight'] > 0 ? d['weight'] : 0))
+  const total = weights.reduce((a, b) => a + b, 0)
+  if (total <= 0) return undefined
+  let x = rand() * total
+  for (let i = 0; i < dests.length; i++) {
+    x -= weights[i]!
+    if (x < 0 && weights[i]! > 0) return dests[i]
+  }
+  return dests[weights.findLastIndex((w) => w > 0)]
+}
+
+/** `reviews`, `reviews.bookinfo` or `reviews.bookinfo.svc.cluster.local`, relative to a namespace. */
+export function resolveHost(host: string, namespace: string): { name: string; namespace: string; fqdn: string } {
+  const [name = host, ns = namespace] = host.split('.')
+  return { name, namespace: ns, fqdn: `${name}.${ns}.svc.cluster.local` }
+}
+
+/** Host matching with Istio wildcards (`*`, `*.example.com`); `ns/host` forms of Gateway hosts are accepted. */
+function hostMatches(pattern: string, host: string): boolean {
+  const p = pattern.includes('/') ? pattern.slice(pattern.indexOf('/') + 1) : pattern
+  if (p === '*') return true
+  if (p.startsWith('*.')) return host.endsWith(p.slice(1))
+  return p.toLowerCase() === host.toLowerCase()
+}
+
+const hostSpecificity = (h: string): number => (h === '*' ? 0 : h.startsWith('*') ? 1 : 2)
+
+// ---------------------------------------------------------------------------------------------
+
+type Backend =
+  | { ok: true; pod: KubeObject; service: string; namespace: string; version: string }
+  | { ok: false; status: number; body: string }
+
+interface Reply {
+  status: number
+  headers: Record<string, string | string[]>
+  body: string
+}
+
+const NO_HEALTHY_UPSTREAM: Backend = { ok: false, status: 503, body: 'no healthy upstream' }
+const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer'])
+
+export function podReady(p: KubeObject): boolean {
+  const st = obj(p['status'])
+  if (st['phase'] !== 'Running' || p.metadata['deletionTimestamp'] !== undefined) return false
+  return arr(st['conditions']).some((c) => obj(c)['type'] === 'Ready' && obj(c)['status'] === 'True')
+}
+
+function isIngressGatewayService(svc: KubeObject): boolean {
+  return spec(svc)['type'] === 'LoadBalancer' && INGRESS_GATEWAY_LABELS.includes(svc.metadata.labels?.['istio'] ?? '')
+}
+
+export async function startMesh(opts: MeshOptions): Promise<Mesh> {
+  const { store } = opts
+  const rand = prng(opts.seed ?? 20240601)
+  const faults = new Map<string, Fault>()
+  const served: Record<string, number> = {}
+  let port = 0
+
+  // ---- cloud load balancer controller ----
+  // Gives an ingress gateway LoadBalancer Service the address 127.0.0.1 and this server's port as its http2
+  // port: at start for every such Service, afterwards for those that have no address yet (like a cloud
+  // controller, it provisions once; a second mesh on the same store takes the gateways over at its start).
+  const reconcileLoadBalancer = (svc: KubeObject, claim: boolean): void => {
+    if (!isIngressGatewayService(svc) || port === 0) return
+    const s = spec(svc)
+    const ports = arr(s['ports']).map(obj)
+    const target = ports.find((p) => p['name'] === 'http2') ?? ports.find((p) => p['name'] === 'http')
+    const ingress = arr(obj(obj(svc['status'])['loadBalancer'])['ingress']).map(obj)
+    if (ingress.length > 0 && !claim) return
+    if (target?.['port'] === port && ingress[0]?.['ip'] === '127.0.0.1') return
+    if (target) target['port'] = port
+    else ports.push({ name: 'http2', port, protocol: 'TCP', targetPort: 8080 })
+    const next: KubeObject = {
+      ...svc,
+      metadata: { ...svc.metadata },
+      spec: { ...s, ports },
+      status: { ...obj(svc['status']), loadBalancer: { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] } },
+    }
+    delete next.metadata.resourceVersion
+    try {
+      store.update(REFS.services, next)
+    } catch {
+      // deleted meanwhile: nothing to provision
+    }
+  }
+  const onWrite = (ev: WriteEvent): void => {
+    if (ev.verb === 'delete' || ev.ref.group !== '' || ev.ref.resource !== 'services') return
+    // Like a real controller, act after the write has been answered (and seen by watchers).
+    queueMicrotask(() => {
+      const cur = store.get(REFS.services, ev.namespace, ev.name)
+      if (cur) reconcileLoadBalancer(cur, false)
+    })
+  }
+
+  // ---- routing against the current store ----
+  const serviceOf = (name: string, namespace: string): KubeObject | undefined => store.get(REFS.services, namespace, name)
+
+  function ingressWorkloadLabels(): Array<Record<string, string>> {
+    const sets: Array<Record<string, string>> = []
+    for (const svc of store.list(REFS.services)) {
+      if (!isIngressGatewayService(svc)) continue
+      sets.push(svc.metadata.labels ?? {}, strMap(spec(svc)['selector']))
+    }
+    for (const d of store.list(REFS.deployments)) {
+      const labels = strMap(obj(obj(spec(d)['template'])['metadata'])['labels'])
+      if (INGRESS_GATEWAY_LABELS.includes(labels['istio'] ?? '')) sets.push(labels)
+    }
+    return sets
+  }
+
+  /** VirtualServices bound to a Gateway served by the ingress gateway, for this Host; most specific host first. */
+  function gatewayRoutes(host: string): Array<{ vs: KubeObject; gateways: Set<string> }> {
+    const workloads = ingressWorkloadLabels()
+    const gateways = store.list(REFS.gateways).filter((g) => {
+      const selector = strMap(spec(g)['selector'])
+      if (Object.keys(selector).length === 0 || !workloads.some((l) => labelsMatch(selector, l))) return false
+      return arr(spec(g)['servers']).some((s) => arr(obj(s)['hosts']).some((h) => typeof h === 'string' && hostMatches(h, host)))
+    })
+    const out: Array<{ vs: KubeObject; gateways: Set<string>; rank: number; created: string }> = []
+    for (const vs of store.list(REFS.virtualServices)) {
+      const ns = vs.metadata.namespace ?? 'default'
+      const bound = new Set<string>()
+      for (const ref of arr(spec(vs)['gateways'])) {
+        if (typeof ref !== 'string' || ref === 'mesh') continue
+        const [gns, gname] = ref.includes('/') ? (ref.split('/') as [string, string]) : [ns, ref]
+        if (gateways.some((g) => g.metadata.name === gname && g.metadata.namespace === gns)) bound.add(ref).add(`${gns}/${gname}`)
+      }
+      const hosts = arr(spec(vs)['hosts']).filter((h): h is string => typeof h === 'string' && hostMatches(h, host))
+      if (bound.size === 0 || hosts.length === 0) continue
+      out.push({ vs, gateways: bound, rank: Math.max(...hosts.map(hostSpecificity)), created: vs.metadata.creationTimestamp ?? '' })
+    }
+    out.sort((a, b) => b.rank - a.rank || a.created.localeCompare(b.created) || a.vs.metadata.name.localeCompare(b.vs.metadata.name))
+    return out
+  }
+
+  /** Mesh-internal VirtualServices for a service (no `gateways`, or `mesh` among them). */
+  function meshRoutes(service: string, namespace: string): KubeObject[] {
+    const fqdn = `${service}.${namespace}.svc.cluster.local`
+    return store
+      .list(REFS.virtualServices)
+      .filter((vs) => {
+        const gws = arr(spec(vs)['gateways'])
+        if (gws.length > 0 && !gws.includes('mesh')) return false
+        const ns = vs.metadata.namespace ?? 'default'
+        return arr(spec(vs)['hosts']).some((h) => typeof h === 'string' && h !== '*' && resolveHost(h, ns).fqdn === fqdn)
+      })
+      .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))
+  }
+
+  function subsetLabels(fqdn: string, serviceNs: string, subset: string): Record<string, string> | undefined {
+    const rules = store
+      .list(REFS.destinationRules)
+      .filter((dr) => typeof spec(dr)['host'] === 'string' && resolveHost(spec(dr)['host'] as string, dr.metadata.namespace ?? 'default').fqdn === fqdn)
+      .sort((a, b) => Number(b.metadata.namespace === serviceNs) - Number(a.metadata.namespace === serviceNs))
+    for (const dr of rules) {
+      const s = arr(spec(dr)['subsets']).map(obj).find((x) => x['name'] === subset)
+      if (s) return strMap(s['labels'])
+    }
+    return undefined
+  }
+
+  /** Destination (host, subset) => a ready pod, picked at random, or Envoy's 503. */
+  function backend(dest: Obj, vsNamespace: string): Backend {
+    const host = str(dest['host'])
+    if (!host) return NO_HEALTHY_UPSTREAM
+    const { name, namespace, fqdn } = resolveHost(host, vsNamespace)
+    const svc = serviceOf(name, namespace)
+    if (!svc) return NO_HEALTHY_UPSTREAM
+    let want = strMap(spec(svc)['selector'])
+    const subset = str(dest['subset'])
+    if (subset !== undefined) {
+      const labels = subsetLabels(fqdn, namespace, subset)
+      if (!labels) return NO_HEALTHY_UPSTREAM
+      want = { ...want, ...labels }
+    }
+    if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
+    const pods = store.list(REFS.pods, namespace).filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
+    const pod = pods[Math.floor(rand() * pods.length)]
+    if (!pod) return NO_HEALTHY_UPSTREAM
+    return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
+  }
+
+  /** A sidecar's call to `service`: through its VirtualService if there is one, else any ready pod. */
+  function callTarget(service: string, namespace: string, r: RouteRequest): Backend {
+    const routes = meshRoutes(service, namespace)
+    if (routes.length === 0) return backend({ host: service }, namespace)
+    for (const vs of routes) {
+      for (const route of arr(spec(vs)['http']).map(obj)) {
+        if (!routeMatches(route, r)) continue
+        const dest = pickWeighted(route, rand)
+        return dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? namespace) : NO_HEALTHY_UPSTREAM
+      }
+    }
+    return { ok: false, status: 404, body: '' }
+  }
+
+  /** Counts the call, applies the version's fault: true when the call fails. */
+  async function serve(b: Extract<Backend, { ok: true }>): Promise<boolean> {
+    const key = `${b.service}-${b.version}`
+    served[key] = (served[key] ?? 0) + 1
+    const f = faults.get(key)
+    if (!f) return false
+    if (f.delayMs) await sleep(f.delayMs)
+    return f.errorRate !== undefined && f.errorRate > 0 && rand() < f.errorRate
+  }
+
+  // ---- BookInfo ----
+  async function productpage(req: IncomingMessage, body: Buffer, url: URL, pod: KubeObject): Promise<Reply> {
+    const ns = pod.metadata.namespace ?? opts.namespace ?? 'bookinfo'
+    const path = url.pathname
+    const html = { 'content-type': 'text/html; charset=utf-8' }
+    const cookies = parseCookies(req.headers.cookie)
+    const user = cookies['session'] || undefined
+
+    if (path === '/login') {
+      const form = new URLSearchParams(req.method === 'POST' ? body.toString('utf8') : url.search)
+      const name = form.get('username') ?? ''
+      const headers: Record<string, string> = { location: '/productpage', 'content-type': 'text/html; charset=utf-8' }
+      if (name) headers['set-cookie'] = `session=${encodeURIComponent(name)}; Path=/`
+      return { status: 302, headers, body: redirectPage('/productpage') }
+    }
+    if (path === '/logout') {
+      return { status: 302, headers: { location: '/productpage', 'set-cookie': 'session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/', ...html }, body: redirectPage('/productpage') }
+    }
+    if (path.startsWith('/static/')) {
+      const type = path.endsWith('.css') ? 'text/css; charset=utf-8' : path.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'application/octet-stream'
+      return { status: 200, headers: { 'content-type': type }, body: `/* ${path} */\n` }
+    }
+
+    // Calls to other services carry every incoming header (like tracing headers) and end-user when signed in.
+    const headers: Record<string, string | undefined> = {}
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+    if (user) headers['end-user'] = user
+    const call = async (service: string, callPath: string): Promise<Backend | 'failed'> => {
+      const r: RouteRequest = {
+        path: callPath, query: new URLSearchParams(), method: 'GET', authority: `${service}:9080`, headers,
+        gateways: new Set(['mesh']), sourceLabels: pod.metadata.labels ?? {},
+      }
+      const b = callTarget(service, ns, r)
+      if (!b.ok) return b
+      return (await serve(b)) ? 'failed' : b
+    }
+
+    const products = path.match(/^\/api\/v1\/products(?:\/(\d+)(?:\/(reviews|ratings))?)?$/)
+    if (products) {
+      const json = { 'content-type': 'application/json' }
+      const [, id, part] = products
+      if (id === undefined) return { status: 200, headers: json, body: JSON.stringify([PRODUCT]) }
+      if (part === undefined) return { status: 200, headers: json, body: JSON.stringify(DETAILS(Number(id))) }
+      const reviews = await call('reviews', `/reviews/${id}`)
+      if (reviews === 'failed') return { status: 500, headers: json, body: JSON.stringify({ error: 'Sorry, product reviews are currently unavailable for this book.' }) }
+      if (!reviews.ok) return { status: reviews.status, headers: { 'content-type': 'text/plain' }, body: reviews.body }
+      const payload = reviewsPayload(id, reviews)
+      return { status: 200, headers: json, body: JSON.stringify(part === 'reviews' ? payload : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } }) }
+    }
+    if (path !== '/productpage' && path !== '/' && path !== '/index.html') {
+      return { status: 404, headers: html, body: NOT_FOUND_PAGE }
+    }
+    if (path !== '/productpage') {
+      return { status: 200, headers: html, body: page(user, '<p><a href="productpage?u=normal">Normal user</a></p><p><a href="productpage?u=test">Test user</a></p>') }
+    }
+
+    const details = await call('details', '/details/0')
+    const reviews = await call('reviews', '/reviews/0')
+    if (reviews !== 'failed' && !reviews.ok && reviews.status === 503) {
+      return { status: 503, headers: { 'content-type': 'text/plain' }, body: reviews.body }
+    }
+    const detailsHtml = details !== 'failed' && details.ok ? detailsBlock() : ERROR_BLOCK('details')
+    const reviewsHtml = reviews !== 'failed' && reviews.ok ? reviewsBlock(reviews) : ERROR_BLOCK('reviews')
+    const status = reviews !== 'failed' && reviews.ok ? 200 : 500
+    return { status, headers: html, body: page(user, productBody(detailsHtml, reviewsHtml)) }
+  }
+
+  /** A service other than productpage reached straight from the gateway. */
+  function directService(b: Extract<Backend, { ok: true }>, url: URL): Reply {
+    const json = { 'content-type': 'application/json' }
+    const m = url.pathname.match(/^\/(reviews|details|ratings)\/(\d+)$/)
+    if (m && m[1] === b.service) {
+      const id = m[2]!
+      const body = b.service === 'reviews' ? reviewsPayload(id, b) : b.service === 'details' ? DETAILS(Number(id)) : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } }
+      return { status: 200, headers: json, body: JSON.stringify(body) }
+    }
+    if (url.pathname === '/health') return { status: 200, headers: json, body: '{"status":"OK"}' }
+    return { status: 404, headers: { 'content-type': 'text/plain' }, body: 'Not Found' }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+    const started = Date.now()
+    const url = new URL(req.url ?? '/', 'http://gateway')
+    const authority = req.headers.host ?? ''
+    const host = authority.replace(/:\d+$/, '')
+    if (!req.headers['x-request-id']) req.headers['x-request-id'] = randomUUID()
+    const headers: Record<string, string | undefined> = {}
+    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+    const base: Omit<RouteRequest, 'gateways'> = { path: url.pathname, query: url.searchParams, method: req.method ?? 'GET', authority, headers, sourceLabels: {} }
+
+    let reply: Reply | undefined
+    let upstream = false
+    outer: for (const { vs, gateways } of gatewayRoutes(host)) {
+      for (const route of arr(spec(vs)['http']).map(obj)) {
+        if (!routeMatches(route, { ...base, gateways })) continue
+        if (route['directResponse'] !== undefined) {
+          const d = obj(route['directResponse'])
+          reply = { status: typeof d['status'] === 'number' ? d['status'] : 200, headers: { 'content-type': 'text/plain' }, body: str(obj(d['body'])['string']) ?? '' }
+          break outer
+        }
+        if (route['redirect'] !== undefined) {
+          const rd = obj(route['redirect'])
+          const location = `${str(rd['authority']) ? `http://${str(rd['authority'])}` : ''}${str(rd['uri']) ?? url.pathname}`
+          reply = { status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301, headers: { location }, body: '' }
+          break outer
+        }
+        const dest = pickWeighted(route, rand)
+        const b = dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default') : NO_HEALTHY_UPSTREAM
+        if (!b.ok) {
+          reply = { status: b.status, headers: { 'content-type': 'text/plain' }, body: b.body }
+        } else if (await serve(b)) {
+          upstream = true
+          reply = { status: 500, headers: { 'content-type': 'text/html; charset=utf-8' }, body: INTERNAL_ERROR_PAGE }
+        } else {
+          upstream = true
+          reply = b.service === 'productpage' ? await productpage(req, body, url, b.pod) : directService(b, url)
+        }
+        break outer
+      }
+    }
+    reply ??= { status: 404, headers: {}, body: '' }
+    const out: Record<string, string | string[] | number> = {
+      ...reply.headers,
+      'content-length': Buffer.byteLength(reply.body),
+      date: new Date().toUTCString(),
+      server: 'istio-envoy',
+    }
+    if (upstream) out['x-envoy-upstream-service-time'] = String(Date.now() - started)
+    res.writeHead(reply.status, out)
+    res.end(req.method === 'HEAD' ? undefined : reply.body)
+  }
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      handle(req, res, Buffer.concat(chunks)).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', server: 'istio-envoy' })
+        res.end(String(err))
+      })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  port = (server.address() as AddressInfo).port
+  for (const svc of store.list(REFS.services)) reconcileLoadBalancer(svc, true)
+  store.on('write', onWrite)
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    served,
+    setFault(service, version, fault) {
+      if (fault) faults.set(`${service}-${version}`, { ...fault })
+      else faults.delete(`${service}-${version}`)
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        store.off('write', onWrite)
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BookInfo productpage content (shaped like the real productpage templates)
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=')
+    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim())
+  }
+  return out
+}
+
+const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+const PRODUCT = {
+  id: 0,
+  title: 'The Comedy of Errors',
+  descriptionHtml:
+    '<a href="https://en.wikipedia.org/wiki/The_Comedy_of_Errors">Wikipedia Summary</a>: The Comedy of Errors is one of <b>William Shakespeare\'s</b> early plays. It is his shortest and one of his most farcical comedies, with a major part of the humour coming from slapstick and mistaken identity, in addition to puns and word play.',
+}
+
+const DETAILS = (id: number): Obj => ({
+  id, author: 'William Shakespeare', year: 1595, type: 'paperback', pages: 200, publisher: 'PublisherA',
+  language: 'English', 'ISBN-10': '1234567890', 'ISBN-13': '123-1234567890',
+})
+
+const REVIEWS = [
+  { reviewer: 'Reviewer1', text: 'An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!', stars: 5 },
+  { reviewer: 'Reviewer2', text: 'Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.', stars: 4 },
+]
+
+/** v1 shows no ratings, v2 black stars, v3 red stars. */
+const starColor = (version: string): string | undefined => (version === 'v2' ? 'black' : version === 'v3' ? 'red' : undefined)
+
+function reviewsPayload(id: string, b: Extract<Backend, { ok: true }>): Obj {
+  const color = starColor(b.version)
+  return {
+    id,
+    podname: b.pod.metadata.name,
+    clustername: 'null',
+    reviews: REVIEWS.map((r) => ({ reviewer: r.reviewer, text: r.text, ...(color ? { rating: { stars: r.stars, color } } : {}) })),
+  }
+}
+
+function detailsBlock(): string {
+  const d = DETAILS(0)
+  return `<h4 class="text-center text-primary">Book Details</h4>
+      <dl>
+        <dt>Type:</dt>${String(d['type'])}
+        <dt>Pages:</dt>${String(d['pages'])}
+        <dt>Publisher:</dt>${String(d['publisher'])}
+        <dt>Language:</dt>${String(d['language'])}
+        <dt>ISBN-10:</dt>${String(d['ISBN-10'])}
+        <dt>ISBN-13:</dt>${String(d['ISBN-13'])}
+      </dl>`
+}
+
+function reviewsBlock(b: Extract<Backend, { ok: true }>): string {
+  const color = starColor(b.version)
+  const quotes = REVIEWS.map((r) => {
+    const stars = color
+      ? `\n        <font color="${color}">${'<span class="glyphicon glyphicon-star"></span>'.repeat(r.stars)}${'<span class="glyphicon glyphicon-star-empty"></span>'.repeat(5 - r.stars)}</font>`
+      : ''
+    return `      <blockquote>
+        <p>${esc(r.text)}</p>
+        <small>${r.reviewer}</small>${stars}
+      </blockquote>`
+  }).join('\n')
+  return `<h4 class="text-center text-primary">Book Reviews</h4>
+${quotes}
+      <dl>
+        <dt>Reviews served by:</dt>
+        <u>${esc(b.pod.metadata.name)}</u>
+      </dl>`
+}
+
+const ERROR_BLOCK = (what: 'details' | 'reviews'): string => `<h4 class="text-center text-primary">Error fetching product ${what}!</h4>
+      <p>Sorry, product ${what} are currently unavailable for this book.</p>`
+
+function productBody(details: string, reviews: string): string {
+  return `<div class="container-fluid">
+  <div class="row">
+    <div class="col-md-12">
+      <h3 class="text-center text-primary">${PRODUCT.title}</h3>
+      <p>Summary: ${PRODUCT.descriptionHtml}</p>
+    </div>
+  </div>
+  <div class="row">
+    <div class="col-md-6">
+      ${details}
+    </div>
+    <div class="col-md-6">
+      ${reviews}
+    </div>
+  </div>
+</div>`
+}
+
+function page(user: string | undefined, content: string): string {
+  const account = user
+    ? `<p class="navbar-text navbar-right">
+      <i class="glyphicon glyphicon-user" aria-hidden="true"></i>
+      <span style="padding-left: 5px;">${esc(user)} ( <a href="logout">sign out</a> )</span>
+    </p>`
+    : '<button type="button" class="btn btn-default navbar-btn navbar-right" data-toggle="modal" href="#login-modal">Sign in</button>'
+  return `<!DOCTYPE html>
+<html>
+  <head>
+    <title>Simple Bookstore App</title>
+    <meta charset="utf-8">
+    <meta http-equiv="X-UA-Compatible" content="IE=edge">
+    <meta name="viewport" content="width=device-width, initial-scale=1.0">
+    <link rel="stylesheet" href="static/bootstrap/css/bootstrap.min.css">
+  </head>
+  <body>
+<nav class="navbar navbar-inverse navbar-static-top">
+  <div class="container">
+    <div class="navbar-header">
+      <a class="navbar-brand" href="#">BookInfo Sample</a>
+    </div>
+    ${account}
+  </div>
+</nav>
+${content}
+  </body>
+</html>
+`
+}
+
+const redirectPage = (to: string): string =>
+  `<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n<p>You should be redirected automatically to the target URL: <a href="${to}">${to}</a>. If not, click the link.\n`
+
+const NOT_FOUND_PAGE =
+  '<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.</p>\n'
+
+const INTERNAL_ERROR_PAGE =
+  '<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application.</p>\n'

@@ -1,0 +1,233 @@
+// The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
+import * as core from '@actions/core'
+import type { RouteSelector } from './rollout/routes.js'
+import {
+  InputError, type Step, oneOf, parseBoolean, parseDuration, parseHeaderName, parseHeaders, parseHttpUrl, parseInteger,
+  parseIstioVersion, parseK8sName, parseNamespacedName, parseRatio, parseRegex, parseSteps,
+} from './parse.js'
+
+export const ACTIONS = ['rollout', 'promote', 'rollback', 'status', 'preview', 'preview-cleanup'] as const
+export type Mode = (typeof ACTIONS)[number]
+export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const
+export type CloudName = (typeof CLOUDS)[number]
+
+/** Where the cluster credential comes from. */
+export type ClusterAccess =
+  | {
+      kind: 'aks'
+      resourceGroup: string
+      clusterName: string
+      subscriptionId: string
+      tenantId: string
+      clientId: string
+      clientSecret?: string
+      audience?: string
+      cloud: CloudName
+      authorityHost?: string
+      armEndpoint?: string
+      admin: boolean
+    }
+  | { kind: 'kubeconfig'; content: string }
+  | { kind: 'runner' }
+
+
+export interface Inputs {
+  access: ClusterAccess
+  'istioctl-version': string | 'auto'
+  'istioctl-mirror': string
+  'istio-namespace': string | 'auto'
+  'istio-revision': string | 'auto'
+  'install-istio': boolean
+  'istio-profile': string
+  analyze: boolean
+  namespace: string
+  'virtual-service': string
+  'destination-rule'?: string
+  'stable-subset': string | 'auto'
+  'canary-subset'?: string
+  route: RouteSelector
+  action: Mode
+  steps: Step[]
+  pause: number
+  'preview-header': string
+  'preview-value'?: string
+  'gateway-url'?: string
+  'gateway-service'?: { namespace: string; name: string }
+  'smoke-path': string
+  'smoke-requests': number
+  'smoke-concurrency': number
+  'smoke-timeout': number
+  'smoke-expect'?: RegExp
+  'smoke-headers': Record<string, string>
+  'success-threshold': number
+  'max-latency'?: number
+  'version-pattern'?: RegExp
+  'lock-ttl': number
+}
+
+export const DEFAULT_MIRROR = 'https://github.com/istio/istio/releases/download'
+const MAX_PAUSE_MS = 6 * 3_600_000
+
+/** Every input problem found, each naming its input and what it accepts. */
+export class InvalidInputs extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.length === 1 ? (problems[0] as string) : `${problems.length} inputs are invalid:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'InvalidInputs'
+  }
+}
+
+function azureName(input: string, v: string, re: RegExp, accepted: string): string {
+  if (!re.test(v)) throw new InputError(input, `'${v}' is not a valid name (${accepted})`)
+  return v
+}
+
+export type ReadInput = (name: string) => string
+
+/** Reads and validates every input; all problems are reported together, before anything touches a cluster. */
+export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS.ProcessEnv = process.env): Inputs {
+  const errors: string[] = []
+  const raw = (name: string): string => read(name).trim()
+  function attempt<T>(fn: () => T): T | undefined {
+    try {
+      return fn()
+    } catch (err) {
+      if (err instanceof InputError) {
+        errors.push(err.message)
+        return undefined
+      }
+      throw err
+    }
+  }
+  const opt = <T>(name: string, fn: (v: string) => T): T | undefined => {
+    const v = raw(name)
+    return v === '' ? undefined : attempt(() => fn(v))
+  }
+  const withDefault = <T>(name: string, def: string, fn: (v: string) => T): T | undefined =>
+    attempt(() => fn(raw(name) === '' ? def : raw(name)))
+  const required = (name: string, why: string): string | undefined => {
+    const v = raw(name)
+    if (v === '') errors.push(`Input '${name}': required ${why}`)
+    return v === '' ? undefined : v
+  }
+
+  const action = withDefault('action', 'rollout', (v) => oneOf('action', v, ACTIONS))
+  const access = attempt(() => readAccess(raw, env))
+  const namespace = required('namespace', '(the application namespace, e.g. bookinfo)')
+  const vs = required('virtual-service', '(the VirtualService to shift, e.g. reviews)')
+  const needsCanary = action === 'rollout' || action === 'preview'
+  const canary = needsCanary
+    ? required('canary-subset', `for action '${action}' (the DestinationRule subset of the new version, e.g. v3)`)
+    : raw('canary-subset') || undefined
+  const pause = withDefault('pause', '60s', (v) => parseDuration('pause', v, { maxMs: MAX_PAUSE_MS }))
+  const previewValue = raw('preview-value')
+  if ((action === 'preview' || action === 'preview-cleanup') && previewValue === '') {
+    errors.push(`Input 'preview-value': required for action '${action}' (the header value that selects the preview, e.g. pr-123)`)
+  }
+  if (previewValue !== '' && !/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(previewValue)) {
+    errors.push(`Input 'preview-value': '${previewValue}' must be printable ASCII without leading or trailing spaces`)
+  }
+
+  const inputs = {
+    access,
+    'istioctl-version': withDefault('istioctl-version', 'auto', parseIstioVersion),
+    'istioctl-mirror': withDefault('istioctl-mirror', DEFAULT_MIRROR, (v) => parseHttpUrl('istioctl-mirror', v)),
+    'istio-namespace': withDefault('istio-namespace', 'auto', (v) => (v === 'auto' ? v : parseK8sName('istio-namespace', v, 'label'))),
+    'istio-revision': withDefault('istio-revision', 'auto', (v) => (v === 'auto' ? v : parseK8sName('istio-revision', v, 'label'))),
+    'install-istio': withDefault('install-istio', 'false', (v) => parseBoolean('install-istio', v)),
+    'istio-profile': withDefault('istio-profile', 'default', (v) => oneOf('istio-profile', v, ['default', 'demo', 'minimal', 'empty', 'preview', 'ambient', 'remote'])),
+    analyze: withDefault('analyze', 'true', (v) => parseBoolean('analyze', v)),
+    namespace: namespace === undefined ? undefined : attempt(() => parseK8sName('namespace', namespace, 'label')),
+    'virtual-service': vs === undefined ? undefined : attempt(() => parseK8sName('virtual-service', vs, 'subdomain')),
+    'destination-rule': opt('destination-rule', (v) => parseK8sName('destination-rule', v, 'subdomain')),
+    'stable-subset': withDefault('stable-subset', 'auto', (v) => (v === 'auto' ? v : parseK8sName('stable-subset', v, 'subdomain'))),
+    'canary-subset': canary === undefined ? undefined : attempt(() => parseK8sName('canary-subset', canary, 'subdomain')),
+    route: withDefault('route', '', parseRouteSelector),
+    action,
+    steps: withDefault('steps', '10,25,50,100', (v) => parseSteps(v, MAX_PAUSE_MS)),
+    pause,
+    'preview-header': withDefault('preview-header', 'x-canary-preview', (v) => parseHeaderName('preview-header', v)),
+    'preview-value': previewValue || undefined,
+    'gateway-url': opt('gateway-url', (v) => parseHttpUrl('gateway-url', v)),
+    'gateway-service': opt('gateway-service', (v) => parseNamespacedName('gateway-service', v)),
+    'smoke-path': withDefault('smoke-path', '/productpage', (v) => {
+      if (!v.startsWith('/')) throw new InputError('smoke-path', `'${v}' must start with '/', e.g. /productpage`)
+      return v
+    }),
+    'smoke-requests': withDefault('smoke-requests', '20', (v) => parseInteger('smoke-requests', v, 1, 10_000)),
+    'smoke-concurrency': withDefault('smoke-concurrency', '4', (v) => parseInteger('smoke-concurrency', v, 1, 256)),
+    'smoke-timeout': withDefault('smoke-timeout', '5s', (v) => {
+      const ms = parseDuration('smoke-timeout', v, { maxMs: 300_000 })
+      if (ms <= 0) throw new InputError('smoke-timeout', `'${v}' must be longer than zero`)
+      return ms
+    }),
+    'smoke-expect': opt('smoke-expect', (v) => parseRegex('smoke-expect', v)),
+    'smoke-headers': attempt(() => parseHeaders('smoke-headers', read('smoke-headers'))),
+    'success-threshold': withDefault('success-threshold', '0.95', (v) => parseRatio('success-threshold', v)),
+    'max-latency': opt('max-latency', (v) => parseDuration('max-latency', v, { maxMs: 300_000 })),
+    'version-pattern': opt('version-pattern', (v) => parseRegex('version-pattern', v, { captureGroup: true })),
+    'lock-ttl': withDefault('lock-ttl', '2m', (v) => {
+      const ms = parseDuration('lock-ttl', v, { maxMs: 3_600_000 })
+      if (ms < 15_000) throw new InputError('lock-ttl', `'${v}' is shorter than the minimum of 15s`)
+      return ms
+    }),
+  }
+  if (inputs.steps && inputs['canary-subset'] && inputs['stable-subset'] === inputs['canary-subset']) {
+    errors.push(`Input 'stable-subset': '${inputs['stable-subset']}' is also the canary-subset; they must differ`)
+  }
+  if (errors.length > 0) throw new InvalidInputs(errors)
+  // Every field is defined here: each undefined (required) one pushed an error above.
+  return Object.fromEntries(Object.entries(inputs).filter(([, v]) => v !== undefined)) as unknown as Inputs
+}
+
+export function parseRouteSelector(raw: string): RouteSelector {
+  const t = raw.trim()
+  if (t === '') return { by: 'default' }
+  if (/^\d+$/.test(t)) return { by: 'index', index: Number(t) }
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(t)) {
+    throw new InputError('route', `'${raw}' is not a route name or a 0-based index of the VirtualService's http routes`)
+  }
+  return { by: 'name', name: t }
+}
+
+function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv): ClusterAccess {
+  const rg = raw('resource-group')
+  const cluster = raw('cluster-name')
+  const kubeconfig = raw('kubeconfig')
+  if ((rg === '') !== (cluster === '')) {
+    throw new InputError(rg === '' ? 'resource-group' : 'cluster-name', `'resource-group' and 'cluster-name' go together: set both for AKS login, or neither`)
+  }
+  if (rg !== '' && kubeconfig !== '') {
+    throw new InputError('kubeconfig', `set either 'kubeconfig' or 'resource-group' + 'cluster-name', not both`)
+  }
+  if (kubeconfig !== '') return { kind: 'kubeconfig', content: kubeconfig }
+  if (rg === '') return { kind: 'runner' }
+  const fromEnv = (name: string, envName: string, what: string): string => {
+    const v = raw(name) || (env[envName] ?? '').trim()
+    if (v === '') throw new InputError(name, `required for AKS login (${what}); set the input or the ${envName} environment variable`)
+    return v
+  }
+  const guid = (name: string, v: string): string => {
+    if (!/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v)) throw new InputError(name, `'${v}' is not a GUID`)
+    return v
+  }
+  const cloud = oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', CLOUDS)
+  const access: ClusterAccess = {
+    kind: 'aks',
+    resourceGroup: azureName('resource-group', rg, /^[-\w._()]{1,89}[-\w_()]$/u, 'letters, digits, -, _, ., ( and ), at most 90 characters, not ending in .'),
+    clusterName: azureName('cluster-name', cluster, /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/, 'letters, digits, - and _, at most 63 characters'),
+    subscriptionId: guid('subscription-id', fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription')),
+    tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant'),
+    clientId: guid('client-id', fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id')),
+    cloud,
+    admin: parseBoolean('admin', raw('admin') || 'false'),
+  }
+  const secret = raw('client-secret')
+  if (secret !== '') access.clientSecret = secret
+  const audience = raw('audience')
+  if (audience !== '') access.audience = audience
+  const authority = raw('authority-host')
+  if (authority !== '') access.authorityHost = parseHttpUrl('authority-host', authority)
+  const arm = raw('arm-endpoint')
+  if (arm !== '') access.armEndpoint = parseHttpUrl('arm-endpoint', arm)
+  return access
+}

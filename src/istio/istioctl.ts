@@ -1,0 +1,141 @@
+// istioctl: fetched from the mirror with @actions/tool-cache, verified against its published SHA-256
+// before anything is extracted or run, cached per version and architecture; then analyze / install.
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as core from '@actions/core'
+import * as exec from '@actions/exec'
+import * as tc from '@actions/tool-cache'
+
+export class IstioctlError extends Error {
+  override name = 'IstioctlError'
+}
+
+export interface Platform {
+  platform: NodeJS.Platform
+  arch: string
+}
+
+/** Istio's release asset name: linux-amd64/arm64, osx(-arm64), win (zip). */
+export function assetName(version: string, p: Platform): string {
+  const arch = p.arch === 'x64' ? 'amd64' : p.arch === 'arm64' ? 'arm64' : undefined
+  if (!arch) throw new IstioctlError(`istioctl has no release for architecture '${p.arch}' (supported: x64, arm64)`)
+  switch (p.platform) {
+    case 'linux':
+      return `istioctl-${version}-linux-${arch}.tar.gz`
+    case 'darwin':
+      return `istioctl-${version}-osx${arch === 'arm64' ? '-arm64' : ''}.tar.gz`
+    case 'win32':
+      if (arch !== 'amd64') throw new IstioctlError('istioctl for Windows is published for amd64 only')
+      return `istioctl-${version}-win.zip`
+    default:
+      throw new IstioctlError(`istioctl has no release for platform '${p.platform}' (supported: linux, darwin, win32)`)
+  }
+}
+
+/** `<hex>  <file>` or `<hex> <file>` or just `<hex>`. */
+export function parseSha256File(text: string, file: string): string {
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^([0-9a-fA-F]{64})(?:\s+\*?(\S+))?\s*$/.exec(line.trim())
+    if (m && (m[2] === undefined || m[2].endsWith(file))) return (m[1] as string).toLowerCase()
+  }
+  throw new IstioctlError(`the checksum file for ${file} holds no SHA-256 for it`)
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+export interface InstallResult {
+  path: string
+  version: string
+  cached: boolean
+}
+
+/** Finds istioctl <version> in the tool cache, or downloads, verifies, extracts and caches it; adds it to PATH. */
+export async function installIstioctl(version: string, mirror: string, p: Platform = { platform: process.platform, arch: process.arch }): Promise<InstallResult> {
+  const arch = p.arch
+  const exe = p.platform === 'win32' ? 'istioctl.exe' : 'istioctl'
+  const hit = tc.find('istioctl', version, arch)
+  if (hit) {
+    core.addPath(hit)
+    return { path: join(hit, exe), version, cached: true }
+  }
+  const file = assetName(version, p)
+  const url = `${mirror.replace(/\/+$/, '')}/${version}/${file}`
+  let archive: string
+  let sumFile: string
+  try {
+    archive = await tc.downloadTool(url)
+    sumFile = await tc.downloadTool(`${url}.sha256`)
+  } catch (err) {
+    throw new IstioctlError(`could not download istioctl ${version} from ${url} (or its .sha256): ${(err as Error).message}. Check istioctl-version and istioctl-mirror`)
+  }
+  const expected = parseSha256File(await readFile(sumFile, 'utf8'), file)
+  const actual = await sha256(archive)
+  if (actual !== expected) {
+    throw new IstioctlError(`checksum mismatch for ${url}: published SHA-256 ${expected}, downloaded file has ${actual}. Nothing was extracted or run`)
+  }
+  const dir = file.endsWith('.zip') ? await tc.extractZip(archive) : await tc.extractTar(archive)
+  const cached = await tc.cacheDir(dir, 'istioctl', version, arch)
+  core.addPath(cached)
+  return { path: join(cached, exe), version, cached: false }
+}
+
+export interface AnalyzeMessage {
+  code: string
+  level: string
+  message: string
+  origin?: string
+  documentationUrl?: string
+}
+
+export interface IstioctlRunner {
+  run(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>
+}
+
+export function istioctlRunner(path: string, kubeconfig: string | undefined): IstioctlRunner {
+  return {
+    async run(args) {
+      const full = kubeconfig ? [...args, '--kubeconfig', kubeconfig] : args
+      const out = await exec.getExecOutput(path, full, { ignoreReturnCode: true, silent: true })
+      return { exitCode: out.exitCode, stdout: out.stdout, stderr: out.stderr }
+    },
+  }
+}
+
+function revisionArgs(o: { istioNamespace: string; revision: string }): string[] {
+  return ['-i', o.istioNamespace, ...(o.revision !== 'default' ? ['-r', o.revision] : [])]
+}
+
+/** `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. */
+export async function analyze(r: IstioctlRunner, o: { namespace: string; istioNamespace: string; revision: string }): Promise<AnalyzeMessage[]> {
+  const out = await r.run(['analyze', '-n', o.namespace, ...revisionArgs(o), '-o', 'json'])
+  if (out.exitCode !== 0) {
+    throw new IstioctlError(`istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
+  }
+  const text = out.stdout.trim()
+  if (text === '' || text === '[]') return []
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new IstioctlError(`istioctl analyze printed no JSON: ${text.slice(0, 500)}`)
+  }
+  if (!Array.isArray(parsed)) throw new IstioctlError('istioctl analyze -o json did not print a list of messages')
+  return parsed as AnalyzeMessage[]
+}
+
+export function formatFinding(m: AnalyzeMessage): string {
+  return `${m.level} [${m.code}] ${m.origin ? `(${m.origin}) ` : ''}${m.message}`
+}
+
+export async function installControlPlane(r: IstioctlRunner, o: { profile: string; revision: string | 'auto' }): Promise<string> {
+  const args = ['install', '-y', '--set', `profile=${o.profile}`, ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : [])]
+  const out = await r.run(args)
+  if (out.exitCode !== 0) throw new IstioctlError(`istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
+  return out.stdout
+}

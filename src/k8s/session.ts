@@ -1,0 +1,124 @@
+// Cluster access for the run: AKS login, kubeconfig input, or the runner's KUBECONFIG. A kubeconfig the
+// action writes is 0600 in a private directory under RUNNER_TEMP (removed by the post step); every secret
+// in it is masked.
+import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { KubeConfig } from '@kubernetes/client-node'
+import { loginToAks } from '../azure/login.js'
+import type { ClusterAccess } from '../inputs.js'
+import type { Sleep } from '../retry.js'
+import { Kube } from './client.js'
+
+export interface SessionDeps {
+  tempDir: string | undefined
+  setSecret: (v: string) => void
+  log: (msg: string) => void
+  getIdToken: (audience: string) => Promise<string>
+  sleep?: Sleep
+  env: NodeJS.ProcessEnv
+}
+
+export interface Session {
+  kube: Kube
+  /** Kubeconfig file for istioctl (undefined: istioctl's own default). */
+  kubeconfigPath: string | undefined
+  /** Directory this run created (removed by the post step). */
+  createdDir: string | undefined
+  describe: string
+}
+
+export class AccessError extends Error {
+  override name = 'AccessError'
+}
+
+function maskKubeConfig(kc: KubeConfig, setSecret: (v: string) => void): void {
+  for (const u of kc.users) {
+    for (const v of [u.token, u.keyData, u.password]) if (v) setSecret(v)
+  }
+}
+
+async function writePrivate(deps: SessionDeps, text: string): Promise<{ dir: string; path: string }> {
+  const dir = await mkdtemp(join(deps.tempDir ?? tmpdir(), 'istio-canary-'))
+  await chmod(dir, 0o700)
+  const path = join(dir, 'kubeconfig')
+  await writeFile(path, text, { mode: 0o600, flag: 'wx' })
+  return { dir, path }
+}
+
+export async function openSession(access: ClusterAccess, deps: SessionDeps): Promise<Session> {
+  const kc = new KubeConfig()
+  if (access.kind === 'runner') {
+    try {
+      kc.loadFromDefault()
+    } catch (err) {
+      throw new AccessError(`cannot load the runner's kubeconfig (KUBECONFIG or ~/.kube/config): ${(err as Error).message}`)
+    }
+    if (!kc.getCurrentCluster()) {
+      throw new AccessError(`no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', or set KUBECONFIG in an earlier step`)
+    }
+    maskKubeConfig(kc, deps.setSecret)
+    const first = (deps.env['KUBECONFIG'] ?? '').split(process.platform === 'win32' ? ';' : ':').find((p) => p !== '')
+    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: first, createdDir: undefined, describe: `runner kubeconfig, context ${kc.getCurrentContext()}` }
+  }
+  if (access.kind === 'kubeconfig') {
+    deps.setSecret(access.content)
+    try {
+      kc.loadFromString(access.content)
+    } catch (err) {
+      throw new AccessError(`Input 'kubeconfig': not a valid kubeconfig (${(err as Error).message.split('\n')[0]})`)
+    }
+    if (!kc.getCurrentCluster()) throw new AccessError(`Input 'kubeconfig': it has no current context with a cluster`)
+    maskKubeConfig(kc, deps.setSecret)
+    const { dir, path } = await writePrivate(deps, access.content)
+    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: path, createdDir: dir, describe: `kubeconfig input, context ${kc.getCurrentContext()}` }
+  }
+  const login = await loginToAks({
+    cloud: access.cloud,
+    ...(access.authorityHost ? { authorityHost: access.authorityHost } : {}),
+    ...(access.armEndpoint ? { armEndpoint: access.armEndpoint } : {}),
+    ...(access.audience ? { audience: access.audience } : {}),
+    ...(access.clientSecret ? { clientSecret: access.clientSecret } : {}),
+    tenantId: access.tenantId,
+    clientId: access.clientId,
+    subscriptionId: access.subscriptionId,
+    resourceGroup: access.resourceGroup,
+    clusterName: access.clusterName,
+    admin: access.admin,
+    getIdToken: deps.getIdToken,
+    setSecret: deps.setSecret,
+    log: deps.log,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  })
+  kc.loadFromString(login.kubeconfig)
+  maskKubeConfig(kc, deps.setSecret)
+  const { dir, path } = await writePrivate(deps, login.kubeconfig)
+  let beforeRequest: ((k: KubeConfig) => Promise<void>) | undefined
+  const aksToken = login.aksToken
+  if (aksToken) {
+    // Entra-integrated cluster: the bearer token is short-lived; the credential caches it and renews it near
+    // expiry. Keep the client and the file istioctl reads in step with it.
+    let current = kc.getCurrentUser()?.token
+    beforeRequest = async (k) => {
+      const { token } = await aksToken()
+      if (token === current) return
+      deps.setSecret(token)
+      current = token
+      const name = k.getCurrentUser()?.name
+      k.users = k.users.map((u) => (u.name === name ? { ...u, token } : u))
+      await writeFile(path, k.exportConfig(), { mode: 0o600 })
+      deps.log('Renewed the AKS bearer token')
+    }
+  }
+  const kube = new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}), ...(beforeRequest ? { beforeRequest } : {}) })
+  return {
+    kube,
+    kubeconfigPath: path,
+    createdDir: dir,
+    describe: `AKS ${access.resourceGroup}/${access.clusterName} (${access.admin ? 'admin' : 'user'} credential${login.entra ? ', Entra ID bearer token' : ''})`,
+  }
+}
+
+export async function removeDir(dir: string | undefined): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true })
+}

@@ -1,0 +1,333 @@
+// The action's main and post steps. One bundle serves both: the main step saves `isPost`.
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import * as core from '@actions/core'
+import { type Inputs, getInputs } from './inputs.js'
+import { type Sleep, realSleep } from './retry.js'
+import { type Session, openSession, removeDir } from './k8s/session.js'
+import type { Kube, Subset } from './k8s/client.js'
+import { Engine, type Outcome } from './rollout/engine.js'
+import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
+import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
+import { isActive } from './rollout/state.js'
+import { type ControlPlane, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
+import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
+import { runSmokeTest } from './smoke/smoke.js'
+import { judge } from './smoke/verdict.js'
+import { type RunReport, writeReport } from './report/report.js'
+import { writeJobSummary } from './report/summary.js'
+
+/** Names of the values the main step hands to the post step. */
+export enum State {
+  IsPost = 'isPost',
+  RunId = 'runId',
+  TempDir = 'tempDir',
+  Target = 'target',
+  MainDone = 'mainDone',
+  Changed = 'changed',
+  LockHolder = 'lockHolder',
+}
+
+export interface Deps {
+  sleep: Sleep
+  env: NodeJS.ProcessEnv
+  now: () => Date
+}
+
+const defaultDeps: Deps = { sleep: realSleep, env: process.env, now: () => new Date() }
+
+export async function entry(): Promise<void> {
+  if (core.getState(State.IsPost) === 'true') {
+    await post()
+    return
+  }
+  core.saveState(State.IsPost, 'true')
+  await run()
+}
+
+function runIdentity(env: NodeJS.ProcessEnv): string {
+  const gh = env['GITHUB_RUN_ID'] ? `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}` : 'local'
+  return `${gh}/${randomBytes(3).toString('hex')}`
+}
+
+class Cancelled extends Error {
+  override name = 'Cancelled'
+}
+
+/** Aborts on SIGINT/SIGTERM (workflow cancellation) so the run can revert before it ends. */
+function cancellation(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController()
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
+    const h = (): void => {
+      core.warning(`Received ${sig}: the workflow is being cancelled; stopping and reverting`)
+      controller.abort(new Cancelled(`cancelled by ${sig}`))
+    }
+    process.on(sig, h)
+    return () => process.off(sig, h)
+  })
+  return { signal: controller.signal, dispose: () => handlers.forEach((off) => off()) }
+}
+
+function versionKeys(name: string, subset: Subset | undefined): string[] {
+  return [...new Set([name, subset?.labels?.['version']].filter((v): v is string => typeof v === 'string' && v !== ''))]
+}
+
+interface Mesh {
+  controlPlane: ControlPlane | undefined
+  gatewayUrl: string
+  subsets: Map<string, Subset>
+}
+
+/** Control plane (installed if asked), istioctl, analyze, gateway and every readiness check; no change to routing. */
+async function prepareMesh(inputs: Inputs, session: Session, engine: Engine, subsets: string[], route: HttpRoute): Promise<Mesh> {
+  const kube = session.kube
+  const ns = await kube.getNamespace(inputs.namespace)
+  const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
+  const cpQuery = { istioNamespace: inputs['istio-namespace'], istioRevision: inputs['istio-revision'], appNamespaceLabels: nsLabels ?? {} }
+  let cp = await findControlPlane(kube, cpQuery)
+  const wantIstioctl = inputs.analyze || (!cp && inputs['install-istio'])
+  let istioctl: ReturnType<typeof istioctlRunner> | undefined
+  if (wantIstioctl) {
+    let version = inputs['istioctl-version']
+    if (version === 'auto') {
+      if (!cp || cp.version === 'unknown') {
+        throw new Error(cp ? `cannot tell the Istio version from ${cp.namespace}/${cp.deployment}'s image: set istioctl-version` : `istioctl-version 'auto' needs a running control plane to match; none was found${inputs['install-istio'] ? ': set istioctl-version to the version to install' : ''}`)
+      }
+      version = cp.version
+    }
+    const tool = await installIstioctl(version, inputs['istioctl-mirror'])
+    core.info(`istioctl ${tool.version} ${tool.cached ? 'found in the tool cache' : 'downloaded and verified (SHA-256)'}: ${tool.path}`)
+    istioctl = istioctlRunner(tool.path, session.kubeconfigPath)
+  }
+  if (!cp && inputs['install-istio'] && istioctl) {
+    core.info(`No control plane found: installing Istio (profile ${inputs['istio-profile']})`)
+    core.info((await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })).trim())
+    cp = await findControlPlane(kube, cpQuery)
+  }
+  if (cp) core.info(`Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`)
+  const gateway = inputs['gateway-url'] ? undefined : await findGateway(kube, {
+    ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
+    appNamespace: inputs.namespace,
+    virtualServices: await kube.listVirtualServices(inputs.namespace),
+  })
+  const ready = await checkReadiness(kube, {
+    namespace: inputs.namespace,
+    namespaceLabels: nsLabels,
+    controlPlane: cp,
+    gateway,
+    gatewayUrlGiven: inputs['gateway-url'] !== undefined,
+    targetRoute: route,
+    destinationRuleName: inputs['destination-rule'],
+    subsets,
+  })
+  if (istioctl && inputs.analyze && cp) {
+    const findings = await analyze(istioctl, { namespace: inputs.namespace, istioNamespace: cp.namespace, revision: cp.revision })
+    for (const f of findings) {
+      const line = formatFinding(f)
+      if (f.level === 'Error') core.error(line)
+      else if (f.level === 'Warning') core.warning(line)
+      else core.info(line)
+    }
+    const errors = findings.filter((f) => f.level === 'Error')
+    if (errors.length > 0) {
+      throw new Error(`istioctl analyze found ${errors.length} Error-level problem(s) in namespace ${inputs.namespace}; nothing was changed:\n  - ${errors.map(formatFinding).join('\n  - ')}`)
+    }
+    core.info(`istioctl analyze: ${findings.length === 0 ? 'no findings' : `${findings.length} finding(s), none at Error level`}`)
+  }
+  void engine
+  return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
+}
+
+export async function run(deps: Deps = defaultDeps): Promise<void> {
+  const startedAt = deps.now().toISOString()
+  let inputs: Inputs
+  try {
+    inputs = getInputs(undefined, deps.env)
+  } catch (err) {
+    core.setFailed((err as Error).message)
+    return
+  }
+  const runId = runIdentity(deps.env)
+  core.saveState(State.RunId, runId)
+  core.saveState(State.Target, JSON.stringify({ namespace: inputs.namespace, virtualService: inputs['virtual-service'] }))
+  const cancel = cancellation()
+  const report: RunReport = {
+    version: 1, action: inputs.action, namespace: inputs.namespace, virtualService: inputs['virtual-service'],
+    route: describeSelector(inputs.route), stableSubset: '', canarySubset: inputs['canary-subset'] ?? '', gatewayUrl: inputs['gateway-url'] ?? '',
+    istioVersion: '', result: 'unchanged', canaryWeight: 0, startedAt, endedAt: startedAt, steps: [], events: [],
+  }
+  let lock: RolloutLock | undefined
+  let failure: Error | undefined
+  let outcome: Outcome | undefined
+  try {
+    const session = await core.group('Connect to the cluster', async () => {
+      const s = await openSession(inputs.access, {
+        tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep, env: deps.env,
+      })
+      if (s.createdDir) core.saveState(State.TempDir, s.createdDir)
+      core.info(`Connected: ${s.describe}, API server ${s.kube.server}`)
+      return s
+    })
+    const kube = session.kube
+    const engine = new Engine(
+      {
+        kube, sleep: deps.sleep, signal: cancel.signal, runId, log: core.info, now: deps.now,
+        verify: () => Promise.reject(new Error('internal: no smoke test configured')),
+        onTrafficChange: () => core.saveState(State.Changed, 'true'),
+        checkLock: () => lock?.check(),
+      },
+      { namespace: inputs.namespace, virtualService: inputs['virtual-service'], route: inputs.route, stableSubset: inputs['stable-subset'], ...(inputs['canary-subset'] ? { canarySubset: inputs['canary-subset'] } : {}) },
+    )
+    await engine.load()
+    const mode = inputs.action
+    if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
+      const mesh = await core.group('Check the mesh', async () => {
+        const state = engine.currentState
+        const vs = engine.virtualService
+        let route: HttpRoute
+        let stable: string
+        let canary: string
+        if (mode === 'preview') {
+          route = (vs.spec.http ?? [])[findRouteIndex(vs.spec, inputs.route, inputs['virtual-service'])] as HttpRoute
+          canary = inputs['canary-subset'] as string
+          stable = ''
+        } else {
+          const p = engine.plan()
+          route = p.route
+          canary = p.canary
+          stable = p.stable
+        }
+        report.stableSubset = stable
+        report.canarySubset = canary
+        const m = await prepareMesh(inputs, session, engine, [stable, canary].filter((s) => s !== ''), route)
+        report.istioVersion = m.controlPlane?.version ?? ''
+        report.gatewayUrl = m.gatewayUrl
+        core.setOutput('istio-version', report.istioVersion)
+        core.setOutput('gateway-url', m.gatewayUrl)
+        const canaryKeys = versionKeys(canary, m.subsets.get(canary))
+        const stableKeys = stable ? versionKeys(stable, m.subsets.get(stable)) : []
+        const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
+        const checkShares = inputs['version-pattern'] !== undefined && baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary)
+        const url = `${m.gatewayUrl}${inputs['smoke-path']}`
+        core.info(`Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`)
+        return { url, canaryKeys, stableKeys, checkShares }
+      })
+      engine.setVerifier(async (weight, headers, signal) => {
+        const result = await runSmokeTest({
+          url: mesh.url, requests: inputs['smoke-requests'], concurrency: inputs['smoke-concurrency'], timeoutMs: inputs['smoke-timeout'],
+          headers: { ...inputs['smoke-headers'], ...headers },
+          ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
+          ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
+        }, signal)
+        const verdict = judge({
+          result, threshold: inputs['success-threshold'], canaryWeight: weight, canaryVersions: mesh.canaryKeys, stableVersions: mesh.stableKeys,
+          checkShares: mesh.checkShares, ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
+        })
+        return { result, verdict }
+      })
+    }
+    if (mode !== 'status') {
+      lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })
+      await lock.acquire()
+      core.saveState(State.LockHolder, runId)
+      await engine.load() // re-read under the lock
+    }
+    outcome = await core.group(`${mode} ${inputs.namespace}/${inputs['virtual-service']}`, async () => {
+      switch (mode) {
+        case 'rollout':
+          return engine.rollout(inputs.steps, inputs.pause, 'rollout')
+        case 'promote':
+          return engine.rollout([{ weight: 100 }], inputs.pause, 'promote')
+        case 'rollback':
+          return engine.rollback()
+        case 'status':
+          return engine.status()
+        case 'preview':
+          return engine.preview(inputs['preview-header'], inputs['preview-value'] as string, inputs.pause)
+        case 'preview-cleanup':
+          return engine.previewCleanup(inputs['preview-value'] as string)
+      }
+    })
+    failure = outcome.error
+  } catch (err) {
+    failure = err as Error
+  } finally {
+    cancel.dispose()
+    try {
+      await lock?.release()
+    } catch (err) {
+      core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
+    }
+  }
+  core.saveState(State.MainDone, 'true')
+  report.result = outcome?.result ?? 'unchanged'
+  report.canaryWeight = outcome?.canaryWeight ?? 0
+  if (outcome) {
+    report.stableSubset = outcome.stable || report.stableSubset
+    report.canarySubset = outcome.canary || report.canarySubset
+    report.steps = outcome.steps
+    report.events = outcome.events
+  }
+  report.endedAt = deps.now().toISOString()
+  if (failure) report.error = failure.message
+  core.setOutput('result', report.result)
+  core.setOutput('canary-weight', String(report.canaryWeight))
+  core.setOutput('stable-subset', report.stableSubset)
+  core.setOutput('canary-subset', report.canarySubset)
+  core.setOutput('gateway-url', report.gatewayUrl)
+  core.setOutput('istio-version', report.istioVersion)
+  try {
+    const path = await writeReport(deps.env['RUNNER_TEMP'] ?? tmpdir(), report)
+    core.setOutput('report', path)
+    core.info(`Report: ${path}`)
+    await writeJobSummary(report)
+  } catch (err) {
+    core.warning(`Could not write the report or job summary: ${(err as Error).message}`)
+  }
+  core.info(`Result: ${report.result}, canary weight ${report.canaryWeight} %`)
+  if (failure) core.setFailed(failure.message)
+}
+
+/** Post step: finish a revert the main step could not (it was killed), release its lock, remove its kubeconfig. */
+export async function post(deps: Deps = defaultDeps): Promise<void> {
+  const runId = core.getState(State.RunId)
+  const dir = core.getState(State.TempDir)
+  try {
+    const unfinished = core.getState(State.MainDone) !== 'true' && (core.getState(State.Changed) === 'true' || core.getState(State.LockHolder) !== '')
+    if (unfinished && runId) {
+      const target = JSON.parse(core.getState(State.Target) || '{}') as { namespace?: string; virtualService?: string }
+      if (target.namespace && target.virtualService) {
+        await finishInterruptedRun(getInputs(undefined, deps.env), runId, target.namespace, target.virtualService, deps)
+      }
+    }
+  } catch (err) {
+    core.setFailed(`Post step: ${(err as Error).message}`)
+  } finally {
+    await removeDir(dir)
+    if (dir) core.info('Removed the kubeconfig written by the main step')
+  }
+}
+
+async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: string, virtualService: string, deps: Deps): Promise<void> {
+  core.warning('The main step did not finish: checking whether its traffic change must be reverted')
+  const session = await openSession(inputs.access, {
+    tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep, env: deps.env,
+  })
+  try {
+    const kube: Kube = session.kube
+    const engine = new Engine(
+      { kube, sleep: deps.sleep, signal: new AbortController().signal, runId, log: core.info, now: deps.now, verify: () => Promise.reject(new Error('no smoke test in post')) },
+      { namespace, virtualService, route: inputs.route, stableSubset: inputs['stable-subset'] },
+    )
+    await engine.load()
+    if (await engine.finishRevert(runId)) {
+      core.setOutput('result', 'rolled-back')
+      core.warning(`Reverted ${namespace}/${virtualService} to the route it had before the interrupted run`)
+    } else {
+      core.info('Nothing to revert: the VirtualService is not in a change made by this run')
+    }
+    if (await releaseIfHeld(kube, namespace, virtualService, runId)) core.info('Released the lock left by the main step')
+  } finally {
+    await removeDir(session.createdDir)
+  }
+}

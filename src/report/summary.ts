@@ -1,0 +1,182 @@
+// The job summary (GitHub step summary): headline, target, step table and a mermaid chart of the run.
+import * as core from '@actions/core'
+import type { RunReport, StepRecord } from './report.js'
+
+type Summary = typeof core.summary
+
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '|': '&#124;',
+  '`': '&#96;',
+  '*': '&#42;',
+  _: '&#95;',
+  '[': '&#91;',
+  ']': '&#93;',
+  '\\': '&#92;',
+}
+
+/**
+ * Makes a user-controlled string inert in markdown and HTML (tables included): HTML and table
+ * delimiters and markdown emphasis/link/code characters become entities; newlines become spaces.
+ */
+export function escapeMd(s: string): string {
+  return s.replace(/\r?\n|\r/g, ' ').replace(/[&<>|`*_[\]\\]/g, (c) => ENTITIES[c] ?? c)
+}
+
+/** 90000 -> "1m30s", 60000 -> "1m", 500 -> "500ms", 0 -> "0s". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '0s'
+  if (ms < 1000) return `${Math.round(ms)}ms`
+  let s = Math.round(ms / 1000)
+  const h = Math.floor(s / 3600)
+  s -= h * 3600
+  const m = Math.floor(s / 60)
+  s -= m * 60
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
+
+export function headline(report: RunReport): string {
+  switch (report.result) {
+    case 'promoted':
+      return '✅ promoted'
+    case 'rolled-back':
+      return '↩️ rolled back'
+    case 'paused':
+      return `⏸️ paused at ${report.canaryWeight} %`
+    case 'previewed':
+      return '🔍 previewed'
+    case 'cleaned-up':
+      return '🧹 preview cleaned up'
+    case 'unchanged':
+      return `ℹ️ unchanged (canary at ${report.canaryWeight} %)`
+    default:
+      return `${report.error ? '❌' : 'ℹ️'} ${escapeMd(report.result || 'failed')}`
+  }
+}
+
+function facts(report: RunReport): string {
+  const started = Date.parse(report.startedAt)
+  const ended = Date.parse(report.endedAt)
+  const took = Number.isNaN(started) || Number.isNaN(ended) ? '' : ` (${formatDuration(ended - started)})`
+  const lines = [
+    `**Target:** namespace ${escapeMd(report.namespace)} · VirtualService ${escapeMd(report.virtualService)} · ` +
+      `route ${escapeMd(report.route)} · stable ${escapeMd(report.stableSubset)} → canary ${escapeMd(report.canarySubset)}`,
+    `**Action:** ${escapeMd(report.action)} · canary weight ${report.canaryWeight} % · gateway ${escapeMd(report.gatewayUrl)} · ` +
+      `Istio ${escapeMd(report.istioVersion)}`,
+    `**Time:** ${escapeMd(report.startedAt)} → ${escapeMd(report.endedAt)}${took}`,
+  ]
+  if (report.error) lines.push(`**Error:** ${escapeMd(report.error)}`)
+  // Two trailing spaces: markdown line breaks within one paragraph.
+  return lines.join('  \n')
+}
+
+function latencyCell(step: StepRecord): string {
+  const s = step.smoke
+  if (!s || s.requests === 0) return '–'
+  const parts = [`all ${s.p50Ms} / ${s.p95Ms} ms`]
+  for (const [version, v] of Object.entries(s.byVersion)) parts.push(`${escapeMd(version)} ${v.p50Ms} / ${v.p95Ms} ms`)
+  return parts.join('<br>')
+}
+
+function successCell(step: StepRecord): string {
+  const s = step.smoke
+  if (!s) return '–'
+  const parts = [`${pct(s.successRate)} (${s.successes}/${s.requests})`]
+  for (const [version, v] of Object.entries(s.byVersion)) parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
+  return parts.join('<br>')
+}
+
+function verdictCell(step: StepRecord): string {
+  const icon = step.verdict === 'pass' ? '✅ pass' : step.verdict === 'fail' ? '❌ fail' : '⏭️ skipped'
+  return step.reasons.length > 0 ? `${icon}: ${step.reasons.map(escapeMd).join('; ')}` : icon
+}
+
+export const STEP_TABLE_HEADER = ['Step', 'Weight', 'Pause', 'Requests', 'Success', 'p50 / p95 latency', 'Verdict']
+
+/** The step table's body rows, cells already escaped. */
+export function stepRows(report: RunReport): string[][] {
+  return report.steps.map((step) => [
+    String(step.index),
+    `${step.weight} %`,
+    formatDuration(step.pauseMs),
+    step.smoke ? String(step.smoke.requests) : '–',
+    successCell(step),
+    latencyCell(step),
+    verdictCell(step),
+  ])
+}
+
+const chartNumber = (x: number): string => String(Math.round(x * 10) / 10)
+
+/**
+ * A mermaid xychart-beta over the steps: bars = canary weight %, line = success rate %.
+ * Steps without a smoke test plot a success rate of 0 and are labelled "(no test)". Empty without steps.
+ */
+export function mermaidChart(report: RunReport): string {
+  if (report.steps.length === 0) return ''
+  const labels = report.steps.map((s) => `"${s.index}${s.smoke ? '' : ' (no test)'}"`)
+  const weights = report.steps.map((s) => chartNumber(s.weight))
+  const rates = report.steps.map((s) => chartNumber(s.smoke ? s.smoke.successRate * 100 : 0))
+  return [
+    '```mermaid',
+    'xychart-beta',
+    '  title "Canary weight % (bars) and success rate % (line)"',
+    `  x-axis "step" [${labels.join(', ')}]`,
+    '  y-axis "percent" 0 --> 100',
+    `  bar [${weights.join(', ')}]`,
+    `  line [${rates.join(', ')}]`,
+    '```',
+  ].join('\n')
+}
+
+function eventsHtml(report: RunReport): string {
+  const shown = report.events.slice(-200)
+  const items = shown.map((e) => `<li>${escapeMd(e.at)}: ${escapeMd(e.message)}</li>`).join('')
+  return `<ul>${items}</ul>`
+}
+
+function eventsLabel(report: RunReport): string {
+  return `Events (${report.events.length})`
+}
+
+/** The whole summary as markdown (the step table as a pipe table). */
+export function renderSummaryMarkdown(report: RunReport): string {
+  const row = (cells: string[]): string => `| ${cells.join(' | ')} |`
+  const parts = [`## istio-canary: ${headline(report)}`, facts(report)]
+  if (report.steps.length > 0) {
+    parts.push([row(STEP_TABLE_HEADER), row(STEP_TABLE_HEADER.map(() => '---')), ...stepRows(report).map(row)].join('\n'))
+    parts.push(mermaidChart(report))
+  } else {
+    parts.push('_No traffic step in this run._')
+  }
+  if (report.events.length > 0) parts.push(`<details><summary>${eventsLabel(report)}</summary>${eventsHtml(report)}</details>`)
+  return `${parts.join('\n\n')}\n`
+}
+
+/**
+ * Appends the run's summary to the job summary (GITHUB_STEP_SUMMARY) through `summary`.
+ * With the default `core.summary` and no GITHUB_STEP_SUMMARY (a local run) it only logs that it skipped.
+ */
+export async function writeJobSummary(report: RunReport, summary: Summary = core.summary): Promise<void> {
+  if (summary === core.summary && !process.env['GITHUB_STEP_SUMMARY']) {
+    core.info('GITHUB_STEP_SUMMARY is not set: job summary skipped')
+    return
+  }
+  // Blank lines after each HTML block, so the markdown that follows is rendered as markdown.
+  summary.addHeading(`istio-canary: ${headline(report)}`, 2).addEOL().addRaw(facts(report), true).addEOL()
+  if (report.steps.length > 0) {
+    summary
+      .addTable([STEP_TABLE_HEADER.map((h) => ({ data: h, header: true })), ...stepRows(report)])
+      .addEOL()
+      .addRaw(mermaidChart(report), true)
+      .addEOL()
+  } else {
+    summary.addRaw('_No traffic step in this run._', true).addEOL()
+  }
+  if (report.events.length > 0) summary.addDetails(eventsLabel(report), eventsHtml(report))
+  await summary.write()
+}

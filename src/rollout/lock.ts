@@ -1,0 +1,149 @@
+// One rollout at a time per VirtualService: a coordination.k8s.io Lease named after it, held by the run,
+// renewed while the run lives, and taken over only once it has expired (its holder died).
+import { type V1Lease, V1MicroTime } from '@kubernetes/client-node'
+import { KubeError, type Kube } from '../k8s/client.js'
+
+export class LockHeldError extends Error {
+  override name = 'LockHeldError'
+}
+
+export function leaseName(virtualService: string): string {
+  return `istio-canary-${virtualService}`.slice(0, 253).replace(/[.-]+$/, '')
+}
+
+export interface LockOptions {
+  namespace: string
+  virtualService: string
+  holder: string
+  ttlMs: number
+  now?: () => Date
+  log?: (msg: string) => void
+}
+
+export class RolloutLock {
+  private lease: V1Lease | undefined
+  private timer: NodeJS.Timeout | undefined
+  private renewing: Promise<void> | undefined
+  private lost: Error | undefined
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly o: LockOptions,
+  ) {}
+
+  get name(): string {
+    return leaseName(this.o.virtualService)
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date()
+  }
+
+  private body(base?: V1Lease): V1Lease {
+    // Kubernetes MicroTime wants six fractional digits: V1MicroTime serializes so (a Date would be refused).
+    const now = new V1MicroTime(this.now().getTime())
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        ...(base?.metadata ?? {}),
+        name: this.name,
+        namespace: this.o.namespace,
+        labels: { ...(base?.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': 'istio-canary' },
+        annotations: { ...(base?.metadata?.annotations ?? {}), 'istio-canary.io/virtual-service': this.o.virtualService },
+      },
+      spec: {
+        holderIdentity: this.o.holder,
+        leaseDurationSeconds: Math.ceil(this.o.ttlMs / 1000),
+        acquireTime: (base?.spec?.holderIdentity === this.o.holder ? base.spec.acquireTime : undefined) ?? now,
+        renewTime: now,
+        leaseTransitions: (base?.spec?.leaseTransitions ?? 0) + (base && base.spec?.holderIdentity !== this.o.holder ? 1 : 0),
+      },
+    }
+  }
+
+  /** Takes the lock or throws LockHeldError naming the live holder. */
+  async acquire(): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const cur = await this.kube.getLease(this.o.namespace, this.name)
+      try {
+        if (!cur) {
+          this.lease = await this.kube.createLease(this.o.namespace, this.body())
+        } else {
+          const holder = cur.spec?.holderIdentity
+          if (holder && holder !== this.o.holder && !this.expired(cur)) {
+            const renewed = cur.spec?.renewTime ? new Date(cur.spec.renewTime).toISOString() : 'never'
+            throw new LockHeldError(
+              `another istio-canary run holds the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ` +
+                `Lease ${this.o.namespace}/${this.name} is held by '${holder}' (renewed ${renewed}, expires after ${cur.spec?.leaseDurationSeconds ?? '?'} s without renewal). ` +
+                `Wait for that run to finish; a lock left by a dead run expires by itself`,
+            )
+          }
+          if (holder && holder !== this.o.holder) this.o.log?.(`Taking over expired lock held by '${holder}'`)
+          this.lease = await this.kube.replaceLease(this.o.namespace, this.body(cur))
+        }
+        this.startRenewing()
+        return
+      } catch (err) {
+        // Someone created or renewed it between our read and write: read again.
+        if (err instanceof KubeError && err.status === 409) continue
+        throw err
+      }
+    }
+    throw new LockHeldError(`could not take the lock Lease ${this.o.namespace}/${this.name}: it kept changing under us`)
+  }
+
+  private expired(l: V1Lease): boolean {
+    const renew = l.spec?.renewTime ?? l.spec?.acquireTime
+    if (!renew) return true
+    const ttl = (l.spec?.leaseDurationSeconds ?? 0) * 1000
+    return new Date(renew).getTime() + ttl < this.now().getTime()
+  }
+
+  private startRenewing(): void {
+    const every = Math.max(1000, Math.floor(this.o.ttlMs / 3))
+    this.timer = setInterval(() => {
+      this.renewing ??= this.renew().finally(() => (this.renewing = undefined))
+    }, every)
+    this.timer.unref()
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.lease) return
+    try {
+      this.lease = await this.kube.replaceLease(this.o.namespace, this.body(this.lease))
+    } catch (err) {
+      this.lost = err as Error
+      this.o.log?.(`Could not renew the lock Lease ${this.o.namespace}/${this.name}: ${(err as Error).message}`)
+    }
+  }
+
+  /** Throws when the lock could not be renewed: the run must stop changing traffic. */
+  check(): void {
+    if (this.lost) throw new LockHeldError(`lost the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ${this.lost.message}`)
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    await this.renewing
+    const lease = this.lease
+    this.lease = undefined
+    if (!lease?.metadata?.resourceVersion) return
+    try {
+      await this.kube.deleteLease(this.o.namespace, this.name, lease.metadata.resourceVersion)
+    } catch (err) {
+      if (err instanceof KubeError && (err.status === 404 || err.status === 409)) return
+      throw err
+    }
+  }
+}
+
+/** Post step: remove the lock if this run still holds it (the main step was killed before releasing it). */
+export async function releaseIfHeld(kube: Kube, namespace: string, virtualService: string, holder: string): Promise<boolean> {
+  const cur = await kube.getLease(namespace, leaseName(virtualService))
+  if (!cur || cur.spec?.holderIdentity !== holder || !cur.metadata?.resourceVersion) return false
+  await kube.deleteLease(namespace, leaseName(virtualService), cur.metadata.resourceVersion)
+  return true
+}
+

@@ -1,0 +1,194 @@
+// Pure VirtualService route logic: finding the target route, reading and writing its weights, and
+// inserting/removing a preview route. No I/O. Everything not named here is carried over untouched.
+
+export interface Destination {
+  host: string
+  subset?: string
+  port?: { number?: number; [k: string]: unknown }
+  [k: string]: unknown
+}
+export interface RouteDestination {
+  destination: Destination
+  weight?: number
+  [k: string]: unknown
+}
+export interface HttpRoute {
+  name?: string
+  match?: Array<Record<string, unknown>>
+  route?: RouteDestination[]
+  [k: string]: unknown
+}
+export interface VirtualServiceSpec {
+  hosts?: string[]
+  gateways?: string[]
+  http?: HttpRoute[]
+  [k: string]: unknown
+}
+
+export class RouteError extends Error {
+  override name = 'RouteError'
+}
+
+export type RouteSelector = { by: 'default' } | { by: 'name'; name: string } | { by: 'index'; index: number }
+
+export const PREVIEW_ROUTE_PREFIX = 'istio-canary-preview-'
+
+export function isPreviewRoute(r: HttpRoute): boolean {
+  return typeof r.name === 'string' && r.name.startsWith(PREVIEW_ROUTE_PREFIX)
+}
+
+export function describeSelector(sel: RouteSelector): string {
+  return sel.by === 'default' ? 'the default route (the last http route without match)' : sel.by === 'name' ? `route '${sel.name}'` : `http route #${sel.index}`
+}
+
+/** Index of the target route in spec.http. */
+export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsName: string): number {
+  const http = spec.http ?? []
+  if (http.length === 0) throw new RouteError(`VirtualService '${vsName}' has no http routes to shift`)
+  let index: number
+  if (sel.by === 'name') {
+    index = http.findIndex((r) => r.name === sel.name)
+    if (index < 0) {
+      const names = http.map((r) => r.name).filter((n): n is string => typeof n === 'string')
+      throw new RouteError(`VirtualService '${vsName}' has no http route named '${sel.name}' (named routes: ${names.length ? names.join(', ') : 'none'})`)
+    }
+  } else if (sel.by === 'index') {
+    index = sel.index
+    if (index >= http.length) throw new RouteError(`VirtualService '${vsName}' has ${http.length} http route(s); index ${sel.index} is out of range (0..${http.length - 1})`)
+  } else {
+    index = http.findLastIndex((r) => !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0))
+    if (index < 0) throw new RouteError(`VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`)
+  }
+  const route = http[index] as HttpRoute
+  if (!route.route || route.route.length === 0) {
+    throw new RouteError(`${describeSelector(sel)} of VirtualService '${vsName}' has no destinations (redirect or direct response routes cannot be shifted)`)
+  }
+  return index
+}
+
+/** Effective weight per subset; a lone destination without weight counts as 100. */
+export function weightsOf(route: HttpRoute): Map<string, number> {
+  const dests = route.route ?? []
+  const out = new Map<string, number>()
+  for (const d of dests) {
+    const subset = d.destination.subset ?? ''
+    const w = dests.length === 1 ? (d.weight ?? 100) : (d.weight ?? 0)
+    out.set(subset, (out.get(subset) ?? 0) + w)
+  }
+  return out
+}
+
+export function canaryWeightOf(route: HttpRoute, canary: string): number {
+  return weightsOf(route).get(canary) ?? 0
+}
+
+/** auto: the subset with the highest weight other than the canary (first on ties). */
+export function resolveStableSubset(route: HttpRoute, requested: string, canary: string | undefined): string {
+  const weights = weightsOf(route)
+  if (requested !== 'auto') return requested
+  let best: [string, number] | undefined
+  for (const [subset, w] of weights) {
+    if (subset === canary || subset === '') continue
+    if (!best || w > best[1]) best = [subset, w]
+  }
+  if (!best) {
+    const hint = weights.has('') ? ' (its destinations name no subset: add subsets to the DestinationRule and route to one)' : ''
+    throw new RouteError(`cannot tell the stable subset from the target route${hint}; set the 'stable-subset' input`)
+  }
+  return best[0]
+}
+
+/** Split 0..100 among the given shares in proportion, by largest remainder so the parts sum exactly to total. */
+export function apportion(shares: number[], total: number): number[] {
+  const sum = shares.reduce((a, b) => a + b, 0)
+  if (shares.length === 0) return []
+  if (sum === 0) return apportion(shares.map((_, i) => (i === 0 ? 1 : 0)), total)
+  const exact = shares.map((s) => (s * total) / sum)
+  const floor = exact.map(Math.floor)
+  let left = total - floor.reduce((a, b) => a + b, 0)
+  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1])
+  for (const [, i] of order) {
+    if (left <= 0) break
+    floor[i] = (floor[i] as number) + 1
+    left--
+  }
+  return floor
+}
+
+/**
+ * The target route at a given canary weight, derived from the route as it was before the rollout (`base`):
+ * the canary gets `weight`; the other destinations of the base share the rest in their original proportions.
+ * At 100 the route is left clean: a single destination, the canary, without weight. At 0 the base comes back unchanged.
+ */
+export function routeAtWeight(base: HttpRoute, stable: string, canary: string, weight: number): HttpRoute {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) throw new RouteError(`canary weight ${weight} is not an integer in 0..100`)
+  const dests = base.route ?? []
+  const stableDest = dests.find((d) => d.destination.subset === stable)
+  if (!stableDest) throw new RouteError(`the target route has no destination with subset '${stable}'`)
+  if (weight === 0) return structuredClone(base)
+  const canaryDest: RouteDestination = {
+    ...structuredClone(dests.find((d) => d.destination.subset === canary) ?? stableDest),
+    destination: { ...structuredClone((dests.find((d) => d.destination.subset === canary) ?? stableDest).destination), subset: canary },
+  }
+  delete canaryDest.weight
+  const next = structuredClone(base)
+  if (weight === 100) {
+    next.route = [canaryDest]
+    return next
+  }
+  const others = dests.filter((d) => d.destination.subset !== canary)
+  const baseWeights = others.map((d) => (dests.length === 1 ? (d.weight ?? 100) : (d.weight ?? 0)))
+  const parts = apportion(baseWeights, 100 - weight)
+  const kept: RouteDestination[] = []
+  others.forEach((d, i) => {
+    if ((parts[i] as number) > 0 || d.destination.subset === stable) kept.push({ ...structuredClone(d), weight: parts[i] as number })
+  })
+  next.route = [...kept, { ...canaryDest, weight }]
+  return next
+}
+
+export function previewRouteName(value: string): string {
+  const slug = value.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40)
+  return `${PREVIEW_ROUTE_PREFIX}${slug || 'default'}`
+}
+
+/** A route sending requests whose header equals value exactly to the canary subset, placed before every other route. */
+export function withPreviewRoute(spec: VirtualServiceSpec, targetIndex: number, canary: string, header: string, value: string): VirtualServiceSpec {
+  const http = spec.http ?? []
+  const target = http[targetIndex]
+  if (!target?.route?.length) throw new RouteError(`http route #${targetIndex} has no destinations`)
+  const template = (target.route.find((d) => d.destination.subset === canary) ?? (target.route[0] as RouteDestination)).destination
+  const name = previewRouteName(value)
+  const preview: HttpRoute = {
+    name,
+    match: [{ headers: { [header]: { exact: value } } }],
+    route: [{ destination: { ...structuredClone(template), subset: canary } }],
+  }
+  const rest = http.filter((r) => r.name !== name)
+  return { ...structuredClone(spec), http: [preview, ...structuredClone(rest)] }
+}
+
+export function withoutPreviewRoute(spec: VirtualServiceSpec, value: string): { spec: VirtualServiceSpec; removed: boolean } {
+  const name = previewRouteName(value)
+  const http = spec.http ?? []
+  const rest = http.filter((r) => r.name !== name)
+  return { spec: { ...structuredClone(spec), http: structuredClone(rest) }, removed: rest.length !== http.length }
+}
+
+/** Canonical JSON (sorted keys), for comparing routes regardless of key order. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  )
+}
+
+export function sameRoute(a: HttpRoute | undefined, b: HttpRoute | undefined): boolean {
+  return a !== undefined && b !== undefined && canonical(a) === canonical(b)
+}
+
+/** Human-readable split, e.g. "v1 90 % / v3 10 %". */
+export function describeSplit(route: HttpRoute): string {
+  return [...weightsOf(route)].map(([s, w]) => `${s || '(no subset)'} ${w} %`).join(' / ')
+}
