@@ -232,7 +232,7 @@ export class Engine {
       this.event(`'${done.canary}' is already promoted (run ${done.runId}); nothing to do`)
       return { result: 'promoted', stable: done.stable, canary: done.canary, canaryWeight: 100, steps: this.steps, events: this.events }
     }
-    if (mode === 'promote' && !isActive(done) && this.t.canarySubset === undefined) {
+    if (mode === 'promote' && !isActive(this.state) && this.t.canarySubset === undefined) {
       throw new RolloutError(`${this.ref} has no rollout in progress to promote; set 'canary-subset' to promote a subset directly`)
     }
     const p = this.plan()

@@ -1,0 +1,256 @@
+// The action's modes end to end: the real bundle against the loopback simulation.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { type Sim, startSimulation } from '../sim/index.js'
+import { makeRunner, runAction } from '../sim/harness.js'
+import type { KubeObject } from '../sim/kube/store.js'
+
+const VS = { group: 'networking.istio.io', resource: 'virtualservices' }
+const LEASES = { group: 'coordination.k8s.io', resource: 'leases' }
+
+function baseInputs(sim: Sim): Record<string, string> {
+  return {
+    ...sim.aksInputs(),
+    namespace: 'bookinfo',
+    'virtual-service': 'reviews',
+    'canary-subset': 'v3',
+    pause: '0',
+    'smoke-requests': '40',
+    'version-pattern': 'reviews-(v[0-9]+)',
+    'smoke-expect': '<title>Simple Bookstore App</title>',
+    'istioctl-mirror': sim.releases.url,
+  }
+}
+
+function env(sim: Sim): Record<string, string> {
+  return { ...sim.env(), PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}` }
+}
+
+const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
+const spec = (o: KubeObject): { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } =>
+  o['spec'] as never
+const state = (o: KubeObject): Record<string, unknown> | undefined => {
+  const raw = o.metadata.annotations?.['istio-canary.io/state']
+  return raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined
+}
+const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
+const split = (o: KubeObject): string =>
+  spec(o).http.at(-1)!.route.map((d) => `${d.destination.subset}:${d.weight ?? 100}`).join(',')
+
+describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('promotes a healthy canary through 10,25,50,100 and reports every step', async () => {
+    const before = reviews(sim)
+    const { main, post } = await runAction({ inputs: baseInputs(sim), env: env(sim) })
+    assert.equal(main.code, 0, main.stdout + main.stderr)
+    assert.equal(main.outputs['result'], 'promoted')
+    assert.equal(main.outputs['canary-weight'], '100')
+    assert.equal(main.outputs['stable-subset'], 'v1')
+    assert.equal(main.outputs['canary-subset'], 'v3')
+    assert.equal(main.outputs['istio-version'], '1.24.2')
+    assert.match(main.outputs['gateway-url'] ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
+    const after = reviews(sim)
+    // route left clean: a single destination, the canary
+    assert.deepEqual(spec(after).http.at(-1), { route: [{ destination: { host: 'reviews', subset: 'v3' } }] })
+    assert.deepEqual({ ...(after['spec'] as object), http: undefined }, { ...(before['spec'] as object), http: undefined })
+    assert.equal(state(after)?.['phase'], 'promoted')
+    // report: every step with weights, counts, per-version latency and verdict
+    const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+      result: string; steps: Array<{ weight: number; verdict: string; smoke: { requests: number; successes: number; byVersion: Record<string, { requests: number; p95Ms: number }> } }>
+    }
+    assert.equal(report.result, 'promoted')
+    assert.deepEqual(report.steps.map((s) => s.weight), [10, 25, 50, 100])
+    assert.ok(report.steps.every((s) => s.verdict === 'pass' && s.smoke.requests === 40 && s.smoke.successes === 40))
+    assert.equal(report.steps[3]?.smoke.byVersion['v3']?.requests, 40)
+    assert.equal(report.steps[3]?.smoke.byVersion['v1'], undefined)
+    // job summary: step table and chart
+    assert.match(main.summary, /promoted/)
+    assert.match(main.summary, /xychart-beta/)
+    assert.match(main.summary, /<td>10 %|\| 10 %|10 %/)
+    // post: lock gone, kubeconfig removed
+    assert.equal(post?.code, 0, post?.stderr)
+    assert.equal(sim.store.list(LEASES, 'bookinfo').length, 0)
+    // a second run with the same canary is a no-op
+    const writes = vsWrites(sim)
+    const again = await runAction({ inputs: baseInputs(sim), env: env(sim) })
+    assert.equal(again.main.outputs['result'], 'promoted')
+    assert.equal(vsWrites(sim), writes)
+  })
+
+  it('pauses at 50, then a second run promotes; `rollback` from a third run restores the pre-rollout route', async () => {
+    // start afresh from v3 (promoted above) to v2: route v3 100 %
+    const start = reviews(sim)
+    const p1 = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v2', steps: '20,50' }, env: env(sim) })
+    assert.equal(p1.main.code, 0, p1.main.stdout)
+    assert.equal(p1.main.outputs['result'], 'paused')
+    assert.equal(p1.main.outputs['canary-weight'], '50')
+    assert.equal(split(reviews(sim)), 'v3:50,v2:50')
+    assert.equal(state(reviews(sim))?.['phase'], 'paused')
+
+    const status = await runAction({ inputs: { ...baseInputs(sim), action: 'status', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(status.main.outputs['result'], 'unchanged')
+    assert.equal(status.main.outputs['canary-weight'], '50')
+    assert.equal(status.main.outputs['canary-subset'], 'v2')
+    assert.match(status.main.stdout, /paused at 50 %/)
+
+    const p2 = await runAction({ inputs: { ...baseInputs(sim), action: 'promote', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(p2.main.code, 0, p2.main.stdout)
+    assert.equal(p2.main.outputs['result'], 'promoted')
+    assert.equal(split(reviews(sim)), 'v2:100')
+
+    const p3 = await runAction({ inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(p3.main.code, 0, p3.main.stdout)
+    assert.equal(p3.main.outputs['result'], 'rolled-back')
+    assert.deepEqual(spec(reviews(sim)).http, spec(start).http)
+    assert.equal(state(reviews(sim))?.['phase'], 'rolled-back')
+    // rolling back again changes nothing
+    const writes = vsWrites(sim)
+    const p4 = await runAction({ inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(p4.main.outputs['result'], 'rolled-back')
+    assert.equal(vsWrites(sim), writes)
+  })
+
+  it('rolls a bad canary back at its first step, restoring the route exactly, and fails the step', async () => {
+    const before = reviews(sim)
+    sim.mesh.setFault('reviews', 'v1', { errorRate: 1 })
+    try {
+      const { main } = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v1' }, env: env(sim) })
+      assert.equal(main.code, 1)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      assert.match(main.stdout, /::error::smoke test failed at 10 %/)
+      assert.deepEqual(reviews(sim)['spec'], before['spec'])
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string }>; error: string }
+      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[10, 'fail']])
+      assert.match(report.error, /smoke test failed/)
+      assert.match(main.summary, /rolled back/i)
+    } finally {
+      sim.mesh.setFault('reviews', 'v1', undefined)
+    }
+  })
+})
+
+describe('preview (pull requests)', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation({ seed: { reviewsRoute: 'jason-v2-v1' } })
+  })
+  after(() => sim.close())
+
+  it('adds a header route to the canary before every route, smoke-tests through it, and cleans it up', async () => {
+    const before = reviews(sim)
+    const inputs = { ...baseInputs(sim), action: 'preview', 'preview-value': 'pr-123' }
+    const { main } = await runAction({ inputs, env: env(sim) })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(main.outputs['result'], 'previewed')
+    const http = (reviews(sim)['spec'] as { http: unknown[] }).http
+    assert.deepEqual(http[0], {
+      name: 'istio-canary-preview-pr-123',
+      match: [{ headers: { 'x-canary-preview': { exact: 'pr-123' } } }],
+      route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+    })
+    assert.deepEqual(http.slice(1), (before['spec'] as { http: unknown[] }).http)
+    const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ smoke: { byVersion: Record<string, { requests: number }> } }> }
+    assert.equal(report.steps[0]?.smoke.byVersion['v3']?.requests, 40)
+    // requests without the header still reach v1 only
+    const page = await (await fetch(`${main.outputs['gateway-url']}/productpage`)).text()
+    assert.match(page, /reviews-v1-/)
+
+    const cleanup = await runAction({ inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(cleanup.main.code, 0, cleanup.main.stdout)
+    assert.equal(cleanup.main.outputs['result'], 'cleaned-up')
+    assert.deepEqual(reviews(sim)['spec'], before['spec'])
+    const again = await runAction({ inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' }, env: env(sim) })
+    assert.equal(again.main.outputs['result'], 'unchanged')
+  })
+
+  it('removes its preview route when the preview fails', async () => {
+    const before = reviews(sim)
+    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    try {
+      const { main } = await runAction({ inputs: { ...baseInputs(sim), action: 'preview', 'preview-value': 'pr-9' }, env: env(sim) })
+      assert.equal(main.code, 1)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      assert.deepEqual(reviews(sim)['spec'], before['spec'])
+    } finally {
+      sim.mesh.setFault('reviews', 'v3', undefined)
+    }
+  })
+})
+
+describe('bad inputs fail before any cluster change', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['steps 10,5', { steps: '10,5' }, /Input 'steps': weights must be strictly increasing, but 5 follows 10/],
+    ['steps abc', { steps: 'abc' }, /Input 'steps': 'abc' is not a weight/],
+    ['steps 0', { steps: '0' }, /Input 'steps': weight 0 is outside 1\.\.100/],
+    ['steps 101', { steps: '101' }, /Input 'steps': weight 101 is outside 1\.\.100/],
+    ['pause 5x', { pause: '5x' }, /Input 'pause': '5x' is not a duration/],
+    ['missing canary-subset', { 'canary-subset': '' }, /Input 'canary-subset': required for action 'rollout'/],
+  ]
+  for (const [name, extra, message] of cases) {
+    it(`${name}: clear error, no request to any endpoint`, async () => {
+      const requests = sim.kube.requests.length
+      const arm = sim.arm.calls.length
+      const writes = sim.store.writes.length
+      const { main } = await runAction({ inputs: { ...baseInputs(sim), ...extra }, env: env(sim) })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, message)
+      assert.equal(sim.kube.requests.length, requests)
+      assert.equal(sim.arm.calls.length, arm)
+      assert.equal(sim.store.writes.length, writes)
+    })
+  }
+})
+
+describe('cluster access without Azure', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+  const noAks = (sim: Sim): Record<string, string> => {
+    const i = baseInputs(sim)
+    for (const k of Object.keys(sim.aksInputs())) delete i[k]
+    return i
+  }
+
+  it('uses the kubeconfig input (written 0600, removed by post) without calling Azure', async () => {
+    const arm = sim.arm.calls.length
+    const { main, post } = await runAction({ inputs: { ...noAks(sim), action: 'status', kubeconfig: sim.kubeconfig() }, env: env(sim) })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(main.outputs['result'], 'unchanged')
+    assert.equal(sim.arm.calls.length, arm)
+    const dir = main.state['tempDir']
+    assert.ok(dir, 'main saved the kubeconfig dir')
+    assert.equal(post?.code, 0)
+    assert.throws(() => readFileSync(join(dir as string, 'kubeconfig')))
+  })
+
+  it("uses the runner's KUBECONFIG when neither AKS inputs nor kubeconfig are given", async () => {
+    const runner = makeRunner()
+    const path = join(runner.temp, 'runner-kubeconfig')
+    writeFileSync(path, sim.kubeconfig(), { mode: 0o600 })
+    const { main } = await runAction({ runner, inputs: noAks(sim), env: { ...env(sim), KUBECONFIG: path } })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(main.outputs['result'], 'promoted')
+    assert.ok(readFileSync(path, 'utf8').length > 0, "the runner's kubeconfig is the user's: never removed")
+  })
+
+  it('logs in with a client secret', async () => {
+    const { main } = await runAction({ inputs: { ...baseInputs(sim), ...sim.aksInputs({ secret: true }), action: 'status' }, env: { PATH: env(sim)['PATH'] as string, NODE_EXTRA_CA_CERTS: sim.pki.caFile } })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(sim.oidc.issued.length, 0)
+  })
+})
