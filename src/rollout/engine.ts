@@ -208,7 +208,7 @@ export class Engine {
     this.d.signal.throwIfAborted()
     const { result, verdict } = await this.d.verify(weight, headers, this.d.signal)
     const rec: StepRecord = {
-      index, weight, pauseMs, startedAt, endedAt: this.now().toISOString(), smoke: result,
+      index: index + 1, weight, pauseMs, startedAt, endedAt: this.now().toISOString(), smoke: result,
       verdict: verdict.pass ? 'pass' : 'fail', reasons: verdict.reasons,
     }
     this.steps.push(rec)
