@@ -79,13 +79,14 @@ interface Mesh {
 }
 
 /** Control plane (installed if asked), istioctl, analyze, gateway and every readiness check; no change to routing. */
-async function prepareMesh(inputs: Inputs, session: Session, engine: Engine, subsets: string[], route: HttpRoute): Promise<Mesh> {
+async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], route: HttpRoute, found: (cp: ControlPlane) => void): Promise<Mesh> {
   const kube = session.kube
   const ns = await kube.getNamespace(inputs.namespace)
   const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
   const cpQuery = { istioNamespace: inputs['istio-namespace'], istioRevision: inputs['istio-revision'], appNamespaceLabels: nsLabels ?? {} }
   let cp = await findControlPlane(kube, cpQuery)
-  const wantIstioctl = inputs.analyze || (!cp && inputs['install-istio'])
+  // analyze needs a control plane; without one (and no install) the readiness check reports it with its fix.
+  const wantIstioctl = (inputs.analyze && cp !== undefined) || (!cp && inputs['install-istio'])
   let istioctl: ReturnType<typeof istioctlRunner> | undefined
   if (wantIstioctl) {
     let version = inputs['istioctl-version']
@@ -104,6 +105,7 @@ async function prepareMesh(inputs: Inputs, session: Session, engine: Engine, sub
     core.info((await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })).trim())
     cp = await findControlPlane(kube, cpQuery)
   }
+  if (cp) found(cp)
   if (cp) core.info(`Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`)
   const gateway = inputs['gateway-url'] ? undefined : await findGateway(kube, {
     ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
@@ -134,7 +136,6 @@ async function prepareMesh(inputs: Inputs, session: Session, engine: Engine, sub
     }
     core.info(`istioctl analyze: ${findings.length === 0 ? 'no findings' : `${findings.length} finding(s), none at Error level`}`)
   }
-  void engine
   return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
 }
 
@@ -199,15 +200,13 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
         }
         report.stableSubset = stable
         report.canarySubset = canary
-        const m = await prepareMesh(inputs, session, engine, [stable, canary].filter((s) => s !== ''), route)
-        report.istioVersion = m.controlPlane?.version ?? ''
+        const m = await prepareMesh(inputs, session, [stable, canary].filter((s) => s !== ''), route, (cp) => (report.istioVersion = cp.version))
         report.gatewayUrl = m.gatewayUrl
-        core.setOutput('istio-version', report.istioVersion)
-        core.setOutput('gateway-url', m.gatewayUrl)
         const canaryKeys = versionKeys(canary, m.subsets.get(canary))
         const stableKeys = stable ? versionKeys(stable, m.subsets.get(stable)) : []
         const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
-        const checkShares = inputs['version-pattern'] !== undefined && baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary)
+        // Shares are checked where the split is exactly stable/canary, and for a preview (all of it to the canary).
+        const checkShares = inputs['version-pattern'] !== undefined && (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
         const url = `${m.gatewayUrl}${inputs['smoke-path']}`
         core.info(`Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`)
         return { url, canaryKeys, stableKeys, checkShares }

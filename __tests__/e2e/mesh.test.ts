@@ -235,7 +235,10 @@ describe('Entra ID integrated clusters', () => {
         assert.ok(sim.entra.validate(String(u.user['token']), AKS_SERVER_APP_ID), 'a valid Entra token for the AKS server app')
         assert.notEqual(u.user['token'], sim.tokens.user)
       }
-      assert.ok(!r.main.stdout.includes(String(kc.users[0]?.user['token'])), 'the token never reaches the log')
+      const token = String(kc.users[0]?.user['token'])
+      const lines = r.main.stdout.split('\n')
+      assert.ok(lines.includes(`::add-mask::${token}`), 'the token is masked')
+      assert.ok(!lines.filter((l) => !l.startsWith('::add-mask::')).some((l) => l.includes(token)), 'the token is never logged')
       assert.equal(r.istioctl.filter((a) => a[0] === 'analyze').length, 1)
       rmSync(join(r.runner.temp, dirs[0] as string), { recursive: true, force: true })
     }))
@@ -369,7 +372,6 @@ describe('no control plane / install-istio', () => {
       assert.match(r.main.stdout, /Control plane: istio-system\/istiod, revision default, Istio 1\.24\.2/)
       const istiod = sim.store.get(DEPLOYMENTS, 'istio-system', 'istiod')
       assert.ok(istiod, 'istiod installed')
-      assert.equal(r.main.outputs['istio-version'], '')
       // the app pods have no istio-proxy: the fix is to enable injection and restart them
       for (const v of ['v1', 'v3']) {
         assert.match(r.errors, new RegExp(`subset '${v}' has ready pods without the istio-proxy sidecar: enable injection for namespace bookinfo, then kubectl -n bookinfo rollout restart deployment -l app=reviews,version=${v}`))
@@ -405,7 +407,7 @@ describe('readiness checks (each failure names its fix; nothing is written)', ()
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
       assertStoppedBeforeChange(r, sim, before,
-        /namespace bookinfo is not enabled for sidecar injection: kubectl label namespace bookinfo istio\.io\/rev=default --overwrite \(or istio-injection=enabled\), then restart its deployments \(kubectl -n bookinfo rollout restart deployment\)/)
+        /namespace bookinfo is not enabled for sidecar injection: kubectl label namespace bookinfo istio-injection=enabled --overwrite, then restart its deployments \(kubectl -n bookinfo rollout restart deployment\)/)
       assert.match(r.errors, /subset 'v3' has ready pods without the istio-proxy sidecar/)
     }))
 
@@ -506,14 +508,15 @@ describe('gateway and smoke-test inputs', () => {
 
   it('success-threshold decides how many failures a step tolerates', () =>
     withSim({}, async (sim) => {
-      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.25 })
+      // 30 % of the canary's calls fail: 40 requests fail the default 0.95 and pass 0.4 (either way wrong < 1e-4).
+      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.3 })
       const original = specOf(reviews(sim))
       const strict = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40' }))
       assert.equal(strict.main.outputs['result'], 'rolled-back', transcript(strict))
       assert.match(strict.errors, /success rate \d+\.\d % \(\d+\/40\) below threshold 95\.0 %/)
       assert.deepEqual(specOf(reviews(sim)), original)
 
-      const lenient = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.5' }))
+      const lenient = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }))
       assertPromoted(lenient, sim)
       const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as { steps: Array<{ smoke: { requests: number; successes: number } }> }
       const smoke = report.steps[0]?.smoke

@@ -136,6 +136,24 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
   })
 })
 
+describe('a write whose answer is lost', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('recognises its own write after the retry conflicts with it, and goes on', async () => {
+    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 'lost-response', times: 1 })
+    const { main } = await runAction({ inputs: { ...baseInputs(sim), steps: '50,100' }, env: env(sim) })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(main.outputs['result'], 'promoted')
+    const puts = sim.kube.requests.filter((r) => r.method === 'PUT' && r.path.includes('/virtualservices/reviews'))
+    assert.deepEqual(puts.slice(0, 2).map((r) => r.status), [0, 409], 'the lost answer, then the retry conflicting with our own write')
+    assert.equal(split(reviews(sim)), 'v3:100')
+  })
+})
+
 describe('preview (pull requests)', () => {
   let sim: Sim
   before(async () => {

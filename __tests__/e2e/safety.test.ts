@@ -58,7 +58,7 @@ function inputs(sim: Sim, extra: Record<string, string> = {}, aks: { secret?: bo
   }
 }
 
-function run(sim: Sim, extra: Record<string, string> = {}, o: Partial<RunOptions> & { aks?: { secret?: boolean; admin?: boolean } } = {}): ReturnType<typeof runAction> {
+function run(sim: Sim, extra: Record<string, string> = {}, o: Partial<RunOptions> & { aks?: { secret?: boolean; admin?: boolean } } = {}): Running {
   const { aks, ...rest } = o
   return runAction({ inputs: inputs(sim, extra, aks ?? {}), env: env(sim), runner: newRunner(), timeoutMs: 40_000, ...rest })
 }
@@ -76,12 +76,17 @@ function stateOf(vs: KubeObject): Json | undefined {
 const leaseOf = (sim: Sim): KubeObject | undefined => sim.store.get(LEASES, NS, LEASE)
 const vsWritesSince = (sim: Sim, mark: number): number => sim.store.writes.slice(mark).filter((w) => w.ref.resource === 'virtualservices').length
 
-/** Polls `probe` every 25 ms until it returns a value (bounded). */
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+type Running = ReturnType<typeof runAction>
+
+/** Polls `probe` every 25 ms until it returns a value (bounded); fails early, with its log, if the run ends first. */
+async function waitFor<T>(what: string, running: Running, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  let ended: Awaited<Running> | undefined
+  void running.then((r) => (ended = r), () => undefined)
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     const v = probe()
     if (v !== undefined) return v
+    if (ended) throw new Error(`the run ended before ${what}\n${diag(ended.main)}`)
     await delay(25)
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
@@ -113,7 +118,7 @@ function foreignLease(holder: string, renew: Date, seconds: number): KubeObject 
   }
 }
 
-const clean = (subset: string): Route['route'] => [{ destination: { host: 'reviews', subset } }]
+const clean = (subset: string): Dest[] => [{ destination: { host: 'reviews', subset } }]
 
 describe('e2e safety: concurrent changes (rule 3)', () => {
   it('never overwrites a change of the target route made during a pause, and says so', async () => {
@@ -121,7 +126,7 @@ describe('e2e safety: concurrent changes (rule 3)', () => {
       // No version-pattern here: the smoke test after the pause must pass whatever weights the user chose, so
       // that the conflict is met by the next write (not by a revert).
       const running = run(sim, { steps: '50:3s,100', 'version-pattern': '' })
-      await waitFor('the 50 % shift', () => {
+      await waitFor('the 50 % shift', running, () => {
         const s = stateOf(getVs(sim))
         return s?.['phase'] === 'shifting' && s['weight'] === 50 ? true : undefined
       })
@@ -154,7 +159,7 @@ describe('e2e safety: concurrent changes (rule 3)', () => {
     await withSim({ seed: { reviewsRoute: 'jason-v2-v1' } }, async (sim) => {
       const before = structuredClone(specOf(getVs(sim)))
       const running = run(sim, { steps: '50:3s,100' })
-      await waitFor('the 50 % shift', () => (stateOf(getVs(sim))?.['weight'] === 50 ? true : undefined))
+      await waitFor('the 50 % shift', running, () => (stateOf(getVs(sim))?.['weight'] === 50 ? true : undefined))
       await delay(300)
       // Someone adds a timeout to the jason route and a label, during the pause.
       const vs = getVs(sim)
@@ -180,8 +185,10 @@ describe('e2e safety: concurrent changes (rule 3)', () => {
 describe('e2e safety: one rollout at a time (rule 5)', () => {
   it('refuses a second run while the first holds the lock; the first finishes and releases it', async () => {
     await withSim({}, async (sim) => {
-      const runningA = run(sim, { steps: '50:4s,100' })
-      const holderA = await waitFor('run A to take the Lease', () => {
+      const runningA = run(sim, { steps: '50:5s,100' })
+      let aDone = false
+      void runningA.then(() => (aDone = true), () => undefined)
+      const holderA = await waitFor('run A to take the Lease', runningA, () => {
         const h = (leaseOf(sim)?.['spec'] as Json | undefined)?.['holderIdentity']
         return typeof h === 'string' ? h : undefined
       })
@@ -194,8 +201,7 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
       assert.ok(runB && runB !== holderA)
       const byB = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices' && (w.object.metadata.annotations?.[STATE] ?? '').includes(JSON.stringify(runB)))
       assert.equal(byB.length, 0, 'B made no VirtualService write')
-      const midLease = leaseOf(sim)
-      assert.equal((midLease?.['spec'] as Json | undefined)?.['holderIdentity'], holderA, "B's post step left A's lock alone")
+      if (!aDone) assert.equal((leaseOf(sim)?.['spec'] as Json | undefined)?.['holderIdentity'], holderA, "B's post step left A's lock alone")
 
       const a = await runningA
       assert.equal(a.main.code, 0, diag(a.main))
@@ -203,6 +209,9 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
       assert.equal(a.main.state['runId'], holderA)
       assert.deepEqual(specOf(getVs(sim)).http?.[0]?.route, clean('v3'))
       assert.equal(leaseOf(sim), undefined, 'the Lease is gone after A')
+      const leaseWrites = sim.store.writes.filter((w) => w.ref.resource === 'leases')
+      assert.equal(leaseWrites.filter((w) => w.verb === 'delete').length, 1, 'deleted once, by A at its end')
+      assert.ok(leaseWrites.every((w) => (w.object['spec'] as Json)['holderIdentity'] === holderA), 'B never wrote the Lease')
     })
   })
 

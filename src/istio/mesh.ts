@@ -174,7 +174,8 @@ export async function checkReadiness(kube: Kube, r: ReadinessInput): Promise<{ r
   } else {
     const rev = labels['istio.io/rev']
     const injection = labels['istio-injection']
-    const fixRev = cp ? `kubectl label namespace ${r.namespace} istio.io/rev=${cp.revision} --overwrite${cp.aksAddon ? '' : ` (or istio-injection=enabled)`}, then restart its deployments (kubectl -n ${r.namespace} rollout restart deployment)` : 'install the control plane first'
+    const label = !cp ? '' : !cp.aksAddon && cp.revision === 'default' ? 'istio-injection=enabled' : `istio.io/rev=${cp.revision}`
+    const fixRev = cp ? `kubectl label namespace ${r.namespace} ${label} --overwrite, then restart its deployments (kubectl -n ${r.namespace} rollout restart deployment)` : 'install the control plane first'
     if (rev !== undefined) {
       if (cp && !cp.revisions.includes(rev)) failures.push(`namespace ${r.namespace} is labelled istio.io/rev=${rev}, but no such revision is installed (installed: ${cp.revisions.join(', ')}): ${fixRev}`)
     } else if (injection === 'enabled') {

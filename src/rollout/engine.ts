@@ -9,7 +9,7 @@ import type { Sleep } from '../retry.js'
 import { formatDuration, type Step } from '../parse.js'
 import {
   type HttpRoute, type RouteSelector, canaryWeightOf, describeSelector, describeSplit, findRouteIndex,
-  previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
+  canonical, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
 } from './routes.js'
 import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
 
@@ -189,6 +189,12 @@ export class Engine {
         this.d.log(`${this.ref} changed since it was read (resourceVersion ${this.vs.metadata.resourceVersion}); re-reading`)
         this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
         const fresh = decodeState(this.vs.metadata.annotations, this.t.virtualService)
+        const freshRoute = this.http()[findRouteIndex(this.vs.spec, selector, this.t.virtualService)]
+        if (sameRoute(freshRoute, route) && canonical(fresh) === canonical(state)) {
+          // Our own write went through and only its answer was lost (a retried PUT then conflicts with itself).
+          this.state = state
+          return
+        }
         if (this.state && fresh?.runId !== this.state.runId) {
           throw new ConcurrentChangeError(`the rollout state of ${this.ref} was changed by someone else during the run (now: ${fresh ? `run ${fresh.runId}, ${fresh.phase}` : 'removed'}); not overwriting it`)
         }
@@ -281,7 +287,12 @@ export class Engine {
       return outcome(final, weight)
     } catch (err) {
       const error = err as Error
-      if (!this.changed || err instanceof ConcurrentChangeError) return outcome('unchanged', weight, error)
+      if (err instanceof ConcurrentChangeError) {
+        // Someone else decided the route: report what it now is, and leave it to them.
+        const now = this.http().find((r, i) => i === safeIndex(this.vs.spec, selector, this.t.virtualService))
+        return outcome('unchanged', now ? canaryWeightOf(now, p.canary) : weight, error)
+      }
+      if (!this.changed) return outcome('unchanged', weight, error)
       const restored = await this.revert(selector, current, revertTo, error)
       return outcome('rolled-back', canaryWeightOf(restored, p.canary), error)
     }
@@ -428,5 +439,13 @@ function safeStable(route: HttpRoute, canary: string): string {
     return resolveStableSubset(route, 'auto', canary)
   } catch {
     return ''
+  }
+}
+
+function safeIndex(spec: VirtualService['spec'], selector: RouteSelector, name: string): number {
+  try {
+    return findRouteIndex(spec, selector, name)
+  } catch {
+    return -1
   }
 }

@@ -25,7 +25,7 @@ export interface RecordedRequest {
   method: string
   /** Path with query string, as sent. */
   path: string
-  /** 0 when the connection was reset by an injected fault. */
+  /** 0 when the connection was reset by an injected fault (also when the request was applied and only its answer lost). */
   status: number
   userAgent?: string
 }
@@ -34,7 +34,8 @@ export interface Fault {
   method?: string
   /** Tested against the path with its query string. */
   path?: RegExp
-  status: number | 'reset'
+  /** 'reset': dropped before it is served; 'lost-response': served (and applied), then the connection drops unanswered. */
+  status: number | 'reset' | 'lost-response'
   times: number
   retryAfterSeconds?: number
 }
@@ -946,7 +947,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     let payload: unknown
     let headers: Record<string, string> = {}
     try {
-      if (fault) throw faultError(fault.status as number, fault.retryAfterSeconds)
+      if (fault && fault.status !== 'lost-response') throw faultError(fault.status as number, fault.retryAfterSeconds)
       const auth = req.headers.authorization ?? ''
       const m = /^Bearer\s+(.+)$/i.exec(auth)
       const who = m ? opts.authenticate(m[1]!.trim()) : undefined
@@ -958,6 +959,11 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       status = e.code
       payload = e.body
       headers = e.headers
+    }
+    if (fault?.status === 'lost-response') {
+      record(0)
+      req.socket.destroy()
+      return
     }
     record(status)
     sendJson(res, status, payload, headers)
