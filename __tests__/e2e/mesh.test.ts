@@ -6,20 +6,18 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { load } from 'js-yaml'
-import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
+import type { Sim, SimOptions } from '../sim/index.js'
 import { type Runner, type StepResult, makeRunner, runAction } from '../sim/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
 import type { RecordedRequest } from '../sim/kube/server.js'
 import { AKS_SERVER_APP_ID } from '../sim/entra.js'
 import { type TestPki, makePki } from '../sim/tls.js'
+import { LEASES, STATE, VS, bookinfoInputs, withSim as withFreshSim } from './common.js'
 
-const VS = { group: 'networking.istio.io', resource: 'virtualservices' }
 const SERVICES = { group: '', resource: 'services' }
 const NAMESPACES = { group: '', resource: 'namespaces' }
 const CONFIGMAPS = { group: '', resource: 'configmaps' }
 const DEPLOYMENTS = { group: 'apps', resource: 'deployments' }
-const LEASES = { group: 'coordination.k8s.io', resource: 'leases' }
-const STATE = 'istio-canary.io/state'
 
 interface HttpRoute {
   name?: string
@@ -40,29 +38,9 @@ after(() => {
 })
 
 /** A fresh simulation for one test, always closed. */
-async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> {
-  const sim = await startSimulation({ pki, ...o })
-  try {
-    await fn(sim)
-  } finally {
-    await sim.close()
-  }
-}
+const withSim = (o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> => withFreshSim({ pki, ...o }, fn)
 
-function baseInputs(sim: Sim, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ...sim.aksInputs(),
-    namespace: 'bookinfo',
-    'virtual-service': 'reviews',
-    'canary-subset': 'v3',
-    pause: '0',
-    steps: '50,100',
-    'version-pattern': 'reviews-(v[0-9]+)',
-    'smoke-expect': '<title>Simple Bookstore App</title>',
-    'istioctl-mirror': sim.releases.url,
-    ...extra,
-  }
-}
+const baseInputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> => bookinfoInputs(sim, { steps: '50,100', ...extra })
 
 interface Run {
   main: StepResult

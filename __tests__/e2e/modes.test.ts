@@ -2,31 +2,14 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { makeRunner, runAction } from '../sim/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
+import { LEASES, VS, bookinfoInputs, runnerEnv } from './common.js'
 
-const VS = { group: 'networking.istio.io', resource: 'virtualservices' }
-const LEASES = { group: 'coordination.k8s.io', resource: 'leases' }
-
-function baseInputs(sim: Sim): Record<string, string> {
-  return {
-    ...sim.aksInputs(),
-    namespace: 'bookinfo',
-    'virtual-service': 'reviews',
-    'canary-subset': 'v3',
-    pause: '0',
-    'smoke-requests': '40',
-    'version-pattern': 'reviews-(v[0-9]+)',
-    'smoke-expect': '<title>Simple Bookstore App</title>',
-    'istioctl-mirror': sim.releases.url,
-  }
-}
-
-function env(sim: Sim): Record<string, string> {
-  return { ...sim.env(), PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}` }
-}
+const baseInputs = (sim: Sim): Record<string, string> => bookinfoInputs(sim, { 'smoke-requests': '40' })
+const env = runnerEnv
 
 const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } =>

@@ -8,14 +8,12 @@ import { dirname, join, relative } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { after, describe, it } from 'node:test'
 import { type Runner, type RunOptions, type StepResult, makeRunner, runAction } from '../sim/harness.js'
-import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
+import type { Sim } from '../sim/index.js'
 import type { KubeObject, ResourceRef } from '../sim/kube/store.js'
+import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withSim } from './common.js'
 
-const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
-const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
 const NS = 'bookinfo'
 const LEASE = 'istio-canary-reviews'
-const STATE = 'istio-canary.io/state'
 
 type Json = Record<string, unknown>
 interface Dest { destination: { host: string; subset?: string }; weight?: number }
@@ -36,27 +34,8 @@ after(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true })
 })
 
-async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> {
-  const sim = await startSimulation(o)
-  try {
-    await fn(sim)
-  } finally {
-    await sim.close()
-  }
-}
-
-function env(sim: Sim): Record<string, string> {
-  // The fake istioctl is `#!/usr/bin/env node`: Node 24 first on PATH.
-  return { ...sim.env(), PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? '/usr/bin:/bin'}` }
-}
-
-function inputs(sim: Sim, extra: Record<string, string> = {}, aks: { secret?: boolean; admin?: boolean } = {}): Record<string, string> {
-  return {
-    ...sim.aksInputs(aks), namespace: NS, 'virtual-service': 'reviews', 'canary-subset': 'v3', pause: '0',
-    'version-pattern': 'reviews-(v[0-9]+)', 'smoke-expect': '<title>Simple Bookstore App</title>', 'istioctl-mirror': sim.releases.url,
-    ...extra,
-  }
-}
+const env = runnerEnv
+const inputs = bookinfoInputs
 
 function run(sim: Sim, extra: Record<string, string> = {}, o: Partial<RunOptions> & { aks?: { secret?: boolean; admin?: boolean } } = {}): Running {
   const { aks, ...rest } = o

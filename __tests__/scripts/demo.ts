@@ -4,11 +4,11 @@
 //      rolled back at its first step, leaving the route exactly as it was.
 // Each run is summarised from its outputs, its JSON report, a few log lines and what the
 // simulated cluster and mesh saw. Exits non-zero when a run does not end as expected.
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import { dirname } from 'node:path'
 import { startSimulation, type Sim } from '../sim/index.js'
-import { makeRunner, runAction } from '../sim/harness.js'
+import { BUNDLE, makeRunner, runAction } from '../sim/harness.js'
 import { REFS } from '../sim/mesh.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import type { RunReport } from '../../src/report/report.js'
@@ -73,7 +73,7 @@ function stepTable(report: RunReport | undefined): string[] {
     const byVersion = r ? Object.entries(r.byVersion).map(([v, x]) => `${v} ${x.successes}/${x.requests}`).join(', ') : ''
     const ms = Date.parse(s.endedAt) - Date.parse(s.startedAt)
     return [
-      String(s.index + 1), `${s.weight} %`, r ? `${r.successes}/${r.requests}` : '-', r ? `${Math.round(r.p95Ms)} ms` : '-',
+      String(s.index), `${s.weight} %`, r ? `${r.successes}/${r.requests}` : '-', r ? `${Math.round(r.p95Ms)} ms` : '-',
       byVersion + (r && r.unattributed ? `, unattributed ${r.unattributed}` : ''), `${ms} ms`,
       s.verdict === 'pass' ? green('pass') : s.verdict === 'fail' ? red('FAIL') : s.verdict,
     ]
@@ -82,7 +82,7 @@ function stepTable(report: RunReport | undefined): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').replace(/\x1b\[\d+m/g, '').length)))
   const fmt = (cells: string[]): string => `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - c.replace(/\x1b\[\d+m/g, '').length)).join('  ')}`
   const lines = [dim(fmt(head)), ...rows.map(fmt)]
-  for (const s of report.steps) for (const reason of s.reasons) lines.push(`  ${red('why')} step ${s.index + 1}: ${reason}`)
+  for (const s of report.steps) for (const reason of s.reasons) lines.push(`  ${red('why')} step ${s.index}: ${reason}`)
   if (report.steps.some((s) => (s.smoke?.unattributed ?? 0) > 0)) {
     lines.push(dim("  (a page whose reviews call failed shows an error instead of 'Reviews served by', so it names no version)"))
   }
@@ -125,7 +125,7 @@ async function tell(sim: Sim, title: string, inputs: Record<string, string>, exp
   const o = main.outputs
   const ok = (b: boolean): string => (b ? green(' ✓') : red(' ✗'))
   console.log(`  outputs:        result=${bold(o['result'] ?? '(none)')} canary-weight=${o['canary-weight'] ?? '-'} stable=${o['stable-subset'] ?? '-'} canary=${o['canary-subset'] ?? '-'} istio=${o['istio-version'] ?? '-'}`)
-  console.log(`  step outcome:   exit code ${String(main.code)}${main.code === 0 ? ' (success)' : ' (the step fails, as it should on a rollback)'}; post step exit ${String(post?.code)}`)
+  console.log(`  step outcome:   exit code ${String(main.code)}${main.code === 0 ? ' (the step succeeds)' : expect.exitCode !== 0 ? ' (the step fails, as it should after a rollback)' : ' (the step failed)'}; post step exit ${String(post?.code)}`)
   console.log(`  route after:    ${describe(after)}  (expected: ${expect.routeAfterText})${ok(expect.routeAfter(before, after))}`)
   console.log(`  reviews served: ${servedSince(sim, served)}`)
   console.log(`  wall time:      ${(took / 1000).toFixed(1)} s (main + post step)`)
@@ -141,7 +141,7 @@ async function tell(sim: Sim, title: string, inputs: Record<string, string>, exp
   check(report?.steps.length === expect.steps, `${report?.steps.length ?? 0} step(s) in the report, expected ${expect.steps}`)
   check(report?.steps.at(-1)?.verdict === expect.lastVerdict, `last step verdict '${report?.steps.at(-1)?.verdict}', expected '${expect.lastVerdict}'`)
   check(expect.routeAfter(before, after), `route after is ${describe(after)}, expected ${expect.routeAfterText}`)
-  if (problems.length && !tty) {
+  if (problems.length) {
     console.log(dim('  --- main step stdout (tail) ---'))
     console.log(dim(main.stdout.slice(-4000)))
   }
@@ -159,6 +159,10 @@ function resetReviews(sim: Sim, original: KubeObject): void {
 
 async function main(): Promise<number> {
   const started = performance.now()
+  if (!existsSync(BUNDLE)) {
+    console.error(`demo: ${BUNDLE} is missing: run 'npm run bundle' first (npm run demo does)`)
+    return 1
+  }
   console.log(bold('istio-canary demo: the real action (dist/index.js) against a loopback AKS + Istio + BookInfo'))
   const sim = await startSimulation()
   try {

@@ -289,7 +289,7 @@ export class Engine {
       const error = err as Error
       if (err instanceof ConcurrentChangeError) {
         // Someone else decided the route: report what it now is, and leave it to them.
-        const now = this.http().find((r, i) => i === safeIndex(this.vs.spec, selector, this.t.virtualService))
+        const now = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
         return outcome('unchanged', now ? canaryWeightOf(now, p.canary) : weight, error)
       }
       if (!this.changed) return outcome('unchanged', weight, error)

@@ -1,0 +1,38 @@
+// What the end-to-end test files share: resource references, the runner environment and BookInfo inputs.
+import { dirname } from 'node:path'
+import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
+import type { ResourceRef } from '../sim/kube/store.js'
+
+export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
+export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
+export const STATE = 'istio-canary.io/state'
+
+/** The simulation's runner environment, with Node 24 first on PATH (the fake istioctl is `#!/usr/bin/env node`). */
+export function runnerEnv(sim: Sim): Record<string, string> {
+  return { ...sim.env(), PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? '/usr/bin:/bin'}` }
+}
+
+/** A BookInfo reviews v1 -> v3 canary with AKS login (OIDC unless `aks.secret`), no pauses. */
+export function bookinfoInputs(sim: Sim, extra: Record<string, string> = {}, aks: { secret?: boolean; admin?: boolean } = {}): Record<string, string> {
+  return {
+    ...sim.aksInputs(aks),
+    namespace: 'bookinfo',
+    'virtual-service': 'reviews',
+    'canary-subset': 'v3',
+    pause: '0',
+    'version-pattern': 'reviews-(v[0-9]+)',
+    'smoke-expect': '<title>Simple Bookstore App</title>',
+    'istioctl-mirror': sim.releases.url,
+    ...extra,
+  }
+}
+
+/** A fresh simulation for one test, always closed. */
+export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> {
+  const sim = await startSimulation(o)
+  try {
+    await fn(sim)
+  } finally {
+    await sim.close()
+  }
+}
