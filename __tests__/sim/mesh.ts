@@ -175,6 +175,13 @@ interface Reply {
 }
 
 const NO_HEALTHY_UPSTREAM: Backend = { ok: false, status: 503, body: 'no healthy upstream' }
+/** Headers BookInfo's productpage.py passes on to details and reviews, and `x-canary-preview`. */
+const FORWARDED = new Set([
+  'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'b3', 'traceparent', 'tracestate',
+  'x-ot-span-context', 'x-datadog-trace-id', 'x-datadog-parent-id', 'x-datadog-sampling-priority', 'x-cloud-trace-context',
+  'grpc-trace-bin', 'sw8', 'user-agent', 'cookie', 'authorization', 'jwt', 'x-canary-preview',
+])
+
 const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer'])
 
 export function podReady(p: KubeObject): boolean {
@@ -365,9 +372,11 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       return { status: 200, headers: { 'content-type': type }, body: `/* ${path} */\n` }
     }
 
-    // Calls to other services carry every incoming header (like tracing headers) and end-user when signed in.
+    // Like the real productpage, calls to other services carry only the headers it forwards (tracing, user-agent,
+    // cookie, authorization...) — plus the preview header, as an application set up for istio-canary previews does —
+    // and end-user when signed in.
     const headers: Record<string, string | undefined> = {}
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+    for (const [k, v] of Object.entries(req.headers)) if (FORWARDED.has(k) && !HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v
     if (user) headers['end-user'] = user
     const call = async (service: string, callPath: string): Promise<Backend | 'failed'> => {
       const r: RouteRequest = {

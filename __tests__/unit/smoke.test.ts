@@ -203,11 +203,15 @@ describe('runSmokeTest', () => {
     assert.equal(r.unattributed, 0)
   })
 
-  it('a pattern that matches nothing leaves the responses unattributed', async () => {
+  it('a pattern that matches nothing leaves the responses unattributed, and failed', async () => {
     reset()
     const r = await runSmokeTest(cfg(`${srv.url}/`, { requests: 4, versionPattern: /reviews-(v\d+)/ }))
     assert.deepEqual(r.byVersion, {})
     assert.equal(r.unattributed, 4)
+    assert.equal(r.successes, 0)
+    assert.deepEqual(r.failures, [{ reason: 'no version matching /reviews-(v\\d+)/ in the response', count: 4 }])
+    // without a pattern the same responses pass
+    assert.equal((await runSmokeTest(cfg(`${srv.url}/`, { requests: 4 }))).successes, 4)
   })
 
   it('503s fail with "HTTP 503"; 3xx passes without following the redirect', async () => {

@@ -20,7 +20,8 @@ export interface SmokeConfig {
   timeoutMs: number
   expect?: RegExp
   headers: Record<string, string>
-  /** One capture group naming the version that served a response; searched in headers, then body. */
+  /** One capture group naming the version that served a response; searched in headers, then body. A 2xx/3xx
+   * response in which it finds no version fails. */
   versionPattern?: RegExp
 }
 
@@ -195,6 +196,11 @@ async function probe(
     } else if (expect && !expect.test(ex.body)) {
       out.ok = false
       out.error = `body did not match ${String(expect)}`
+    } else if (versionPattern && version === undefined) {
+      // With a version pattern, a healthy response names the version that served it. A page that does not
+      // (e.g. BookInfo's "Error fetching product reviews", served with 200) is a failure of the version behind it.
+      out.ok = false
+      out.error = `no version matching ${String(versionPattern)} in the response`
     }
     return out
   } catch (err) {
