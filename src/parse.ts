@@ -35,12 +35,16 @@ export function parseDuration(input: string, raw: string, opts: { maxMs?: number
   return ms
 }
 
+/** 0s, 800ms, 45s, 1m30s, 2h5m: for logs, reports and messages. */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`
-  const h = Math.floor(ms / 3_600_000)
-  const m = Math.floor((ms % 3_600_000) / 60_000)
-  const s = Math.round((ms % 60_000) / 100) / 10
-  return [h ? `${h}h` : '', m ? `${m}m` : '', s ? `${s}s` : ''].join('') || '0s'
+  if (!Number.isFinite(ms) || ms <= 0) return '0s'
+  if (ms < 1000) return `${Math.round(ms)}ms`
+  let s = Math.round(ms / 1000)
+  const h = Math.floor(s / 3600)
+  s -= h * 3600
+  const m = Math.floor(s / 60)
+  s -= m * 60
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`
 }
 
 export interface Step {

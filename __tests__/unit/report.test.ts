@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import { writeReport, type RunReport } from '../../src/report/report.js'
-import { escapeMd, formatDuration, headline, mermaidChart, renderSummaryMarkdown, writeJobSummary } from '../../src/report/summary.js'
+import { escapeMd, headline, mermaidChart, renderSummaryMarkdown, writeJobSummary } from '../../src/report/summary.js'
+import { formatDuration } from '../../src/parse.js'
 
 function sampleReport(over: Partial<RunReport> = {}): RunReport {
   const smoke = (ok: number, v3: number) => ({

@@ -134,6 +134,8 @@ export function formatFinding(m: AnalyzeMessage): string {
 }
 
 export async function installControlPlane(r: IstioctlRunner, o: { profile: string; revision: string | 'auto' }): Promise<string> {
+  const pre = await r.run(['x', 'precheck'])
+  if (pre.exitCode !== 0) throw new IstioctlError(`istioctl x precheck found problems; Istio was not installed:\n${(pre.stdout + pre.stderr).trim().slice(0, 2000)}`)
   const args = ['install', '-y', '--set', `profile=${o.profile}`, ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : [])]
   const out = await r.run(args)
   if (out.exitCode !== 0) throw new IstioctlError(`istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)

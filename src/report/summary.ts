@@ -1,6 +1,8 @@
 // The job summary (GitHub step summary): headline, target, step table and a mermaid chart of the run.
 import * as core from '@actions/core'
 import type { RunReport, StepRecord } from './report.js'
+import { formatDuration } from '../parse.js'
+import { pct } from '../smoke/stats.js'
 
 type Summary = typeof core.summary
 
@@ -26,18 +28,7 @@ export function escapeMd(s: string): string {
 }
 
 /** 90000 -> "1m30s", 60000 -> "1m", 500 -> "500ms", 0 -> "0s". */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms <= 0) return '0s'
-  if (ms < 1000) return `${Math.round(ms)}ms`
-  let s = Math.round(ms / 1000)
-  const h = Math.floor(s / 3600)
-  s -= h * 3600
-  const m = Math.floor(s / 60)
-  s -= m * 60
-  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`
-}
 
-const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
 
 export function headline(report: RunReport): string {
   switch (report.result) {

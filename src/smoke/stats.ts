@@ -76,7 +76,8 @@ export interface ShareCheck {
   message: string
 }
 
-const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
+/** A share 0..1 as a percentage with one decimal: 0.953 -> '95.3 %'. */
+export const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
 
 function formatP(p: number): string {
   if (p === 0) return '0'

@@ -1,6 +1,6 @@
 // Pass/fail of one step's smoke test.
 import type { SmokeResult } from './smoke.js'
-import { weightShareCheck } from './stats.js'
+import { pct, weightShareCheck } from './stats.js'
 
 export interface VerdictInput {
   result: SmokeResult
@@ -25,7 +25,6 @@ export interface Verdict {
 /** Significance level of the share check: a correct rollout fails it once in a thousand tests. */
 export const SHARE_ALPHA = 0.001
 
-const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
 
 export function judge(v: VerdictInput): Verdict {
   const { result: r, threshold } = v
