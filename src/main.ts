@@ -6,7 +6,7 @@ import { type Inputs, getInputs } from './inputs.js'
 import { type Sleep, realSleep } from './retry.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
 import type { Kube, Subset } from './k8s/client.js'
-import { Engine, type Outcome } from './rollout/engine.js'
+import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
 import { isActive } from './rollout/state.js'
@@ -139,6 +139,49 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
   return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
 }
 
+/**
+ * Everything to check before a traffic change (mesh, readiness, analyze) and the smoke test each step runs:
+ * the subsets come from the plan of the run (or the canary alone for a preview).
+ */
+async function prepareVerification(inputs: Inputs, session: Session, engine: Engine, report: RunReport): Promise<EngineDeps['verify']> {
+  const mode = inputs.action
+  const state = engine.currentState
+  const vs = engine.virtualService
+  let route: HttpRoute
+  let stable = ''
+  let canary: string
+  if (mode === 'preview') {
+    route = (vs.spec.http ?? [])[findRouteIndex(vs.spec, inputs.route, inputs['virtual-service'])] as HttpRoute
+    canary = inputs['canary-subset'] as string
+  } else {
+    ;({ route, stable, canary } = engine.plan())
+  }
+  report.stableSubset = stable
+  report.canarySubset = canary
+  const m = await prepareMesh(inputs, session, [stable, canary].filter((s) => s !== ''), route, (cp) => (report.istioVersion = cp.version))
+  report.gatewayUrl = m.gatewayUrl
+  const canaryVersions = versionKeys(canary, m.subsets.get(canary))
+  const stableVersions = stable ? versionKeys(stable, m.subsets.get(stable)) : []
+  const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
+  // Shares are checked where the split is exactly stable/canary, and for a preview (all of it to the canary).
+  const checkShares = inputs['version-pattern'] !== undefined && (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
+  const url = `${m.gatewayUrl}${inputs['smoke-path']}`
+  core.info(`Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`)
+  return async (weight, headers, signal) => {
+    const result = await runSmokeTest({
+      url, requests: inputs['smoke-requests'], concurrency: inputs['smoke-concurrency'], timeoutMs: inputs['smoke-timeout'],
+      headers: { ...inputs['smoke-headers'], ...headers },
+      ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
+      ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
+    }, signal)
+    const verdict = judge({
+      result, threshold: inputs['success-threshold'], canaryWeight: weight, canaryVersions, stableVersions, checkShares,
+      ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
+    })
+    return { result, verdict }
+  }
+}
+
 export async function run(deps: Deps = defaultDeps): Promise<void> {
   const startedAt = deps.now().toISOString()
   let inputs: Inputs
@@ -182,49 +225,10 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     await engine.load()
     const mode = inputs.action
     if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
-      const mesh = await core.group('Check the mesh', async () => {
-        const state = engine.currentState
-        const vs = engine.virtualService
-        let route: HttpRoute
-        let stable: string
-        let canary: string
-        if (mode === 'preview') {
-          route = (vs.spec.http ?? [])[findRouteIndex(vs.spec, inputs.route, inputs['virtual-service'])] as HttpRoute
-          canary = inputs['canary-subset'] as string
-          stable = ''
-        } else {
-          const p = engine.plan()
-          route = p.route
-          canary = p.canary
-          stable = p.stable
-        }
-        report.stableSubset = stable
-        report.canarySubset = canary
-        const m = await prepareMesh(inputs, session, [stable, canary].filter((s) => s !== ''), route, (cp) => (report.istioVersion = cp.version))
-        report.gatewayUrl = m.gatewayUrl
-        const canaryKeys = versionKeys(canary, m.subsets.get(canary))
-        const stableKeys = stable ? versionKeys(stable, m.subsets.get(stable)) : []
-        const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
-        // Shares are checked where the split is exactly stable/canary, and for a preview (all of it to the canary).
-        const checkShares = inputs['version-pattern'] !== undefined && (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
-        const url = `${m.gatewayUrl}${inputs['smoke-path']}`
-        core.info(`Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`)
-        return { url, canaryKeys, stableKeys, checkShares }
-      })
-      engine.setVerifier(async (weight, headers, signal) => {
-        const result = await runSmokeTest({
-          url: mesh.url, requests: inputs['smoke-requests'], concurrency: inputs['smoke-concurrency'], timeoutMs: inputs['smoke-timeout'],
-          headers: { ...inputs['smoke-headers'], ...headers },
-          ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
-          ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
-        }, signal)
-        const verdict = judge({
-          result, threshold: inputs['success-threshold'], canaryWeight: weight, canaryVersions: mesh.canaryKeys, stableVersions: mesh.stableKeys,
-          checkShares: mesh.checkShares, ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
-        })
-        return { result, verdict }
-      })
+      cancel.signal.throwIfAborted()
+      engine.setVerifier(await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)))
     }
+    cancel.signal.throwIfAborted()
     if (mode !== 'status') {
       lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })
       await lock.acquire()

@@ -119,6 +119,27 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
   })
 })
 
+describe('nothing to do', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('a canary that already has the whole route is promoted without a write or a readiness check', async () => {
+    const requests = sim.kube.requests.length
+    const writes = vsWrites(sim)
+    const { main } = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v1' }, env: env(sim) })
+    assert.equal(main.code, 0, main.stdout)
+    assert.equal(main.outputs['result'], 'promoted')
+    assert.equal(main.outputs['canary-weight'], '100')
+    assert.match(main.stdout, /already sends 100 % to 'v1'; nothing to do/)
+    assert.equal(vsWrites(sim), writes)
+    assert.ok(sim.kube.requests.slice(requests).every((r) => !r.path.includes('/pods')), 'no readiness check')
+    assert.equal(sim.releases.downloads.length, 0, 'no istioctl needed')
+  })
+})
+
 describe('a write whose answer is lost', () => {
   let sim: Sim
   before(async () => {

@@ -223,20 +223,30 @@ export class Engine {
     if (!verdict.pass) throw new StepFailedError(`smoke test failed at ${weight} %: ${verdict.reasons.join('; ')}`)
   }
 
-  /** `rollout` (and `promote`, which is a rollout to 100). */
-  /** The canary asked for (or the last one, when none is asked for) is already promoted. */
-  alreadyPromoted(): RolloutState | undefined {
-    const done = this.state
-    return done?.phase === 'promoted' && (this.t.canarySubset === undefined || this.t.canarySubset === done.canary) ? done : undefined
+  /**
+   * The canary asked for (or the last one, when none is asked for) already has the whole route: promoted by an
+   * earlier run, or no rollout in progress and the target route sends everything to canary-subset already.
+   */
+  alreadyPromoted(): boolean {
+    const s = this.state
+    if (s?.phase === 'promoted') return this.t.canarySubset === undefined || this.t.canarySubset === s.canary
+    if (isActive(s) || this.t.canarySubset === undefined) return false
+    const route = this.http()[safeIndex(this.vs.spec, this.t.route, this.t.virtualService)]
+    return route !== undefined && canaryWeightOf(route, this.t.canarySubset) === 100
   }
 
+  /** `rollout` (and `promote`, which is a rollout to 100). */
   async rollout(steps: Step[], pauseMs: number, mode: 'rollout' | 'promote'): Promise<Outcome> {
-    const done = this.alreadyPromoted()
-    if (done) {
-      const route = this.http()[findRouteIndex(this.vs.spec, done.route, this.t.virtualService)]
-      this.assertOurs(route, done)
-      this.event(`'${done.canary}' is already promoted (run ${done.runId}); nothing to do`)
-      return { result: 'promoted', stable: done.stable, canary: done.canary, canaryWeight: 100, steps: this.steps, events: this.events }
+    if (this.alreadyPromoted()) {
+      const s = this.state
+      const canary = this.t.canarySubset ?? s?.canary ?? ''
+      if (s?.phase === 'promoted' && s.canary === canary) {
+        this.assertOurs(this.http()[findRouteIndex(this.vs.spec, s.route, this.t.virtualService)], s)
+        this.event(`'${canary}' is already promoted (run ${s.runId}); nothing to do`)
+        return { result: 'promoted', stable: s.stable, canary, canaryWeight: 100, steps: this.steps, events: this.events }
+      }
+      this.event(`${describeSelector(this.t.route)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`)
+      return { result: 'promoted', stable: '', canary, canaryWeight: 100, steps: this.steps, events: this.events }
     }
     if (mode === 'promote' && !isActive(this.state) && this.t.canarySubset === undefined) {
       throw new RolloutError(`${this.ref} has no rollout in progress to promote; set 'canary-subset' to promote a subset directly`)
