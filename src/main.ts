@@ -26,6 +26,8 @@ export enum State {
   MainDone = 'mainDone',
   Changed = 'changed',
   LockHolder = 'lockHolder',
+  /** For a preview: its value and the preview route before the run (null: none), for the post step to restore. */
+  Preview = 'preview',
 }
 
 export interface Deps {
@@ -246,6 +248,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
         case 'status':
           return engine.status()
         case 'preview':
+          core.saveState(State.Preview, JSON.stringify({ value: inputs['preview-value'], before: engine.previewRoute(inputs['preview-value'] as string) ?? null }))
           return engine.preview(inputs['preview-header'], inputs['preview-value'] as string, inputs.pause)
         case 'preview-cleanup':
           return engine.previewCleanup(inputs['preview-value'] as string)
@@ -323,7 +326,12 @@ async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: st
       { namespace, virtualService, route: inputs.route, stableSubset: inputs['stable-subset'] },
     )
     await engine.load()
-    if (await engine.finishRevert(runId)) {
+    const preview = JSON.parse(core.getState(State.Preview) || 'null') as { value: string; before: HttpRoute | null } | null
+    if (preview) {
+      await engine.restorePreview(preview.value, preview.before ?? undefined)
+      core.setOutput('result', 'rolled-back')
+      core.warning(`Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`)
+    } else if (await engine.finishRevert(runId)) {
       core.setOutput('result', 'rolled-back')
       core.warning(`Reverted ${namespace}/${virtualService} to the route it had before the interrupted run`)
     } else {

@@ -192,6 +192,29 @@ describe('preview (pull requests)', () => {
     assert.equal(again.main.outputs['result'], 'unchanged')
   })
 
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`takes its preview route out again when the run is ${signal === 'SIGTERM' ? 'cancelled (main step)' : 'killed (post step)'}`, async () => {
+      const before = reviews(sim)
+      const { main, post } = await runAction({
+        inputs: { ...baseInputs(sim), action: 'preview', 'preview-value': `pr-${signal}`, pause: '20s' },
+        env: env(sim),
+        interrupt: { when: 'Pausing', signal },
+      })
+      assert.notEqual(main.code, 0)
+      if (signal === 'SIGTERM') {
+        assert.equal(main.outputs['result'], 'rolled-back')
+        assert.match(main.stdout, /cancelled by SIGTERM/)
+      } else {
+        assert.equal(main.signal, 'SIGKILL')
+        assert.equal(post?.code, 0, post?.stdout)
+        assert.equal(post?.outputs['result'], 'rolled-back')
+        assert.match(post?.stdout ?? '', /Restored the preview route 'pr-SIGKILL'/)
+      }
+      assert.deepEqual(reviews(sim)['spec'], before['spec'])
+      assert.equal(sim.store.list(LEASES, 'bookinfo').length, 0)
+    })
+  }
+
   it('removes its preview route when the preview fails', async () => {
     const before = reviews(sim)
     sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })

@@ -373,7 +373,7 @@ export class Engine {
     const stable = safeStable(target, canary)
     const out = (result: Result, error?: Error): Outcome => ({ result, stable, canary, canaryWeight: canaryWeightOf(target, canary), steps: this.steps, events: this.events, ...(error ? { error } : {}) })
     const name = previewRouteName(value)
-    const before = this.http().find((r) => r.name === name)
+    const before = this.previewRoute(value)
     try {
       this.d.checkLock?.()
       this.d.onTrafficChange?.()
@@ -385,12 +385,22 @@ export class Engine {
     } catch (err) {
       if (!this.changed) return out('unchanged', err as Error)
       this.event(`Removing the preview route after: ${(err as Error).message}`)
-      await this.writeSpec((spec) => {
-        const removed = withoutPreviewRoute(spec, value).spec
-        return before ? { ...removed, http: [before, ...(removed.http ?? [])] } : removed
-      })
+      await this.restorePreview(value, before)
       return out('rolled-back', err as Error)
     }
+  }
+
+  /** The preview route for this value, as it is now. */
+  previewRoute(value: string): HttpRoute | undefined {
+    return this.http().find((r) => r.name === previewRouteName(value))
+  }
+
+  /** Puts the preview route for this value back as it was before a run: removed, or the earlier one first again. */
+  async restorePreview(value: string, before: HttpRoute | undefined): Promise<void> {
+    await this.writeSpec((spec) => {
+      const removed = withoutPreviewRoute(spec, value).spec
+      return before ? { ...removed, http: [before, ...(removed.http ?? [])] } : removed
+    })
   }
 
   /** `preview-cleanup`: remove the preview route for this value. */
