@@ -235,6 +235,19 @@ export class Engine {
     return route !== undefined && canaryWeightOf(route, this.t.canarySubset) === 100
   }
 
+  /**
+   * Smoke test of the route as it is, before the first change: a rollout never starts into an application that
+   * already fails (a failing stable version would otherwise be blamed on the canary).
+   */
+  private async baseline(weight: number, route: HttpRoute): Promise<void> {
+    this.d.signal.throwIfAborted()
+    const { result, verdict } = await this.d.verify(weight, {}, this.d.signal)
+    this.event(`Baseline before any change (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`)
+    if (!verdict.pass) {
+      throw new RolloutError(`the smoke test already fails before any change, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}. Nothing was changed; fix the application or the smoke test inputs first`)
+    }
+  }
+
   /** `rollout` (and `promote`, which is a rollout to 100). */
   async rollout(steps: Step[], pauseMs: number, mode: 'rollout' | 'promote'): Promise<Outcome> {
     if (this.alreadyPromoted()) {
@@ -277,6 +290,7 @@ export class Engine {
           return outcome('paused', p.weight)
         }
       }
+      if (remaining.length > 0) await this.baseline(p.weight, p.route)
       for (const [i, step] of remaining.entries()) {
         this.d.checkLock?.()
         this.d.signal.throwIfAborted()
