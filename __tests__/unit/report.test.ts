@@ -210,6 +210,11 @@ describe('job summary', () => {
     assert.ok(core.summary.isEmptyBuffer())
   })
 
+  it('lists the items of a multi-line error', () => {
+    const md = renderSummaryMarkdown(sampleReport({ error: 'the mesh is not ready (2 checks failed):\n  - subset v3 has no pods\n  - a | b' }))
+    assert.match(md, /\*\*Error:\*\* the mesh is not ready \(2 checks failed\):\n\n- subset v3 has no pods\n- a &#124; b\n/)
+  })
+
   it('headlines and helpers', () => {
     assert.equal(headline(sampleReport({ result: 'previewed' })), '🔍 previewed')
     assert.equal(headline(sampleReport({ result: 'cleaned-up' })), '🧹 preview cleaned up')

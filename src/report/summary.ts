@@ -60,9 +60,13 @@ function facts(report: RunReport): string {
       `Istio ${escapeMd(report.istioVersion)}`,
     `**Time:** ${escapeMd(report.startedAt)} → ${escapeMd(report.endedAt)}${took}`,
   ]
-  if (report.error) lines.push(`**Error:** ${escapeMd(report.error)}`)
   // Two trailing spaces: markdown line breaks within one paragraph.
-  return lines.join('  \n')
+  const text = lines.join('  \n')
+  if (!report.error) return text
+  // A multi-line error (readiness, analyze findings) lists its items: `first line:\n  - item\n  - item`.
+  const [first = '', ...rest] = report.error.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  const items = rest.map((l) => `- ${escapeMd(l.replace(/^- /, ''))}`)
+  return `${text}  \n**Error:** ${escapeMd(first)}${items.length ? `\n\n${items.join('\n')}` : ''}`
 }
 
 function latencyCell(step: StepRecord): string {
