@@ -111,7 +111,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
   }
 
   const action = withDefault('action', 'rollout', (v) => oneOf('action', v, ACTIONS))
-  const access = attempt(() => readAccess(raw, env))
+  const access = readAccess(raw, env, attempt)
   const namespace = required('namespace', '(the application namespace, e.g. bookinfo)')
   const vs = required('virtual-service', '(the VirtualService to shift, e.g. reviews)')
   const needsCanary = action === 'rollout' || action === 'preview'
@@ -189,45 +189,49 @@ export function parseRouteSelector(raw: string): RouteSelector {
   return { by: 'name', name: t }
 }
 
-function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv): ClusterAccess {
+type Check = <T>(fn: () => T) => T | undefined
+
+/** Cluster access inputs; every problem goes through `check`, so all of them are reported together. */
+function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: Check): ClusterAccess | undefined {
   const rg = raw('resource-group')
   const cluster = raw('cluster-name')
   const kubeconfig = raw('kubeconfig')
   if ((rg === '') !== (cluster === '')) {
-    throw new InputError(rg === '' ? 'resource-group' : 'cluster-name', `'resource-group' and 'cluster-name' go together: set both for AKS login, or neither`)
+    return check(() => {
+      throw new InputError(rg === '' ? 'resource-group' : 'cluster-name', `'resource-group' and 'cluster-name' go together: set both for AKS login, or neither`)
+    })
   }
   if (rg !== '' && kubeconfig !== '') {
-    throw new InputError('kubeconfig', `set either 'kubeconfig' or 'resource-group' + 'cluster-name', not both`)
+    return check(() => {
+      throw new InputError('kubeconfig', `set either 'kubeconfig' or 'resource-group' + 'cluster-name', not both`)
+    })
   }
   if (kubeconfig !== '') return { kind: 'kubeconfig', content: kubeconfig }
   if (rg === '') return { kind: 'runner' }
-  const fromEnv = (name: string, envName: string, what: string): string => {
-    const v = raw(name) || (env[envName] ?? '').trim()
-    if (v === '') throw new InputError(name, `required for AKS login (${what}); set the input or the ${envName} environment variable`)
-    return v
+  const fromEnv = (name: string, envName: string, what: string, guid: boolean): string | undefined =>
+    check(() => {
+      const v = raw(name) || (env[envName] ?? '').trim()
+      if (v === '') throw new InputError(name, `required for AKS login (${what}); set the input or the ${envName} environment variable`)
+      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v)) throw new InputError(name, `'${v}' is not a GUID`)
+      return v
+    })
+  const fields = {
+    resourceGroup: check(() => azureName('resource-group', rg, /^[-\w._()]{1,89}[-\w_()]$/u, 'letters, digits, -, _, ., ( and ), at most 90 characters, not ending in .')),
+    clusterName: check(() => azureName('cluster-name', cluster, /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/, 'letters, digits, - and _, at most 63 characters')),
+    subscriptionId: fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription', true),
+    tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant', false),
+    clientId: fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id', true),
+    cloud: check(() => oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', CLOUDS)),
+    admin: check(() => parseBoolean('admin', raw('admin') || 'false')),
   }
-  const guid = (name: string, v: string): string => {
-    if (!/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v)) throw new InputError(name, `'${v}' is not a GUID`)
-    return v
+  const optional = {
+    clientSecret: raw('client-secret') || undefined,
+    audience: raw('audience') || undefined,
+    authorityHost: raw('authority-host') ? check(() => parseHttpUrl('authority-host', raw('authority-host'))) : undefined,
+    armEndpoint: raw('arm-endpoint') ? check(() => parseHttpUrl('arm-endpoint', raw('arm-endpoint'))) : undefined,
   }
-  const cloud = oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', CLOUDS)
-  const access: ClusterAccess = {
-    kind: 'aks',
-    resourceGroup: azureName('resource-group', rg, /^[-\w._()]{1,89}[-\w_()]$/u, 'letters, digits, -, _, ., ( and ), at most 90 characters, not ending in .'),
-    clusterName: azureName('cluster-name', cluster, /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/, 'letters, digits, - and _, at most 63 characters'),
-    subscriptionId: guid('subscription-id', fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription')),
-    tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant'),
-    clientId: guid('client-id', fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id')),
-    cloud,
-    admin: parseBoolean('admin', raw('admin') || 'false'),
-  }
-  const secret = raw('client-secret')
-  if (secret !== '') access.clientSecret = secret
-  const audience = raw('audience')
-  if (audience !== '') access.audience = audience
-  const authority = raw('authority-host')
-  if (authority !== '') access.authorityHost = parseHttpUrl('authority-host', authority)
-  const arm = raw('arm-endpoint')
-  if (arm !== '') access.armEndpoint = parseHttpUrl('arm-endpoint', arm)
+  if (Object.values(fields).some((v) => v === undefined)) return undefined
+  const access = { kind: 'aks', ...fields } as Extract<ClusterAccess, { kind: 'aks' }>
+  for (const [k, v] of Object.entries(optional)) if (v !== undefined) (access as Record<string, unknown>)[k] = v
   return access
 }

@@ -6,10 +6,10 @@ import { type Inputs, getInputs } from './inputs.js'
 import { type Sleep, realSleep } from './retry.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
 import type { Kube, Subset } from './k8s/client.js'
-import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
+import { Engine, type EngineDeps, type Outcome, RevertFailedError } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
-import { isActive } from './rollout/state.js'
+import { STATE_ANNOTATION, isActive } from './rollout/state.js'
 import { type ControlPlane, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
 import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
 import { runSmokeTest } from './smoke/smoke.js'
@@ -28,6 +28,9 @@ export enum State {
   LockHolder = 'lockHolder',
   /** For a preview: its value and the preview route before the run (null: none), for the post step to restore. */
   Preview = 'preview',
+  /** The main step ended without knowing its traffic change settled (its revert failed, or a write's outcome was
+   * unknown): the post step looks again. */
+  Unsettled = 'unsettled',
 }
 
 export interface Deps {
@@ -203,6 +206,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     istioVersion: '', result: 'unchanged', canaryWeight: 0, startedAt, endedAt: startedAt, steps: [], events: [],
   }
   let lock: RolloutLock | undefined
+  let touched = false
   let failure: Error | undefined
   let outcome: Outcome | undefined
   try {
@@ -219,30 +223,43 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
       {
         kube, sleep: deps.sleep, signal: cancel.signal, runId, log: core.info, now: deps.now,
         verify: () => Promise.reject(new Error('internal: no smoke test configured')),
-        onTrafficChange: () => core.saveState(State.Changed, 'true'),
+        onTrafficChange: () => {
+          touched = true
+          core.saveState(State.Changed, 'true')
+        },
         checkLock: () => lock?.check(),
       },
       { namespace: inputs.namespace, virtualService: inputs['virtual-service'], route: inputs.route, stableSubset: inputs['stable-subset'], ...(inputs['canary-subset'] ? { canarySubset: inputs['canary-subset'] } : {}) },
     )
-    await engine.load()
     const mode = inputs.action
-    if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
-      cancel.signal.throwIfAborted()
-      engine.setVerifier(await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)))
+    // Checks first (reads only: a run that cannot go ahead writes nothing, not even its lock), then the lock.
+    const check = async (): Promise<void> => {
+      if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
+        cancel.signal.throwIfAborted()
+        engine.setVerifier(await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)))
+      }
     }
-    cancel.signal.throwIfAborted()
+    await engine.load()
+    await check()
     if (mode !== 'status') {
+      const seen = engine.virtualService.metadata.annotations?.[STATE_ANNOTATION]
       lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })
       await lock.acquire()
       core.saveState(State.LockHolder, runId)
-      await engine.load() // re-read under the lock
+      // Read again under the lock: a run that finished while we checked may have changed the plan.
+      await engine.load()
+      if (engine.virtualService.metadata.annotations?.[STATE_ANNOTATION] !== seen) {
+        core.info('The rollout state changed while the checks ran (another run finished): checking again')
+        await check()
+      }
     }
+    cancel.signal.throwIfAborted()
     outcome = await core.group(`${mode} ${inputs.namespace}/${inputs['virtual-service']}`, async () => {
       switch (mode) {
         case 'rollout':
-          return engine.rollout(inputs.steps, inputs.pause, 'rollout')
+          return engine.rollout(inputs.steps, inputs.pause)
         case 'promote':
-          return engine.rollout([{ weight: 100 }], inputs.pause, 'promote')
+          return engine.rollout([{ weight: 100 }], inputs.pause)
         case 'rollback':
           return engine.rollback()
         case 'status':
@@ -264,6 +281,9 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     } catch (err) {
       core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
     }
+  }
+  if (failure instanceof RevertFailedError || (touched && failure && (outcome?.result ?? 'unchanged') === 'unchanged')) {
+    core.saveState(State.Unsettled, 'true')
   }
   core.saveState(State.MainDone, 'true')
   report.result = outcome?.result ?? 'unchanged'
@@ -299,10 +319,12 @@ export async function post(deps: Deps = defaultDeps): Promise<void> {
   const runId = core.getState(State.RunId)
   const dir = core.getState(State.TempDir)
   try {
-    const unfinished = core.getState(State.MainDone) !== 'true' && (core.getState(State.Changed) === 'true' || core.getState(State.LockHolder) !== '')
-    if (unfinished && runId) {
+    // Killed main step (no MainDone), a revert that failed, or a traffic change whose outcome main could not
+    // read back: look at the VirtualService (the engine acts only on a change this run left unfinished).
+    const unfinished = core.getState(State.MainDone) !== 'true' || core.getState(State.Unsettled) === 'true'
+    if (unfinished && (core.getState(State.Changed) === 'true' || core.getState(State.LockHolder) !== '')) {
       const target = JSON.parse(core.getState(State.Target) || '{}') as { namespace?: string; virtualService?: string }
-      if (target.namespace && target.virtualService) {
+      if (runId && target.namespace && target.virtualService) {
         await finishInterruptedRun(getInputs(undefined, deps.env), runId, target.namespace, target.virtualService, deps)
       }
     }
@@ -315,7 +337,7 @@ export async function post(deps: Deps = defaultDeps): Promise<void> {
 }
 
 async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: string, virtualService: string, deps: Deps): Promise<void> {
-  core.warning('The main step did not finish: checking whether its traffic change must be reverted')
+  core.warning('The main step did not finish its run: checking whether its traffic change must be reverted')
   const session = await openSession(inputs.access, {
     tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep, env: deps.env,
   })

@@ -1,4 +1,5 @@
 // Pure parsers for action inputs. Each throws InputError naming the input and what it accepts.
+import { validateHeaderValue } from 'node:http'
 
 export class InputError extends Error {
   constructor(
@@ -122,7 +123,13 @@ export function parseHeaders(input: string, raw: string): Record<string, string>
     const i = line.indexOf(':')
     const name = i > 0 ? line.slice(0, i).trim() : ''
     if (!HEADER_NAME.test(name)) throw new InputError(input, `'${line.trim()}' is not a header line; expected one 'Name: value' a line`)
-    headers[name.toLowerCase()] = line.slice(i + 1).trim()
+    const value = line.slice(i + 1).trim()
+    try {
+      validateHeaderValue(name, value)
+    } catch {
+      throw new InputError(input, `the value of header '${name}' has characters HTTP does not allow in a header (visible ASCII, spaces and tabs only)`)
+    }
+    headers[name.toLowerCase()] = value
   }
   return headers
 }

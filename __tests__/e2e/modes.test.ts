@@ -173,7 +173,7 @@ describe('preview (pull requests)', () => {
     assert.equal(main.outputs['result'], 'previewed')
     const http = (reviews(sim)['spec'] as { http: unknown[] }).http
     assert.deepEqual(http[0], {
-      name: 'istio-canary-preview-pr-123',
+      name: 'istio-canary-preview-pr-123-e0045420',
       match: [{ headers: { 'x-canary-preview': { exact: 'pr-123' } } }],
       route: [{ destination: { host: 'reviews', subset: 'v3' } }],
     })

@@ -54,6 +54,7 @@ describe('parseHeaders', () => {
   it('reads Name: value lines', () => {
     assert.deepEqual(parseHeaders('smoke-headers', 'Host: bookinfo.example.com\n\nX-Test:  a:b \n'), { host: 'bookinfo.example.com', 'x-test': 'a:b' })
     assert.throws(() => parseHeaders('smoke-headers', 'no colon here'), /Input 'smoke-headers'/)
+    assert.throws(() => parseHeaders('smoke-headers', 'X-Token: a\u0000b'), /Input 'smoke-headers': the value of header 'X-Token' has characters HTTP does not allow/)
   })
 })
 
@@ -99,6 +100,11 @@ describe('getInputs', () => {
     assert.match(problems({ ...base, 'resource-group': 'rg', 'cluster-name': 'aks1', kubeconfig: 'x' }, env).join('\n'), /either 'kubeconfig' or 'resource-group'/)
     assert.match(problems({ ...base, 'resource-group': 'rg', 'cluster-name': 'aks1', 'azure-cloud': 'Mars' }, env).join('\n'), /Input 'azure-cloud': 'Mars' is not accepted/)
   })
+  it('reports every cluster access problem at once', () => {
+    const p = problems({ ...base, 'resource-group': 'rg', 'cluster-name': 'aks1', 'subscription-id': 'x', 'client-id': 'y', admin: 'maybe', 'authority-host': 'nope' }, { AZURE_TENANT_ID: 't' })
+    for (const input of ['subscription-id', 'client-id', 'admin', 'authority-host']) assert.ok(p.some((m) => m.startsWith(`Input '${input}'`)), `${input}: ${p.join('\n')}`)
+  })
+
   it('validates regexes, urls and names', () => {
     assert.match(problems({ ...base, 'version-pattern': 'reviews-v[0-9]+' }).join('\n'), /Input 'version-pattern': .* needs one capture group/)
     assert.match(problems({ ...base, 'smoke-expect': '(' }).join('\n'), /Input 'smoke-expect': '\(' is not a valid regular expression/)

@@ -23,7 +23,7 @@ describe('findRouteIndex', () => {
   })
   it('selects by index and by name, with clear errors', () => {
     assert.equal(findRouteIndex(jason, { by: 'index', index: 0 }, 'reviews'), 0)
-    assert.throws(() => findRouteIndex(jason, { by: 'index', index: 2 }, 'reviews'), /has 2 http route\(s\); index 2 is out of range \(0\.\.1\)/)
+    assert.throws(() => findRouteIndex(jason, { by: 'index', index: 2 }, 'reviews'), /has 2 http route\(s\) besides istio-canary's previews; index 2 is out of range \(0\.\.1\)/)
     const named: VirtualServiceSpec = { http: [{ name: 'primary', route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] }
     assert.equal(findRouteIndex(named, { by: 'name', name: 'primary' }, 'reviews'), 0)
     assert.throws(() => findRouteIndex(named, { by: 'name', name: 'other' }, 'reviews'), /no http route named 'other' \(named routes: primary\)/)
@@ -37,9 +37,13 @@ describe('findRouteIndex', () => {
     const redirect: VirtualServiceSpec = { http: [{ redirect: { uri: '/new' } }] }
     assert.throws(() => findRouteIndex(redirect, { by: 'index', index: 0 }, 'x'), /has no destinations/)
   })
-  it('does not take a preview route for the default route', () => {
+  it('does not take a preview route for the default route, nor count previews in indexes', () => {
     const spec = withPreviewRoute(v3only, 0, 'v4', 'x-canary-preview', 'pr-1')
     assert.equal(findRouteIndex(spec, { by: 'default' }, 'reviews'), 1)
+    const withPreview = withPreviewRoute(jason, 1, 'v3', 'x-canary-preview', 'pr-1')
+    assert.equal(findRouteIndex(withPreview, { by: 'index', index: 0 }, 'reviews'), 1, 'the jason route, after the preview')
+    assert.equal(findRouteIndex(withPreview, { by: 'index', index: 1 }, 'reviews'), 2)
+    assert.throws(() => findRouteIndex(withPreview, { by: 'index', index: 2 }, 'reviews'), /has 2 http route\(s\) besides istio-canary's previews; index 2 is out of range \(0\.\.1\)/)
   })
 })
 
@@ -114,7 +118,7 @@ describe('preview routes', () => {
     const spec = withPreviewRoute(jason, 1, 'v3', 'x-canary-preview', 'pr-123')
     assert.equal(spec.http?.length, 3)
     assert.deepEqual(spec.http?.[0], {
-      name: 'istio-canary-preview-pr-123',
+      name: 'istio-canary-preview-pr-123-e0045420',
       match: [{ headers: { 'x-canary-preview': { exact: 'pr-123' } } }],
       route: [{ destination: { host: 'reviews', subset: 'v3' } }],
     })
@@ -129,11 +133,18 @@ describe('preview routes', () => {
     assert.equal(two.http?.length, 4)
     const { spec, removed } = withoutPreviewRoute(two, 'pr-1')
     assert.ok(removed)
-    assert.deepEqual(spec.http?.map((r) => r.name), ['istio-canary-preview-pr-2', undefined, undefined])
+    assert.deepEqual(spec.http?.map((r) => r.name), ['istio-canary-preview-pr-2-98a5b6ff', undefined, undefined])
     assert.deepEqual(withoutPreviewRoute(jason, 'pr-1'), { spec: jason, removed: false })
   })
   it('names routes safely', () => {
-    assert.equal(previewRouteName('PR 123/feature'), 'istio-canary-preview-pr-123-feature')
-    assert.equal(previewRouteName('***'), 'istio-canary-preview-default')
+    assert.equal(previewRouteName('PR 123/feature'), 'istio-canary-preview-pr-123-feature-918d268f')
+    assert.equal(previewRouteName('***'), 'istio-canary-preview-596f4162')
+    // values that read alike never share a route
+    assert.notEqual(previewRouteName('feature/login'), previewRouteName('Feature_Login'))
+    const long = 'dependabot/npm_and_yarn/typescript-eslint-8.1.0'
+    assert.notEqual(previewRouteName(long), previewRouteName(long.replace('8.1.0', '8.2.0')))
+    const both = withPreviewRoute(withPreviewRoute(jason, 1, 'v3', 'h', 'feature/login'), 2, 'v3', 'h', 'Feature_Login')
+    assert.equal(both.http?.length, 4)
+    assert.deepEqual((withoutPreviewRoute(both, 'Feature_Login').spec.http?.[0]?.match?.[0] as { headers: unknown }).headers, { h: { exact: 'feature/login' } })
   })
 })

@@ -66,6 +66,11 @@ export class RolloutError extends Error {
   override name = 'RolloutError'
 }
 
+/** A failure whose revert failed too: traffic is still where the run left it. */
+export class RevertFailedError extends Error {
+  override name = 'RevertFailedError'
+}
+
 export class StepFailedError extends Error {
   override name = 'StepFailedError'
 }
@@ -117,9 +122,10 @@ export class Engine {
     return vs.spec.http ?? []
   }
 
-  /** The selector to find the target route again: by name when it has one. */
+  /** The selector to find the target route again: by name when it has one, else as the rollout first found it. */
   private stableSelector(route: HttpRoute): RouteSelector {
-    return typeof route.name === 'string' && route.name !== '' ? { by: 'name', name: route.name } : this.t.route
+    if (typeof route.name === 'string' && route.name !== '') return { by: 'name', name: route.name }
+    return this.state && isActive(this.state) ? this.state.route : this.t.route
   }
 
   /** What the run will do: the target route, subsets and where it starts. Validates before any change. */
@@ -140,7 +146,7 @@ export class Engine {
     const index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
     const route = this.http()[index] as HttpRoute
     const canary = this.t.canarySubset
-    if (canary === undefined) throw new RolloutError(`${this.ref} has no rollout in progress; set 'canary-subset' to start one`)
+    if (canary === undefined) throw new RolloutError(`${this.ref} has no rollout in progress; set 'canary-subset' to start one (or to promote that subset directly)`)
     const stable = resolveStableSubset(route, this.t.stableSubset, canary)
     if (stable === canary) throw new RolloutError(`stable and canary subset are both '${canary}'`)
     if (!(route.route ?? []).some((d) => d.destination.subset === stable)) {
@@ -249,7 +255,7 @@ export class Engine {
   }
 
   /** `rollout` (and `promote`, which is a rollout to 100). */
-  async rollout(steps: Step[], pauseMs: number, mode: 'rollout' | 'promote'): Promise<Outcome> {
+  async rollout(steps: Step[], pauseMs: number): Promise<Outcome> {
     if (this.alreadyPromoted()) {
       const s = this.state
       const canary = this.t.canarySubset ?? s?.canary ?? ''
@@ -261,9 +267,6 @@ export class Engine {
       this.event(`${describeSelector(this.t.route)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`)
       return { result: 'promoted', stable: '', canary, canaryWeight: 100, steps: this.steps, events: this.events }
     }
-    if (mode === 'promote' && !isActive(this.state) && this.t.canarySubset === undefined) {
-      throw new RolloutError(`${this.ref} has no rollout in progress to promote; set 'canary-subset' to promote a subset directly`)
-    }
     const p = this.plan()
     const selector = this.stableSelector(p.route)
     const startedAt = this.now().toISOString()
@@ -272,7 +275,14 @@ export class Engine {
       ? { ...before, runId: this.d.runId, route: selector }
       : { version: 1, runId: this.d.runId, stable: p.stable, canary: p.canary, route: selector, originalRoute: p.base, startedAt, updatedAt: startedAt }
     delete (base as Partial<RolloutState>).revertTo
-    const revertTo = { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
+    // A run that died while shifting left an unverified weight: this run verifies it first, and a failure
+    // restores what that run would have restored.
+    const inherited = p.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
+    const revertTo = inherited ?? { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
+    if (inherited) {
+      this.changed = true
+      this.event(`Run ${before?.runId} ended while shifting to ${p.weight} %, unverified: verifying it first`)
+    }
     const outcome = (result: Result, weight: number, error?: Error): Outcome => ({
       result, stable: p.stable, canary: p.canary, canaryWeight: weight, steps: this.steps, events: this.events, ...(error ? { error } : {}),
     })
@@ -290,7 +300,7 @@ export class Engine {
           return outcome('paused', p.weight)
         }
       }
-      if (remaining.length > 0) await this.baseline(p.weight, p.route)
+      if (remaining.length > 0 || inherited) await this.baseline(p.weight, p.route)
       for (const [i, step] of remaining.entries()) {
         this.d.checkLock?.()
         this.d.signal.throwIfAborted()
@@ -316,10 +326,30 @@ export class Engine {
         const now = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
         return outcome('unchanged', now ? canaryWeightOf(now, p.canary) : weight, error)
       }
+      if (!this.changed && (await this.ownWriteLanded())) {
+        // A write failed without an answer but did land: it is a traffic change like any other.
+        this.changed = true
+        current = (this.state as RolloutState).lastWritten
+      }
       if (!this.changed) return outcome('unchanged', weight, error)
-      const restored = await this.revert(selector, current, revertTo, error)
-      return outcome('rolled-back', canaryWeightOf(restored, p.canary), error)
+      try {
+        const restored = await this.revert(selector, current, revertTo, error)
+        return outcome('rolled-back', canaryWeightOf(restored, p.canary), error)
+      } catch (revertError) {
+        // Traffic stays where this run left it, mid-rollout: report that weight (the post step tries again).
+        return outcome('paused', canaryWeightOf(current, p.canary), revertError as Error)
+      }
     }
+  }
+
+  /** After a failed write: does the VirtualService show this run's write anyway (its answer was lost)? */
+  private async ownWriteLanded(): Promise<boolean> {
+    try {
+      await this.load()
+    } catch {
+      return false
+    }
+    return this.state?.runId === this.d.runId && this.state.phase === 'shifting'
   }
 
   /** Restores the route (and state) as they were when the run began. Bounded in time, not cancellable. */
@@ -328,22 +358,28 @@ export class Engine {
     const st: RolloutState | undefined = to.state
       ? { ...to.state, lastWritten: to.route, updatedAt: this.now().toISOString() }
       : this.state && { ...withoutRevert(this.state), phase: 'rolled-back', weight: canaryWeightOf(to.route, this.state.canary), lastWritten: to.route, updatedAt: this.now().toISOString() }
+    await this.bounded(() => this.write(selector, current, to.route, st), cause, `Restore the route by hand: ${JSON.stringify(to.route)}`)
+    this.event(`Restored the route as it was before the run: ${describeSplit(to.route)}`)
+    return to.route
+  }
+
+  /** A revert: bounded in time (it does not obey the cancelled signal); its failure says what to do by hand. */
+  private async bounded(work: () => Promise<void>, cause: Error, byHand: string): Promise<void> {
     const timeout = this.d.revertTimeoutMs ?? 60_000
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
-        this.write(selector, current, to.route, st),
+        work(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new RolloutError(`reverting ${this.ref} did not finish within ${formatDuration(timeout)}`)), timeout)
         }),
       ])
     } catch (err) {
-      throw new RolloutError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. Restore the route by hand: ${JSON.stringify(to.route)}`)
+      this.event(`REVERT FAILED: ${(err as Error).message}`)
+      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`)
     } finally {
       clearTimeout(timer)
     }
-    this.event(`Restored the route as it was before the run: ${describeSplit(to.route)}`)
-    return to.route
   }
 
   /** `rollback`: the target route back to what it was before the rollout began. */
@@ -399,7 +435,12 @@ export class Engine {
     } catch (err) {
       if (!this.changed) return out('unchanged', err as Error)
       this.event(`Removing the preview route after: ${(err as Error).message}`)
-      await this.restorePreview(value, before)
+      try {
+        await this.bounded(() => this.restorePreview(value, before), err as Error, `Remove the http route '${name}' of ${this.ref} by hand`)
+      } catch (revertError) {
+        // The preview route is still live (the post step tries again).
+        return out('previewed', revertError as Error)
+      }
       return out('rolled-back', err as Error)
     }
   }
@@ -428,7 +469,7 @@ export class Engine {
     } else {
       this.event(`No preview route '${name}' on ${this.ref}: nothing to remove`)
     }
-    return { result: has ? 'cleaned-up' : 'unchanged', stable: this.t.stableSubset, canary, canaryWeight: 0, steps: this.steps, events: this.events }
+    return { result: has ? 'cleaned-up' : 'unchanged', stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary, canaryWeight: 0, steps: this.steps, events: this.events }
   }
 
   /** Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a conflict. */
@@ -452,7 +493,10 @@ export class Engine {
     const s = this.state
     if (!s || s.runId !== runId || s.phase !== 'shifting' || !s.revertTo) return false
     const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
-    this.assertOurs(this.http()[index], s)
+    if (!sameRoute(this.http()[index], s.lastWritten)) {
+      this.event(`The target route was changed by someone else since this run wrote it: leaving it as it is`)
+      return false
+    }
     this.changed = true
     await this.revert(s.route, s.lastWritten, s.revertTo, new Error('the main step ended before finishing its run'))
     return true

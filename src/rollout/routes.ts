@@ -1,6 +1,8 @@
 // Pure VirtualService route logic: finding the target route, reading and writing its weights, and
 // inserting/removing a preview route. No I/O. Everything not named here is carried over untouched.
 
+import { createHash } from 'node:crypto'
+
 export interface Destination {
   host: string
   subset?: string
@@ -53,8 +55,11 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
       throw new RouteError(`VirtualService '${vsName}' has no http route named '${sel.name}' (named routes: ${names.length ? names.join(', ') : 'none'})`)
     }
   } else if (sel.by === 'index') {
-    index = sel.index
-    if (index >= http.length) throw new RouteError(`VirtualService '${vsName}' has ${http.length} http route(s); index ${sel.index} is out of range (0..${http.length - 1})`)
+    // Counted among the user's routes: the action's own preview routes (inserted first) do not shift indexes.
+    const own = http.flatMap((r, i) => (isPreviewRoute(r) ? [] : [i]))
+    const found = own[sel.index]
+    if (found === undefined) throw new RouteError(`VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; index ${sel.index} is out of range (0..${own.length - 1})`)
+    index = found
   } else {
     index = http.findLastIndex((r) => !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0))
     if (index < 0) throw new RouteError(`VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`)
@@ -147,9 +152,11 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
   return next
 }
 
+/** A readable name per preview value, with a digest of the exact value so that distinct values never share one. */
 export function previewRouteName(value: string): string {
   const slug = value.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40)
-  return `${PREVIEW_ROUTE_PREFIX}${slug || 'default'}`
+  const digest = createHash('sha256').update(value).digest('hex').slice(0, 8)
+  return `${PREVIEW_ROUTE_PREFIX}${slug ? `${slug}-` : ''}${digest}`
 }
 
 /** A route sending requests whose header equals value exactly to the canary subset, placed before every other route. */

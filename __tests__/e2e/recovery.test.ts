@@ -1,0 +1,117 @@
+// Failures inside failures: a revert that fails, a write whose outcome is unknown, a run that died while
+// shifting, and a paused rollout continued after a preview moved the routes.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import type { Sim } from '../sim/index.js'
+import { startSimulation } from '../sim/index.js'
+import { runAction } from '../sim/harness.js'
+import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
+import { STATE, VS, bookinfoInputs, runnerEnv } from './common.js'
+
+const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
+const spec = (o: KubeObject): unknown => o['spec']
+const phase = (o: KubeObject): unknown => (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
+
+/** Calls `fn` once, on the first VirtualService write after now. */
+function onFirstVsWrite(sim: Sim, fn: () => void): void {
+  const listener = (w: WriteEvent): void => {
+    if (w.ref.resource !== 'virtualservices') return
+    sim.store.off('write', listener)
+    fn()
+  }
+  sim.store.on('write', listener)
+}
+
+describe('recovery', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('a revert that fails reports the live weight, keeps the report, and the post step finishes the revert', async () => {
+    const original = spec(reviews(sim))
+    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    // once the canary takes 50 %, every write fails for a while: the main step's revert gives up
+    onFirstVsWrite(sim, () => sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 }))
+    try {
+      const { main, post } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.equal(main.outputs['result'], 'paused', 'traffic is still mid-rollout')
+      assert.equal(main.outputs['canary-weight'], '50')
+      assert.match(main.stdout, /REVERT FAILED: .*Restore the route by hand/)
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string }> }
+      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[50, 'fail']])
+      assert.equal(main.state['unsettled'], 'true')
+      assert.equal(post?.code, 0, post?.stdout)
+      assert.equal(post?.outputs['result'], 'rolled-back')
+      assert.deepEqual(spec(reviews(sim)), original)
+      assert.equal(phase(reviews(sim)), 'rolled-back')
+    } finally {
+      sim.mesh.setFault('reviews', 'v3', undefined)
+    }
+  })
+
+  it('a write that landed although its call failed is reverted like any traffic change', async () => {
+    const original = spec(reviews(sim))
+    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    // the first shift is applied but its answer lost, and every retry fails with 500
+    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 'lost-response', times: 1 })
+    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 4 })
+    try {
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      assert.match(main.stdout, /Restored the route as it was before the run/)
+      assert.deepEqual(spec(reviews(sim)), original)
+    } finally {
+      sim.mesh.setFault('reviews', 'v3', undefined)
+    }
+  })
+
+  it('a run that died while shifting: the next run verifies that weight first and, when it fails, restores what the dead run would have', async () => {
+    const original = spec(reviews(sim))
+    const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', pause: '30s' }), env: runnerEnv(sim), interrupt: { when: 'Pausing', signal: 'SIGKILL' }, post: false })
+    assert.equal(killed.main.signal, 'SIGKILL')
+    assert.equal(phase(reviews(sim)), 'shifting')
+    // its lock is left behind: expire it, as time would
+    const lease = sim.store.get({ group: 'coordination.k8s.io', resource: 'leases' }, 'bookinfo', 'istio-canary-reviews') as KubeObject
+    ;(lease['spec'] as Record<string, unknown>)['renewTime'] = '2020-01-01T00:00:00.000000Z'
+    sim.store.update({ group: 'coordination.k8s.io', resource: 'leases' }, lease)
+    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    try {
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, /ended while shifting to 50 %, unverified: verifying it first/)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      assert.deepEqual(spec(reviews(sim)), original)
+    } finally {
+      sim.mesh.setFault('reviews', 'v3', undefined)
+    }
+  })
+})
+
+describe('a paused rollout of an unnamed route, continued after a preview', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation({ seed: { reviewsRoute: 'jason-v2-v1' } })
+  })
+  after(() => sim.close())
+
+  it('promote (no route input) finds the same route although a preview now stands first', async () => {
+    const before = reviews(sim)
+    const paused = await runAction({ inputs: bookinfoInputs(sim, { route: '1', steps: '25' }), env: runnerEnv(sim) })
+    assert.equal(paused.main.outputs['result'], 'paused', paused.main.stdout)
+    const preview = await runAction({ inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-7' }), env: runnerEnv(sim) })
+    assert.equal(preview.main.outputs['result'], 'previewed', preview.main.stdout)
+    const promote = await runAction({ inputs: bookinfoInputs(sim, { action: 'promote', 'canary-subset': '' }), env: runnerEnv(sim) })
+    assert.equal(promote.main.code, 0, promote.main.stdout)
+    assert.equal(promote.main.outputs['result'], 'promoted')
+    const http = (spec(reviews(sim)) as { http: Array<{ name?: string; route: unknown }> }).http
+    assert.equal(http.length, 3)
+    assert.match(http[0]?.name ?? '', /^istio-canary-preview-pr-7-/)
+    assert.deepEqual(http[1], (spec(before) as { http: unknown[] }).http[0], 'the jason route untouched')
+    assert.deepEqual(http[2]?.route, [{ destination: { host: 'reviews', subset: 'v3' } }])
+  })
+})
