@@ -57,13 +57,9 @@ type Route = { match?: unknown; route?: unknown[] }
 const defaultRoute = (vs: KubeObject): Route | undefined =>
   ((vs['spec'] as { http?: Route[] } | undefined)?.http ?? []).findLast((r) => r.match === undefined)
 
-/** Puts reviews back as seeded (spec and annotations), like `kubectl apply` of the original. */
+/** Puts the reviews VirtualService back as it was seeded (as a person would with kubectl apply). */
 function resetReviews(sim: Sim, original: KubeObject): void {
-  const cur = reviews(sim)
-  const metadata: KubeObject['metadata'] = { ...cur.metadata }
-  if (original.metadata.annotations) metadata.annotations = original.metadata.annotations
-  else delete metadata.annotations
-  sim.store.update(REFS.virtualServices, { ...cur, metadata, spec: original['spec'] })
+  sim.store.restore(REFS.virtualServices, original)
 }
 
 /** `GET virtualservices`, `PUT leases`, `GET /apis` ... with the client (action or istioctl). */

@@ -150,11 +150,7 @@ async function tell(sim: Sim, title: string, inputs: Record<string, string>, exp
 
 /** Puts the reviews VirtualService back as it was seeded (as a person would with kubectl apply). */
 function resetReviews(sim: Sim, original: KubeObject): void {
-  const cur = reviews(sim)
-  const metadata: KubeObject['metadata'] = { ...cur.metadata }
-  if (original.metadata.annotations) metadata.annotations = original.metadata.annotations
-  else delete metadata.annotations
-  sim.store.update(REFS.virtualServices, { ...cur, metadata, spec: original['spec'] })
+  sim.store.restore(REFS.virtualServices, original)
 }
 
 async function main(): Promise<number> {

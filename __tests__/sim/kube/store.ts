@@ -128,6 +128,16 @@ export class KubeStore extends EventEmitter {
     return clone(cur)
   }
 
+  /** Puts an object's spec and annotations back as in `original`, the rest of its live metadata kept (like a person's `kubectl apply`). */
+  restore(ref: ResourceRef, original: KubeObject): KubeObject {
+    const cur = this.get(ref, original.metadata.namespace, original.metadata.name)
+    if (!cur) throw new StoreError(404, 'NotFound', `${ref.resource} "${original.metadata.name}" not found`)
+    const metadata: KubeObject['metadata'] = { ...cur.metadata }
+    if (original.metadata.annotations) metadata.annotations = original.metadata.annotations
+    else delete metadata.annotations
+    return this.update(ref, { ...cur, metadata, spec: original['spec'] })
+  }
+
   /** Current cluster-wide resourceVersion (for list metadata). */
   get resourceVersion(): string {
     return String(this.rv)
