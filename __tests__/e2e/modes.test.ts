@@ -293,9 +293,24 @@ describe('cluster access without Azure', () => {
     assert.ok(readFileSync(path, 'utf8').length > 0, "the runner's kubeconfig is the user's: never removed")
   })
 
+  for (const [cloud, audience, arm] of [
+    ['AzureUSGovernment', 'api://AzureADTokenExchangeUSGov', 'https://management.usgovcloudapi.net/'],
+    ['AzureChinaCloud', 'api://AzureADTokenExchangeChina', 'https://management.chinacloudapi.cn/'],
+  ] as const) {
+    it(`logs in to ${cloud}: its OIDC audience and ARM token scope`, async () => {
+      const oidc = sim.oidc.issued.length
+      const tokens = sim.entra.issued.length
+      const { main } = await runAction({ inputs: { ...baseInputs(sim), 'azure-cloud': cloud, action: 'status' }, env: env(sim) })
+      assert.equal(main.code, 0, main.stdout)
+      assert.deepEqual([...new Set(sim.oidc.issued.slice(oidc).map((i) => i.audience))], [audience])
+      assert.deepEqual(sim.entra.issued.slice(tokens).map((t) => t.audience), [arm])
+    })
+  }
+
   it('logs in with a client secret', async () => {
+    const oidc = sim.oidc.issued.length
     const { main } = await runAction({ inputs: { ...baseInputs(sim), ...sim.aksInputs({ secret: true }), action: 'status' }, env: { PATH: env(sim)['PATH'] as string, NODE_EXTRA_CA_CERTS: sim.pki.caFile } })
     assert.equal(main.code, 0, main.stdout)
-    assert.equal(sim.oidc.issued.length, 0)
+    assert.equal(sim.oidc.issued.length, oidc, 'no GitHub OIDC token asked for')
   })
 })
