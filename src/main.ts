@@ -6,10 +6,10 @@ import { type Inputs, getInputs } from './inputs.js'
 import { type Sleep, realSleep } from './retry.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
 import type { Kube, Subset } from './k8s/client.js'
-import { Engine, type EngineDeps, type Outcome, RevertFailedError } from './rollout/engine.js'
+import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
-import { STATE_ANNOTATION, isActive } from './rollout/state.js'
+import { isActive } from './rollout/state.js'
 import { type ControlPlane, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
 import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
 import { runSmokeTest } from './smoke/smoke.js'
@@ -242,14 +242,14 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     await engine.load()
     await check()
     if (mode !== 'status') {
-      const seen = engine.virtualService.metadata.annotations?.[STATE_ANNOTATION]
+      const seen = engine.virtualService.metadata.resourceVersion
       lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })
       await lock.acquire()
       core.saveState(State.LockHolder, runId)
       // Read again under the lock: a run that finished while we checked may have changed the plan.
       await engine.load()
-      if (engine.virtualService.metadata.annotations?.[STATE_ANNOTATION] !== seen) {
-        core.info('The rollout state changed while the checks ran (another run finished): checking again')
+      if (engine.virtualService.metadata.resourceVersion !== seen) {
+        core.info('The VirtualService changed while the checks ran: checking again')
         await check()
       }
     }
@@ -274,16 +274,17 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     failure = outcome.error
   } catch (err) {
     failure = err as Error
-  } finally {
-    cancel.dispose()
-    try {
-      await lock?.release()
-    } catch (err) {
-      core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
-    }
   }
-  if (failure instanceof RevertFailedError || (touched && failure && (outcome?.result ?? 'unchanged') === 'unchanged')) {
-    core.saveState(State.Unsettled, 'true')
+  cancel.dispose()
+  // Unsettled: the revert failed or a traffic change's outcome is unknown (an error escaped the engine after a
+  // change began). The lock stays held, unrenewed, for the post step to finish and release; others wait.
+  const unsettled = outcome?.unsettled === true || (touched && outcome === undefined)
+  if (unsettled) core.saveState(State.Unsettled, 'true')
+  try {
+    if (unsettled) lock?.stopRenewing()
+    else await lock?.release()
+  } catch (err) {
+    core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
   }
   core.saveState(State.MainDone, 'true')
   report.result = outcome?.result ?? 'unchanged'

@@ -48,6 +48,9 @@ describe('recovery', () => {
       assert.equal(post?.outputs['result'], 'rolled-back')
       assert.deepEqual(spec(reviews(sim)), original)
       assert.equal(phase(reviews(sim)), 'rolled-back')
+      // the main step kept the lock for the post step, which released it after the revert
+      const writes = sim.store.writes.map((w) => `${w.verb} ${w.ref.resource}`)
+      assert.deepEqual(writes.slice(writes.lastIndexOf('create leases') + 1), ['update virtualservices', 'update virtualservices', 'delete leases'])
     } finally {
       sim.mesh.setFault('reviews', 'v3', undefined)
     }
@@ -69,6 +72,50 @@ describe('recovery', () => {
       sim.mesh.setFault('reviews', 'v3', undefined)
     }
   })
+
+  it('a write that landed after the first change (answer lost, retries failing) is found and reverted, not blamed on others', async () => {
+    const original = spec(reviews(sim))
+    onFirstVsWrite(sim, () => {
+      sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 'lost-response', times: 1 })
+      sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 4 })
+    })
+    const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+    assert.equal(main.code, 1)
+    assert.doesNotMatch(main.stdout, /changed by someone else/)
+    assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+    assert.deepEqual(spec(reviews(sim)), original)
+  })
+
+  for (const healthy of [false, true]) {
+    it(`a run that died shifting to its last step: the next run verifies that weight (${healthy ? 'passes: paused' : 'fails: reverted'})`, async () => {
+      const original = spec(reviews(sim))
+      const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '10,50', pause: '30s' }), env: runnerEnv(sim), interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' }, post: false })
+      assert.equal(killed.main.signal, 'SIGKILL')
+      assert.equal(phase(reviews(sim)), 'shifting')
+      const lease = sim.store.get({ group: 'coordination.k8s.io', resource: 'leases' }, 'bookinfo', 'istio-canary-reviews') as KubeObject
+      ;(lease['spec'] as Record<string, unknown>)['renewTime'] = '2020-01-01T00:00:00.000000Z'
+      sim.store.update({ group: 'coordination.k8s.io', resource: 'leases' }, lease)
+      if (!healthy) sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+      try {
+        const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '10,50' }), env: runnerEnv(sim) })
+        assert.match(main.stdout, /ended while shifting to 50 %, unverified: verifying it first/)
+        assert.match(main.stdout, /Smoke test of the route as it is \(v1 50 % \/ v3 50 %\)/)
+        if (healthy) {
+          assert.equal(main.code, 0, main.stdout)
+          assert.equal(main.outputs['result'], 'paused')
+          assert.equal(phase(reviews(sim)), 'paused')
+          await runAction({ inputs: bookinfoInputs(sim, { action: 'rollback', 'canary-subset': '' }), env: runnerEnv(sim) })
+        } else {
+          assert.equal(main.code, 1)
+          assert.equal(main.outputs['result'], 'rolled-back')
+          assert.match(main.stdout, /the weight run .* left unverified fails/)
+        }
+        assert.deepEqual(spec(reviews(sim)), original)
+      } finally {
+        sim.mesh.setFault('reviews', 'v3', undefined)
+      }
+    })
+  }
 
   it('a run that died while shifting: the next run verifies that weight first and, when it fails, restores what the dead run would have', async () => {
     const original = spec(reviews(sim))

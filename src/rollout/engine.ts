@@ -54,6 +54,8 @@ export interface Outcome {
   steps: StepRecord[]
   /** Set when the run failed (after any revert): the step fails with it. */
   error?: Error
+  /** The run cannot tell that its traffic change settled (its revert failed, or a write's outcome is unknown). */
+  unsettled?: boolean
   events: Array<{ at: string; message: string }>
 }
 
@@ -172,8 +174,11 @@ export class Engine {
   private async write(selector: RouteSelector, expected: HttpRoute, route: HttpRoute, state: RolloutState | undefined): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const next: VirtualService = structuredClone(this.vs)
-      const index = findRouteIndex(next.spec, selector, this.t.virtualService)
-      const http = next.spec.http as HttpRoute[]
+      const index = safeIndex(next.spec, selector, this.t.virtualService)
+      const http = next.spec.http ?? []
+      if (index < 0) {
+        throw new ConcurrentChangeError(`the target route of ${this.ref} (${describeSelector(selector)}) is gone: someone else changed the VirtualService during the run; not writing it`)
+      }
       if (!sameRoute(http[index], expected)) {
         throw new ConcurrentChangeError(
           `the target route of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
@@ -242,15 +247,17 @@ export class Engine {
   }
 
   /**
-   * Smoke test of the route as it is, before the first change: a rollout never starts into an application that
-   * already fails (a failing stable version would otherwise be blamed on the canary).
+   * Smoke test of the route as it is: before the first change, so that a rollout never starts into an application
+   * that already fails (a failing stable version would otherwise be blamed on the canary); and of a weight a dead
+   * run left unverified.
    */
-  private async baseline(weight: number, route: HttpRoute): Promise<void> {
+  private async verifyCurrent(weight: number, route: HttpRoute, failure: string): Promise<void> {
     this.d.signal.throwIfAborted()
     const { result, verdict } = await this.d.verify(weight, {}, this.d.signal)
-    this.event(`Baseline before any change (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`)
+    this.event(`Smoke test of the route as it is (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`)
     if (!verdict.pass) {
-      throw new RolloutError(`the smoke test already fails before any change, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}. Nothing was changed; fix the application or the smoke test inputs first`)
+      const what = this.changed ? '' : ' Nothing was changed; fix the application or the smoke test inputs first.'
+      throw new RolloutError(`${failure}, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}.${what}`)
     }
   }
 
@@ -279,34 +286,41 @@ export class Engine {
     // restores what that run would have restored.
     const inherited = p.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
     const revertTo = inherited ?? { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
-    if (inherited) {
-      this.changed = true
-      this.event(`Run ${before?.runId} ended while shifting to ${p.weight} %, unverified: verifying it first`)
-    }
-    const outcome = (result: Result, weight: number, error?: Error): Outcome => ({
-      result, stable: p.stable, canary: p.canary, canaryWeight: weight, steps: this.steps, events: this.events, ...(error ? { error } : {}),
+    const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome => ({
+      result, stable: p.stable, canary: p.canary, canaryWeight: weight, steps: this.steps, events: this.events, ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
     })
     if (p.continuing) this.event(`Continuing the rollout of '${p.canary}' (${before?.phase} at ${p.weight} %, started by run ${before?.runId})`)
     const remaining = steps.filter((s) => s.weight > p.weight)
     this.event(`Target route: ${describeSelector(selector)}; now ${describeSplit(p.route)}; stable '${p.stable}', canary '${p.canary}'`)
     let current = p.route
     let weight = p.weight
+    let attempted = false
     try {
-      if (remaining.length === 0) {
-        if (p.weight < 100) {
-          const st: RolloutState = { ...base, phase: 'paused', weight: p.weight, lastWritten: current, updatedAt: this.now().toISOString() }
-          if (!sameState(this.state, st)) await this.write(selector, current, current, st)
-          this.event(`Canary already at ${p.weight} %, no step above it: paused`)
-          return outcome('paused', p.weight)
-        }
+      if (inherited) {
+        attempted = true
+        // Take the dead run's change over under this run's id first, so that this run's revert, a post step and
+        // any later run all see it as this run's.
+        this.d.onTrafficChange?.()
+        this.changed = true
+        await this.write(selector, current, current, { ...base, phase: 'shifting', weight: p.weight, lastWritten: current, revertTo, updatedAt: this.now().toISOString() })
+        this.event(`Run ${before?.runId} ended while shifting to ${p.weight} %, unverified: verifying it first`)
+        await this.verifyCurrent(p.weight, p.route, `the weight run ${before?.runId} left unverified fails`)
+      } else if (remaining.length > 0) {
+        await this.verifyCurrent(p.weight, p.route, 'the smoke test already fails before any change')
       }
-      if (remaining.length > 0 || inherited) await this.baseline(p.weight, p.route)
+      if (remaining.length === 0 && weight < 100) {
+        const st: RolloutState = { ...base, phase: 'paused', weight, lastWritten: current, updatedAt: this.now().toISOString() }
+        if (!sameState(this.state, st)) await this.write(selector, current, current, st)
+        this.event(`Canary at ${weight} %, no step above it: paused`)
+        return outcome('paused', weight)
+      }
       for (const [i, step] of remaining.entries()) {
         this.d.checkLock?.()
         this.d.signal.throwIfAborted()
         const route = routeAtWeight(p.base, p.stable, p.canary, step.weight)
         if (!this.changed) this.d.onTrafficChange?.()
         const st: RolloutState = { ...base, phase: 'shifting', weight: step.weight, lastWritten: route, revertTo, updatedAt: this.now().toISOString() }
+        attempted = true
         await this.write(selector, current, route, st)
         this.changed = true
         current = route
@@ -321,13 +335,11 @@ export class Engine {
       return outcome(final, weight)
     } catch (err) {
       const error = err as Error
-      if (err instanceof ConcurrentChangeError) {
-        // Someone else decided the route: report what it now is, and leave it to them.
-        const now = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
-        return outcome('unchanged', now ? canaryWeightOf(now, p.canary) : weight, error)
-      }
-      if (!this.changed && (await this.ownWriteLanded())) {
-        // A write failed without an answer but did land: it is a traffic change like any other.
+      if (err instanceof ConcurrentChangeError) return outcome('unchanged', this.liveWeight(selector, p.canary, weight), error)
+      // A write whose call failed may still have landed (its answer lost): what the cluster holds decides.
+      const landed = await this.ownWriteLanded()
+      if (landed === undefined && attempted && !this.changed) return outcome('unchanged', weight, error, true)
+      if (landed) {
         this.changed = true
         current = (this.state as RolloutState).lastWritten
       }
@@ -336,18 +348,28 @@ export class Engine {
         const restored = await this.revert(selector, current, revertTo, error)
         return outcome('rolled-back', canaryWeightOf(restored, p.canary), error)
       } catch (revertError) {
-        // Traffic stays where this run left it, mid-rollout: report that weight (the post step tries again).
-        return outcome('paused', canaryWeightOf(current, p.canary), revertError as Error)
+        if ((revertError as Error).cause instanceof ConcurrentChangeError) {
+          // Someone else changed the route meanwhile: theirs stands.
+          return outcome('unchanged', this.liveWeight(selector, p.canary, weight), revertError as Error)
+        }
+        // Traffic stays where this run left it, mid-rollout: report that weight; the post step tries again.
+        return outcome('paused', canaryWeightOf(current, p.canary), revertError as Error, true)
       }
     }
   }
 
-  /** After a failed write: does the VirtualService show this run's write anyway (its answer was lost)? */
-  private async ownWriteLanded(): Promise<boolean> {
+  /** The canary weight of the target route as last read (someone else may have changed it). */
+  private liveWeight(selector: RouteSelector, canary: string, fallback: number): number {
+    const now = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
+    return now ? canaryWeightOf(now, canary) : fallback
+  }
+
+  /** After a failure: does the VirtualService show a shift of this run (a write whose answer was lost)? undefined: cannot tell. */
+  private async ownWriteLanded(): Promise<boolean | undefined> {
     try {
       await this.load()
     } catch {
-      return false
+      return undefined
     }
     return this.state?.runId === this.d.runId && this.state.phase === 'shifting'
   }
@@ -376,7 +398,7 @@ export class Engine {
       ])
     } catch (err) {
       this.event(`REVERT FAILED: ${(err as Error).message}`)
-      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`)
+      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`, { cause: err })
     } finally {
       clearTimeout(timer)
     }
@@ -421,25 +443,30 @@ export class Engine {
     const index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
     const target = this.http()[index] as HttpRoute
     const stable = safeStable(target, canary)
-    const out = (result: Result, error?: Error): Outcome => ({ result, stable, canary, canaryWeight: canaryWeightOf(target, canary), steps: this.steps, events: this.events, ...(error ? { error } : {}) })
+    const out = (result: Result, error?: Error, unsettled = false): Outcome => ({
+      result, stable, canary, canaryWeight: canaryWeightOf(target, canary), steps: this.steps, events: this.events, ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
+    })
     const name = previewRouteName(value)
     const before = this.previewRoute(value)
+    let attempted = false
     try {
       this.d.checkLock?.()
       this.d.onTrafficChange?.()
+      attempted = true
       await this.writeSpec((spec) => withPreviewRoute(spec, findRouteIndex(spec, this.t.route, this.t.virtualService), canary, header, value))
       this.changed = true
       this.event(`Preview route '${name}': requests with '${header}: ${value}' go to '${canary}'`)
       await this.verifyStep(0, 100, pauseMs, { [header]: value })
       return out('previewed')
     } catch (err) {
-      if (!this.changed) return out('unchanged', err as Error)
+      // A failed write may still have landed: the post step looks again.
+      if (!this.changed) return out('unchanged', err as Error, attempted)
       this.event(`Removing the preview route after: ${(err as Error).message}`)
       try {
         await this.bounded(() => this.restorePreview(value, before), err as Error, `Remove the http route '${name}' of ${this.ref} by hand`)
       } catch (revertError) {
         // The preview route is still live (the post step tries again).
-        return out('previewed', revertError as Error)
+        return out('previewed', revertError as Error, true)
       }
       return out('rolled-back', err as Error)
     }
@@ -477,6 +504,7 @@ export class Engine {
     for (let attempt = 1; ; attempt++) {
       const next = structuredClone(this.vs)
       next.spec = change(next.spec)
+      if (canonical(next.spec) === canonical(this.vs.spec)) return
       try {
         this.vs = await this.d.kube.replaceVirtualService(next)
         return

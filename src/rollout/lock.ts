@@ -123,9 +123,14 @@ export class RolloutLock {
     if (this.lost) throw new LockHeldError(`lost the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ${this.lost.message}`)
   }
 
-  async release(): Promise<void> {
+  /** Stops renewing without releasing: the lease expires unless someone (the post step) releases it first. */
+  stopRenewing(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
+  }
+
+  async release(): Promise<void> {
+    this.stopRenewing()
     await this.renewing
     const lease = this.lease
     this.lease = undefined
