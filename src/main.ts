@@ -212,7 +212,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
   try {
     const session = await core.group('Connect to the cluster', async () => {
       const s = await openSession(inputs.access, {
-        tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep, env: deps.env,
+        tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep,
       })
       if (s.createdDir) core.saveState(State.TempDir, s.createdDir)
       core.info(`Connected: ${s.describe}, API server ${s.kube.server}`)
@@ -340,7 +340,7 @@ export async function post(deps: Deps = defaultDeps): Promise<void> {
 async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: string, virtualService: string, deps: Deps): Promise<void> {
   core.warning('The main step did not finish its run: checking whether its traffic change must be reverted')
   const session = await openSession(inputs.access, {
-    tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep, env: deps.env,
+    tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep,
   })
   try {
     const kube: Kube = session.kube

@@ -16,7 +16,6 @@ export interface SessionDeps {
   log: (msg: string) => void
   getIdToken: (audience: string) => Promise<string>
   sleep?: Sleep
-  env: NodeJS.ProcessEnv
 }
 
 export interface Session {
@@ -58,8 +57,8 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
       throw new AccessError(`no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', or set KUBECONFIG in an earlier step`)
     }
     maskKubeConfig(kc, deps.setSecret)
-    const first = (deps.env['KUBECONFIG'] ?? '').split(process.platform === 'win32' ? ';' : ':').find((p) => p !== '')
-    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: first, createdDir: undefined, describe: `runner kubeconfig, context ${kc.getCurrentContext()}` }
+    // istioctl reads KUBECONFIG (every file of it, merged) or ~/.kube/config itself, as kubectl does.
+    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: undefined, createdDir: undefined, describe: `runner kubeconfig, context ${kc.getCurrentContext()}` }
   }
   if (access.kind === 'kubeconfig') {
     deps.setSecret(access.content)
