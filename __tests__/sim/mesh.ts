@@ -196,7 +196,21 @@ function isIngressGatewayService(svc: KubeObject): boolean {
 
 export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   const { store } = opts
-  const rand = prng(opts.seed ?? 20240601)
+  // One random stream per decision point (a VirtualService's weighted pick, a service's pod pick, a version's
+  // faults): the k-th decision at a point gets the k-th number whatever the order concurrent requests arrive in,
+  // so a test's outcome does not depend on scheduling.
+  const seed = opts.seed ?? 20240601
+  const streams = new Map<string, () => number>()
+  const stream = (key: string): (() => number) => {
+    let s = streams.get(key)
+    if (!s) {
+      let h = seed >>> 0
+      for (const c of key) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0
+      s = prng(h)
+      streams.set(key, s)
+    }
+    return s
+  }
   const faults = new Map<string, Fault>()
   const served: Record<string, number> = {}
   let port = 0
@@ -320,7 +334,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     }
     if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
     const pods = store.list(REFS.pods, namespace).filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
-    const pod = pods[Math.floor(rand() * pods.length)]
+    const pod = pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
     if (!pod) return NO_HEALTHY_UPSTREAM
     return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
   }
@@ -332,7 +346,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     for (const vs of routes) {
       for (const route of arr(spec(vs)['http']).map(obj)) {
         if (!routeMatches(route, r)) continue
-        const dest = pickWeighted(route, rand)
+        const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
         return dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? namespace) : NO_HEALTHY_UPSTREAM
       }
     }
@@ -346,7 +360,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     const f = faults.get(key)
     if (!f) return false
     if (f.delayMs) await sleep(f.delayMs)
-    return f.errorRate !== undefined && f.errorRate > 0 && rand() < f.errorRate
+    return f.errorRate !== undefined && f.errorRate > 0 && stream(`fault ${key}`)() < f.errorRate
   }
 
   // ---- BookInfo ----
@@ -457,7 +471,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
           reply = { status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301, headers: { location }, body: '' }
           break outer
         }
-        const dest = pickWeighted(route, rand)
+        const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
         const b = dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default') : NO_HEALTHY_UPSTREAM
         if (!b.ok) {
           reply = { status: b.status, headers: { 'content-type': 'text/plain' }, body: b.body }
