@@ -200,7 +200,7 @@ export class Engine {
         this.d.log(`${this.ref} changed since it was read (resourceVersion ${this.vs.metadata.resourceVersion}); re-reading`)
         this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
         const fresh = decodeState(this.vs.metadata.annotations, this.t.virtualService)
-        const freshRoute = this.http()[findRouteIndex(this.vs.spec, selector, this.t.virtualService)]
+        const freshRoute = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
         if (sameRoute(freshRoute, route) && canonical(fresh) === canonical(state)) {
           // Our own write went through and only its answer was lost (a retried PUT then conflicts with itself).
           this.state = state
