@@ -89,7 +89,7 @@ describe('recovery', () => {
   for (const healthy of [false, true]) {
     it(`a run that died shifting to its last step: the next run verifies that weight (${healthy ? 'passes: paused' : 'fails: reverted'})`, async () => {
       const original = spec(reviews(sim))
-      const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '10,50', pause: '30s' }), env: runnerEnv(sim), interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' }, post: false })
+      const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '10:0,50:30s' }), env: runnerEnv(sim), interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' }, post: false })
       assert.equal(killed.main.signal, 'SIGKILL')
       assert.equal(phase(reviews(sim)), 'shifting')
       const lease = sim.store.get({ group: 'coordination.k8s.io', resource: 'leases' }, 'bookinfo', 'istio-canary-reviews') as KubeObject
