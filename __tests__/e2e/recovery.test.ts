@@ -139,6 +139,33 @@ describe('recovery', () => {
   })
 })
 
+describe("BookInfo's own error handling: a failed reviews call is retried, then rendered with 200 and no version", () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation({ reviewsErrors: 'bookinfo' })
+  })
+  after(() => sim.close())
+
+  it('a broken canary still fails its first step: its pages never name it, and pages naming no version fail', async () => {
+    const original = spec(reviews(sim))
+    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    try {
+      const page = await fetch(`${sim.mesh.url}/productpage`)
+      assert.equal(page.status, 200)
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { 'smoke-requests': '200', 'smoke-concurrency': '10' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string; reasons: string[]; smoke: { byVersion: Record<string, unknown>; unattributed: number } }> }
+      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[10, 'fail']])
+      assert.equal(report.steps[0]?.smoke.byVersion['v3'], undefined, 'the canary never named')
+      assert.match(report.steps[0]?.reasons.join('\n') ?? '', /canary \(v3\) served none of \d+ attributed responses at weight 10 %/)
+      assert.deepEqual(spec(reviews(sim)), original)
+    } finally {
+      sim.mesh.setFault('reviews', 'v3', undefined)
+    }
+  })
+})
+
 describe('a paused rollout of an unnamed route, continued after a preview', () => {
   let sim: Sim
   before(async () => {

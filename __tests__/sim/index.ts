@@ -22,6 +22,8 @@ export interface SimOptions {
   istioctlVersions?: string[]
   tokenLifetimeSeconds?: number
   meshSeed?: number
+  /** How productpage answers a failed reviews call (see MeshOptions.reviewsErrors). */
+  reviewsErrors?: 'status' | 'bookinfo'
   pki?: TestPki
 }
 
@@ -86,7 +88,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     },
     ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
   })
-  const mesh = await startMesh({ store, seed: o.meshSeed ?? 7 })
+  const mesh = await startMesh({ store, seed: o.meshSeed ?? 7, ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}) })
   const layout = o.layout ?? 'oss'
   const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
   const arm = await startArm(pki, {

@@ -246,6 +246,35 @@ describe('simulated mesh data plane', () => {
     for (let i = 0; i < 10; i++) assert.equal((await get(mesh, '/productpage')).status, 200)
   })
 
+  it("reviewsErrors 'bookinfo': like productpage.py, a failed reviews call is tried again, then rendered with 200 and no pod", async () => {
+    await mesh.close()
+    mesh = await startMesh({ store, seed: 7, reviewsErrors: 'bookinfo' })
+    apply(store, 'networking/virtual-service-reviews-50-v3.yaml') // v1 50 % / v3 50 %
+    mesh.setFault('reviews', 'v3', { errorRate: 1 })
+    let errorPages = 0
+    let v1 = 0
+    for (let i = 0; i < 40; i++) {
+      const r = await get(mesh, '/productpage')
+      assert.equal(r.status, 200)
+      assert.match(r.body, /<title>Simple Bookstore App<\/title>/)
+      const by = servedBy(r.body)
+      if (by === undefined) {
+        errorPages++
+        assert.match(r.body, /Error fetching product reviews!/)
+      } else {
+        assert.equal(by, 'reviews-v1', 'v3 never serves a page')
+        v1++
+      }
+    }
+    // a page fails only when both tries land on v3 (1 in 4 at 50 %); the retry rescues the rest
+    assert.ok(errorPages >= 2 && errorPages <= 20, `error pages ${errorPages}`)
+    assert.equal(errorPages + v1, 40)
+    // every v1 call made a page; an error page cost two v3 calls; other v3 calls were retried onto v1
+    assert.equal(mesh.served['reviews-v1'], v1)
+    // retries: every page whose first call hit v3 made a second one, so v3 calls exceed the error pages' two each
+    assert.ok((mesh.served['reviews-v3'] ?? 0) >= errorPages * 2)
+  })
+
   it('answers 503 no healthy upstream without a ready pod or for an unknown subset', async () => {
     apply(store, 'networking/virtual-service-reviews-v3.yaml')
     const pod = store.list(REFS.pods, NS, 'app=reviews,version=v3')[0]!
