@@ -7,11 +7,18 @@ import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
 import { runAction } from '../sim/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
-import { STATE, VS, bookinfoInputs, runnerEnv } from './common.js'
+import { LEASES, STATE, VS, bookinfoInputs, runnerEnv } from './common.js'
 
 const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): unknown => o['spec']
 const phase = (o: KubeObject): unknown => (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
+
+/** The lock a killed run left behind, expired as time would expire it. */
+function expireLock(sim: Sim): void {
+  const lease = sim.store.get(LEASES, 'bookinfo', 'istio-canary-reviews') as KubeObject
+  ;(lease['spec'] as Record<string, unknown>)['renewTime'] = '2020-01-01T00:00:00.000000Z'
+  sim.store.update(LEASES, lease)
+}
 
 /** Calls `fn` once, on the first VirtualService write after now. */
 function onFirstVsWrite(sim: Sim, fn: () => void): void {
@@ -92,9 +99,7 @@ describe('recovery', () => {
       const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '10:0,50:30s' }), env: runnerEnv(sim), interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' }, post: false })
       assert.equal(killed.main.signal, 'SIGKILL')
       assert.equal(phase(reviews(sim)), 'shifting')
-      const lease = sim.store.get({ group: 'coordination.k8s.io', resource: 'leases' }, 'bookinfo', 'istio-canary-reviews') as KubeObject
-      ;(lease['spec'] as Record<string, unknown>)['renewTime'] = '2020-01-01T00:00:00.000000Z'
-      sim.store.update({ group: 'coordination.k8s.io', resource: 'leases' }, lease)
+      expireLock(sim)
       if (!healthy) sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
       try {
         const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '10,50' }), env: runnerEnv(sim) })
@@ -122,10 +127,7 @@ describe('recovery', () => {
     const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', pause: '30s' }), env: runnerEnv(sim), interrupt: { when: 'Pausing', signal: 'SIGKILL' }, post: false })
     assert.equal(killed.main.signal, 'SIGKILL')
     assert.equal(phase(reviews(sim)), 'shifting')
-    // its lock is left behind: expire it, as time would
-    const lease = sim.store.get({ group: 'coordination.k8s.io', resource: 'leases' }, 'bookinfo', 'istio-canary-reviews') as KubeObject
-    ;(lease['spec'] as Record<string, unknown>)['renewTime'] = '2020-01-01T00:00:00.000000Z'
-    sim.store.update({ group: 'coordination.k8s.io', resource: 'leases' }, lease)
+    expireLock(sim)
     sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
     try {
       const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
