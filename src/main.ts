@@ -10,7 +10,7 @@ import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
 import { isActive } from './rollout/state.js'
-import { type ControlPlane, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
+import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
 import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
 import { runSmokeTest } from './smoke/smoke.js'
 import { judge } from './smoke/verdict.js'
@@ -83,13 +83,29 @@ interface Mesh {
   subsets: Map<string, Subset>
 }
 
+/** The application namespace's labels (undefined: no such namespace) and the control plane they point to. */
+async function locateControlPlane(inputs: Inputs, kube: Kube): Promise<{ nsLabels: Record<string, string> | undefined; find: () => Promise<ControlPlane | undefined> }> {
+  const ns = await kube.getNamespace(inputs.namespace)
+  const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
+  const query = { istioNamespace: inputs['istio-namespace'], istioRevision: inputs['istio-revision'], appNamespaceLabels: nsLabels ?? {} }
+  return { nsLabels, find: () => findControlPlane(kube, query) }
+}
+
+/** The ingress gateway to smoke-test through (none when gateway-url is given). */
+async function locateGateway(inputs: Inputs, kube: Kube): Promise<GatewayInfo | undefined> {
+  if (inputs['gateway-url']) return undefined
+  return findGateway(kube, {
+    ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
+    appNamespace: inputs.namespace,
+    virtualServices: await kube.listVirtualServices(inputs.namespace),
+  })
+}
+
 /** Control plane (installed if asked), istioctl, analyze, gateway and every readiness check; no change to routing. */
 async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], route: HttpRoute, found: (cp: ControlPlane) => void): Promise<Mesh> {
   const kube = session.kube
-  const ns = await kube.getNamespace(inputs.namespace)
-  const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
-  const cpQuery = { istioNamespace: inputs['istio-namespace'], istioRevision: inputs['istio-revision'], appNamespaceLabels: nsLabels ?? {} }
-  let cp = await findControlPlane(kube, cpQuery)
+  const { nsLabels, find } = await locateControlPlane(inputs, kube)
+  let cp = await find()
   // analyze needs a control plane; without one (and no install) the readiness check reports it with its fix.
   const wantIstioctl = (inputs.analyze && cp !== undefined) || (!cp && inputs['install-istio'])
   let istioctl: ReturnType<typeof istioctlRunner> | undefined
@@ -108,15 +124,11 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
   if (!cp && inputs['install-istio'] && istioctl) {
     core.info(`No control plane found: installing Istio (profile ${inputs['istio-profile']})`)
     core.info((await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })).trim())
-    cp = await findControlPlane(kube, cpQuery)
+    cp = await find()
   }
   if (cp) found(cp)
   if (cp) core.info(`Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`)
-  const gateway = inputs['gateway-url'] ? undefined : await findGateway(kube, {
-    ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
-    appNamespace: inputs.namespace,
-    virtualServices: await kube.listVirtualServices(inputs.namespace),
-  })
+  const gateway = await locateGateway(inputs, kube)
   const ready = await checkReadiness(kube, {
     namespace: inputs.namespace,
     namespaceLabels: nsLabels,
@@ -187,6 +199,17 @@ async function prepareVerification(inputs: Inputs, session: Session, engine: Eng
   }
 }
 
+/** For `status`: the control plane's version and the gateway URL, read only, never failing the run. */
+async function describeMesh(inputs: Inputs, session: Session, report: RunReport): Promise<void> {
+  try {
+    const cp = await (await locateControlPlane(inputs, session.kube)).find()
+    report.istioVersion = cp?.version ?? ''
+    report.gatewayUrl = inputs['gateway-url'] ?? (await locateGateway(inputs, session.kube))?.url ?? ''
+  } catch (err) {
+    core.warning(`Could not describe the mesh: ${(err as Error).message}`)
+  }
+}
+
 export async function run(deps: Deps = defaultDeps): Promise<void> {
   const startedAt = deps.now().toISOString()
   let inputs: Inputs
@@ -241,6 +264,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     }
     await engine.load()
     await check()
+    if (mode === 'status') await describeMesh(inputs, session, report)
     if (mode !== 'status') {
       const seen = engine.virtualService.metadata.resourceVersion
       lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })

@@ -82,6 +82,8 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(status.main.outputs['canary-weight'], '50')
     assert.equal(status.main.outputs['canary-subset'], 'v2')
     assert.match(status.main.stdout, /paused at 50 %/)
+    assert.equal(status.main.outputs['istio-version'], '1.24.2')
+    assert.equal(status.main.outputs['gateway-url'], sim.mesh.url)
 
     const p2 = await runAction({ inputs: { ...baseInputs(sim), action: 'promote', 'canary-subset': '' }, env: env(sim) })
     assert.equal(p2.main.code, 0, p2.main.stdout)
