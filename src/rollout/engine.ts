@@ -89,6 +89,14 @@ export class Engine {
     private readonly t: Target,
   ) {}
 
+  /** What a mode ends with: its result and subsets, with this run's steps and events. */
+  private outcome(result: Result, subsets: { stable: string; canary: string }, canaryWeight: number, error?: Error, unsettled = false): Outcome {
+    return {
+      result, stable: subsets.stable, canary: subsets.canary, canaryWeight, steps: this.steps, events: this.events,
+      ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
+    }
+  }
+
   /** The smoke test, known once the gateway is found. */
   setVerifier(verify: EngineDeps['verify']): void {
     this.d.verify = verify
@@ -269,10 +277,10 @@ export class Engine {
       if (s?.phase === 'promoted' && s.canary === canary) {
         this.assertOurs(this.http()[findRouteIndex(this.vs.spec, s.route, this.t.virtualService)], s)
         this.event(`'${canary}' is already promoted (run ${s.runId}); nothing to do`)
-        return { result: 'promoted', stable: s.stable, canary, canaryWeight: 100, steps: this.steps, events: this.events }
+        return this.outcome('promoted', { stable: s.stable, canary }, 100)
       }
       this.event(`${describeSelector(this.t.route)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`)
-      return { result: 'promoted', stable: '', canary, canaryWeight: 100, steps: this.steps, events: this.events }
+      return this.outcome('promoted', { stable: '', canary }, 100)
     }
     const p = this.plan()
     const selector = this.stableSelector(p.route)
@@ -286,9 +294,7 @@ export class Engine {
     // restores what that run would have restored.
     const inherited = p.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
     const revertTo = inherited ?? { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
-    const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome => ({
-      result, stable: p.stable, canary: p.canary, canaryWeight: weight, steps: this.steps, events: this.events, ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
-    })
+    const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome => this.outcome(result, p, weight, error, unsettled)
     if (p.continuing) this.event(`Continuing the rollout of '${p.canary}' (${before?.phase} at ${p.weight} %, started by run ${before?.runId})`)
     const remaining = steps.filter((s) => s.weight > p.weight)
     this.event(`Target route: ${describeSelector(selector)}; now ${describeSplit(p.route)}; stable '${p.stable}', canary '${p.canary}'`)
@@ -410,7 +416,7 @@ export class Engine {
     if (!s) {
       throw new RolloutError(`${this.ref} carries no istio-canary state (annotation ${STATE_ANNOTATION}): there is no rollout to roll back`)
     }
-    const out = (result: Result, weight: number): Outcome => ({ result, stable: s.stable, canary: s.canary, canaryWeight: weight, steps: this.steps, events: this.events })
+    const out = (result: Result, weight: number): Outcome => this.outcome(result, s, weight)
     const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
     const route = this.http()[index] as HttpRoute
     if (s.phase === 'rolled-back' && sameRoute(route, s.originalRoute)) {
@@ -434,7 +440,7 @@ export class Engine {
     const stable = s?.stable ?? (this.t.stableSubset === 'auto' ? safeStable(route, canary) : this.t.stableSubset)
     this.event(s ? `Rollout state: ${s.phase} at ${s.weight} % (canary '${s.canary}', stable '${s.stable}', run ${s.runId}, updated ${s.updatedAt})` : 'No istio-canary rollout state on this VirtualService')
     this.event(`Target route now: ${describeSplit(route)}`)
-    return { result: 'unchanged', stable, canary, canaryWeight: canary ? canaryWeightOf(route, canary) : 0, steps: this.steps, events: this.events }
+    return this.outcome('unchanged', { stable, canary }, canary ? canaryWeightOf(route, canary) : 0)
   }
 
   /** `preview`: a header-matched route to the canary before every other route; the default route is untouched. */
@@ -443,9 +449,7 @@ export class Engine {
     const index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
     const target = this.http()[index] as HttpRoute
     const stable = safeStable(target, canary)
-    const out = (result: Result, error?: Error, unsettled = false): Outcome => ({
-      result, stable, canary, canaryWeight: canaryWeightOf(target, canary), steps: this.steps, events: this.events, ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
-    })
+    const out = (result: Result, error?: Error, unsettled = false): Outcome => this.outcome(result, { stable, canary }, canaryWeightOf(target, canary), error, unsettled)
     const name = previewRouteName(value)
     const before = this.previewRoute(value)
     let attempted = false
@@ -496,7 +500,7 @@ export class Engine {
     } else {
       this.event(`No preview route '${name}' on ${this.ref}: nothing to remove`)
     }
-    return { result: has ? 'cleaned-up' : 'unchanged', stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary, canaryWeight: 0, steps: this.steps, events: this.events }
+    return this.outcome(has ? 'cleaned-up' : 'unchanged', { stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary }, 0)
   }
 
   /** Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a conflict. */
