@@ -2,6 +2,7 @@
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
 import type { ResourceRef } from '../sim/kube/store.js'
+import type { Fault } from '../sim/mesh.js'
 
 export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
 export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
@@ -34,5 +35,15 @@ export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): P
     await fn(sim)
   } finally {
     await sim.close()
+  }
+}
+
+/** Runs `fn` with a fault on a reviews version (none: `undefined`), cleared afterwards whatever happens. */
+export async function withFault(sim: Sim, version: string, fault: Fault | undefined, fn: () => Promise<void>): Promise<void> {
+  sim.mesh.setFault('reviews', version, fault)
+  try {
+    await fn()
+  } finally {
+    sim.mesh.setFault('reviews', version, undefined)
   }
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { makeRunner, runAction } from '../sim/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { LEASES, VS, bookinfoInputs, runnerEnv } from './common.js'
+import { LEASES, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 
 const baseInputs = (sim: Sim): Record<string, string> => bookinfoInputs(sim, { 'smoke-requests': '40' })
 const env = runnerEnv
@@ -104,8 +104,7 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
 
   it('rolls a bad canary back at its first step, restoring the route exactly, and fails the step', async () => {
     const before = reviews(sim)
-    sim.mesh.setFault('reviews', 'v1', { errorRate: 1 })
-    try {
+    await withFault(sim, 'v1', { errorRate: 1 }, async () => {
       const { main } = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v1' }, env: env(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
@@ -115,9 +114,7 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
       assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[10, 'fail']])
       assert.match(report.error, /smoke test failed/)
       assert.match(main.summary, /rolled back/i)
-    } finally {
-      sim.mesh.setFault('reviews', 'v1', undefined)
-    }
+    })
   })
 })
 
@@ -219,15 +216,12 @@ describe('preview (pull requests)', () => {
 
   it('removes its preview route when the preview fails', async () => {
     const before = reviews(sim)
-    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-    try {
+    await withFault(sim, 'v3', { errorRate: 1 }, async () => {
       const { main } = await runAction({ inputs: { ...baseInputs(sim), action: 'preview', 'preview-value': 'pr-9' }, env: env(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.deepEqual(reviews(sim)['spec'], before['spec'])
-    } finally {
-      sim.mesh.setFault('reviews', 'v3', undefined)
-    }
+    })
   })
 })
 

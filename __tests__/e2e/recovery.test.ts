@@ -7,7 +7,7 @@ import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
 import { runAction } from '../sim/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
-import { LEASES, STATE, VS, bookinfoInputs, runnerEnv } from './common.js'
+import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 
 const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): unknown => o['spec']
@@ -39,10 +39,9 @@ describe('recovery', () => {
 
   it('a revert that fails reports the live weight, keeps the report, and the post step finishes the revert', async () => {
     const original = spec(reviews(sim))
-    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-    // once the canary takes 50 %, every write fails for a while: the main step's revert gives up
-    onFirstVsWrite(sim, () => sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 }))
-    try {
+    await withFault(sim, 'v3', { errorRate: 1 }, async () => {
+      // once the canary takes 50 %, every write fails for a while: the main step's revert gives up
+      onFirstVsWrite(sim, () => sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 }))
       const { main, post } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'paused', 'traffic is still mid-rollout')
@@ -58,26 +57,21 @@ describe('recovery', () => {
       // the main step kept the lock for the post step, which released it after the revert
       const writes = sim.store.writes.map((w) => `${w.verb} ${w.ref.resource}`)
       assert.deepEqual(writes.slice(writes.lastIndexOf('create leases') + 1), ['update virtualservices', 'update virtualservices', 'delete leases'])
-    } finally {
-      sim.mesh.setFault('reviews', 'v3', undefined)
-    }
+    })
   })
 
   it('a write that landed although its call failed is reverted like any traffic change', async () => {
     const original = spec(reviews(sim))
-    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-    // the first shift is applied but its answer lost, and every retry fails with 500
-    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 'lost-response', times: 1 })
-    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 4 })
-    try {
+    await withFault(sim, 'v3', { errorRate: 1 }, async () => {
+      // the first shift is applied but its answer lost, and every retry fails with 500
+      sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 'lost-response', times: 1 })
+      sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 4 })
       const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
       assert.match(main.stdout, /Restored the route as it was before the run/)
       assert.deepEqual(spec(reviews(sim)), original)
-    } finally {
-      sim.mesh.setFault('reviews', 'v3', undefined)
-    }
+    })
   })
 
   it('a write that landed after the first change (answer lost, retries failing) is found and reverted, not blamed on others', async () => {
@@ -100,8 +94,7 @@ describe('recovery', () => {
       assert.equal(killed.main.signal, 'SIGKILL')
       assert.equal(phase(reviews(sim)), 'shifting')
       expireLock(sim)
-      if (!healthy) sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-      try {
+      await withFault(sim, 'v3', healthy ? undefined : { errorRate: 1 }, async () => {
         const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '10,50' }), env: runnerEnv(sim) })
         assert.match(main.stdout, /ended while shifting to 50 %, unverified: verifying it first/)
         assert.match(main.stdout, /Smoke test of the route as it is \(v1 50 % \/ v3 50 %\)/)
@@ -116,9 +109,7 @@ describe('recovery', () => {
           assert.match(main.stdout, /the weight run .* left unverified fails/)
         }
         assert.deepEqual(spec(reviews(sim)), original)
-      } finally {
-        sim.mesh.setFault('reviews', 'v3', undefined)
-      }
+      })
     })
   }
 
@@ -128,16 +119,13 @@ describe('recovery', () => {
     assert.equal(killed.main.signal, 'SIGKILL')
     assert.equal(phase(reviews(sim)), 'shifting')
     expireLock(sim)
-    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-    try {
+    await withFault(sim, 'v3', { errorRate: 1 }, async () => {
       const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
       assert.match(main.stdout, /ended while shifting to 50 %, unverified: verifying it first/)
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.deepEqual(spec(reviews(sim)), original)
-    } finally {
-      sim.mesh.setFault('reviews', 'v3', undefined)
-    }
+    })
   })
 })
 
@@ -150,8 +138,7 @@ describe("BookInfo's own error handling: a failed reviews call is retried, then 
 
   it('a broken canary still fails its first step: its pages never name it, and pages naming no version fail', async () => {
     const original = spec(reviews(sim))
-    sim.mesh.setFault('reviews', 'v3', { errorRate: 1 })
-    try {
+    await withFault(sim, 'v3', { errorRate: 1 }, async () => {
       const page = await fetch(`${sim.mesh.url}/productpage`)
       assert.equal(page.status, 200)
       const { main } = await runAction({ inputs: bookinfoInputs(sim, { 'smoke-requests': '200', 'smoke-concurrency': '10' }), env: runnerEnv(sim) })
@@ -162,9 +149,7 @@ describe("BookInfo's own error handling: a failed reviews call is retried, then 
       assert.equal(report.steps[0]?.smoke.byVersion['v3'], undefined, 'the canary never named')
       assert.match(report.steps[0]?.reasons.join('\n') ?? '', /canary \(v3\) served none of \d+ attributed responses at weight 10 %/)
       assert.deepEqual(spec(reviews(sim)), original)
-    } finally {
-      sim.mesh.setFault('reviews', 'v3', undefined)
-    }
+    })
   })
 })
 
