@@ -35,7 +35,7 @@ const good = ['namespace: bookinfo', 'virtual-service: reviews', 'canary-subset:
 describe('workflow lint', () => {
   it('passes every workflow example of the README (vars context included)', async () => {
     const examples = lib.markdownWorkflows(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'))
-    assert.ok(examples.length >= 3, `README workflow examples: ${examples.length}`)
+    assert.ok(examples.length >= 5, `README workflow examples: ${examples.length}`)
     for (const { text, line } of examples) assert.deepEqual(await lib.lintWorkflow(text, 'README.md', declared, line - 1), [], `example at README.md:${line}`)
   })
 
