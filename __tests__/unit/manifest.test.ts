@@ -139,6 +139,11 @@ describe('handBack: VirtualService', () => {
     assert.equal(split.text, edit(lf, '    - destination:\n        host: reviews\n        subset: v1\n',
       '    - destination:\n        host: reviews\n        subset: v1\n      weight: 90\n    - destination:\n        host: reviews\n        subset: v3\n      weight: 10\n').replace(/\n/g, '\r\n'))
     assert.doesNotMatch(split.text, /[^\r]\n/)
+    // flow style in a CRLF file: in place, and written again
+    const flow = 'kind: VirtualService\r\nmetadata: {name: reviews}\r\nspec:\r\n  http:\r\n  - route: [{destination: {host: reviews, subset: v1}}] # only v1\r\n'
+    assert.equal(handBack(flow, VS, [dest('v3')]).text, edit(flow, 'subset: v1}', 'subset: v3}'))
+    assert.equal(handBack(flow, VS, [dest('v1', 90), dest('v3', 10)]).text,
+      edit(flow, '[{destination: {host: reviews, subset: v1}}]', '[{destination: {host: reviews, subset: v1}, weight: 90}, {destination: {host: reviews, subset: v3}, weight: 10}]'))
   })
 
   it('returns the text unchanged when the route already is the given one (any key order)', () => {
@@ -220,6 +225,10 @@ describe('handBack: errors (the function is pure: nothing is written)', () => {
     const redirect = 'kind: VirtualService\nmetadata: {name: reviews}\nspec:\n  http:\n  - redirect: {uri: /v1}\n'
     assert.throws(() => handBack(redirect, VS, [dest('v1')]), /input 'manifest': .*spec\.http\[0\] has no 'route' to hand back/)
     assert.throws(() => handBack('kind: VirtualService\nmetadata: {name: reviews}\nspec: {}\n', VS, [dest('v1')]), /input 'manifest': .*has no spec\.http list/)
+  })
+
+  it('a value to write back that is not a list', () => {
+    assert.throws(() => handBack(fixture('networking/virtual-service-reviews-v3.yaml'), VS, { destination: { host: 'reviews' } }), /input 'manifest': the route to write back is not a list/)
   })
 
   it('not YAML', () => {
