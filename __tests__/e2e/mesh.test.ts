@@ -337,7 +337,8 @@ describe('istioctl analyze', () => {
 
 describe('no control plane / install-istio', () => {
   it('install-istio: true installs Istio with istioctl, then readiness asks for sidecars (pods were never injected)', () =>
-    withSim({ seed: { controlPlane: false } }, async (sim) => {
+    // install-istio needs the extra manifest deploy/rbac/install-istio.yaml, as the README says.
+    withSim({ seed: { controlPlane: false }, rbac: ['istio-canary', 'analyze', 'install-istio'] }, async (sim) => {
       assert.equal(sim.store.list(DEPLOYMENTS, 'istio-system').length, 0)
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': '1.24.2' }))

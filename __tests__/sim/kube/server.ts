@@ -7,14 +7,20 @@ import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../https.js'
 import type { TestPki } from '../tls.js'
 import { KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
+import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
 
 export interface KubeApiOptions {
   pki: TestPki
   store: KubeStore
   /** Maps a bearer token to a user, or undefined (=> 401). */
   authenticate: (token: string) => { user: string; groups?: string[] } | undefined
-  /** Optional authorization: false => 403 Forbidden like RBAC. */
+  /** Optional authorization of resource requests: false => 403 Forbidden like RBAC. */
   authorize?: (user: string, verb: string, ref: ResourceRef, namespace?: string) => boolean
+  /**
+   * Enforce Kubernetes RBAC over the Role/ClusterRole/RoleBinding/ClusterRoleBinding objects in the store (see rbac.ts),
+   * for resource and non-resource requests alike. Every authenticated user is in the group system:authenticated.
+   */
+  rbac?: boolean
   /** networking.istio.io versions served; default ['v1', 'v1beta1']; [] = Istio CRDs not installed. */
   istioVersions?: string[]
   /** Emulate istiod's validating webhook (validation.istio.io) for VirtualServices. Default true. */
@@ -84,6 +90,10 @@ const RESOURCES: ResourceDef[] = [
   { group: ISTIO, resource: 'virtualservices', singular: 'virtualservice', kind: 'VirtualService', namespaced: true, shortNames: ['vs'], categories: ISTIO_CATEGORIES, status: true, custom: true },
   { group: ISTIO, resource: 'destinationrules', singular: 'destinationrule', kind: 'DestinationRule', namespaced: true, shortNames: ['dr'], categories: ISTIO_CATEGORIES, status: true, custom: true },
   { group: ISTIO, resource: 'gateways', singular: 'gateway', kind: 'Gateway', namespaced: true, shortNames: ['gw'], categories: ISTIO_CATEGORIES, status: true, custom: true },
+  { group: RBAC_GROUP, resource: 'roles', singular: 'role', kind: 'Role', namespaced: true },
+  { group: RBAC_GROUP, resource: 'rolebindings', singular: 'rolebinding', kind: 'RoleBinding', namespaced: true },
+  { group: RBAC_GROUP, resource: 'clusterroles', singular: 'clusterrole', kind: 'ClusterRole', namespaced: false },
+  { group: RBAC_GROUP, resource: 'clusterrolebindings', singular: 'clusterrolebinding', kind: 'ClusterRoleBinding', namespaced: false },
 ]
 
 const VERSION_INFO = {
@@ -441,7 +451,7 @@ interface ResourceRoute {
 }
 
 function groupVersions(group: string, istioVersions: string[]): string[] {
-  if (group === '' || group === 'apps' || group === 'coordination.k8s.io') return ['v1']
+  if (group === '' || group === 'apps' || group === 'coordination.k8s.io' || group === RBAC_GROUP) return ['v1']
   if (group === ISTIO) return istioVersions
   return []
 }
@@ -529,6 +539,55 @@ const randomSuffix = (n: number): string => {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Authorization attributes of a request, resolved from the path alone before any routing (as the apiserver's
+// filter chain does: WithRequestInfo + WithAuthorization run before the handlers, so a request the user may not
+// make is 403 even where the resource is not served). kubernetes/kubernetes
+// staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go (NewRequestInfo):
+//   /api/v1/..., /apis/<group>/<version>/...; `namespaces/<ns>/<resource>/...` sets the namespace, and so does
+//   `namespaces/<ns>` itself (a get of Namespace "x" is in the namespace "x"); parts = resource/name/subresource;
+//   verb from the method: POST create, GET/HEAD get, PUT update, PATCH patch, DELETE delete; GET without a name
+//   is list (watch with ?watch=true), DELETE without a name deletecollection. Anything else is a non-resource
+//   request (verb = lower-case method, checked against nonResourceURLs).
+
+const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize'])
+
+export function requestAttributes(method: string, url: URL, user: string, groups: string[]): Attributes {
+  const path = url.pathname
+  const httpVerb = method === 'HEAD' ? 'get' : method.toLowerCase()
+  const base = { user, groups, path, apiGroup: '', resource: '', subresource: '', name: '', namespace: '' }
+  const nonResource: Attributes = { ...base, verb: httpVerb, resourceRequest: false }
+  const parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p))
+  let rest: string[]
+  let apiGroup = ''
+  if (parts[0] === 'api' && parts.length >= 3) rest = parts.slice(2)
+  else if (parts[0] === 'apis' && parts.length >= 4) {
+    apiGroup = parts[1]!
+    rest = parts.slice(3)
+  } else return nonResource
+  let namespace = ''
+  if (rest[0] === 'namespaces' && rest.length > 1) {
+    namespace = rest[1]!
+    if (rest.length > 2 && !NAMESPACE_SUBRESOURCES.has(rest[2]!)) rest = rest.slice(2)
+  }
+  const [resource = '', name = '', subresource = ''] = rest
+  const verbs: Record<string, string> = { POST: 'create', GET: 'get', HEAD: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }
+  let verb = verbs[method] ?? httpVerb
+  if (name === '') {
+    const watch = url.searchParams.get('watch')
+    if (verb === 'get') verb = watch === 'true' || watch === '1' ? 'watch' : 'list'
+    else if (verb === 'delete') verb = 'deletecollection'
+  }
+  return { ...base, verb, resourceRequest: true, apiGroup, resource, subresource, name, namespace }
+}
+
+/** apierrors.NewForbidden(GroupResource{group, resource}, name, err): the Status of a 403. */
+function forbidden(a: Attributes, reason: string): ApiError {
+  const message = `${forbiddenMessage(a)}${reason ? `: ${reason}` : ''}`
+  if (!a.resourceRequest || a.resource === '') return new ApiError(403, 'Forbidden', `forbidden: ${message}`, {})
+  const qualifiedResource = a.apiGroup ? `${a.resource}.${a.apiGroup}` : a.resource
+  const subject = a.name ? `${qualifiedResource} "${a.name}"` : qualifiedResource
+  return new ApiError(403, 'Forbidden', `${subject} is forbidden: ${message}`, { name: a.name || undefined, group: a.apiGroup, kind: a.resource })
+}
 
 export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   const { store } = opts
@@ -567,7 +626,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
     }
   }
-  const servedGroups = (): string[] => ['apps', 'coordination.k8s.io', ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
+  const servedGroups = (): string[] => ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
   const resourceList = (group: string, version: string): Obj => {
     const resources: Obj[] = []
     for (const d of RESOURCES.filter((r) => r.group === group)) {
@@ -642,16 +701,15 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     return { def, version, namespace, name, subresource }
   }
 
-  function authorizeOrThrow(user: string, verb: string, route: ResourceRoute): void {
-    if (!opts.authorize) return
-    const { def, namespace, name, subresource } = route
-    if (opts.authorize(user, verb, { group: def.group, resource: def.resource }, namespace)) return
-    const res = subresource ? `${def.resource}/${subresource}` : def.resource
-    const scope = namespace !== undefined ? `in the namespace "${namespace}"` : 'at the cluster scope'
-    const subject = name !== undefined ? `${qualified(def)} "${name}"` : qualified(def)
-    throw new ApiError(403, 'Forbidden',
-      `${subject} is forbidden: User "${user}" cannot ${verb} resource "${res}" in API group "${def.group}" ${scope}`,
-      { name, group: def.group, kind: def.resource })
+  function authorizeOrThrow(a: Attributes): void {
+    if (opts.rbac) {
+      const d = rbacAuthorize(store, a)
+      if (!d.allowed) throw forbidden(a, d.reason)
+      return
+    }
+    if (!opts.authorize || !a.resourceRequest) return
+    const ns = a.namespace === '' ? undefined : a.namespace
+    if (!opts.authorize(a.user, a.verb, { group: a.apiGroup, resource: a.resource }, ns)) throw forbidden(a, '')
   }
 
   const refOf = (def: ResourceDef): ResourceRef => ({ group: def.group, resource: def.resource })
@@ -875,8 +933,11 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     }
   }
 
-  function serve(req: IncomingMessage, body: Buffer, url: URL, user: string): { status: number; body: unknown } {
-    const method = req.method ?? 'GET'
+  function serve(req: IncomingMessage, body: Buffer, url: URL, who: { user: string; groups: string[] }): { status: number; body: unknown } {
+    const method = (req.method ?? 'GET').toUpperCase()
+    // The tests' knob of the simulated istioctl (findings to report) is not a read the real istioctl makes: exempt.
+    const knob = method === 'GET' && req.headers['x-simulation-knob'] === 'analyze-findings' && url.pathname.endsWith('/configmaps/istioctl-analyze-findings')
+    if (!knob) authorizeOrThrow(requestAttributes(method, url, who.user, who.groups))
     const segs = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s))
     const disc = discovery(segs)
     if (disc) {
@@ -889,26 +950,21 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const item = route.name !== undefined
     switch (method) {
       case 'GET': {
-        const watch = q.get('watch') === 'true' || q.get('watch') === '1'
-        authorizeOrThrow(user, item ? 'get' : watch ? 'watch' : 'list', route)
         if (item) return { status: 200, body: present(def, version, mustGet(route)) }
         return { status: 200, body: listBody(route, list(route, q)) }
       }
       case 'POST': {
         if (item) throw methodNotAllowed()
-        authorizeOrThrow(user, 'create', route)
         const dryRun = dryRunOf(q)
         return { status: 201, body: present(def, version, create(route, bodyObject(req, body), dryRun)) }
       }
       case 'PUT': {
         if (!item) throw methodNotAllowed()
-        authorizeOrThrow(user, 'update', route)
         const dryRun = dryRunOf(q)
         return { status: 200, body: present(def, version, update(route, decodeObject(route, bodyObject(req, body)), dryRun)) }
       }
       case 'PATCH': {
         if (!item) throw methodNotAllowed()
-        authorizeOrThrow(user, 'patch', route)
         const dryRun = dryRunOf(q)
         return { status: 200, body: present(def, version, patch(route, req, body, dryRun)) }
       }
@@ -916,11 +972,9 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
         const dryRun = dryRunOf(q)
         const raw = body.length ? bodyObject(req, body) : undefined
         if (item) {
-          authorizeOrThrow(user, 'delete', route)
           return { status: 200, body: remove(route, raw, dryRun) }
         }
         if (route.subresource !== undefined || def.resource === 'namespaces') throw methodNotAllowed()
-        authorizeOrThrow(user, 'deletecollection', route)
         const victims = list(route, q)
         if (!dryRun) for (const o of victims) store.delete(refOf(def), o.metadata.namespace, o.metadata.name)
         return { status: 200, body: listBody(route, victims) }
@@ -952,7 +1006,9 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       const m = /^Bearer\s+(.+)$/i.exec(auth)
       const who = m ? opts.authenticate(m[1]!.trim()) : undefined
       if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized', null)
-      ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), who.user))
+      // The authenticator adds system:authenticated to every authenticated user (apiserver's AuthenticatedGroupAdder).
+      const groups = [...new Set([...(who.groups ?? []), 'system:authenticated'])]
+      ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), { user: who.user, groups }))
     } catch (err) {
       const e = err instanceof ApiError ? err
         : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, { causes: [{ reason: '', message: String(err) }] })
