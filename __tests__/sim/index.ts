@@ -9,7 +9,8 @@ import { type GithubOidcSim, startGithubOidc } from './github-oidc.js'
 import { type IstioctlReleases, startIstioctlReleases } from './istioctl.js'
 import { type KubeApi, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
-import { KubeStore } from './kube/store.js'
+import { KubeStore, type WriteEvent } from './kube/store.js'
+import { recordManagedFields } from './kube/server.js'
 import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
 import { loadRbacManifest } from './kube/seed.js'
 import { type Mesh, startMesh } from './mesh.js'
@@ -34,6 +35,12 @@ export interface SimOptions {
    * The admin credential (`admin: true`) is in system:masters, bound to cluster-admin as on every cluster.
    */
   rbac?: RbacManifest[] | 'cluster-admin'
+  /**
+   * Milliseconds after each VirtualService spec change at which istiod writes its status subresource (a new
+   * resourceVersion, no spec change), as istiod's status writer does with in-cluster analysis on
+   * (istio/istio pilot/pkg/status/resourcelock.go: SetObservedGeneration / SetValidationMessages). Off by default.
+   */
+  istiodStatusDelayMs?: number
 }
 
 export interface Sim {
@@ -125,6 +132,25 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       server: kube.url, caPem: pki.caPem, userToken: tokens.user, adminToken: tokens.admin,
     }],
   })
+  const timers = new Set<NodeJS.Timeout>()
+  if (o.istiodStatusDelayMs !== undefined) {
+    const delay = o.istiodStatusDelayMs
+    store.on('write', (ev: WriteEvent) => {
+      if (ev.ref.resource !== 'virtualservices' || ev.verb === 'delete') return
+      const gen = ev.object.metadata.generation
+      const status = ev.object['status'] as { observedGeneration?: number } | undefined
+      if (status?.observedGeneration === gen) return // its own write, or already reconciled: no loop
+      const t = setTimeout(() => {
+        timers.delete(t)
+        const cur = store.get(ev.ref, ev.namespace, ev.name)
+        if (!cur || cur.metadata.generation !== gen) return
+        const next = { ...cur, metadata: { ...cur.metadata }, status: { observedGeneration: gen, validationMessages: [] } }
+        recordManagedFields(cur, next, 'pilot-discovery', 'status')
+        store.update(ev.ref, next)
+      }, delay)
+      timers.add(t)
+    })
+  }
   const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
@@ -144,6 +170,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       ...(a.admin ? { admin: 'true' } : {}),
     }),
     close: async () => {
+      for (const t of timers) clearTimeout(t)
       await Promise.allSettled([mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
     },
   }

@@ -580,6 +580,72 @@ export function requestAttributes(method: string, url: URL, user: string, groups
   return { ...base, verb, resourceRequest: true, apiGroup, resource, subresource, name, namespace }
 }
 
+// ---------------------------------------------------------------------------------------------
+// managedFields, as the apiserver's field manager records them for non-apply writes
+// (staging/src/k8s.io/apimachinery/pkg/util/managedfields, ManagedFieldsEntry in pkg/apis/meta/v1/types.go):
+// one entry per (manager, operation, subresource) with apiVersion, time (RFC 3339, seconds), fieldsType FieldsV1
+// and the fields it owns as a FieldsV1 set ("f:<name>" per map key, {} for a leaf). The manager is the
+// `fieldManager` query parameter, else the user agent up to its first "/" (prefixFromUserAgent).
+// Simplification: lists are atomic leaves (as for a CRD without list-type markers, like Istio's) and an update
+// gives its manager the fields it changed without taking them from other managers' sets.
+
+export interface ManagedFieldsEntry {
+  manager: string
+  operation: 'Update' | 'Apply'
+  apiVersion: string
+  time: string
+  fieldsType: 'FieldsV1'
+  fieldsV1: Obj
+  subresource?: string
+}
+
+const IGNORED_META = new Set(['resourceVersion', 'managedFields', 'generation', 'uid', 'creationTimestamp', 'selfLink', 'name', 'namespace'])
+
+/** FieldsV1 of the leaves that differ between a and b (all of b's when a is undefined). */
+function changedFields(a: unknown, b: unknown, top = true): Obj | undefined {
+  if (isObj(b) && (isObj(a) || a === undefined)) {
+    const out: Obj = {}
+    for (const [k, v] of Object.entries(b)) {
+      if (top && (k === 'apiVersion' || k === 'kind')) continue
+      if (top && k === 'metadata' && isObj(v)) {
+        const meta = Object.fromEntries(Object.entries(v).filter(([mk]) => !IGNORED_META.has(mk)))
+        const prev = isObj(a) && isObj(a['metadata']) ? Object.fromEntries(Object.entries(a['metadata']).filter(([mk]) => !IGNORED_META.has(mk))) : undefined
+        const f = changedFields(prev, meta, false)
+        if (f && Object.keys(f).length) out['f:metadata'] = f
+        continue
+      }
+      const f = changedFields(isObj(a) ? a[k] : undefined, v, false)
+      if (f) out[`f:${k}`] = f
+    }
+    return Object.keys(out).length || a === undefined ? out : undefined
+  }
+  return deepEqual(a, b) ? undefined : {}
+}
+
+function mergeFields(a: Obj, b: Obj): Obj {
+  const out: Obj = { ...a }
+  for (const [k, v] of Object.entries(b)) out[k] = isObj(out[k]) && isObj(v) ? mergeFields(out[k] as Obj, v) : v
+  return out
+}
+
+export function recordManagedFields(prev: KubeObject | undefined, next: KubeObject, manager: string, subresource: string | undefined, now = new Date()): void {
+  const entries = (Array.isArray(next.metadata['managedFields']) ? next.metadata['managedFields']
+    : Array.isArray(prev?.metadata['managedFields']) ? prev.metadata['managedFields'] : []) as ManagedFieldsEntry[]
+  const fields = changedFields(prev, next) ?? {}
+  if (prev && Object.keys(fields).length === 0) {
+    next.metadata['managedFields'] = entries
+    return
+  }
+  const time = now.toISOString().replace(/\.\d+Z$/, 'Z')
+  const same = (e: ManagedFieldsEntry): boolean => e.manager === manager && e.operation === 'Update' && (e.subresource ?? '') === (subresource ?? '')
+  const old = entries.find(same)
+  const entry: ManagedFieldsEntry = {
+    manager, operation: 'Update', apiVersion: String(next.apiVersion ?? ''), time, fieldsType: 'FieldsV1',
+    fieldsV1: old ? mergeFields(old.fieldsV1, fields) : fields, ...(subresource ? { subresource } : {}),
+  }
+  next.metadata['managedFields'] = [...entries.filter((e) => !same(e)), entry]
+}
+
 /** apierrors.NewForbidden(GroupResource{group, resource}, name, err): the Status of a 403. */
 function forbidden(a: Attributes, reason: string): ApiError {
   const message = `${forbiddenMessage(a)}${reason ? `: ${reason}` : ''}`
@@ -595,6 +661,8 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   const faults: Fault[] = []
   const istioValidation = opts.istioValidation ?? true
   let nextIp = 10
+  /** The field manager of the write being served (set per request in serve()). */
+  let manager = ''
 
   const api: KubeApi = {
     url: '',
@@ -792,6 +860,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name)) throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
       return { ...obj, metadata: { ...obj.metadata, uid: randomUUID(), generation: 1, creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } }
     }
+    recordManagedFields(undefined, obj, manager, undefined)
     try {
       return store.create(refOf(def), obj)
     } catch (err) {
@@ -833,6 +902,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
           resourceVersion: cur.metadata.resourceVersion!, generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0) },
       }
     }
+    recordManagedFields(cur, obj, manager, route.subresource)
     try {
       return store.update(refOf(def), obj)
     } catch (err) {
@@ -946,6 +1016,8 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     }
     const route = parseResource(segs)
     const q = url.searchParams
+    const ua = req.headers['user-agent'] ?? ''
+    manager = q.get('fieldManager') ?? (ua.split('/')[0] ?? '').slice(0, 128)
     const { def, version } = route
     const item = route.name !== undefined
     switch (method) {
