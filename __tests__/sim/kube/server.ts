@@ -1,7 +1,7 @@
 // A simulated kube-apiserver on loopback HTTPS, backed by KubeStore. It answers what a client such as
 // @kubernetes/client-node uses (discovery, get/list/create/update/patch/delete, dry runs) with the
 // response shapes, status codes and Status errors of a real 1.31 API server, plus fault injection.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../https.js'
@@ -717,7 +717,47 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       : { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources }
   }
 
+  // Minimal OpenAPI, enough for kubectl apply's validation (kubectl 1.32 fetches /openapi/v3, the index of
+  // per-group-version documents at their serverRelativeURL, falling back to /openapi/v2): k8s.io/kube-openapi
+  // pkg/handler3 serves {"paths": {"apis/<g>/<v>": {"serverRelativeURL": "/openapi/v3/apis/<g>/<v>?hash=<etag>"}}};
+  // each document carries the operations (with their query parameters, e.g. fieldValidation, which kubectl
+  // checks before asking for server-side field validation) and components.schemas tagged with
+  // x-kubernetes-group-version-kind. Schemas here preserve unknown fields (the server validates).
+  const openapiGroupVersions = (): string[] => ['api/v1', ...servedGroups().flatMap((g) => groupVersions(g, api.istioVersions).map((v) => `apis/${g}/${v}`))]
+  const openapiDoc = (gv: string): Obj => {
+    const [group, version] = gv === 'api/v1' ? ['', 'v1'] : (gv.slice(5).split('/') as [string, string])
+    const paths: Obj = {}
+    const schemas: Obj = {}
+    const param = (name: string): Obj => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } })
+    const writeParams = ['dryRun', 'fieldManager', 'fieldValidation'].map(param)
+    for (const d of RESOURCES.filter((r) => r.group === group)) {
+      const ref = `${d.group || 'core'}.${version}.${d.kind}`
+      schemas[ref] = { type: 'object', 'x-kubernetes-group-version-kind': [{ group: d.group, version, kind: d.kind }], 'x-kubernetes-preserve-unknown-fields': true }
+      const body = { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } }
+      const base = `/${gv}${d.namespaced ? '/namespaces/{namespace}' : ''}/${d.resource}`
+      paths[base] = { get: { parameters: ['labelSelector', 'fieldSelector', 'watch'].map(param) }, post: { parameters: writeParams, requestBody: body } }
+      // kubectl (staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go) finds the PATCH operation
+      // of a kind by its x-kubernetes-group-version-kind extension and looks for fieldValidation among its parameters.
+      const gvk = { 'x-kubernetes-group-version-kind': { group: d.group, version, kind: d.kind } }
+      paths[`${base}/{name}`] = {
+        get: { ...gvk, 'x-kubernetes-action': 'get' }, put: { ...gvk, 'x-kubernetes-action': 'put', parameters: writeParams, requestBody: body },
+        patch: { ...gvk, 'x-kubernetes-action': 'patch', parameters: [...writeParams, param('force')] }, delete: { ...gvk, 'x-kubernetes-action': 'delete', parameters: [param('dryRun')] },
+      }
+    }
+    return { openapi: '3.0.0', info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion }, paths, components: { schemas } }
+  }
+  const etag = (gv: string): string => createHash('sha512').update(JSON.stringify(openapiDoc(gv))).digest('hex').slice(0, 128).toUpperCase()
+
   function discovery(segs: string[]): Obj | undefined {
+    if (segs[0] === 'openapi' && segs[1] === 'v3') {
+      if (segs.length === 2) return { paths: Object.fromEntries(openapiGroupVersions().map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${etag(gv)}` }])) }
+      const gv = segs.slice(2).join('/')
+      if (!openapiGroupVersions().includes(gv)) throw pathNotFound()
+      return openapiDoc(gv)
+    }
+    if (segs.length === 2 && segs[0] === 'openapi' && segs[1] === 'v2') {
+      return { swagger: '2.0', info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion }, paths: {}, definitions: {} }
+    }
     if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
     if (segs.length === 1 && segs[0] === 'api') {
       return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }] }
