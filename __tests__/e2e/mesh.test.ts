@@ -129,7 +129,7 @@ function putFindings(sim: Sim, findings: Array<Record<string, string>>): void {
 // ---------------------------------------------------------------------------------------------
 
 describe('cluster layouts', () => {
-  it('AKS Istio add-on: finds the control plane, its revision and the add-on gateway; istioctl gets -i/-r; promotes', () =>
+  it('AKS Istio add-on: finds the control plane, its revision and the add-on gateway; istioctl gets --istioNamespace/--revision; promotes', () =>
     withSim({ layout: 'aks-addon' }, async (sim) => {
       // A decoy at the open-source default name with another address: discovery must follow the app's Gateway selector.
       sim.store.create(SERVICES, {
@@ -154,11 +154,12 @@ describe('cluster layouts', () => {
       assert.equal(analyze.length, 1, JSON.stringify(r.istioctl))
       const argv = analyze[0] as string[]
       const flag = (f: string): string | undefined => argv[argv.indexOf(f) + 1]
-      assert.ok(argv.includes('-r') && argv.includes('-i'), argv.join(' '))
-      assert.equal(flag('-r'), 'asm-1-24')
-      assert.equal(flag('-i'), 'aks-istio-system')
-      assert.equal(flag('-n'), 'bookinfo')
-      assert.equal(flag('-o'), 'json')
+      // long forms: istioctl 1.24 has no `analyze -r` (SPEC section 8)
+      assert.ok(argv.includes('--revision') && argv.includes('--istioNamespace'), argv.join(' '))
+      assert.equal(flag('--revision'), 'asm-1-24')
+      assert.equal(flag('--istioNamespace'), 'aks-istio-system')
+      assert.equal(flag('--namespace'), 'bookinfo')
+      assert.equal(flag('--output'), 'json')
       assert.deepEqual(specOf(reviews(sim)).http, [{ route: only('v3') }])
     }))
 
@@ -336,7 +337,8 @@ describe('istioctl analyze', () => {
 
 describe('no control plane / install-istio', () => {
   it('install-istio: true installs Istio with istioctl, then readiness asks for sidecars (pods were never injected)', () =>
-    withSim({ seed: { controlPlane: false } }, async (sim) => {
+    // install-istio needs the extra manifest deploy/rbac/install-istio.yaml, as the README says.
+    withSim({ seed: { controlPlane: false }, rbac: ['istio-canary', 'analyze', 'install-istio'] }, async (sim) => {
       assert.equal(sim.store.list(DEPLOYMENTS, 'istio-system').length, 0)
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': '1.24.2' }))
@@ -344,7 +346,7 @@ describe('no control plane / install-istio', () => {
       assert.equal(r.main.outputs['result'], 'unchanged')
       const install = r.istioctl.filter((a) => a[0] === 'install')
       assert.equal(install.length, 1, JSON.stringify(r.istioctl))
-      assert.deepEqual(install[0]?.slice(0, 4), ['install', '-y', '--set', 'profile=default'])
+      assert.deepEqual(install[0]?.slice(0, 4), ['install', '--skip-confirmation', '--set', 'profile=default'])
       assert.match(r.main.stdout, /No control plane found: installing Istio \(profile default\)/)
       assert.match(r.main.stdout, /Installation complete/)
       assert.match(r.main.stdout, /Control plane: istio-system\/istiod, revision default, Istio 1\.24\.2/)

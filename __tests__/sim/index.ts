@@ -9,7 +9,10 @@ import { type GithubOidcSim, startGithubOidc } from './github-oidc.js'
 import { type IstioctlReleases, startIstioctlReleases } from './istioctl.js'
 import { type KubeApi, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
-import { KubeStore } from './kube/store.js'
+import { KubeStore, type WriteEvent } from './kube/store.js'
+import { recordManagedFields } from './kube/server.js'
+import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
+import { loadRbacManifest } from './kube/seed.js'
 import { type Mesh, startMesh } from './mesh.js'
 import { type TestPki, makePki } from './tls.js'
 
@@ -25,6 +28,19 @@ export interface SimOptions {
   /** How productpage answers a failed reviews call (see MeshOptions.reviewsErrors). */
   reviewsErrors?: 'status' | 'bookinfo'
   pki?: TestPki
+  /**
+   * Whose permissions the action's identities (the local-account user `clusterUser` and the Entra service principal)
+   * have. Default: exactly the shipped manifests deploy/rbac/istio-canary.yaml + analyze.yaml (the defaults of the
+   * action), bound to them. A list names the manifests; 'cluster-admin' gives full rights (say why in the test).
+   * The admin credential (`admin: true`) is in system:masters, bound to cluster-admin as on every cluster.
+   */
+  rbac?: RbacManifest[] | 'cluster-admin'
+  /**
+   * Milliseconds after each VirtualService spec change at which istiod writes its status subresource (a new
+   * resourceVersion, no spec change), as istiod's status writer does with in-cluster analysis on
+   * (istio/istio pilot/pkg/status/resourcelock.go: SetObservedGeneration / SetValidationMessages). Off by default.
+   */
+  istiodStatusDelayMs?: number
 }
 
 export interface Sim {
@@ -37,7 +53,9 @@ export interface Sim {
   arm: ArmSim
   releases: IstioctlReleases
   info: SeedInfo
-  ids: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string; clusterName: string }
+  ids: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string; clusterName: string; objectId: string }
+  /** The Kubernetes user names of the action's identities (RBAC subjects): local account and Entra service principal. */
+  users: string[]
   tokens: { user: string; admin: string }
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
@@ -57,12 +75,13 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     subscriptionId: randomUUID(),
     resourceGroup: 'rg-bookinfo',
     clusterName: 'aks-bookinfo',
+    objectId: randomUUID(),
   }
   const tokens = { user: `user-${randomBytes(16).toString('hex')}`, admin: `admin-${randomBytes(16).toString('hex')}` }
   const oidc = await startGithubOidc(pki)
   const entra = await startEntra(pki, {
     apps: [{
-      tenantId: ids.tenantId, clientId: ids.clientId, clientSecret: ids.clientSecret,
+      tenantId: ids.tenantId, clientId: ids.clientId, clientSecret: ids.clientSecret, objectId: ids.objectId,
       federated: [
         { issuer: oidc.issuer, audience: 'api://AzureADTokenExchange' },
         { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeUSGov' },
@@ -87,10 +106,24 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       return undefined
     },
     ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
+    rbac: true,
   })
   const mesh = await startMesh({ store, seed: o.meshSeed ?? 7, ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}) })
   const layout = o.layout ?? 'oss'
   const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
+  // RBAC: the bootstrap policy of every cluster, then the shipped manifests bound to the action's identities.
+  const users = ['clusterUser', ids.objectId]
+  seedBootstrapPolicy(store)
+  const rbac = o.rbac ?? ['istio-canary', 'analyze']
+  if (rbac === 'cluster-admin') {
+    store.create({ group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'sim-full-rights' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+    })
+  } else {
+    for (const m of rbac) applyRbacManifests(store, loadRbacManifest(m), { users, namespace: info.namespace, istioNamespace: info.istioNamespace })
+  }
   const arm = await startArm(pki, {
     validateToken: (t) =>
       entra.validate(t, 'https://management.azure.com/') ?? entra.validate(t, 'https://management.usgovcloudapi.net/') ?? entra.validate(t, 'https://management.chinacloudapi.cn/'),
@@ -99,11 +132,30 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       server: kube.url, caPem: pki.caPem, userToken: tokens.user, adminToken: tokens.admin,
     }],
   })
+  const timers = new Set<NodeJS.Timeout>()
+  if (o.istiodStatusDelayMs !== undefined) {
+    const delay = o.istiodStatusDelayMs
+    store.on('write', (ev: WriteEvent) => {
+      if (ev.ref.resource !== 'virtualservices' || ev.verb === 'delete') return
+      const gen = ev.object.metadata.generation
+      const status = ev.object['status'] as { observedGeneration?: number } | undefined
+      if (status?.observedGeneration === gen) return // its own write, or already reconciled: no loop
+      const t = setTimeout(() => {
+        timers.delete(t)
+        const cur = store.get(ev.ref, ev.namespace, ev.name)
+        if (!cur || cur.metadata.generation !== gen) return
+        const next = { ...cur, metadata: { ...cur.metadata }, status: { observedGeneration: gen, validationMessages: [] } }
+        recordManagedFields(cur, next, 'pilot-discovery', 'status')
+        store.update(ev.ref, next)
+      }, delay)
+      timers.add(t)
+    })
+  }
   const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
   return {
-    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens,
+    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens, users,
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
     env: () => ({ NODE_EXTRA_CA_CERTS: pki.caFile, ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken }),
     aksInputs: (a = {}) => ({
@@ -118,6 +170,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       ...(a.admin ? { admin: 'true' } : {}),
     }),
     close: async () => {
+      for (const t of timers) clearTimeout(t)
       await Promise.allSettled([mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
     },
   }

@@ -98,12 +98,12 @@ describe('fake istioctl releases', () => {
   before(async () => {
     pki = makePki()
     dir = mkdtempSync(join(tmpdir(), 'ic-istioctl-test-'))
-    releases = await startIstioctlReleases({ pki, versions: ['1.24.2', '1.23.4'] })
+    releases = await startIstioctlReleases({ pki, versions: ['1.24.2', '1.23.4', '1.25.0', '1.22.0'] })
     store = new KubeStore()
     seedCluster(store, { layout: 'oss', gatewayPort: 31080 })
     api = await startKubeApi({ pki, store, authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined) })
     kubeconfig = kubeconfigFile(dir, api, pki, 'tok')
-    for (const v of ['1.24.2', '1.23.4']) {
+    for (const v of ['1.24.2', '1.23.4', '1.25.0', '1.22.0']) {
       const tgz = (await download(`${releases.url}/${v}/${istioctlArchiveName(v, 'linux-amd64')}`, pki.caPem)).body
       const out = join(dir, v)
       execFileSync('mkdir', ['-p', out])
@@ -224,7 +224,7 @@ describe('fake istioctl releases', () => {
       data: { 'findings.json': JSON.stringify([{ code: 'IST0128', level: 'Warning', message: 'knob finding', origin: 'DestinationRule bookinfo/reviews' }]) },
     })
     try {
-      const r = await istioctl(['analyze', '-o', 'json', '-n', 'bookinfo', '-r', 'default', '-i', 'istio-system'])
+      const r = await istioctl(['analyze', '-o', 'json', '-n', 'bookinfo', '--revision', 'default', '-i', 'istio-system'])
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stdout, /^\[\n\t\{\n\t\t"code": "IST0101",\n/)
       const msgs = JSON.parse(r.stdout) as Array<Record<string, string>>
@@ -276,16 +276,33 @@ describe('fake istioctl releases', () => {
   it('fails unknown commands and flags like cobra, and logs every invocation', async () => {
     const logFile = join(dir, 'istioctl.log')
     const bad = await istioctl(['frobnicate'], { ISTIOCTL_SIM_LOG: logFile })
-    assert.equal(bad.code, 1)
+    assert.equal(bad.code, 64)
     assert.equal(bad.stderr, 'Error: unknown command "frobnicate" for "istioctl"\nRun \'istioctl --help\' for usage.\n')
     const flag = await istioctl(['version', '--bogus'], { ISTIOCTL_SIM_LOG: logFile })
-    assert.equal(flag.code, 1)
+    assert.equal(flag.code, 64)
     assert.equal(flag.stderr, 'Error: unknown flag: --bogus\n')
-    assert.equal((await istioctl(['x', 'frobnicate'])).code, 1)
+    assert.equal((await istioctl(['x', 'frobnicate'])).code, 64)
     const help = await istioctl(['--help'])
     assert.equal(help.code, 0)
     assert.match(help.stdout, /Usage:\n {2}istioctl \[command\]/)
     assert.deepEqual(readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), [['frobnicate'], ['version', '--bogus']])
+  })
+
+  it('accepts exactly the flags of its release: `analyze -r` only from 1.25.0, long forms everywhere', async () => {
+    // istio/istio istioctl/pkg/analyze/analyze.go: StringVarP(&revisionSpecified, "revision", "", ...) up to 1.24.x,
+    // "r" from 1.25.0 (istio/istio#53339); --remote-contexts from 1.24.0.
+    const old = await istioctl(['analyze', '-n', 'bookinfo', '-r', 'default', '-o', 'json'], {}, '1.24.2')
+    assert.equal(old.code, 64)
+    assert.equal(old.stderr, "Error: unknown shorthand flag: 'r' in -r\n")
+    const longForm = await istioctl(['analyze', '--namespace', 'bookinfo', '--revision', 'default', '--istioNamespace', 'istio-system', '--output', 'json'], {}, '1.24.2')
+    assert.equal(longForm.code, 0, longForm.stderr)
+    const newer = await istioctl(['analyze', '-n', 'bookinfo', '-r', 'default', '-o', 'json'], {}, '1.25.0')
+    assert.equal(newer.code, 0, newer.stderr)
+    assert.equal((await istioctl(['analyze', '--remote-contexts', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.23.4')).stderr, 'Error: unknown flag: --remote-contexts\n')
+    assert.equal((await istioctl(['analyze', '--analyzer', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.25.0')).code, 64)
+    // version, install and x precheck have had -r since before 1.22
+    assert.equal((await istioctl(['x', 'precheck', '--revision', 'default', '--skip-controlplane'], {}, '1.22.0')).code, 0)
+    assert.equal((await istioctl(['install', '--skip-confirmation', '--dry-run', '-r', 'canary'], {}, '1.22.0')).code, 0)
   })
 })
 

@@ -174,25 +174,44 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     bool: string[]
     short: Record<string, string>
   }
+  // The flags each command of istioctl 1.2x really registers, looked up per release tag in istio/istio:
+  // root: istioctl/pkg/cli/option.go AddRootFlags (-c/--kubeconfig, --context, --as, --as-uid, --as-group,
+  // -n/--namespace, -i/--istioNamespace) and pkg/log's hidden --log_* flags; version: pkg/version/cobra.go
+  // (-s/--short, -o/--output, --remote) plus istioctl/pkg/clioptions/control_plane.go (-r/--revision);
+  // analyze: istioctl/pkg/analyze/analyze.go (--revision has no shorthand before 1.25.0, where `-r` was added by
+  // istio/istio#53339; --remote-contexts since 1.24.0, --analyzer since 1.26.0); install:
+  // operator/cmd/mesh/install.go (+ --dry-run from operator/cmd/mesh/root.go); x precheck:
+  // istioctl/pkg/precheck/precheck.go (+ -r/--revision from control_plane.go).
+  const [vMajor, vMinor] = cfg.version.split('.').map((n) => Number.parseInt(n, 10)) as [number, number]
+  const atLeast = (minorWanted: number): boolean => vMajor > 1 || (vMajor === 1 && vMinor >= minorWanted)
   const GLOBAL: FlagSpec = {
-    value: ['kubeconfig', 'context', 'istioNamespace', 'namespace', 'vklog', 'as', 'as-group', 'as-uid'],
+    value: ['kubeconfig', 'context', 'istioNamespace', 'namespace', 'vklog', 'as', 'as-group', 'as-uid', 'log_output_level'],
     bool: ['help'],
     short: { c: 'kubeconfig', i: 'istioNamespace', n: 'namespace', h: 'help' },
   }
   const COMMANDS: Record<string, FlagSpec> = {
     version: { value: ['output', 'revision'], bool: ['remote', 'short'], short: { o: 'output', r: 'revision', s: 'short' } },
     analyze: {
-      value: ['output', 'revision', 'failure-threshold', 'output-threshold', 'meshConfigFile', 'suppress', 'timeout', 'exclude-namespaces', 'remote-contexts', 'analyzer'],
+      value: [
+        'output', 'revision', 'failure-threshold', 'output-threshold', 'meshConfigFile', 'suppress', 'timeout',
+        ...(atLeast(24) ? ['remote-contexts'] : []), ...(atLeast(26) ? ['analyzer'] : []),
+      ],
       bool: ['all-namespaces', 'use-kube', 'color', 'verbose', 'recursive', 'ignore-unknown', 'list-analyzers'],
-      short: { o: 'output', r: 'revision', A: 'all-namespaces', k: 'use-kube', v: 'verbose', R: 'recursive', L: 'list-analyzers', S: 'suppress' },
+      short: { o: 'output', A: 'all-namespaces', k: 'use-kube', v: 'verbose', R: 'recursive', L: 'list-analyzers', S: 'suppress', ...(atLeast(25) ? { r: 'revision' } : {}) },
     },
     install: {
-      value: ['set', 'filename', 'revision', 'readiness-timeout', 'manifests'],
+      value: ['set', 'filename', 'revision', 'readiness-timeout', 'manifests', 'charts'],
       bool: ['skip-confirmation', 'dry-run', 'force', 'verify'],
       short: { s: 'set', f: 'filename', r: 'revision', y: 'skip-confirmation', d: 'manifests' },
     },
-    precheck: { value: ['revision', 'output'], bool: ['skip-controlplane'], short: { r: 'revision', o: 'output' } },
+    precheck: {
+      value: ['revision', 'output', 'output-threshold', 'from-version'],
+      bool: ['skip-controlplane'],
+      short: { r: 'revision', o: 'output', f: 'from-version' },
+    },
   }
+  /** istioctl's root command turns flag errors into util.CommandParseError: exit 64 (istioctl/pkg/util/... ExitIncorrectUsage). */
+  const USAGE = 64
   type Flags = Record<string, string[] | boolean>
 
   function parse(tokens: string[], spec: FlagSpec): { flags: Flags; args: string[] } {
@@ -213,10 +232,10 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         const eq = t.indexOf('=')
         name = eq < 0 ? t.slice(2) : t.slice(2, eq)
         inline = eq < 0 ? undefined : t.slice(eq + 1)
-        if (!value.has(name) && !bool.has(name)) throw new CliError(`unknown flag: --${name}`)
+        if (!value.has(name) && !bool.has(name)) throw new CliError(`unknown flag: --${name}`, USAGE)
       } else if (t.startsWith('-') && t.length > 1) {
         const long = short[t[1]!]
-        if (!long) throw new CliError(`unknown shorthand flag: '${t[1]}' in ${t}`)
+        if (!long) throw new CliError(`unknown shorthand flag: '${t[1]}' in ${t}`, USAGE)
         name = long
         const rest = t.slice(2)
         inline = rest === '' ? undefined : rest.startsWith('=') ? rest.slice(1) : rest
@@ -226,12 +245,12 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       }
       if (bool.has(name)) {
         if (inline !== undefined && !['true', 'false', '1', '0'].includes(inline)) {
-          throw new CliError(`invalid argument "${inline}" for "--${name}" flag: strconv.ParseBool: parsing "${inline}": invalid syntax`)
+          throw new CliError(`invalid argument "${inline}" for "--${name}" flag: strconv.ParseBool: parsing "${inline}": invalid syntax`, USAGE)
         }
         flags[name] = inline === undefined || inline === 'true' || inline === '1'
       } else {
         const v = inline ?? tokens[++i]
-        if (v === undefined) throw new CliError(`flag needs an argument: --${name}`)
+        if (v === undefined) throw new CliError(`flag needs an argument: --${name}`, USAGE)
         const prev = flags[name]
         flags[name] = [...(Array.isArray(prev) ? prev : []), v]
       }
@@ -250,7 +269,7 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
 
   // ---- kubeconfig and API access ----
   interface Kube {
-    get(path: string): Promise<Obj | undefined>
+    get(path: string, headers?: Record<string, string>): Promise<Obj | undefined>
     send(method: string, path: string, body: unknown): Promise<{ status: number; body: Obj }>
     namespace: string
   }
@@ -283,7 +302,7 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     const key = b64(user['client-key-data'])
     const insecure = cluster['insecure-skip-tls-verify'] === true
 
-    const send = (method: string, path: string, body: unknown): Promise<{ status: number; body: Obj }> =>
+    const send = (method: string, path: string, body: unknown, extra: Record<string, string> = {}): Promise<{ status: number; body: Obj }> =>
       new Promise((resolve, reject) => {
         const url = new URL(server + path)
         const verb = method[0] + method.slice(1).toLowerCase()
@@ -295,6 +314,7 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
             'user-agent': `istioctl/${cfg.version} (linux/amd64) kubernetes/simulated`,
             ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
             ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...extra,
           },
           timeout: 30000,
           ...(ca ? { ca } : {}),
@@ -327,8 +347,8 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         req.end(payload)
       })
 
-    const get = async (path: string): Promise<Obj | undefined> => {
-      const r = await send('GET', path, undefined)
+    const get = async (path: string, headers: Record<string, string> = {}): Promise<Obj | undefined> => {
+      const r = await send('GET', path, undefined, headers)
       if (r.status === 200) return r.body
       if (r.status === 404) return undefined
       throw apiError(r)
@@ -464,6 +484,23 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         }
         return []
       }
+      // What the real analyze reads, so that RBAC sees the same requests (istioctl/pkg/analyze/analyze.go gets the
+      // analyzed Namespace; pkg/config/analysis/local/istiod_analyze.go lists and watches every input kind of the
+      // analyzers cluster-wide, and the mesh config ConfigMaps in the Istio namespace). Kinds this API server does
+      // not serve answer 404 and are skipped, as the CRD watcher skips absent CRDs; a 403 fails the command.
+      if (!all && (await kube.get(`/api/v1/namespaces/${q(selected)}`)) === undefined) {
+        errOut(`namespace "${selected}" not found\n`)
+        return
+      }
+      for (const path of [
+        '/api/v1/pods', '/api/v1/secrets', '/apis/apps/v1/deployments',
+        '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+        '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+        '/apis/networking.istio.io/v1/serviceentries', '/apis/networking.istio.io/v1/sidecars', '/apis/networking.istio.io/v1alpha3/envoyfilters',
+        '/apis/networking.istio.io/v1beta1/proxyconfigs', '/apis/security.istio.io/v1/authorizationpolicies',
+        '/apis/security.istio.io/v1/requestauthentications', '/apis/telemetry.istio.io/v1/telemetries', '/apis/extensions.istio.io/v1alpha1/wasmplugins',
+        `/api/v1/namespaces/${q(istioNs)}/configmaps`,
+      ]) await kube.get(path)
       const namespaces = items(await kube.get('/api/v1/namespaces'))
       const services = items(await kube.get('/api/v1/services'))
       const virtualServices = await istioList('virtualservices')
@@ -516,7 +553,8 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
             `Namespace ${ns}`)
         }
         // The tests' knob: extra findings stored in the analyzed namespace.
-        const cm = await kube.get(`/api/v1/namespaces/${q(ns)}/configmaps/istioctl-analyze-findings`)
+        // Not a read of the real istioctl: the simulated API server lets this one through whatever the RBAC.
+        const cm = await kube.get(`/api/v1/namespaces/${q(ns)}/configmaps/istioctl-analyze-findings`, { 'x-simulation-knob': 'analyze-findings' })
         const raw = str(obj(cm?.['data'])['findings.json'])
         if (raw === undefined) continue
         for (const e of arr(JSON.parse(raw)).map(obj)) {
@@ -786,7 +824,7 @@ Use "istioctl [command] --help" for more information about a command.
       return
     }
     if (!spec || (experimental && command !== 'precheck')) {
-      throw new CliError(`unknown command "${command}" for "istioctl${experimental ? ' experimental' : ''}"\nRun 'istioctl${experimental ? ' experimental' : ''} --help' for usage.`)
+      throw new CliError(`unknown command "${command}" for "istioctl${experimental ? ' experimental' : ''}"\nRun 'istioctl${experimental ? ' experimental' : ''} --help' for usage.`, USAGE)
     }
     const { flags, args } = parse(rest, spec)
     if (flags['help'] === true) {

@@ -107,13 +107,15 @@ export function istioctlRunner(path: string, kubeconfig: string | undefined): Is
   }
 }
 
+// Long flag forms only: every istioctl release has them, while short forms came later and per command
+// (`analyze -r` only since Istio 1.25.0: istio/istio#53339; 1.24 and older exit 64 "unknown shorthand flag").
 function revisionArgs(o: { istioNamespace: string; revision: string }): string[] {
-  return ['-i', o.istioNamespace, ...(o.revision !== 'default' ? ['-r', o.revision] : [])]
+  return ['--istioNamespace', o.istioNamespace, ...(o.revision !== 'default' ? ['--revision', o.revision] : [])]
 }
 
 /** `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. */
 export async function analyze(r: IstioctlRunner, o: { namespace: string; istioNamespace: string; revision: string }): Promise<AnalyzeMessage[]> {
-  const out = await r.run(['analyze', '-n', o.namespace, ...revisionArgs(o), '-o', 'json'])
+  const out = await r.run(['analyze', '--namespace', o.namespace, ...revisionArgs(o), '--output', 'json'])
   if (out.exitCode !== 0) {
     throw new IstioctlError(`istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
   }
@@ -136,7 +138,7 @@ export function formatFinding(m: AnalyzeMessage): string {
 export async function installControlPlane(r: IstioctlRunner, o: { profile: string; revision: string | 'auto' }): Promise<string> {
   const pre = await r.run(['x', 'precheck'])
   if (pre.exitCode !== 0) throw new IstioctlError(`istioctl x precheck found problems; Istio was not installed:\n${(pre.stdout + pre.stderr).trim().slice(0, 2000)}`)
-  const args = ['install', '-y', '--set', `profile=${o.profile}`, ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : [])]
+  const args = ['install', '--skip-confirmation', '--set', `profile=${o.profile}`, ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : [])]
   const out = await r.run(args)
   if (out.exitCode !== 0) throw new IstioctlError(`istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
   return out.stdout

@@ -1,7 +1,7 @@
 // Finding the mesh: the control plane (namespace, revision, version), the ingress gateway and its URL, and
 // the readiness checks that must all pass before any traffic change (SPEC rule 8), each with a fix.
 import type { V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node'
-import type { DestinationRule, Kube, Subset, VirtualService } from '../k8s/client.js'
+import { type DestinationRule, ForbiddenError, type Kube, type Subset, type VirtualService } from '../k8s/client.js'
 import type { HttpRoute } from '../rollout/routes.js'
 
 export const OSS_NAMESPACE = 'istio-system'
@@ -47,9 +47,18 @@ export async function findControlPlane(
 ): Promise<ControlPlane | undefined> {
   const namespaces = o.istioNamespace === 'auto' ? [OSS_NAMESPACE, AKS_NAMESPACE] : [o.istioNamespace]
   const found: Array<{ ns: string; d: V1Deployment }> = []
+  // An identity is usually granted the namespace its control plane is in only: a 403 on one candidate is skipped
+  // when another answers with a control plane; when none does, the 403 says which permission is missing.
+  const forbidden: ForbiddenError[] = []
   for (const ns of namespaces) {
-    for (const d of await kube.listDeployments(ns, 'app=istiod')) found.push({ ns, d })
+    try {
+      for (const d of await kube.listDeployments(ns, 'app=istiod')) found.push({ ns, d })
+    } catch (err) {
+      if (!(err instanceof ForbiddenError) || namespaces.length === 1) throw err
+      forbidden.push(err)
+    }
   }
+  if (found.length === 0 && forbidden[0]) throw forbidden[0]
   if (found.length === 0) return undefined
   const wanted = o.istioRevision !== 'auto' ? o.istioRevision : o.appNamespaceLabels['istio.io/rev']
   const pick =
@@ -118,10 +127,18 @@ export async function findGateway(kube: Kube, o: { service?: { namespace: string
     const svc = match.find((s) => s.spec?.type === 'LoadBalancer') ?? match[0]
     if (svc) return { namespace: svc.metadata?.namespace as string, name: svc.metadata?.name as string, url: gatewayUrl(svc) }
   }
+  let refused: ForbiddenError | undefined
   for (const d of DEFAULT_GATEWAYS) {
-    const svc = await kube.getService(d.namespace, d.name)
-    if (svc) return { ...d, url: gatewayUrl(svc) }
+    try {
+      const svc = await kube.getService(d.namespace, d.name)
+      if (svc) return { ...d, url: gatewayUrl(svc) }
+    } catch (err) {
+      // As for the control plane: a candidate the identity may not read is skipped if another one answers.
+      if (!(err instanceof ForbiddenError)) throw err
+      refused ??= err
+    }
   }
+  if (refused) throw refused
   return undefined
 }
 

@@ -51,6 +51,27 @@ export class ConflictError extends KubeError {
   override name = 'ConflictError'
 }
 
+/** A 403: the identity lacks an RBAC permission. What it was refused, as the API server's message names it. */
+export class ForbiddenError extends KubeError {
+  override name = 'ForbiddenError'
+  constructor(
+    message: string,
+    readonly verb: string,
+    readonly resource: string,
+    readonly group: string,
+    /** '' at the cluster scope. */
+    readonly namespace: string,
+  ) {
+    super(403, 'Forbidden', message)
+  }
+}
+
+/** Where the shipped least-privilege permissions are (and the README's list comes from). */
+export const RBAC_MANIFEST = 'deploy/rbac/ of istio-canary (istio-canary.yaml, analyze.yaml, install-istio.yaml)'
+
+/** Sent as `fieldManager` with every write, so `managedFields` show which fields istio-canary set. */
+export const FIELD_MANAGER = 'istio-canary'
+
 export interface KubeOptions {
   sleep?: Sleep
   /** Called before every request: lets a short-lived bearer token be refreshed (Entra-integrated AKS). */
@@ -141,6 +162,7 @@ export class Kube {
     return this.istio(`update VirtualService ${namespace}/${name}`, (version) =>
       this.custom.replaceNamespacedCustomObject({
         group: ISTIO_GROUP, version, namespace, plural: 'virtualservices', name, body: { ...vs, apiVersion: `${ISTIO_GROUP}/${version}` },
+        fieldManager: FIELD_MANAGER,
       }) as Promise<VirtualService>)
   }
 
@@ -185,12 +207,12 @@ export class Kube {
   }
 
   async createLease(namespace: string, body: V1Lease): Promise<V1Lease> {
-    return this.call(`create Lease ${namespace}/${body.metadata?.name}`, () => this.coordination.createNamespacedLease({ namespace, body }), { retry: false })
+    return this.call(`create Lease ${namespace}/${body.metadata?.name}`, () => this.coordination.createNamespacedLease({ namespace, body, fieldManager: FIELD_MANAGER }), { retry: false })
   }
 
   async replaceLease(namespace: string, body: V1Lease): Promise<V1Lease> {
     const name = body.metadata?.name as string
-    return this.call(`update Lease ${namespace}/${name}`, () => this.coordination.replaceNamespacedLease({ namespace, name, body }))
+    return this.call(`update Lease ${namespace}/${name}`, () => this.coordination.replaceNamespacedLease({ namespace, name, body, fieldManager: FIELD_MANAGER }))
   }
 
   async deleteLease(namespace: string, name: string, resourceVersion: string): Promise<void> {
@@ -232,10 +254,8 @@ export function toKubeError(err: unknown, what: string, server: string): KubeErr
     const status = parseBody(err.body)
     const reason = status?.reason ?? `HTTP${code}`
     const message = status?.message ?? `HTTP ${code}`
-    const hint =
-      code === 401 ? ' (the credential was refused: check the kubeconfig or Azure login)'
-      : code === 403 ? ' (the identity lacks RBAC permission for this; grant it a Role with this verb on this resource)'
-      : ''
+    if (code === 403) return forbiddenError(what, message)
+    const hint = code === 401 ? ' (the credential was refused: check the kubeconfig or Azure login)' : ''
     const Cls = code === 409 && reason === 'Conflict' ? ConflictError : KubeError
     return new Cls(code, reason, `${what} failed: ${message}${hint}`)
   }
@@ -245,6 +265,21 @@ export function toKubeError(err: unknown, what: string, server: string): KubeErr
   const e = err as Error
   const cause = (e as { cause?: Error }).cause
   return new KubeError(0, 'Error', `${what} failed: ${e.message}${cause?.message ? ` (${cause.message})` : ''}`)
+}
+
+// The API server's 403 message (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage):
+// `... User "<u>" cannot <verb> resource "<resource>" in API group "<group>" in the namespace "<ns>"` or `at the cluster scope`.
+const FORBIDDEN = /cannot (\S+) resource "([^"]*)" in API group "([^"]*)" (?:in the namespace "([^"]*)"|at the cluster scope)/
+
+function forbiddenError(what: string, message: string): ForbiddenError {
+  const m = FORBIDDEN.exec(message)
+  const [verb, resource, group, namespace] = m ? [m[1] as string, m[2] as string, m[3] as string, m[4] ?? ''] : ['?', '?', '?', '']
+  const where = namespace ? `in namespace ${namespace}` : 'cluster-wide'
+  const what403 = m ? `the permission to ${verb} ${group ? `${resource}.${group}` : resource} ${where}` : 'an RBAC permission'
+  return new ForbiddenError(
+    `${what} failed: the identity lacks ${what403} (${message}). Grant it: apply the Roles and bindings in ${RBAC_MANIFEST}, as the README's "Permissions in the cluster" lists them`,
+    verb, resource, group, namespace,
+  )
 }
 
 export function loadKubeConfig(text: string): KubeConfig {

@@ -74,6 +74,12 @@ export function fixturesDir(): string {
   throw new Error('cannot find __tests__/fixtures/istio-samples above ' + fileURLToPath(import.meta.url))
 }
 
+/** The documents of the shipped RBAC manifest deploy/rbac/<name>.yaml (found like the fixtures, from the repository root). */
+export function loadRbacManifest(name: string): KubeObject[] {
+  const file = join(dirname(dirname(fixturesDir())), '..', 'deploy', 'rbac', `${name}.yaml`)
+  return loadAll(readFileSync(file, 'utf8')).filter((d): d is KubeObject => typeof d === 'object' && d !== null)
+}
+
 /** All documents of a fixture file (comment-only documents dropped). */
 export function loadFixture(relPath: string): KubeObject[] {
   const text = readFileSync(join(fixturesDir(), relPath), 'utf8')

@@ -114,7 +114,7 @@ describe('simulated kube-apiserver', () => {
       'virtualservices.networking.istio.io "reviews" is forbidden: User "viewer" cannot patch resource "virtualservices" in API group "networking.istio.io" in the namespace "bookinfo"')
     assert.deepEqual(e.status['details'], { name: 'reviews', group: 'networking.istio.io', kind: 'virtualservices' })
     const ns = await apiError(kubeConfig(api, pki, 'viewer-token').makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: 'bookinfo' }))
-    assert.equal(ns.status['message'], 'namespaces "bookinfo" is forbidden: User "viewer" cannot delete resource "namespaces" in API group "" at the cluster scope')
+    assert.equal(ns.status['message'], 'namespaces "bookinfo" is forbidden: User "viewer" cannot delete resource "namespaces" in API group "" in the namespace "bookinfo"')
   })
 
   it('serves discovery: version, core, groups with both Istio versions, resource lists', async () => {
