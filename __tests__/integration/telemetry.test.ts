@@ -6,13 +6,14 @@ import { createServer } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { type AzureMonitorSim, startAzureMonitor } from '../sim/azure-monitor.js'
+import type { AzureMonitorSim } from '../sim/azure-monitor.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { handleServiceProxy } from '../sim/kube/service-proxy.js'
 import { startLoad } from '../sim/load.js'
 import { REFS } from '../sim/mesh.js'
-import { type PrometheusSim, startPrometheus } from '../sim/prometheus.js'
-import { type PrometheusClient, PrometheusError, createPrometheusClient, nodeHttpGet, type TokenCredentialLike } from '../../src/telemetry/prometheus.js'
+import type { PrometheusSim } from '../sim/prometheus.js'
+import { KubeConfig } from '@kubernetes/client-node'
+import { type PrometheusClient, PrometheusError, createPrometheusClient, kubeconfigHttpGet, nodeHttpGet, type TokenCredentialLike } from '../../src/telemetry/prometheus.js'
 import { buildQueries, perVersion, type QueryTarget } from '../../src/telemetry/queries.js'
 
 /** A client-secret TokenCredential against the simulated Entra (what @azure/identity's ClientSecretCredential does). */
@@ -50,12 +51,12 @@ describe('telemetry on a real Prometheus', () => {
   let loadStats: { sent: number; failed: number }
 
   before(async () => {
-    sim = await startSimulation({ meshSeed: 11 })
+    sim = await startSimulation({ meshSeed: 11, prometheus: true })
     try {
-      prom = await startPrometheus({ targets: [{ job: 'mesh', address: sim.mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }] })
+      prom = sim.prometheus!
       console.log(`# Prometheus started (to /-/ready) in ${prom.startupMs} ms`)
-      monitor = await startAzureMonitor(sim.pki, { upstream: prom.url, validate: (t, aud) => sim.entra.validate(t, aud) })
-      const upstreams = new Map([['istio-system/prometheus:9090', prom.url]])
+      monitor = sim.azureMonitor!
+      const upstreams = sim.serviceUpstreams
       const server = createServer((req, res) => {
         const parts = new URL(req.url ?? '/', 'http://x').pathname.split('/').slice(1)
         void handleServiceProxy(req, res, parts, upstreams).then((handled) => {
@@ -86,13 +87,13 @@ describe('telemetry on a real Prometheus', () => {
       const served = (sim.mesh.served['reviews-v1'] ?? 0) + (sim.mesh.served['reviews-v3'] ?? 0)
       await prom.waitForSeries(`sum(istio_requests_total{reporter="destination",destination_service_name="reviews"})`, { min: served, timeoutMs: 10_000 })
     } catch (err) {
-      await Promise.allSettled([prom?.stop(), monitor?.close(), proxy?.close(), sim.close()])
+      await Promise.allSettled([proxy?.close(), sim.close()])
       throw err
     }
   })
 
   after(async () => {
-    await Promise.allSettled([prom?.stop(), monitor?.close(), proxy?.close(), sim?.close()])
+    await Promise.allSettled([proxy?.close(), sim?.close()])
   })
 
   async function judge(client: PrometheusClient): Promise<{ req: Record<string, number>; err: Record<string, number>; p95: Record<string, number> }> {
@@ -142,6 +143,19 @@ describe('telemetry on a real Prometheus', () => {
     await assert.rejects(wrong.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'unauthorized')
   })
 
+  it('applies the kubeconfig credential (CA, token) like the Kubernetes client does', async () => {
+    const kc = new KubeConfig()
+    kc.loadFromString(sim.kubeconfig())
+    const get = kubeconfigHttpGet(kc)
+    const ok = await get(`${sim.kube.url}/api/v1/namespaces`, {}, 5000)
+    assert.equal(ok.status, 200)
+    const anon = await nodeHttpGet({ ca: sim.pki.caPem })(`${sim.kube.url}/api/v1/namespaces`, {}, 5000)
+    assert.equal(anon.status, 401)
+    // Through a service proxy the simulated API server has not mounted yet: a clear HTTP error, not a crash.
+    const client = createPrometheusClient({ kind: 'service', server: sim.kube.url, namespace: 'istio-system', name: 'prometheus', port: 9090 }, { get })
+    await assert.rejects(client.query('up'), (e: unknown) => e instanceof PrometheusError && (e.kind === 'http' || e.kind === 'forbidden'))
+  })
+
   it('turns the real engine\'s errors and an unreachable Prometheus into clear errors', async () => {
     const client = createPrometheusClient({ kind: 'direct', url: prom.url })
     await assert.rejects(client.query('sum by (('), (e: unknown) => e instanceof PrometheusError && e.kind === 'query' && /bad_data/.test(e.message))
@@ -149,6 +163,9 @@ describe('telemetry on a real Prometheus', () => {
     assert.deepEqual(empty, { type: 'vector', samples: [] })
     const scalar = await client.query('scalar(vector(3))', new Date())
     assert.deepEqual(scalar, { type: 'scalar', value: 3 })
+    // Lost mid-rollout: the same client, its Prometheus stopped, fails loudly (never an empty answer).
+    await prom.stop()
+    await assert.rejects(client.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'unreachable')
     const gone = createPrometheusClient({ kind: 'direct', url: 'http://127.0.0.1:1' }, { timeoutMs: 2000 })
     await assert.rejects(gone.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'unreachable')
   })

@@ -12,6 +12,9 @@ import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
 import { KubeStore } from './kube/store.js'
 import { type Mesh, startMesh } from './mesh.js'
 import { type TestPki, makePki } from './tls.js'
+import { type AzureMonitorSim, startAzureMonitor } from './azure-monitor.js'
+import { type PrometheusSim, startPrometheus } from './prometheus.js'
+import type { ServiceUpstreams } from './kube/service-proxy.js'
 
 export interface SimOptions {
   layout?: 'oss' | 'aks-addon'
@@ -25,6 +28,11 @@ export interface SimOptions {
   /** How productpage answers a failed reviews call (see MeshOptions.reviewsErrors). */
   reviewsErrors?: 'status' | 'bookinfo'
   pki?: TestPki
+  /**
+   * Start a real Prometheus scraping the mesh's metrics every second, an Azure Monitor-style endpoint in front
+   * of it, and register it as the in-cluster Service istio-system/prometheus:9090 for the service proxy.
+   */
+  prometheus?: boolean
 }
 
 export interface Sim {
@@ -39,6 +47,11 @@ export interface Sim {
   info: SeedInfo
   ids: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string; clusterName: string }
   tokens: { user: string; admin: string }
+  /** With `prometheus: true`. */
+  prometheus?: PrometheusSim
+  azureMonitor?: AzureMonitorSim
+  /** Services the API server's service proxy forwards to (`ns/name:port` -> URL); see kube/service-proxy.ts. */
+  serviceUpstreams: ServiceUpstreams
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
   /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
@@ -102,8 +115,23 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
+  const serviceUpstreams: ServiceUpstreams = new Map()
+  let prometheus: PrometheusSim | undefined
+  let azureMonitor: AzureMonitorSim | undefined
+  if (o.prometheus) {
+    try {
+      prometheus = await startPrometheus({ targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }] })
+      azureMonitor = await startAzureMonitor(pki, { upstream: prometheus.url, validate: (t, aud) => entra.validate(t, aud) })
+      serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
+    } catch (err) {
+      await Promise.allSettled([prometheus?.stop(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      throw err
+    }
+  }
   return {
-    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens,
+    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens, serviceUpstreams,
+    ...(prometheus ? { prometheus } : {}),
+    ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
     env: () => ({ NODE_EXTRA_CA_CERTS: pki.caFile, ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken }),
     aksInputs: (a = {}) => ({
@@ -118,7 +146,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       ...(a.admin ? { admin: 'true' } : {}),
     }),
     close: async () => {
-      await Promise.allSettled([mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      await Promise.allSettled([prometheus?.stop(), azureMonitor?.close(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
     },
   }
 }
