@@ -113,11 +113,21 @@ export interface EntraSim {
   close(): Promise<void>
 }
 
+/** Audiences of Azure Monitor workspace query endpoints: the token scope is `<audience>/.default`. */
+export const AZURE_MONITOR_PROMETHEUS_AUDIENCES = [
+  'https://prometheus.monitor.azure.com',
+  'https://prometheus.monitor.azure.us',
+  'https://prometheus.monitor.azure.cn',
+]
+
 export const DEFAULT_RESOURCES = [
   'https://management.azure.com/',
   'https://management.usgovcloudapi.net/',
   'https://management.chinacloudapi.cn/',
   AKS_SERVER_APP_ID,
+  // Azure Monitor managed Prometheus query audiences (public, US Government, China), as KEDA's azure
+  // managed-prometheus scaler and Grafana's Azure settings map them (prometheusResourceId per cloud).
+  ...AZURE_MONITOR_PROMETHEUS_AUDIENCES,
 ]
 
 const FIC_DOC = 'https://learn.microsoft.com/entra/workload-id/workload-identity-federation'

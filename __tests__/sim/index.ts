@@ -15,6 +15,9 @@ import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './ku
 import { loadRbacManifest } from './kube/seed.js'
 import { type Mesh, startMesh } from './mesh.js'
 import { type TestPki, makePki } from './tls.js'
+import { type AzureMonitorSim, startAzureMonitor } from './azure-monitor.js'
+import { type PrometheusSim, startPrometheus } from './prometheus.js'
+import type { ServiceUpstreams } from './kube/service-proxy.js'
 
 export interface SimOptions {
   layout?: 'oss' | 'aks-addon'
@@ -41,6 +44,11 @@ export interface SimOptions {
    * (istio/istio pilot/pkg/status/resourcelock.go: SetObservedGeneration / SetValidationMessages). Off by default.
    */
   istiodStatusDelayMs?: number
+  /**
+   * Start a real Prometheus scraping the mesh's metrics every second, an Azure Monitor-style endpoint in front
+   * of it, and register it as the in-cluster Service istio-system/prometheus:9090 for the service proxy.
+   */
+  prometheus?: boolean
 }
 
 export interface Sim {
@@ -57,6 +65,11 @@ export interface Sim {
   /** The Kubernetes user names of the action's identities (RBAC subjects): local account and Entra service principal. */
   users: string[]
   tokens: { user: string; admin: string }
+  /** With `prometheus: true`. */
+  prometheus?: PrometheusSim
+  azureMonitor?: AzureMonitorSim
+  /** Services the API server's service proxy forwards to (`ns/name:port` -> URL); see kube/service-proxy.ts. */
+  serviceUpstreams: ServiceUpstreams
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
   /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
@@ -154,8 +167,23 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
+  const serviceUpstreams: ServiceUpstreams = new Map()
+  let prometheus: PrometheusSim | undefined
+  let azureMonitor: AzureMonitorSim | undefined
+  if (o.prometheus) {
+    try {
+      prometheus = await startPrometheus({ targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }] })
+      azureMonitor = await startAzureMonitor(pki, { upstream: prometheus.url, validate: (t, aud) => entra.validate(t, aud) })
+      serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
+    } catch (err) {
+      await Promise.allSettled([prometheus?.stop(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      throw err
+    }
+  }
   return {
-    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens, users,
+    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens, users, serviceUpstreams,
+    ...(prometheus ? { prometheus } : {}),
+    ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
     env: () => ({ NODE_EXTRA_CA_CERTS: pki.caFile, ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken }),
     aksInputs: (a = {}) => ({
@@ -171,7 +199,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     }),
     close: async () => {
       for (const t of timers) clearTimeout(t)
-      await Promise.allSettled([mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      await Promise.allSettled([prometheus?.stop(), azureMonitor?.close(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
     },
   }
 }

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from './kube/store.js'
+import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
 
 export interface Fault {
   /** Share (0..1) of the calls to this version that fail. */
@@ -26,6 +27,10 @@ export interface Mesh {
   setFault(service: string, version: string, fault: Fault | undefined): void
   /** Calls each `<service>-<version>` answered (including the ones a fault made fail), e.g. {'reviews-v1': 12}. */
   served: Record<string, number>
+  /** Istio (and Linkerd) request metrics of every call served, as the proxies export them. */
+  metrics: MeshMetrics
+  /** The scrape endpoint of those metrics: plain HTTP on loopback, /stats/prometheus. */
+  metricsEndpoint: MetricsEndpoint
   close(): Promise<void>
 }
 
@@ -219,7 +224,15 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
   const faults = new Map<string, Fault>()
   const served: Record<string, number> = {}
+  const metrics = new MeshMetrics()
   let port = 0
+  const GATEWAY_SOURCE: Workload = { workload: 'istio-ingressgateway', namespace: 'istio-system', app: 'istio-ingressgateway', version: 'unknown' }
+  const workloadOf = (pod: KubeObject, service: string): Workload => {
+    const l = pod.metadata.labels ?? {}
+    const version = l['version'] ?? 'unknown'
+    const app = l['service.istio.io/canonical-name'] ?? l['app'] ?? service
+    return { workload: `${app}-${version}`, namespace: pod.metadata.namespace ?? 'default', app, version }
+  }
 
   // ---- cloud load balancer controller ----
   // Gives an ingress gateway LoadBalancer Service the address 127.0.0.1 and this server's port as its http2
@@ -360,7 +373,21 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** Counts the call, applies the version's fault: true when the call fails. */
-  async function serve(b: Extract<Backend, { ok: true }>): Promise<boolean> {
+  async function serve(b: Extract<Backend, { ok: true }>, source: Workload = GATEWAY_SOURCE): Promise<boolean> {
+    const started = performance.now()
+    const failed = await applyFault(b)
+    metrics.record({
+      source,
+      destination: { ...workloadOf(b.pod, b.service), service: b.service, serviceNamespace: b.namespace },
+      responseCode: failed ? 500 : 200,
+      responseFlags: '-',
+      durationMs: performance.now() - started,
+      reachedDestination: true,
+    })
+    return failed
+  }
+
+  async function applyFault(b: Extract<Backend, { ok: true }>): Promise<boolean> {
     const key = `${b.service}-${b.version}`
     served[key] = (served[key] ?? 0) + 1
     const f = faults.get(key)
@@ -405,7 +432,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       }
       const b = callTarget(service, ns, r)
       if (!b.ok) return b
-      return (await serve(b)) ? 'failed' : b
+      return (await serve(b, workloadOf(pod, 'productpage'))) ? 'failed' : b
     }
 
     const products = path.match(/^\/api\/v1\/products(?:\/(\d+)(?:\/(reviews|ratings))?)?$/)
@@ -516,6 +543,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   port = (server.address() as AddressInfo).port
+  const metricsEndpoint = await serveMetrics(metrics)
   for (const svc of store.list(REFS.services)) reconcileLoadBalancer(svc, true)
   store.on('write', onWrite)
 
@@ -523,6 +551,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     port,
     url: `http://127.0.0.1:${port}`,
     served,
+    metrics,
+    metricsEndpoint,
     setFault(service, version, fault) {
       if (fault) faults.set(`${service}-${version}`, { ...fault })
       else faults.delete(`${service}-${version}`)
@@ -530,6 +560,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     close: () =>
       new Promise<void>((resolve) => {
         store.off('write', onWrite)
+        void metricsEndpoint.close()
         server.closeAllConnections()
         server.close(() => resolve())
       }),

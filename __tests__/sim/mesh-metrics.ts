@@ -1,0 +1,178 @@
+// The simulated data plane's telemetry, as the real proxies export it, for a real Prometheus to scrape.
+//
+// Istio (Envoy sidecars, istio "stats" filter): `istio_requests_total` (counter) and
+// `istio_request_duration_milliseconds` (histogram), reported by the client proxy (reporter="source") and the
+// server proxy (reporter="destination"), with Istio's standard labels
+// (https://istio.io/latest/docs/reference/config/metrics/). The buckets are Envoy's defaults, which Istio
+// keeps: 0.5,1,5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,300000,600000,1800000,3600000 ms
+// (see e.g. https://gist.github.com/pims/a6a0494480c13a81b6b210ff83ba7355, "default buckets with 600000,
+// 1800000,3600000 dropped").
+// Linkerd (linkerd2-proxy, https://linkerd.io/2/reference/proxy-metrics/): `response_total` and
+// `response_latency_ms` with direction, deployment, namespace, classification, status_code, exported too so
+// a Linkerd query can be tried later on the same traffic.
+//
+// The text is the Prometheus exposition format 0.0.4
+// (https://prometheus.io/docs/instrumenting/exposition_formats/): written by hand for a handful of series.
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]
+export const LINKERD_LATENCY_BUCKETS_MS = [1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000]
+
+export interface Workload {
+  /** Deployment name, e.g. reviews-v3 */
+  workload: string
+  namespace: string
+  /** `app` label: the canonical service */
+  app: string
+  version: string
+}
+
+export interface RequestRecord {
+  source: Workload
+  destination: Workload & { service: string; serviceNamespace: string }
+  responseCode: number
+  /** Envoy response flags, '-' when none (UH: no healthy upstream). */
+  responseFlags: string
+  durationMs: number
+  /** false when no destination proxy saw the request (e.g. no healthy upstream): only the source reports it. */
+  reachedDestination: boolean
+}
+
+interface Histogram {
+  buckets: number[]
+  counts: number[]
+  sum: number
+  count: number
+}
+
+const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+const labelText = (labels: Array<[string, string]>): string => labels.map(([k, v]) => `${k}="${escape(v)}"`).join(',')
+
+export class MeshMetrics {
+  private readonly counters = new Map<string, Map<string, number>>()
+  private readonly histograms = new Map<string, Map<string, Histogram>>()
+
+  private inc(name: string, labels: Array<[string, string]>, by = 1): void {
+    let m = this.counters.get(name)
+    if (!m) this.counters.set(name, (m = new Map()))
+    const k = labelText(labels)
+    m.set(k, (m.get(k) ?? 0) + by)
+  }
+
+  private observe(name: string, buckets: number[], labels: Array<[string, string]>, v: number): void {
+    let m = this.histograms.get(name)
+    if (!m) this.histograms.set(name, (m = new Map()))
+    const k = labelText(labels)
+    let h = m.get(k)
+    if (!h) m.set(k, (h = { buckets, counts: buckets.map(() => 0), sum: 0, count: 0 }))
+    buckets.forEach((b, i) => {
+      if (v <= b) h.counts[i]! += 1
+    })
+    h.sum += v
+    h.count += 1
+  }
+
+  record(r: RequestRecord): void {
+    const d = r.destination
+    const reporters: Array<'source' | 'destination'> = r.reachedDestination ? ['source', 'destination'] : ['source']
+    for (const reporter of reporters) {
+      const labels: Array<[string, string]> = [
+        ['reporter', reporter],
+        ['source_workload', r.source.workload],
+        ['source_workload_namespace', r.source.namespace],
+        ['source_app', r.source.app],
+        ['source_version', r.source.version],
+        ['source_canonical_service', r.source.app],
+        ['source_canonical_revision', r.source.version],
+        ['destination_service', `${d.service}.${d.serviceNamespace}.svc.cluster.local`],
+        ['destination_service_name', d.service],
+        ['destination_service_namespace', d.serviceNamespace],
+        ['destination_workload', d.workload],
+        ['destination_workload_namespace', d.namespace],
+        ['destination_app', d.app],
+        ['destination_version', d.version],
+        ['destination_canonical_service', d.app],
+        ['destination_canonical_revision', d.version],
+        ['request_protocol', 'http'],
+        ['response_code', String(r.responseCode)],
+        ['response_flags', r.responseFlags],
+        ['connection_security_policy', reporter === 'destination' ? 'mutual_tls' : 'unknown'],
+      ]
+      this.inc('istio_requests_total', labels)
+      this.observe('istio_request_duration_milliseconds', ISTIO_DURATION_BUCKETS_MS, labels, r.durationMs)
+    }
+    if (r.reachedDestination) {
+      const classification = r.responseCode >= 500 ? 'failure' : 'success'
+      const base: Array<[string, string]> = [
+        ['direction', 'inbound'],
+        ['authority', `${d.service}.${d.serviceNamespace}.svc.cluster.local:9080`],
+        ['namespace', d.namespace],
+        ['deployment', d.workload],
+        ['pod_template_hash', 'sim'],
+        ['tls', 'true'],
+        ['status_code', String(r.responseCode)],
+      ]
+      this.inc('response_total', [...base, ['classification', classification]])
+      this.observe('response_latency_ms', LINKERD_LATENCY_BUCKETS_MS, base, r.durationMs)
+    }
+  }
+
+  /** Exposition format text of every series. */
+  text(): string {
+    const out: string[] = []
+    const help: Record<string, [string, string]> = {
+      istio_requests_total: ['counter', 'Requests served, by Istio standard labels.'],
+      istio_request_duration_milliseconds: ['histogram', 'Request durations in milliseconds.'],
+      response_total: ['counter', 'Linkerd proxy: responses, by classification.'],
+      response_latency_ms: ['histogram', 'Linkerd proxy: response latency in milliseconds.'],
+    }
+    for (const [name, series] of this.counters) {
+      const [type, h] = help[name] ?? ['counter', name]
+      out.push(`# HELP ${name} ${h}`, `# TYPE ${name} ${type}`)
+      for (const [labels, v] of series) out.push(`${name}{${labels}} ${v}`)
+    }
+    for (const [name, series] of this.histograms) {
+      const [type, h] = help[name] ?? ['histogram', name]
+      out.push(`# HELP ${name} ${h}`, `# TYPE ${name} ${type}`)
+      for (const [labels, hist] of series) {
+        hist.buckets.forEach((b, i) => out.push(`${name}_bucket{${labels},le="${b}"} ${hist.counts[i]}`))
+        out.push(`${name}_bucket{${labels},le="+Inf"} ${hist.count}`)
+        out.push(`${name}_sum{${labels}} ${hist.sum}`, `${name}_count{${labels}} ${hist.count}`)
+      }
+    }
+    return `${out.join('\n')}\n`
+  }
+}
+
+export interface MetricsEndpoint {
+  /** host:port, for a scrape config */
+  address: string
+  url: string
+  close(): Promise<void>
+}
+
+/** A plain-HTTP loopback scrape endpoint: GET /stats/prometheus (the sidecar agent's path) or /metrics. */
+export async function serveMetrics(metrics: MeshMetrics): Promise<MetricsEndpoint> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path !== '/stats/prometheus' && path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+      return
+    }
+    const body = metrics.text()
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    address: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}/stats/prometheus`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
