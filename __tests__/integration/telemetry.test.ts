@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import type { AzureMonitorSim } from '../sim/azure-monitor.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { handleServiceProxy } from '../sim/kube/service-proxy.js'
+import { RBAC_GROUP, ROLES, ROLE_BINDINGS } from '../sim/kube/rbac.js'
 import { startLoad } from '../sim/load.js'
 import { REFS } from '../sim/mesh.js'
 import type { PrometheusSim } from '../sim/prometheus.js'
@@ -151,9 +152,18 @@ describe('telemetry on a real Prometheus', () => {
     assert.equal(ok.status, 200)
     const anon = await nodeHttpGet({ ca: sim.pki.caPem })(`${sim.kube.url}/api/v1/namespaces`, {}, 5000)
     assert.equal(anon.status, 401)
-    // Through a service proxy the simulated API server has not mounted yet: a clear HTTP error, not a crash.
+    // The simulated API server's service proxy, under the shipped RBAC manifest: it grants no services/proxy, so a 403.
     const client = createPrometheusClient({ kind: 'service', server: sim.kube.url, namespace: 'istio-system', name: 'prometheus', port: 9090 }, { get })
-    await assert.rejects(client.query('up'), (e: unknown) => e instanceof PrometheusError && (e.kind === 'http' || e.kind === 'forbidden'))
+    await assert.rejects(client.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'forbidden')
+    // Granted `get services/proxy` on that one Service, the same query reaches the real Prometheus.
+    const meta = { name: 'prometheus-proxy', namespace: 'istio-system' }
+    sim.store.create(ROLES, { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta, rules: [{ apiGroups: [''], resources: ['services/proxy'], resourceNames: ['prometheus:9090'], verbs: ['get'] }] })
+    sim.store.create(ROLE_BINDINGS, {
+      apiVersion: `${RBAC_GROUP}/v1`, kind: 'RoleBinding', metadata: meta,
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: 'prometheus-proxy' }, subjects: [{ apiGroup: RBAC_GROUP, kind: 'User', name: 'clusterUser' }],
+    })
+    const up = await client.query('up')
+    assert.equal(up.type, 'vector')
   })
 
   it('turns the real engine\'s errors and an unreachable Prometheus into clear errors', async () => {

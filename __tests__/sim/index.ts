@@ -106,9 +106,12 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   })
   const store = new KubeStore()
   const kind = o.clusterKind ?? 'local'
+  // Filled once Prometheus runs (below): the API server's service proxy forwards to these.
+  const serviceUpstreams: ServiceUpstreams = new Map()
   const kube = await startKubeApi({
     pki,
     store,
+    serviceUpstreams,
     authenticate: (t) => {
       if (kind !== 'entra-no-local' && t === tokens.user) return { user: 'clusterUser', groups: ['system:authenticated'] }
       if (kind !== 'entra-no-local' && t === tokens.admin) return { user: 'clusterAdmin', groups: ['system:masters'] }
@@ -167,7 +170,6 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
-  const serviceUpstreams: ServiceUpstreams = new Map()
   let prometheus: PrometheusSim | undefined
   let azureMonitor: AzureMonitorSim | undefined
   if (o.prometheus) {

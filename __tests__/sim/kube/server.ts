@@ -7,6 +7,7 @@ import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../https.js'
 import type { TestPki } from '../tls.js'
 import { KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
+import { type ServiceUpstreams, handleServiceProxy, parseServiceProxyPath } from './service-proxy.js'
 import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
 
 export interface KubeApiOptions {
@@ -23,6 +24,8 @@ export interface KubeApiOptions {
   rbac?: boolean
   /** networking.istio.io versions served; default ['v1', 'v1beta1']; [] = Istio CRDs not installed. */
   istioVersions?: string[]
+  /** In-cluster Services the service proxy forwards to: `namespace/name:port` -> upstream base URL. */
+  serviceUpstreams?: ServiceUpstreams
   /** Emulate istiod's validating webhook (validation.istio.io) for VirtualServices. Default true. */
   istioValidation?: boolean
 }
@@ -1120,6 +1123,14 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized', null)
       // The authenticator adds system:authenticated to every authenticated user (apiserver's AuthenticatedGroupAdder).
       const groups = [...new Set([...(who.groups ?? []), 'system:authenticated'])]
+      // The service proxy (GET services/proxy), authorized like any subresource, streams the upstream's answer.
+      const proxyParts = new URL(path, 'https://127.0.0.1').pathname.split('/').filter(Boolean)
+      if (parseServiceProxyPath(proxyParts)) {
+        authorizeOrThrow(requestAttributes((req.method ?? 'GET').toUpperCase(), new URL(path, 'https://127.0.0.1'), who.user, groups))
+        record(200)
+        void handleServiceProxy(req, res, proxyParts, opts.serviceUpstreams ?? new Map()).catch(() => res.destroy())
+        return
+      }
       ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), { user: who.user, groups }))
     } catch (err) {
       const e = err instanceof ApiError ? err
