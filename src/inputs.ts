@@ -1,5 +1,6 @@
 // The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
 import * as core from '@actions/core'
+import { resolveManifestPath } from './gitops/manifest.js'
 import type { RouteSelector } from './rollout/routes.js'
 import {
   InputError, type Step, oneOf, parseBoolean, parseDuration, parseHeaderName, parseHeaders, parseHttpUrl, parseInteger,
@@ -63,6 +64,8 @@ export interface Inputs {
   'max-latency'?: number
   'version-pattern'?: RegExp
   'lock-ttl': number
+  /** Absolute path of the GitOps manifest (inside the workspace) to hand the result back to. */
+  manifest?: string
 }
 
 export const DEFAULT_MIRROR = 'https://github.com/istio/istio/releases/download'
@@ -165,6 +168,13 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     'success-threshold': withDefault('success-threshold', '0.95', (v) => parseRatio('success-threshold', v)),
     'max-latency': opt('max-latency', (v) => parseDuration('max-latency', v, { maxMs: 300_000 })),
     'version-pattern': opt('version-pattern', (v) => parseRegex('version-pattern', v, { captureGroup: true })),
+    manifest: opt('manifest', (v) => {
+      try {
+        return resolveManifestPath(env['GITHUB_WORKSPACE'] ?? process.cwd(), v)
+      } catch (err) {
+        throw new InputError('manifest', (err as Error).message.replace(/^input 'manifest': /, ''))
+      }
+    }),
     'lock-ttl': withDefault('lock-ttl', '2m', (v) => {
       const ms = parseDuration('lock-ttl', v, { maxMs: 3_600_000 })
       if (ms < 15_000) throw new InputError('lock-ttl', `'${v}' is shorter than the minimum of 15s`)

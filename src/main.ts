@@ -16,6 +16,7 @@ import { runSmokeTest } from './smoke/smoke.js'
 import { judge } from './smoke/verdict.js'
 import { type RunReport, writeReport } from './report/report.js'
 import { writeJobSummary } from './report/summary.js'
+import { checkManifest, handBackManifest } from './gitops/hand-back.js'
 
 /** Names of the values the main step hands to the post step. */
 export enum State {
@@ -232,6 +233,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
   let touched = false
   let failure: Error | undefined
   let outcome: Outcome | undefined
+  let manifestChanged = false
   try {
     const session = await core.group('Connect to the cluster', async () => {
       const s = await openSession(inputs.access, {
@@ -263,6 +265,10 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
       }
     }
     await engine.load()
+    // The GitOps manifest must hold the target before anything changes (the file is only read here).
+    if (inputs.manifest && (mode === 'rollout' || mode === 'promote' || mode === 'rollback')) {
+      await checkManifest(inputs.manifest, engine.virtualService, engine.currentState?.route ?? inputs.route)
+    }
     await check()
     if (mode === 'status') await describeMesh(inputs, session, report)
     if (mode !== 'status') {
@@ -296,6 +302,14 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
       }
     })
     failure = outcome.error
+    if (inputs.manifest && (outcome.result === 'promoted' || outcome.result === 'rolled-back')) {
+      try {
+        manifestChanged = await handBackManifest(inputs.manifest, engine.virtualService, engine.currentState?.route ?? inputs.route)
+        core.info(manifestChanged ? `Wrote the target route as the cluster now has it to ${inputs.manifest}` : `${inputs.manifest} already has the target route as the cluster does`)
+      } catch (err) {
+        failure ??= new Error(`the rollout ended ${outcome.result}, but handing it back to the manifest failed: ${(err as Error).message}`)
+      }
+    }
   } catch (err) {
     failure = err as Error
   }
@@ -327,6 +341,7 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
   core.setOutput('canary-subset', report.canarySubset)
   core.setOutput('gateway-url', report.gatewayUrl)
   core.setOutput('istio-version', report.istioVersion)
+  core.setOutput('manifest-changed', String(manifestChanged))
   try {
     const path = await writeReport(deps.env['RUNNER_TEMP'] ?? tmpdir(), report)
     core.setOutput('report', path)
