@@ -68,6 +68,9 @@ export interface Inputs {
   manifest?: string
 }
 
+/** Header names Istio accepts in an HTTPMatchRequest (its webhook denies others): ^[-_A-Za-z0-9]+$. */
+const ISTIO_HEADER_NAME = /^[-_A-Za-z0-9]+$/
+
 export const DEFAULT_MIRROR = 'https://github.com/istio/istio/releases/download'
 const MAX_PAUSE_MS = 6 * 3_600_000
 
@@ -148,7 +151,15 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     action,
     steps: withDefault('steps', '10,25,50,100', (v) => parseSteps(v, MAX_PAUSE_MS)),
     pause,
-    'preview-header': withDefault('preview-header', 'x-canary-preview', (v) => parseHeaderName('preview-header', v)),
+    'preview-header': withDefault('preview-header', 'x-canary-preview', (v) => {
+      const name = parseHeaderName('preview-header', v)
+      // Istio's validating webhook accepts match header names of these characters only (a name such as x.canary is
+      // denied on write): refuse it here, before any change.
+      if (!ISTIO_HEADER_NAME.test(name)) {
+        throw new InputError('preview-header', `'${v}' is not a header name Istio accepts in a route match: letters, digits, '-' and '_' only`)
+      }
+      return name
+    }),
     'preview-value': previewValue || undefined,
     'gateway-url': opt('gateway-url', (v) => parseHttpUrl('gateway-url', v)),
     'gateway-service': opt('gateway-service', (v) => parseNamespacedName('gateway-service', v)),

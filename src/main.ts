@@ -390,9 +390,13 @@ async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: st
     await engine.load()
     const preview = JSON.parse(core.getState(State.Preview) || 'null') as { value: string; before: HttpRoute | null } | null
     if (preview) {
-      await engine.restorePreview(preview.value, preview.before ?? undefined)
-      core.setOutput('result', 'rolled-back')
-      core.warning(`Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`)
+      // Report only what this step did: a preview write that never landed leaves nothing to restore.
+      if (await engine.restorePreview(preview.value, preview.before ?? undefined)) {
+        core.setOutput('result', 'rolled-back')
+        core.warning(`Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`)
+      } else {
+        core.info(`The preview route '${preview.value}' of ${namespace}/${virtualService} is as it was before the run: nothing to restore`)
+      }
     } else if (await engine.finishRevert(runId)) {
       core.setOutput('result', 'rolled-back')
       core.warning(`Reverted ${namespace}/${virtualService} to the route it had before the interrupted run`)

@@ -239,6 +239,7 @@ describe('bad inputs fail before any cluster change', () => {
     ['steps 101', { steps: '101' }, /Input 'steps': weight 101 is outside 1\.\.100/],
     ['pause 5x', { pause: '5x' }, /Input 'pause': '5x' is not a duration/],
     ['missing canary-subset', { 'canary-subset': '' }, /Input 'canary-subset': required for action 'rollout'/],
+    ['preview-header x.canary (Istio denies it)', { action: 'preview', 'preview-value': 'pr-1', 'preview-header': 'x.canary' }, /Input 'preview-header': 'x\.canary' is not a header name Istio accepts/],
   ]
   for (const [name, extra, message] of cases) {
     it(`${name}: clear error, no request to any endpoint`, async () => {

@@ -176,3 +176,28 @@ describe('a paused rollout of an unnamed route, continued after a preview', () =
     assert.deepEqual(http[2]?.route, [{ destination: { host: 'reviews', subset: 'v3' } }])
   })
 })
+
+describe('a preview whose write never landed', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('the post step looks, finds nothing of the run, and says so: no "Restored", no rolled-back', async () => {
+    const original = structuredClone(reviews(sim))
+    // Every attempt of the main step's write fails (500, not applied): the run cannot tell, so the post step looks.
+    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
+    const writes = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
+    const { main, post } = await runAction({ inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-9' }), env: runnerEnv(sim) })
+    assert.equal(main.code, 1)
+    assert.equal(main.outputs['result'], 'unchanged')
+    assert.equal(main.state['unsettled'], 'true')
+    assert.equal(post?.code, 0, post?.stdout)
+    assert.doesNotMatch(post?.stdout ?? '', /Restored the preview route/)
+    assert.match(post?.stdout ?? '', /nothing to restore/)
+    assert.equal(post?.outputs['result'], undefined)
+    assert.equal(sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length, writes)
+    assert.deepEqual(spec(reviews(sim)), spec(original))
+  })
+})

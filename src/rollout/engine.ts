@@ -467,7 +467,7 @@ export class Engine {
       if (!this.changed) return out('unchanged', err as Error, attempted)
       this.event(`Removing the preview route after: ${(err as Error).message}`)
       try {
-        await this.bounded(() => this.restorePreview(value, before), err as Error, `Remove the http route '${name}' of ${this.ref} by hand`)
+        await this.bounded(async () => void (await this.restorePreview(value, before)), err as Error, `Remove the http route '${name}' of ${this.ref} by hand`)
       } catch (revertError) {
         // The preview route is still live (the post step tries again).
         return out('previewed', revertError as Error, true)
@@ -482,8 +482,8 @@ export class Engine {
   }
 
   /** Puts the preview route for this value back as it was before a run: removed, or the earlier one first again. */
-  async restorePreview(value: string, before: HttpRoute | undefined): Promise<void> {
-    await this.writeSpec((spec) => {
+  async restorePreview(value: string, before: HttpRoute | undefined): Promise<boolean> {
+    return this.writeSpec((spec) => {
       const removed = withoutPreviewRoute(spec, value).spec
       return before ? { ...removed, http: [before, ...(removed.http ?? [])] } : removed
     })
@@ -504,14 +504,15 @@ export class Engine {
   }
 
   /** Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a conflict. */
-  private async writeSpec(change: (spec: VirtualService['spec']) => VirtualService['spec']): Promise<void> {
+  /** Returns false when the spec already was as the change makes it (nothing written). */
+  private async writeSpec(change: (spec: VirtualService['spec']) => VirtualService['spec']): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       const next = structuredClone(this.vs)
       next.spec = change(next.spec)
-      if (canonical(next.spec) === canonical(this.vs.spec)) return
+      if (canonical(next.spec) === canonical(this.vs.spec)) return false
       try {
         this.vs = await this.d.kube.replaceVirtualService(next)
-        return
+        return true
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 5) throw err
         this.d.log(`${this.ref} changed since it was read; re-reading`)
