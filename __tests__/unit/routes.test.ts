@@ -54,6 +54,15 @@ describe('weights', () => {
     assert.equal(canaryWeightOf(route(split9010, 0), 'v2'), 10)
     assert.equal(canaryWeightOf(route(split9010, 0), 'v3'), 0)
   })
+  it('reads weights as shares, as Istio does since 1.15 (integers summing to 100)', () => {
+    const r = (...w: Array<[string, number]>): HttpRoute => ({ route: w.map(([subset, weight]) => ({ destination: { host: 'reviews', subset }, weight })) })
+    assert.deepEqual([...weightsOf(r(['v1', 9], ['v3', 1]))], [['v1', 90], ['v3', 10]])
+    assert.deepEqual([...weightsOf(r(['v1', 1], ['v2', 1], ['v3', 1]))], [['v1', 34], ['v2', 33], ['v3', 33]])
+    assert.deepEqual([...weightsOf(r(['v1', 300], ['v3', 100]))], [['v1', 75], ['v3', 25]])
+    assert.equal(canaryWeightOf(r(['v1', 9], ['v3', 1]), 'v3'), 10)
+    // Derived routes are written in percent from the base's shares.
+    assert.deepEqual(routeAtWeight(r(['v1', 9], ['v2', 3]), 'v1', 'v3', 20).route?.map((d) => d.weight), [60, 20, 20])
+  })
   it('auto stable = highest weight other than the canary', () => {
     assert.equal(resolveStableSubset(route(split9010, 0), 'auto', 'v3'), 'v1')
     assert.equal(resolveStableSubset(route(split9010, 0), 'auto', 'v1'), 'v2')

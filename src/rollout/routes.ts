@@ -71,8 +71,8 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
   return index
 }
 
-/** Effective weight per subset; a lone destination without weight counts as 100. */
-export function weightsOf(route: HttpRoute): Map<string, number> {
+/** Raw weight per subset as written; a lone destination without weight counts as 100. */
+function rawWeightsOf(route: HttpRoute): Map<string, number> {
   const dests = route.route ?? []
   const out = new Map<string, number>()
   for (const d of dests) {
@@ -81,6 +81,16 @@ export function weightsOf(route: HttpRoute): Map<string, number> {
     out.set(subset, (out.get(subset) ?? 0) + w)
   }
   return out
+}
+
+/**
+ * Percent of the route's traffic per subset. Istio reads weights as shares (since 1.15 they need not sum to
+ * 100: v1 9 / v3 1 sends v3 10 %), so they are normalised, as integers summing to 100 (largest remainder).
+ */
+export function weightsOf(route: HttpRoute): Map<string, number> {
+  const raw = rawWeightsOf(route)
+  const parts = apportion([...raw.values()], 100)
+  return new Map([...raw.keys()].map((k, i) => [k, parts[i] as number]))
 }
 
 export function canaryWeightOf(route: HttpRoute, canary: string): number {

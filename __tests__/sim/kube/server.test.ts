@@ -339,16 +339,26 @@ describe('simulated kube-apiserver', () => {
     assert.equal(post.body['reason'], 'MethodNotAllowed')
   })
 
-  it("emulates istiod's validation webhook for VirtualService weights", async () => {
+  it("emulates istiod's validation webhook for VirtualService weights and match headers, as strict as Istio and no stricter", async () => {
     const co = kc.makeApiClient(k8s.CustomObjectsApi)
-    const bad = await apiError(co.patchNamespacedCustomObject({
-      ...ISTIO, name: 'reviews',
-      body: [{ op: 'replace', path: '/spec/http/0/route', value: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 80 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 10 }] }],
+    const dest = (subset: string, weight?: number) => ({ destination: { host: 'reviews', subset }, ...(weight === undefined ? {} : { weight }) })
+    const setRoute = (value: unknown[]) => co.patchNamespacedCustomObject({ ...ISTIO, name: 'reviews', body: [{ op: 'replace', path: '/spec/http/0/route', value }] })
+    const denied = 'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
+    // Relative weights (Istio >= 1.15): 80/10 is accepted and means 89 % / 11 %.
+    await setRoute([dest('v1', 80), dest('v3', 10)])
+    const zero = await apiError(setRoute([dest('v1', 0), dest('v3', 0)]))
+    assert.equal(zero.code, 400)
+    assert.equal(zero.status['message'], `${denied}total destination weight = 0`)
+    const negative = await apiError(setRoute([dest('v1', 105), dest('v3', -5)]))
+    assert.equal(negative.status['message'], `${denied}weight -5 < 0`)
+    const header = await apiError(co.patchNamespacedCustomObject({
+      ...ISTIO, name: 'reviews', body: [{ op: 'add', path: '/spec/http/0/match', value: [{ headers: { 'x.canary': { exact: 'pr-1' } } }] }],
     }))
-    assert.equal(bad.code, 400)
-    assert.equal(bad.status['message'], 'admission webhook "validation.istio.io" denied the request: configuration is invalid: total destination weight 90 != 100')
+    assert.equal(header.code, 400)
+    assert.match(String(header.status['message']), /x\.canary/)
     const typed = await apiError(co.patchNamespacedCustomObject({ ...ISTIO, name: 'reviews', body: [{ op: 'add', path: '/spec/http/0/route/0/weight', value: '50' }] }))
     assert.equal(typed.code, 422)
+    await setRoute([dest('v1')])
   })
 
   it('injects faults: 429 with Retry-After, 5xx, connection resets; then recovers', async () => {

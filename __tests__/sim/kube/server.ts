@@ -432,10 +432,17 @@ function istioWebhook(obj: KubeObject): void {
       if (!isObj(dest)) errs.push('destination is required')
       else if (typeof dest['host'] !== 'string' || dest['host'] === '') errs.push('domain name "" invalid (empty)')
       const w = isObj(d) && typeof d['weight'] === 'number' ? d['weight'] : 0
-      if (w < 0 || w > 100) errs.push(`percentage ${w} is not in range 0..100`)
+      if (w < 0) errs.push(`weight ${w} < 0`)
       total += w
     }
-    if (route.length > 1 && total !== 100) errs.push(`total destination weight ${total} != 100`)
+    // Since Istio 1.15 weights are relative: only a zero total across several destinations is denied
+    // (istio/istio pkg/config/validation/validation.go, validateRouteDestinations / validateWeight).
+    if (route.length > 1 && total === 0) errs.push('total destination weight = 0')
+    // Match header names: Istio's webhook denies names outside ^[-_A-Za-z0-9]+$ (e.g. x.canary).
+    for (const m of Array.isArray(r['match']) ? r['match'] : []) {
+      const headers = isObj(m) && isObj(m['headers']) ? m['headers'] : {}
+      for (const h of Object.keys(headers)) if (!/^[-_A-Za-z0-9]+$/.test(h)) errs.push(`header name ${h} is not a valid header name`)
+    }
   }
   if (errs.length) {
     throw new ApiError(400, '', `admission webhook "validation.istio.io" denied the request: configuration is invalid: ${errs.join(', ')}`, null)
