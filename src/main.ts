@@ -8,7 +8,7 @@ import { type Session, openSession, removeDir } from './k8s/session.js'
 import type { Kube, Subset } from './k8s/client.js'
 import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
-import { type HttpRoute, describeSelector, findRouteIndex } from './rollout/routes.js'
+import { type HttpRoute, describeSelector } from './rollout/routes.js'
 import { isActive } from './rollout/state.js'
 import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
 import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
@@ -169,7 +169,7 @@ async function prepareVerification(inputs: Inputs, session: Session, engine: Eng
   let stable = ''
   let canary: string
   if (mode === 'preview') {
-    route = (vs.spec.http ?? [])[findRouteIndex(vs.spec, inputs.route, inputs['virtual-service'])] as HttpRoute
+    route = (vs.spec.http ?? [])[engine.inputRouteIndex({ shadowed: 'allow' })] as HttpRoute
     canary = inputs['canary-subset'] as string
   } else {
     ;({ route, stable, canary } = engine.plan())

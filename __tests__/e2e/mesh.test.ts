@@ -531,6 +531,17 @@ describe('status and route selection', () => {
       assert.equal(sim.releases.downloads.length, downloads)
     }))
 
+  it('a target route shadowed by an earlier route without match gets no traffic: refused before any change, naming it', () =>
+    withSim({}, async (sim) => {
+      update(sim, VS, 'bookinfo', 'reviews', (o) => {
+        const http = specOf(o).http
+        http.unshift({ name: 'catch-all', route: [{ destination: { host: 'reviews', subset: 'v1' } }] } as HttpRoute)
+        ;(http[1] as HttpRoute).name = 'primary'
+      })
+      const r = await run(sim, baseInputs(sim, { route: 'primary' }))
+      assertStoppedBeforeChange(r, sim, reviews(sim), /Input 'route': route 'primary' of VirtualService bookinfo\/reviews receives no traffic: http route 'catch-all' before it has no match/)
+    }))
+
   it('route by name and by index on a VirtualService with named routes; only that route changes', () =>
     withSim({ seed: { reviewsRoute: 'jason-v2-v1' } }, async (sim) => {
       update(sim, VS, 'bookinfo', 'reviews', (o) => {
@@ -543,7 +554,9 @@ describe('status and route selection', () => {
       const [jason, primary] = original.http as [HttpRoute, HttpRoute]
 
       const bad = await run(sim, baseInputs(sim, { route: 'nope' }))
-      assertStoppedBeforeChange(bad, sim, reviews(sim), /VirtualService 'reviews' has no http route named 'nope' \(named routes: jason, primary\)/)
+      assertStoppedBeforeChange(bad, sim, reviews(sim), /Input 'route': VirtualService 'reviews' has no http route named 'nope' \(named routes: jason, primary\)/)
+      const outOfRange = await run(sim, baseInputs(sim, { route: '5' }))
+      assertStoppedBeforeChange(outOfRange, sim, reviews(sim), /Input 'route': VirtualService 'reviews' has 2 http route\(s\) besides istio-canary's previews; index 5 is out of range/)
 
       // by name: the header-matched route (v2 -> v3), smoke-tested as jason
       const byName = await run(sim, baseInputs(sim, { route: 'jason', 'smoke-headers': 'Cookie: session=jason' }))

@@ -9,7 +9,7 @@ import type { Sleep } from '../retry.js'
 import { formatDuration, type Step } from '../parse.js'
 import {
   type HttpRoute, type RouteSelector, canaryWeightOf, describeSelector, describeSplit, findRouteIndex,
-  canonical, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
+  RouteError, canonical, isPreviewRoute, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
 } from './routes.js'
 import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
 
@@ -138,6 +138,30 @@ export class Engine {
     return this.state && isActive(this.state) ? this.state.route : this.t.route
   }
 
+  /**
+   * Index of the route the `route` input names (no rollout in progress): a missing route is the input's error,
+   * and a route that an earlier catch-all route (no match) shadows gets no traffic, so it is refused.
+   */
+  inputRouteIndex(o: { shadowed: 'refuse' | 'allow' } = { shadowed: 'refuse' }): number {
+    let index: number
+    try {
+      index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
+    } catch (err) {
+      if (err instanceof RouteError && this.t.route.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
+      throw err
+    }
+    const http = this.http()
+    const shadow = http.slice(0, index).findIndex((r) => !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0))
+    if (shadow >= 0 && o.shadowed === 'refuse') {
+      const name = http[shadow]?.name ? `'${http[shadow]?.name}'` : `#${shadow}`
+      throw new RouteError(
+        `Input 'route': ${describeSelector(this.t.route)} of ${this.ref} receives no traffic: http route ${name} before it has no match and takes every request. ` +
+          `Shift route ${name} instead, or give it a match`,
+      )
+    }
+    return index
+  }
+
   /** What the run will do: the target route, subsets and where it starts. Validates before any change. */
   plan(): { index: number; route: HttpRoute; stable: string; canary: string; base: HttpRoute; weight: number; continuing: boolean } {
     const s = this.state
@@ -153,7 +177,7 @@ export class Engine {
       this.assertOurs(route, s)
       return { index, route, stable: s.stable, canary: s.canary, base: s.originalRoute, weight: s.weight, continuing: true }
     }
-    const index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
+    const index = this.inputRouteIndex()
     const route = this.http()[index] as HttpRoute
     const canary = this.t.canarySubset
     if (canary === undefined) throw new RolloutError(`${this.ref} has no rollout in progress; set 'canary-subset' to start one (or to promote that subset directly)`)
@@ -446,7 +470,8 @@ export class Engine {
   /** `preview`: a header-matched route to the canary before every other route; the default route is untouched. */
   async preview(header: string, value: string, pauseMs: number): Promise<Outcome> {
     const canary = this.t.canarySubset as string
-    const index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
+    // A preview route goes before every other route: a shadowed target only lends it its destination host.
+    const index = this.inputRouteIndex({ shadowed: 'allow' })
     const target = this.http()[index] as HttpRoute
     const stable = safeStable(target, canary)
     const out = (result: Result, error?: Error, unsettled = false): Outcome => this.outcome(result, { stable, canary }, canaryWeightOf(target, canary), error, unsettled)
