@@ -201,3 +201,30 @@ describe('a preview whose write never landed', () => {
     assert.deepEqual(spec(reviews(sim)), spec(original))
   })
 })
+
+describe('rollback after someone already reverted the route by hand', () => {
+  let sim: Sim
+  before(async () => {
+    sim = await startSimulation()
+  })
+  after(() => sim.close())
+
+  it('succeeds, says it found the route reverted, changes no route, and a later rollout is not blocked', async () => {
+    const original = structuredClone(reviews(sim))
+    const paused = await runAction({ inputs: bookinfoInputs(sim, { steps: '50' }), env: runnerEnv(sim) })
+    assert.equal(paused.main.outputs['result'], 'paused', paused.main.stdout)
+    // An operator puts the route back by hand (kubectl edit), leaving the annotation.
+    const edited = structuredClone(reviews(sim))
+    edited['spec'] = structuredClone(original['spec'])
+    sim.store.update(VS, edited)
+    const rb = await runAction({ inputs: bookinfoInputs(sim, { action: 'rollback' }), env: runnerEnv(sim) })
+    assert.equal(rb.main.code, 0, rb.main.stdout)
+    assert.equal(rb.main.outputs['result'], 'rolled-back')
+    assert.equal(rb.main.outputs['canary-weight'], '0')
+    assert.match(rb.main.stdout, /already reverted by hand .*recorded as rolled back/)
+    assert.deepEqual(spec(reviews(sim)), spec(original))
+    assert.equal(phase(reviews(sim)), 'rolled-back')
+    const again = await runAction({ inputs: bookinfoInputs(sim, { steps: '50' }), env: runnerEnv(sim) })
+    assert.equal(again.main.outputs['result'], 'paused', again.main.stdout)
+  })
+})

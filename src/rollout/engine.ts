@@ -447,6 +447,13 @@ export class Engine {
       this.event(`${this.ref} is already rolled back: ${describeSplit(route)}`)
       return out('rolled-back', canaryWeightOf(route, s.canary))
     }
+    if (!sameRoute(route, s.lastWritten) && sameRoute(route, s.originalRoute)) {
+      // Someone already put the route back by hand: that is what rollback would write. Record it (state only).
+      const st: RolloutState = { ...withoutRevert(s), runId: this.d.runId, phase: 'rolled-back', weight: canaryWeightOf(route, s.canary), lastWritten: route, updatedAt: this.now().toISOString() }
+      await this.write(s.route, route, route, st)
+      this.event(`${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`)
+      return out('rolled-back', st.weight)
+    }
     this.assertOurs(route, s)
     this.d.onTrafficChange?.()
     const st: RolloutState = { ...withoutRevert(s), runId: this.d.runId, phase: 'rolled-back', weight: canaryWeightOf(s.originalRoute, s.canary), lastWritten: s.originalRoute, updatedAt: this.now().toISOString() }
