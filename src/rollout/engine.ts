@@ -9,7 +9,7 @@ import type { Sleep } from '../retry.js'
 import { formatDuration, type Step } from '../parse.js'
 import {
   type HttpRoute, type RouteSelector, canaryWeightOf, describeSelector, describeSplit, findRouteIndex,
-  RouteError, canonical, isPreviewRoute, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
+  RouteError, canonical, isCatchAll, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
 } from './routes.js'
 import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
 
@@ -151,9 +151,10 @@ export class Engine {
       throw err
     }
     const http = this.http()
-    const shadow = http.slice(0, index).findIndex((r) => !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0))
+    const shadow = http.slice(0, index).findIndex(isCatchAll)
     if (shadow >= 0 && o.shadowed === 'refuse') {
-      const name = http[shadow]?.name ? `'${http[shadow]?.name}'` : `#${shadow}`
+      const shadowName = http[shadow]?.name
+      const name = shadowName ? `'${shadowName}'` : `#${shadow}`
       throw new RouteError(
         `Input 'route': ${describeSelector(this.t.route)} of ${this.ref} receives no traffic: http route ${name} before it has no match and takes every request. ` +
           `Shift route ${name} instead, or give it a match`,
@@ -447,18 +448,17 @@ export class Engine {
       this.event(`${this.ref} is already rolled back: ${describeSplit(route)}`)
       return out('rolled-back', canaryWeightOf(route, s.canary))
     }
-    if (!sameRoute(route, s.lastWritten) && sameRoute(route, s.originalRoute)) {
-      // Someone already put the route back by hand: that is what rollback would write. Record it (state only).
-      const st: RolloutState = { ...withoutRevert(s), runId: this.d.runId, phase: 'rolled-back', weight: canaryWeightOf(route, s.canary), lastWritten: route, updatedAt: this.now().toISOString() }
-      await this.write(s.route, route, route, st)
-      this.event(`${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`)
-      return out('rolled-back', st.weight)
+    // Someone already put the route back by hand: that is what rollback writes, so only the state changes.
+    const byHand = !sameRoute(route, s.lastWritten) && sameRoute(route, s.originalRoute)
+    if (!byHand) {
+      this.assertOurs(route, s)
+      this.d.onTrafficChange?.()
     }
-    this.assertOurs(route, s)
-    this.d.onTrafficChange?.()
     const st: RolloutState = { ...withoutRevert(s), runId: this.d.runId, phase: 'rolled-back', weight: canaryWeightOf(s.originalRoute, s.canary), lastWritten: s.originalRoute, updatedAt: this.now().toISOString() }
     await this.write(s.route, route, s.originalRoute, st)
-    this.event(`Rolled back: ${describeSplit(s.originalRoute)} (was ${describeSplit(route)})`)
+    this.event(byHand
+      ? `${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`
+      : `Rolled back: ${describeSplit(s.originalRoute)} (was ${describeSplit(route)})`)
     return out('rolled-back', st.weight)
   }
 
@@ -535,8 +535,10 @@ export class Engine {
     return this.outcome(has ? 'cleaned-up' : 'unchanged', { stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary }, 0)
   }
 
-  /** Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a conflict. */
-  /** Returns false when the spec already was as the change makes it (nothing written). */
+  /**
+   * Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a
+   * conflict. Returns false when the spec already was as the change makes it (nothing written).
+   */
   private async writeSpec(change: (spec: VirtualService['spec']) => VirtualService['spec']): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       const next = structuredClone(this.vs)

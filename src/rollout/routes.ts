@@ -39,6 +39,16 @@ export function isPreviewRoute(r: HttpRoute): boolean {
   return typeof r.name === 'string' && r.name.startsWith(PREVIEW_ROUTE_PREFIX)
 }
 
+/** A user's route without match: it takes every request that reaches it (the default route is the last one). */
+export function isCatchAll(r: HttpRoute): boolean {
+  return !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0)
+}
+
+/** A destination's weight as written; a lone destination without weight takes everything (100). */
+function rawWeight(d: RouteDestination, destinations: number): number {
+  return destinations === 1 ? (d.weight ?? 100) : (d.weight ?? 0)
+}
+
 export function describeSelector(sel: RouteSelector): string {
   return sel.by === 'default' ? 'the default route (the last http route without match)' : sel.by === 'name' ? `route '${sel.name}'` : `http route #${sel.index}`
 }
@@ -61,7 +71,7 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
     if (found === undefined) throw new RouteError(`VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; index ${sel.index} is out of range (0..${own.length - 1})`)
     index = found
   } else {
-    index = http.findLastIndex((r) => !isPreviewRoute(r) && (r.match === undefined || r.match.length === 0))
+    index = http.findLastIndex(isCatchAll)
     if (index < 0) throw new RouteError(`VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`)
   }
   const route = http[index] as HttpRoute
@@ -77,8 +87,7 @@ function rawWeightsOf(route: HttpRoute): Map<string, number> {
   const out = new Map<string, number>()
   for (const d of dests) {
     const subset = d.destination.subset ?? ''
-    const w = dests.length === 1 ? (d.weight ?? 100) : (d.weight ?? 0)
-    out.set(subset, (out.get(subset) ?? 0) + w)
+    out.set(subset, (out.get(subset) ?? 0) + rawWeight(d, dests.length))
   }
   return out
 }
@@ -152,7 +161,7 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
     return next
   }
   const others = dests.filter((d) => d.destination.subset !== canary)
-  const baseWeights = others.map((d) => (dests.length === 1 ? (d.weight ?? 100) : (d.weight ?? 0)))
+  const baseWeights = others.map((d) => rawWeight(d, dests.length))
   const parts = apportion(baseWeights, 100 - weight)
   const kept: RouteDestination[] = []
   others.forEach((d, i) => {
