@@ -3,8 +3,21 @@ import * as core from '@actions/core'
 import { resolveManifestPath } from './gitops/manifest.js'
 import type { RouteSelector } from './rollout/routes.js'
 import {
-  InputError, type Step, oneOf, parseBoolean, parseDuration, parseHeaderName, parseHeaders, parseHttpUrl, parseInteger,
-  parseIstioVersion, parseK8sName, parseNamespacedName, parseRatio, parseRegex, parseSteps,
+  InputError,
+  type Step,
+  oneOf,
+  parseBoolean,
+  parseDuration,
+  parseHeaderName,
+  parseHeaders,
+  parseHttpUrl,
+  parseInteger,
+  parseIstioVersion,
+  parseK8sName,
+  parseNamespacedName,
+  parseRatio,
+  parseRegex,
+  parseSteps,
 } from './parse.js'
 
 export const ACTIONS = ['rollout', 'promote', 'rollback', 'status', 'preview', 'preview-cleanup'] as const
@@ -30,7 +43,6 @@ export type ClusterAccess =
     }
   | { kind: 'kubeconfig'; content: string }
   | { kind: 'runner' }
-
 
 export interface Inputs {
   access: ClusterAccess
@@ -77,7 +89,11 @@ const MAX_PAUSE_MS = 6 * 3_600_000
 /** Every input problem found, each naming its input and what it accepts. */
 export class InvalidInputs extends Error {
   constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? (problems[0] as string) : `${problems.length} inputs are invalid:\n  - ${problems.join('\n  - ')}`)
+    super(
+      problems.length === 1
+        ? (problems[0] as string)
+        : `${problems.length} inputs are invalid:\n  - ${problems.join('\n  - ')}`,
+    )
     this.name = 'InvalidInputs'
   }
 }
@@ -127,7 +143,9 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
   const pause = withDefault('pause', '60s', (v) => parseDuration('pause', v, { maxMs: MAX_PAUSE_MS }))
   const previewValue = raw('preview-value')
   if ((action === 'preview' || action === 'preview-cleanup') && previewValue === '') {
-    errors.push(`Input 'preview-value': required for action '${action}' (the header value that selects the preview, e.g. pr-123)`)
+    errors.push(
+      `Input 'preview-value': required for action '${action}' (the header value that selects the preview, e.g. pr-123)`,
+    )
   }
   if (previewValue !== '' && !/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(previewValue)) {
     errors.push(`Input 'preview-value': '${previewValue}' must be printable ASCII without leading or trailing spaces`)
@@ -137,16 +155,25 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     access,
     'istioctl-version': withDefault('istioctl-version', 'auto', parseIstioVersion),
     'istioctl-mirror': withDefault('istioctl-mirror', DEFAULT_MIRROR, (v) => parseHttpUrl('istioctl-mirror', v)),
-    'istio-namespace': withDefault('istio-namespace', 'auto', (v) => (v === 'auto' ? v : parseK8sName('istio-namespace', v, 'label'))),
-    'istio-revision': withDefault('istio-revision', 'auto', (v) => (v === 'auto' ? v : parseK8sName('istio-revision', v, 'label'))),
+    'istio-namespace': withDefault('istio-namespace', 'auto', (v) =>
+      v === 'auto' ? v : parseK8sName('istio-namespace', v, 'label'),
+    ),
+    'istio-revision': withDefault('istio-revision', 'auto', (v) =>
+      v === 'auto' ? v : parseK8sName('istio-revision', v, 'label'),
+    ),
     'install-istio': withDefault('install-istio', 'false', (v) => parseBoolean('install-istio', v)),
-    'istio-profile': withDefault('istio-profile', 'default', (v) => oneOf('istio-profile', v, ['default', 'demo', 'minimal', 'empty', 'preview', 'ambient', 'remote'])),
+    'istio-profile': withDefault('istio-profile', 'default', (v) =>
+      oneOf('istio-profile', v, ['default', 'demo', 'minimal', 'empty', 'preview', 'ambient', 'remote']),
+    ),
     analyze: withDefault('analyze', 'true', (v) => parseBoolean('analyze', v)),
     namespace: namespace === undefined ? undefined : attempt(() => parseK8sName('namespace', namespace, 'label')),
     'virtual-service': vs === undefined ? undefined : attempt(() => parseK8sName('virtual-service', vs, 'subdomain')),
     'destination-rule': opt('destination-rule', (v) => parseK8sName('destination-rule', v, 'subdomain')),
-    'stable-subset': withDefault('stable-subset', 'auto', (v) => (v === 'auto' ? v : parseK8sName('stable-subset', v, 'subdomain'))),
-    'canary-subset': canary === undefined ? undefined : attempt(() => parseK8sName('canary-subset', canary, 'subdomain')),
+    'stable-subset': withDefault('stable-subset', 'auto', (v) =>
+      v === 'auto' ? v : parseK8sName('stable-subset', v, 'subdomain'),
+    ),
+    'canary-subset':
+      canary === undefined ? undefined : attempt(() => parseK8sName('canary-subset', canary, 'subdomain')),
     route: withDefault('route', '', parseRouteSelector),
     action,
     steps: withDefault('steps', '10,25,50,100', (v) => parseSteps(v, MAX_PAUSE_MS)),
@@ -156,7 +183,10 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       // Istio's validating webhook accepts match header names of these characters only (a name such as x.canary is
       // denied on write): refuse it here, before any change.
       if (!ISTIO_HEADER_NAME.test(name)) {
-        throw new InputError('preview-header', `'${v}' is not a header name Istio accepts in a route match: letters, digits, '-' and '_' only`)
+        throw new InputError(
+          'preview-header',
+          `'${v}' is not a header name Istio accepts in a route match: letters, digits, '-' and '_' only`,
+        )
       }
       return name
     }),
@@ -219,7 +249,10 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
   const kubeconfig = raw('kubeconfig')
   if ((rg === '') !== (cluster === '')) {
     return check(() => {
-      throw new InputError(rg === '' ? 'resource-group' : 'cluster-name', `'resource-group' and 'cluster-name' go together: set both for AKS login, or neither`)
+      throw new InputError(
+        rg === '' ? 'resource-group' : 'cluster-name',
+        `'resource-group' and 'cluster-name' go together: set both for AKS login, or neither`,
+      )
     })
   }
   if (rg !== '' && kubeconfig !== '') {
@@ -232,13 +265,32 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
   const fromEnv = (name: string, envName: string, what: string, guid: boolean): string | undefined =>
     check(() => {
       const v = raw(name) || (env[envName] ?? '').trim()
-      if (v === '') throw new InputError(name, `required for AKS login (${what}); set the input or the ${envName} environment variable`)
-      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v)) throw new InputError(name, `'${v}' is not a GUID`)
+      if (v === '')
+        throw new InputError(
+          name,
+          `required for AKS login (${what}); set the input or the ${envName} environment variable`,
+        )
+      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v))
+        throw new InputError(name, `'${v}' is not a GUID`)
       return v
     })
   const fields = {
-    resourceGroup: check(() => azureName('resource-group', rg, /^[-\w._()]{1,89}[-\w_()]$/u, 'letters, digits, -, _, ., ( and ), at most 90 characters, not ending in .')),
-    clusterName: check(() => azureName('cluster-name', cluster, /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/, 'letters, digits, - and _, at most 63 characters')),
+    resourceGroup: check(() =>
+      azureName(
+        'resource-group',
+        rg,
+        /^[-\w._()]{1,89}[-\w_()]$/u,
+        'letters, digits, -, _, ., ( and ), at most 90 characters, not ending in .',
+      ),
+    ),
+    clusterName: check(() =>
+      azureName(
+        'cluster-name',
+        cluster,
+        /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/,
+        'letters, digits, - and _, at most 63 characters',
+      ),
+    ),
     subscriptionId: fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription', true),
     tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant', false),
     clientId: fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id', true),
@@ -248,7 +300,9 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
   const optional = {
     clientSecret: raw('client-secret') || undefined,
     audience: raw('audience') || undefined,
-    authorityHost: raw('authority-host') ? check(() => parseHttpUrl('authority-host', raw('authority-host'))) : undefined,
+    authorityHost: raw('authority-host')
+      ? check(() => parseHttpUrl('authority-host', raw('authority-host')))
+      : undefined,
     armEndpoint: raw('arm-endpoint') ? check(() => parseHttpUrl('arm-endpoint', raw('arm-endpoint'))) : undefined,
   }
   if (Object.values(fields).some((v) => v === undefined)) return undefined

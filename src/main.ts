@@ -52,7 +52,9 @@ export async function entry(): Promise<void> {
 }
 
 function runIdentity(env: NodeJS.ProcessEnv): string {
-  const gh = env['GITHUB_RUN_ID'] ? `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}` : 'local'
+  const gh = env['GITHUB_RUN_ID']
+    ? `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}`
+    : 'local'
   return `${gh}/${randomBytes(3).toString('hex')}`
 }
 
@@ -71,7 +73,12 @@ function cancellation(): { signal: AbortSignal; dispose: () => void } {
     process.on(sig, h)
     return () => process.off(sig, h)
   })
-  return { signal: controller.signal, dispose: () => handlers.forEach((off) => off()) }
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const off of handlers) off()
+    },
+  }
 }
 
 function versionKeys(name: string, subset: Subset | undefined): string[] {
@@ -85,10 +92,17 @@ interface Mesh {
 }
 
 /** The application namespace's labels (undefined: no such namespace) and the control plane they point to. */
-async function locateControlPlane(inputs: Inputs, kube: Kube): Promise<{ nsLabels: Record<string, string> | undefined; find: () => Promise<ControlPlane | undefined> }> {
+async function locateControlPlane(
+  inputs: Inputs,
+  kube: Kube,
+): Promise<{ nsLabels: Record<string, string> | undefined; find: () => Promise<ControlPlane | undefined> }> {
   const ns = await kube.getNamespace(inputs.namespace)
   const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
-  const query = { istioNamespace: inputs['istio-namespace'], istioRevision: inputs['istio-revision'], appNamespaceLabels: nsLabels ?? {} }
+  const query = {
+    istioNamespace: inputs['istio-namespace'],
+    istioRevision: inputs['istio-revision'],
+    appNamespaceLabels: nsLabels ?? {},
+  }
   return { nsLabels, find: () => findControlPlane(kube, query) }
 }
 
@@ -103,7 +117,13 @@ async function locateGateway(inputs: Inputs, kube: Kube): Promise<GatewayInfo | 
 }
 
 /** Control plane (installed if asked), istioctl, analyze, gateway and every readiness check; no change to routing. */
-async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], route: HttpRoute, found: (cp: ControlPlane) => void): Promise<Mesh> {
+async function prepareMesh(
+  inputs: Inputs,
+  session: Session,
+  subsets: string[],
+  route: HttpRoute,
+  found: (cp: ControlPlane) => void,
+): Promise<Mesh> {
   const kube = session.kube
   const { nsLabels, find } = await locateControlPlane(inputs, kube)
   let cp = await find()
@@ -114,21 +134,34 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
     let version = inputs['istioctl-version']
     if (version === 'auto') {
       if (!cp || cp.version === 'unknown') {
-        throw new Error(cp ? `cannot tell the Istio version from ${cp.namespace}/${cp.deployment}'s image: set istioctl-version` : `istioctl-version 'auto' needs a running control plane to match; none was found${inputs['install-istio'] ? ': set istioctl-version to the version to install' : ''}`)
+        throw new Error(
+          cp
+            ? `cannot tell the Istio version from ${cp.namespace}/${cp.deployment}'s image: set istioctl-version`
+            : `istioctl-version 'auto' needs a running control plane to match; none was found${inputs['install-istio'] ? ': set istioctl-version to the version to install' : ''}`,
+        )
       }
       version = cp.version
     }
     const tool = await installIstioctl(version, inputs['istioctl-mirror'])
-    core.info(`istioctl ${tool.version} ${tool.cached ? 'found in the tool cache' : 'downloaded and verified (SHA-256)'}: ${tool.path}`)
+    core.info(
+      `istioctl ${tool.version} ${tool.cached ? 'found in the tool cache' : 'downloaded and verified (SHA-256)'}: ${tool.path}`,
+    )
     istioctl = istioctlRunner(tool.path, session.kubeconfigPath)
   }
   if (!cp && inputs['install-istio'] && istioctl) {
     core.info(`No control plane found: installing Istio (profile ${inputs['istio-profile']})`)
-    core.info((await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })).trim())
+    core.info(
+      (
+        await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })
+      ).trim(),
+    )
     cp = await find()
   }
   if (cp) found(cp)
-  if (cp) core.info(`Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`)
+  if (cp)
+    core.info(
+      `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`,
+    )
   const gateway = await locateGateway(inputs, kube)
   const ready = await checkReadiness(kube, {
     namespace: inputs.namespace,
@@ -141,7 +174,11 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
     subsets,
   })
   if (istioctl && inputs.analyze && cp) {
-    const findings = await analyze(istioctl, { namespace: inputs.namespace, istioNamespace: cp.namespace, revision: cp.revision })
+    const findings = await analyze(istioctl, {
+      namespace: inputs.namespace,
+      istioNamespace: cp.namespace,
+      revision: cp.revision,
+    })
     for (const f of findings) {
       const line = formatFinding(f)
       if (f.level === 'Error') core.error(line)
@@ -150,9 +187,13 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
     }
     const errors = findings.filter((f) => f.level === 'Error')
     if (errors.length > 0) {
-      throw new Error(`istioctl analyze found ${errors.length} Error-level problem(s) in namespace ${inputs.namespace}; nothing was changed:\n  - ${errors.map(formatFinding).join('\n  - ')}`)
+      throw new Error(
+        `istioctl analyze found ${errors.length} Error-level problem(s) in namespace ${inputs.namespace}; nothing was changed:\n  - ${errors.map(formatFinding).join('\n  - ')}`,
+      )
     }
-    core.info(`istioctl analyze: ${findings.length === 0 ? 'no findings' : `${findings.length} finding(s), none at Error level`}`)
+    core.info(
+      `istioctl analyze: ${findings.length === 0 ? 'no findings' : `${findings.length} finding(s), none at Error level`}`,
+    )
   }
   return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
 }
@@ -161,7 +202,12 @@ async function prepareMesh(inputs: Inputs, session: Session, subsets: string[], 
  * Everything to check before a traffic change (mesh, readiness, analyze) and the smoke test each step runs:
  * the subsets come from the plan of the run (or the canary alone for a preview).
  */
-async function prepareVerification(inputs: Inputs, session: Session, engine: Engine, report: RunReport): Promise<EngineDeps['verify']> {
+async function prepareVerification(
+  inputs: Inputs,
+  session: Session,
+  engine: Engine,
+  report: RunReport,
+): Promise<EngineDeps['verify']> {
   const mode = inputs.action
   const state = engine.currentState
   const vs = engine.virtualService
@@ -176,24 +222,45 @@ async function prepareVerification(inputs: Inputs, session: Session, engine: Eng
   }
   report.stableSubset = stable
   report.canarySubset = canary
-  const m = await prepareMesh(inputs, session, [stable, canary].filter((s) => s !== ''), route, (cp) => (report.istioVersion = cp.version))
+  const m = await prepareMesh(
+    inputs,
+    session,
+    [stable, canary].filter((s) => s !== ''),
+    route,
+    (cp) => (report.istioVersion = cp.version),
+  )
   report.gatewayUrl = m.gatewayUrl
   const canaryVersions = versionKeys(canary, m.subsets.get(canary))
   const stableVersions = stable ? versionKeys(stable, m.subsets.get(stable)) : []
   const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
   // Shares are checked where the split is exactly stable/canary, and for a preview (all of it to the canary).
-  const checkShares = inputs['version-pattern'] !== undefined && (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
+  const checkShares =
+    inputs['version-pattern'] !== undefined &&
+    (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
   const url = `${m.gatewayUrl}${inputs['smoke-path']}`
-  core.info(`Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`)
+  core.info(
+    `Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`,
+  )
   return async (weight, headers, signal) => {
-    const result = await runSmokeTest({
-      url, requests: inputs['smoke-requests'], concurrency: inputs['smoke-concurrency'], timeoutMs: inputs['smoke-timeout'],
-      headers: { ...inputs['smoke-headers'], ...headers },
-      ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
-      ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
-    }, signal)
+    const result = await runSmokeTest(
+      {
+        url,
+        requests: inputs['smoke-requests'],
+        concurrency: inputs['smoke-concurrency'],
+        timeoutMs: inputs['smoke-timeout'],
+        headers: { ...inputs['smoke-headers'], ...headers },
+        ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
+        ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
+      },
+      signal,
+    )
     const verdict = judge({
-      result, threshold: inputs['success-threshold'], canaryWeight: weight, canaryVersions, stableVersions, checkShares,
+      result,
+      threshold: inputs['success-threshold'],
+      canaryWeight: weight,
+      canaryVersions,
+      stableVersions,
+      checkShares,
       ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
     })
     return { result, verdict }
@@ -222,12 +289,27 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
   }
   const runId = runIdentity(deps.env)
   core.saveState(State.RunId, runId)
-  core.saveState(State.Target, JSON.stringify({ namespace: inputs.namespace, virtualService: inputs['virtual-service'] }))
+  core.saveState(
+    State.Target,
+    JSON.stringify({ namespace: inputs.namespace, virtualService: inputs['virtual-service'] }),
+  )
   const cancel = cancellation()
   const report: RunReport = {
-    version: 1, action: inputs.action, namespace: inputs.namespace, virtualService: inputs['virtual-service'],
-    route: describeSelector(inputs.route), stableSubset: '', canarySubset: inputs['canary-subset'] ?? '', gatewayUrl: inputs['gateway-url'] ?? '',
-    istioVersion: '', result: 'unchanged', canaryWeight: 0, startedAt, endedAt: startedAt, steps: [], events: [],
+    version: 1,
+    action: inputs.action,
+    namespace: inputs.namespace,
+    virtualService: inputs['virtual-service'],
+    route: describeSelector(inputs.route),
+    stableSubset: '',
+    canarySubset: inputs['canary-subset'] ?? '',
+    gatewayUrl: inputs['gateway-url'] ?? '',
+    istioVersion: '',
+    result: 'unchanged',
+    canaryWeight: 0,
+    startedAt,
+    endedAt: startedAt,
+    steps: [],
+    events: [],
   }
   let lock: RolloutLock | undefined
   let touched = false
@@ -237,7 +319,11 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
   try {
     const session = await core.group('Connect to the cluster', async () => {
       const s = await openSession(inputs.access, {
-        tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep,
+        tempDir: deps.env['RUNNER_TEMP'],
+        setSecret: core.setSecret,
+        log: core.info,
+        getIdToken: (aud) => core.getIDToken(aud),
+        sleep: deps.sleep,
       })
       if (s.createdDir) core.saveState(State.TempDir, s.createdDir)
       core.info(`Connected: ${s.describe}, API server ${s.kube.server}`)
@@ -246,7 +332,12 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     const kube = session.kube
     const engine = new Engine(
       {
-        kube, sleep: deps.sleep, signal: cancel.signal, runId, log: core.info, now: deps.now,
+        kube,
+        sleep: deps.sleep,
+        signal: cancel.signal,
+        runId,
+        log: core.info,
+        now: deps.now,
         verify: () => Promise.reject(new Error('internal: no smoke test configured')),
         onTrafficChange: () => {
           touched = true
@@ -254,14 +345,22 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
         },
         checkLock: () => lock?.check(),
       },
-      { namespace: inputs.namespace, virtualService: inputs['virtual-service'], route: inputs.route, stableSubset: inputs['stable-subset'], ...(inputs['canary-subset'] ? { canarySubset: inputs['canary-subset'] } : {}) },
+      {
+        namespace: inputs.namespace,
+        virtualService: inputs['virtual-service'],
+        route: inputs.route,
+        stableSubset: inputs['stable-subset'],
+        ...(inputs['canary-subset'] ? { canarySubset: inputs['canary-subset'] } : {}),
+      },
     )
     const mode = inputs.action
     // Checks first (reads only: a run that cannot go ahead writes nothing, not even its lock), then the lock.
     const check = async (): Promise<void> => {
       if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
         cancel.signal.throwIfAborted()
-        engine.setVerifier(await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)))
+        engine.setVerifier(
+          await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)),
+        )
       }
     }
     await engine.load()
@@ -273,7 +372,13 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     if (mode === 'status') await describeMesh(inputs, session, report)
     if (mode !== 'status') {
       const seen = engine.virtualService.metadata.resourceVersion
-      lock = new RolloutLock(kube, { namespace: inputs.namespace, virtualService: inputs['virtual-service'], holder: runId, ttlMs: inputs['lock-ttl'], log: core.info })
+      lock = new RolloutLock(kube, {
+        namespace: inputs.namespace,
+        virtualService: inputs['virtual-service'],
+        holder: runId,
+        ttlMs: inputs['lock-ttl'],
+        log: core.info,
+      })
       await lock.acquire()
       core.saveState(State.LockHolder, runId)
       // Read again under the lock: a run that finished while we checked may have changed the plan.
@@ -295,7 +400,13 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
         case 'status':
           return engine.status()
         case 'preview':
-          core.saveState(State.Preview, JSON.stringify({ value: inputs['preview-value'], before: engine.previewRoute(inputs['preview-value'] as string) ?? null }))
+          core.saveState(
+            State.Preview,
+            JSON.stringify({
+              value: inputs['preview-value'],
+              before: engine.previewRoute(inputs['preview-value'] as string) ?? null,
+            }),
+          )
           return engine.preview(inputs['preview-header'], inputs['preview-value'] as string, inputs.pause)
         case 'preview-cleanup':
           return engine.previewCleanup(inputs['preview-value'] as string)
@@ -304,10 +415,20 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     failure = outcome.error
     if (inputs.manifest && (outcome.result === 'promoted' || outcome.result === 'rolled-back')) {
       try {
-        manifestChanged = await handBackManifest(inputs.manifest, engine.virtualService, engine.currentState?.route ?? inputs.route)
-        core.info(manifestChanged ? `Wrote the target route as the cluster now has it to ${inputs.manifest}` : `${inputs.manifest} already has the target route as the cluster does`)
+        manifestChanged = await handBackManifest(
+          inputs.manifest,
+          engine.virtualService,
+          engine.currentState?.route ?? inputs.route,
+        )
+        core.info(
+          manifestChanged
+            ? `Wrote the target route as the cluster now has it to ${inputs.manifest}`
+            : `${inputs.manifest} already has the target route as the cluster does`,
+        )
       } catch (err) {
-        failure ??= new Error(`the rollout ended ${outcome.result}, but handing it back to the manifest failed: ${(err as Error).message}`)
+        failure ??= new Error(
+          `the rollout ended ${outcome.result}, but handing it back to the manifest failed: ${(err as Error).message}`,
+        )
       }
     }
   } catch (err) {
@@ -376,26 +497,51 @@ export async function post(deps: Deps = defaultDeps): Promise<void> {
   }
 }
 
-async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: string, virtualService: string, deps: Deps): Promise<void> {
+async function finishInterruptedRun(
+  inputs: Inputs,
+  runId: string,
+  namespace: string,
+  virtualService: string,
+  deps: Deps,
+): Promise<void> {
   core.warning('The main step did not finish its run: checking whether its traffic change must be reverted')
   const session = await openSession(inputs.access, {
-    tempDir: deps.env['RUNNER_TEMP'], setSecret: core.setSecret, log: core.info, getIdToken: (aud) => core.getIDToken(aud), sleep: deps.sleep,
+    tempDir: deps.env['RUNNER_TEMP'],
+    setSecret: core.setSecret,
+    log: core.info,
+    getIdToken: (aud) => core.getIDToken(aud),
+    sleep: deps.sleep,
   })
   try {
     const kube: Kube = session.kube
     const engine = new Engine(
-      { kube, sleep: deps.sleep, signal: new AbortController().signal, runId, log: core.info, now: deps.now, verify: () => Promise.reject(new Error('no smoke test in post')) },
+      {
+        kube,
+        sleep: deps.sleep,
+        signal: new AbortController().signal,
+        runId,
+        log: core.info,
+        now: deps.now,
+        verify: () => Promise.reject(new Error('no smoke test in post')),
+      },
       { namespace, virtualService, route: inputs.route, stableSubset: inputs['stable-subset'] },
     )
     await engine.load()
-    const preview = JSON.parse(core.getState(State.Preview) || 'null') as { value: string; before: HttpRoute | null } | null
+    const preview = JSON.parse(core.getState(State.Preview) || 'null') as {
+      value: string
+      before: HttpRoute | null
+    } | null
     if (preview) {
       // Report only what this step did: a preview write that never landed leaves nothing to restore.
       if (await engine.restorePreview(preview.value, preview.before ?? undefined)) {
         core.setOutput('result', 'rolled-back')
-        core.warning(`Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`)
+        core.warning(
+          `Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`,
+        )
       } else {
-        core.info(`The preview route '${preview.value}' of ${namespace}/${virtualService} is as it was before the run: nothing to restore`)
+        core.info(
+          `The preview route '${preview.value}' of ${namespace}/${virtualService} is as it was before the run: nothing to restore`,
+        )
       }
     } else if (await engine.finishRevert(runId)) {
       core.setOutput('result', 'rolled-back')
@@ -403,7 +549,8 @@ async function finishInterruptedRun(inputs: Inputs, runId: string, namespace: st
     } else {
       core.info('Nothing to revert: the VirtualService is not in a change made by this run')
     }
-    if (await releaseIfHeld(kube, namespace, virtualService, runId)) core.info('Released the lock left by the main step')
+    if (await releaseIfHeld(kube, namespace, virtualService, runId))
+      core.info('Released the lock left by the main step')
   } finally {
     await removeDir(session.createdDir)
   }

@@ -26,7 +26,8 @@ export function parseDuration(input: string, raw: string, opts: { maxMs?: number
       throw new InputError(input, `'${raw}' is not ${DURATION_HELP}`)
     }
     const units = parts.map((p) => p[2] as string)
-    if (new Set(units).size !== units.length) throw new InputError(input, `'${raw}' repeats a unit; accepted: ${DURATION_HELP}`)
+    if (new Set(units).size !== units.length)
+      throw new InputError(input, `'${raw}' repeats a unit; accepted: ${DURATION_HELP}`)
     ms = Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] as string] ?? NaN), 0))
   }
   if (!Number.isFinite(ms)) throw new InputError(input, `'${raw}' is not ${DURATION_HELP}`)
@@ -54,7 +55,8 @@ export interface Step {
   pauseMs?: number
 }
 
-const STEPS_HELP = 'a comma-separated list of strictly increasing integer weights in 1..100, each optionally with its own pause (e.g. 10,25,50,100 or 10:2m,50:5m,100)'
+const STEPS_HELP =
+  'a comma-separated list of strictly increasing integer weights in 1..100, each optionally with its own pause (e.g. 10,25,50,100 or 10:2m,50:5m,100)'
 
 export function parseSteps(raw: string, maxPauseMs: number): Step[] {
   const items = raw.split(',').map((s) => s.trim())
@@ -64,10 +66,14 @@ export function parseSteps(raw: string, maxPauseMs: number): Step[] {
     const m = /^(\d+)(?::(.+))?$/.exec(item)
     if (!m) throw new InputError('steps', `'${item}' is not a weight; expected ${STEPS_HELP}`)
     const weight = Number(m[1])
-    if (weight < 1 || weight > 100) throw new InputError('steps', `weight ${weight} is outside 1..100; expected ${STEPS_HELP}`)
+    if (weight < 1 || weight > 100)
+      throw new InputError('steps', `weight ${weight} is outside 1..100; expected ${STEPS_HELP}`)
     const prev = steps.at(-1)
     if (prev && weight <= prev.weight) {
-      throw new InputError('steps', `weights must be strictly increasing, but ${weight} follows ${prev.weight}; expected ${STEPS_HELP}`)
+      throw new InputError(
+        'steps',
+        `weights must be strictly increasing, but ${weight} follows ${prev.weight}; expected ${STEPS_HELP}`,
+      )
     }
     const step: Step = { weight }
     if (m[2] !== undefined) step.pauseMs = parseDuration('steps', m[2], { maxMs: maxPauseMs })
@@ -109,7 +115,8 @@ export function parseRegex(input: string, raw: string, opts: { captureGroup?: bo
   }
   if (opts.captureGroup) {
     const groups = new RegExp(`${raw}|`).exec('')?.length ?? 1
-    if (groups - 1 < 1) throw new InputError(input, `'${raw}' needs one capture group naming the version, e.g. reviews-(v[0-9]+)`)
+    if (groups - 1 < 1)
+      throw new InputError(input, `'${raw}' needs one capture group naming the version, e.g. reviews-(v[0-9]+)`)
   }
   return re
 }
@@ -122,12 +129,16 @@ export function parseHeaders(input: string, raw: string): Record<string, string>
     if (line.trim() === '') continue
     const i = line.indexOf(':')
     const name = i > 0 ? line.slice(0, i).trim() : ''
-    if (!HEADER_NAME.test(name)) throw new InputError(input, `'${line.trim()}' is not a header line; expected one 'Name: value' a line`)
+    if (!HEADER_NAME.test(name))
+      throw new InputError(input, `'${line.trim()}' is not a header line; expected one 'Name: value' a line`)
     const value = line.slice(i + 1).trim()
     try {
       validateHeaderValue(name, value)
     } catch {
-      throw new InputError(input, `the value of header '${name}' has characters HTTP does not allow in a header (visible ASCII, spaces and tabs only)`)
+      throw new InputError(
+        input,
+        `the value of header '${name}' has characters HTTP does not allow in a header (visible ASCII, spaces and tabs only)`,
+      )
     }
     headers[name.toLowerCase()] = value
   }
@@ -145,9 +156,13 @@ export function parseHttpUrl(input: string, raw: string): string {
   try {
     u = new URL(raw.trim())
   } catch {
-    throw new InputError(input, `'${raw}' is not a URL; expected e.g. http://20.1.2.3 or https://gateway.example.com:8443`)
+    throw new InputError(
+      input,
+      `'${raw}' is not a URL; expected e.g. http://20.1.2.3 or https://gateway.example.com:8443`,
+    )
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InputError(input, `'${raw}' must be an http:// or https:// URL`)
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new InputError(input, `'${raw}' must be an http:// or https:// URL`)
   return u.toString().replace(/\/$/, '')
 }
 
@@ -163,7 +178,10 @@ export function parseK8sName(input: string, raw: string, kind: 'label' | 'subdom
   const re = kind === 'label' ? /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/ : /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
   const max = kind === 'label' ? 63 : 253
   if (!re.test(t) || t.length > max) {
-    throw new InputError(input, `'${raw}' is not a valid Kubernetes name (lower-case letters, digits and '-'${kind === 'subdomain' ? ", '.'" : ''}, at most ${max} characters)`)
+    throw new InputError(
+      input,
+      `'${raw}' is not a valid Kubernetes name (lower-case letters, digits and '-'${kind === 'subdomain' ? ", '.'" : ''}, at most ${max} characters)`,
+    )
   }
   return t
 }
@@ -178,6 +196,7 @@ export function parseIstioVersion(raw: string): string | 'auto' {
 
 export function oneOf<T extends string>(input: string, raw: string, accepted: readonly T[]): T {
   const t = raw.trim()
-  if (!(accepted as readonly string[]).includes(t)) throw new InputError(input, `'${raw}' is not accepted; expected one of ${accepted.join(', ')}`)
+  if (!(accepted as readonly string[]).includes(t))
+    throw new InputError(input, `'${raw}' is not accepted; expected one of ${accepted.join(', ')}`)
   return t as T
 }

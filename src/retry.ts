@@ -34,7 +34,12 @@ export interface RetryOptions {
   signal?: AbortSignal
 }
 
-export const defaultRetry: Omit<RetryOptions, 'retryable'> = { attempts: 5, baseMs: 500, maxMs: 10_000, sleep: realSleep }
+export const defaultRetry: Omit<RetryOptions, 'retryable'> = {
+  attempts: 5,
+  baseMs: 500,
+  maxMs: 10_000,
+  sleep: realSleep,
+}
 
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const random = opts.random ?? Math.random
@@ -58,7 +63,16 @@ export function isRetryableStatus(status: number | undefined): boolean {
 
 /** Network-level failures worth retrying (resets, refused connections, timeouts). */
 export function isTransientNetworkError(err: unknown): boolean {
-  const codes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND'])
+  const codes = new Set([
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'ETIMEDOUT',
+    'EPIPE',
+    'EAI_AGAIN',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'ENOTFOUND',
+  ])
   let e: unknown = err
   for (let depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code

@@ -14,7 +14,11 @@ export function runnerEnv(sim: Sim): Record<string, string> {
 }
 
 /** A BookInfo reviews v1 -> v3 canary with AKS login (OIDC unless `aks.secret`), no pauses. */
-export function bookinfoInputs(sim: Sim, extra: Record<string, string> = {}, aks: { secret?: boolean; admin?: boolean } = {}): Record<string, string> {
+export function bookinfoInputs(
+  sim: Sim,
+  extra: Record<string, string> = {},
+  aks: { secret?: boolean; admin?: boolean } = {},
+): Record<string, string> {
   return {
     ...sim.aksInputs(aks),
     namespace: 'bookinfo',
@@ -39,7 +43,12 @@ export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): P
 }
 
 /** Runs `fn` with a fault on a reviews version (none: `undefined`), cleared afterwards whatever happens. */
-export async function withFault(sim: Sim, version: string, fault: Fault | undefined, fn: () => Promise<void>): Promise<void> {
+export async function withFault(
+  sim: Sim,
+  version: string,
+  fault: Fault | undefined,
+  fn: () => Promise<void>,
+): Promise<void> {
   sim.mesh.setFault('reviews', version, fault)
   try {
     await fn()

@@ -10,7 +10,10 @@ import { REPO_ROOT, makeRunner, runAction } from '../sim/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 
-const FIXTURE = readFileSync(join(REPO_ROOT, '__tests__/fixtures/istio-samples/networking/virtual-service-all-v1.yaml'), 'utf8')
+const FIXTURE = readFileSync(
+  join(REPO_ROOT, '__tests__/fixtures/istio-samples/networking/virtual-service-all-v1.yaml'),
+  'utf8',
+)
 // What users keep in git: comments, the BookInfo VirtualServices, CRLF line endings.
 const MANIFEST = `# BookInfo routes, applied by Argo CD\r\n${FIXTURE.replace(/\n/g, '\r\n')}`
 const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
@@ -35,7 +38,11 @@ describe('GitOps hand-back (manifest)', () => {
 
   it('after promoted: only the reviews route changes in the file (v1 -> v3), every other byte stays', async () => {
     const { runner, file } = workspaceWith(MANIFEST)
-    const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }), env: runnerEnv(sim), runner })
+    const { main } = await runAction({
+      inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }),
+      env: runnerEnv(sim),
+      runner,
+    })
     assert.equal(main.code, 0, main.stdout)
     assert.equal(main.outputs['result'], 'promoted')
     assert.equal(main.outputs['manifest-changed'], 'true')
@@ -49,7 +56,11 @@ describe('GitOps hand-back (manifest)', () => {
   it('after rolled-back: the file already has the restored route, so it is left as it is (manifest-changed false)', async () => {
     const { runner, file } = workspaceWith(MANIFEST)
     await withFault(sim, 'v3', { errorRate: 1 }, async () => {
-      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }), env: runnerEnv(sim), runner })
+      const { main } = await runAction({
+        inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }),
+        env: runnerEnv(sim),
+        runner,
+      })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.equal(main.outputs['manifest-changed'], 'false')
@@ -59,10 +70,16 @@ describe('GitOps hand-back (manifest)', () => {
   })
 
   it('a manifest without the target VirtualService: clear error naming the input, no write, file untouched', async () => {
-    const other = FIXTURE.split('---').filter((d) => !d.includes('name: reviews')).join('---')
+    const other = FIXTURE.split('---')
+      .filter((d) => !d.includes('name: reviews'))
+      .join('---')
     const { runner, file } = workspaceWith(other)
     const before = vsWrites(sim)
-    const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }), env: runnerEnv(sim), runner })
+    const { main } = await runAction({
+      inputs: bookinfoInputs(sim, { steps: '50,100', manifest: 'deploy/bookinfo-vs.yaml' }),
+      env: runnerEnv(sim),
+      runner,
+    })
     assert.equal(main.code, 1)
     assert.match(main.stdout, /input 'manifest'.*reviews/i)
     assert.equal(vsWrites(sim), before)
@@ -72,7 +89,10 @@ describe('GitOps hand-back (manifest)', () => {
 
   it('a manifest outside the workspace is refused before any request', async () => {
     const requests = sim.kube.requests.length
-    const { main } = await runAction({ inputs: bookinfoInputs(sim, { manifest: '../../etc/passwd' }), env: runnerEnv(sim) })
+    const { main } = await runAction({
+      inputs: bookinfoInputs(sim, { manifest: '../../etc/passwd' }),
+      env: runnerEnv(sim),
+    })
     assert.equal(main.code, 1)
     assert.match(main.stdout, /Input 'manifest': .*outside the workspace/)
     assert.equal(sim.kube.requests.length, requests)

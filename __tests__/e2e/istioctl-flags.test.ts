@@ -11,7 +11,12 @@ import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withSim } from './common.js'
 
 const istioctlLog = (file: string): string[][] =>
-  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]) : []
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as string[])
+    : []
 
 describe('istioctl flags by version', () => {
   it('a rollout on the AKS add-on revision asm-1-24 with istioctl 1.24.2 analyzes with --revision and promotes', () =>
@@ -30,7 +35,9 @@ describe('istioctl flags by version', () => {
       assert.equal(analyze[analyze.indexOf('--istioNamespace') + 1], 'aks-istio-system')
       // no short form anywhere (every release has the long ones)
       for (const argv of calls) assert.ok(!argv.some((a) => /^-[a-zA-Z]/.test(a)), argv.join(' '))
-      const spec = (sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject)['spec'] as { http: Array<{ route: unknown[] }> }
+      const spec = (sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject)['spec'] as {
+        http: Array<{ route: unknown[] }>
+      }
       assert.deepEqual(spec.http.at(-1)?.route, [{ destination: { host: 'reviews', subset: 'v3' } }])
     }))
 })

@@ -40,7 +40,8 @@ after(() => {
 /** A fresh simulation for one test, always closed. */
 const withSim = (o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> => withFreshSim({ pki, ...o }, fn)
 
-const baseInputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> => bookinfoInputs(sim, { steps: '50,100', ...extra })
+const baseInputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
+  bookinfoInputs(sim, { steps: '50,100', ...extra })
 
 interface Run {
   main: StepResult
@@ -57,7 +58,11 @@ interface Run {
 }
 
 let runCount = 0
-async function run(sim: Sim, inputs: Record<string, string>, o: { runner?: Runner; post?: boolean } = {}): Promise<Run> {
+async function run(
+  sim: Sim,
+  inputs: Record<string, string>,
+  o: { runner?: Runner; post?: boolean } = {},
+): Promise<Run> {
   const log = join(scratch, `istioctl-${++runCount}.log`)
   const w0 = sim.store.writes.length
   const r0 = sim.kube.requests.length
@@ -68,13 +73,33 @@ async function run(sim: Sim, inputs: Record<string, string>, o: { runner?: Runne
     ...(o.post === false ? { post: false } : {}),
     timeoutMs: 30_000,
   })
-  const istioctl = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as string[]) : []
-  const errors = r.main.stdout.split('\n').filter((l) => l.startsWith('::error'))
-    .map((l) => l.slice(l.indexOf('::', 2) + 2).replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%')).join('\n')
+  const istioctl = existsSync(log)
+    ? readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as string[])
+    : []
+  const errors = r.main.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('::error'))
+    .map((l) =>
+      l
+        .slice(l.indexOf('::', 2) + 2)
+        .replace(/%0A/g, '\n')
+        .replace(/%0D/g, '\r')
+        .replace(/%25/g, '%'),
+    )
+    .join('\n')
   const reportPath = r.main.outputs['report']
-  const report = reportPath && existsSync(reportPath) ? (JSON.parse(readFileSync(reportPath, 'utf8')) as Run['report']) : undefined
+  const report =
+    reportPath && existsSync(reportPath) ? (JSON.parse(readFileSync(reportPath, 'utf8')) as Run['report']) : undefined
   return {
-    main: r.main, post: r.post, runner: r.runner, istioctl, errors, report,
+    main: r.main,
+    post: r.post,
+    runner: r.runner,
+    istioctl,
+    errors,
+    report,
     writes: sim.store.writes.slice(w0),
     mutating: sim.kube.requests.slice(r0).filter((q) => q.method !== 'GET'),
   }
@@ -111,7 +136,13 @@ function assertStoppedBeforeChange(r: Run, sim: Sim, vsBefore: KubeObject, messa
   assert.equal(sim.store.list(LEASES, 'bookinfo').length, 0)
 }
 
-function update(sim: Sim, ref: { group: string; resource: string }, ns: string | undefined, name: string, change: (o: KubeObject) => void): void {
+function update(
+  sim: Sim,
+  ref: { group: string; resource: string },
+  ns: string | undefined,
+  name: string,
+  change: (o: KubeObject) => void,
+): void {
   const o = sim.store.get(ref, ns, name)
   assert.ok(o, `${ns}/${name} exists`)
   change(o)
@@ -120,7 +151,8 @@ function update(sim: Sim, ref: { group: string; resource: string }, ns: string |
 
 function putFindings(sim: Sim, findings: Array<Record<string, string>>): void {
   sim.store.create(CONFIGMAPS, {
-    apiVersion: 'v1', kind: 'ConfigMap',
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
     metadata: { name: 'istioctl-analyze-findings', namespace: 'bookinfo' },
     data: { 'findings.json': JSON.stringify(findings) },
   })
@@ -133,19 +165,29 @@ describe('cluster layouts', () => {
     withSim({ layout: 'aks-addon' }, async (sim) => {
       // A decoy at the open-source default name with another address: discovery must follow the app's Gateway selector.
       sim.store.create(SERVICES, {
-        apiVersion: 'v1', kind: 'Service',
+        apiVersion: 'v1',
+        kind: 'Service',
         metadata: { name: 'istio-ingressgateway', namespace: 'istio-system', labels: { app: 'istio-ingressgateway' } },
-        spec: { type: 'LoadBalancer', selector: { app: 'istio-ingressgateway' }, ports: [{ name: 'http2', port: 80, targetPort: 8080 }] },
+        spec: {
+          type: 'LoadBalancer',
+          selector: { app: 'istio-ingressgateway' },
+          ports: [{ name: 'http2', port: 80, targetPort: 8080 }],
+        },
         status: { loadBalancer: { ingress: [{ ip: '127.0.0.9' }] } },
       })
       const ns = sim.store.get(NAMESPACES, undefined, 'bookinfo')
       assert.equal(ns?.metadata.labels?.['istio.io/rev'], 'asm-1-24')
       const r = await run(sim, baseInputs(sim))
       assertPromoted(r, sim)
-      assert.match(r.main.stdout, /Control plane: aks-istio-system\/istiod-asm-1-24, revision asm-1-24, Istio 1\.24\.2 \(AKS Istio add-on\)/)
+      assert.match(
+        r.main.stdout,
+        /Control plane: aks-istio-system\/istiod-asm-1-24, revision asm-1-24, Istio 1\.24\.2 \(AKS Istio add-on\)/,
+      )
       assert.equal(r.main.outputs['istio-version'], '1.24.2')
       const gw = sim.store.get(SERVICES, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')
-      const port = (gw?.['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port
+      const port = (gw?.['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find(
+        (p) => p.name === 'http2',
+      )?.port
       assert.equal(port, sim.mesh.port)
       assert.equal(r.main.outputs['gateway-url'], `http://127.0.0.1:${sim.mesh.port}`)
       assert.equal(r.report?.gatewayUrl, sim.mesh.url)
@@ -173,8 +215,12 @@ describe('cluster layouts', () => {
       })
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\.io\/rev=asm-1-24/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\.io\/rev=asm-1-24/,
+      )
     }))
 
   it('a cluster serving only networking.istio.io/v1beta1: promotes, reading and writing v1beta1 paths', () =>
@@ -184,12 +230,18 @@ describe('cluster layouts', () => {
       const ours = sim.kube.requests.filter((q) => !(q.userAgent ?? '').startsWith('istioctl'))
       const versioned = ours.filter((q) => /^\/apis\/networking\.istio\.io\/v/.test(q.path))
       assert.ok(versioned.length > 0)
-      assert.deepEqual(versioned.filter((q) => !q.path.startsWith('/apis/networking.istio.io/v1beta1/')), [])
+      assert.deepEqual(
+        versioned.filter((q) => !q.path.startsWith('/apis/networking.istio.io/v1beta1/')),
+        [],
+      )
       const puts = r.mutating.filter((q) => q.path.includes('/virtualservices/'))
       assert.equal(puts.length, 3, JSON.stringify(puts)) // 50 %, 100 %, promoted state
       for (const q of puts) {
         assert.equal(q.method, 'PUT')
-        assert.equal(q.path.split('?')[0], '/apis/networking.istio.io/v1beta1/namespaces/bookinfo/virtualservices/reviews')
+        assert.equal(
+          q.path.split('?')[0],
+          '/apis/networking.istio.io/v1beta1/namespaces/bookinfo/virtualservices/reviews',
+        )
         assert.equal(q.status, 200)
       }
     }))
@@ -200,24 +252,40 @@ describe('Entra ID integrated clusters', () => {
     withSim({ clusterKind: 'entra' }, async (sim) => {
       const r = await run(sim, baseInputs(sim), { post: false })
       assertPromoted(r, sim)
-      assert.match(r.main.stdout, /uses Entra ID: using an access token for the AKS server application \(6dae42f8-4368-4678-94ff-3960e28e3630\) instead of kubelogin/)
+      assert.match(
+        r.main.stdout,
+        /uses Entra ID: using an access token for the AKS server application \(6dae42f8-4368-4678-94ff-3960e28e3630\) instead of kubelogin/,
+      )
       assert.match(r.main.stdout, /Connected: AKS rg-bookinfo\/aks-bookinfo \(user credential, Entra ID bearer token\)/)
       const aks = sim.entra.issued.filter((t) => t.audience === AKS_SERVER_APP_ID)
       assert.ok(aks.length >= 1)
-      assert.ok(aks.every((t) => t.grant === 'client_assertion'), 'federated (OIDC) credential, no secret')
+      assert.ok(
+        aks.every((t) => t.grant === 'client_assertion'),
+        'federated (OIDC) credential, no secret',
+      )
       // The kubeconfig the run wrote (and istioctl read) holds an Entra token for the AKS server app, no exec plugin.
-      const dirs = readdirSync(r.runner.temp).filter((d) => d.startsWith('istio-canary-') && existsSync(join(r.runner.temp, d, 'kubeconfig')))
+      const dirs = readdirSync(r.runner.temp).filter(
+        (d) => d.startsWith('istio-canary-') && existsSync(join(r.runner.temp, d, 'kubeconfig')),
+      )
       assert.equal(dirs.length, 1)
-      const kc = load(readFileSync(join(r.runner.temp, dirs[0] as string, 'kubeconfig'), 'utf8')) as { users: Array<{ user: Record<string, unknown> }> }
+      const kc = load(readFileSync(join(r.runner.temp, dirs[0] as string, 'kubeconfig'), 'utf8')) as {
+        users: Array<{ user: Record<string, unknown> }>
+      }
       for (const u of kc.users) {
         assert.equal(u.user['exec'], undefined)
-        assert.ok(sim.entra.validate(String(u.user['token']), AKS_SERVER_APP_ID), 'a valid Entra token for the AKS server app')
+        assert.ok(
+          sim.entra.validate(String(u.user['token']), AKS_SERVER_APP_ID),
+          'a valid Entra token for the AKS server app',
+        )
         assert.notEqual(u.user['token'], sim.tokens.user)
       }
       const token = String(kc.users[0]?.user['token'])
       const lines = r.main.stdout.split('\n')
       assert.ok(lines.includes(`::add-mask::${token}`), 'the token is masked')
-      assert.ok(!lines.filter((l) => !l.startsWith('::add-mask::')).some((l) => l.includes(token)), 'the token is never logged')
+      assert.ok(
+        !lines.filter((l) => !l.startsWith('::add-mask::')).some((l) => l.includes(token)),
+        'the token is never logged',
+      )
       assert.equal(r.istioctl.filter((a) => a[0] === 'analyze').length, 1)
       rmSync(join(r.runner.temp, dirs[0] as string), { recursive: true, force: true })
     }))
@@ -229,14 +297,22 @@ describe('Entra ID integrated clusters', () => {
       assert.match(r.main.stdout, /Renewed the AKS bearer token/)
       const aks = sim.entra.issued.filter((t) => t.audience === AKS_SERVER_APP_ID)
       assert.ok(aks.length >= 2, `AKS tokens issued: ${aks.length}`)
-      assert.ok(Math.max(...aks.map((t) => t.expiresOn)) - Math.min(...aks.map((t) => t.expiresOn)) >= 2, 'a later token, after the first expired')
+      assert.ok(
+        Math.max(...aks.map((t) => t.expiresOn)) - Math.min(...aks.map((t) => t.expiresOn)) >= 2,
+        'a later token, after the first expired',
+      )
     }))
 
   it('local accounts disabled + admin: true: a clear error that says to use the user credential, and no cluster write', () =>
     withSim({ clusterKind: 'entra-no-local' }, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, { ...baseInputs(sim), admin: 'true' })
-      assertStoppedBeforeChange(r, sim, before, /local accounts disabled, so its admin credential cannot be fetched \(admin: true\)\. Use the user credential \(admin: false\)/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /local accounts disabled, so its admin credential cannot be fetched \(admin: true\)\. Use the user credential \(admin: false\)/,
+      )
       assert.deepEqual(r.istioctl, [])
     }))
 })
@@ -248,11 +324,19 @@ describe('istioctl download, verification and cache', () => {
       sim.releases.corrupt('1.24.2', true)
       const before = reviews(sim)
       const bad = await run(sim, baseInputs(sim), { runner })
-      assertStoppedBeforeChange(bad, sim, before, /checksum mismatch for https:\/\/127\.0\.0\.1:\d+\/1\.24\.2\/istioctl-1\.24\.2-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/)
+      assertStoppedBeforeChange(
+        bad,
+        sim,
+        before,
+        /checksum mismatch for https:\/\/127\.0\.0\.1:\d+\/1\.24\.2\/istioctl-1\.24\.2-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/,
+      )
       assert.deepEqual(bad.istioctl, [], 'istioctl never ran')
       assert.equal(existsSync(join(runner.toolCache, 'istioctl')), false, 'nothing in the tool cache')
       assert.ok(!bad.main.stdout.includes('/usr/bin/tar'), 'nothing extracted')
-      assert.deepEqual(sim.releases.downloads, ['/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz', '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz.sha256'])
+      assert.deepEqual(sim.releases.downloads, [
+        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz',
+        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz.sha256',
+      ])
 
       // Fixed mirror, explicit version: downloaded, verified, cached, run.
       sim.releases.corrupt('1.24.2', false)
@@ -277,7 +361,12 @@ describe('istioctl download, verification and cache', () => {
     withSim({}, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim, { 'istioctl-version': '1.99.0' }))
-      assertStoppedBeforeChange(r, sim, before, /could not download istioctl 1\.99\.0 from https:\/\/127\.0\.0\.1:\d+\/1\.99\.0\/istioctl-1\.99\.0-linux-amd64\.tar\.gz \(or its \.sha256\): .*404.*Check istioctl-version and istioctl-mirror/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /could not download istioctl 1\.99\.0 from https:\/\/127\.0\.0\.1:\d+\/1\.99\.0\/istioctl-1\.99\.0-linux-amd64\.tar\.gz \(or its \.sha256\): .*404.*Check istioctl-version and istioctl-mirror/,
+      )
       assert.deepEqual(r.istioctl, [])
     }))
 })
@@ -286,14 +375,34 @@ describe('istioctl analyze', () => {
   it('Error-level findings stop the rollout before any change and are listed', () =>
     withSim({}, async (sim) => {
       putFindings(sim, [
-        { code: 'IST0145', level: 'Error', message: 'Conflict with gateways istio-system/other (workload selector istio=ingressgateway, port 8080, hosts *).', origin: 'Gateway bookinfo/bookinfo-gateway' },
-        { code: 'IST0118', level: 'Warning', message: 'Port name http-foo (port: 9080, targetPort: 9080) doesn\'t follow the naming convention of Istio port.', origin: 'Service bookinfo/details' },
+        {
+          code: 'IST0145',
+          level: 'Error',
+          message:
+            'Conflict with gateways istio-system/other (workload selector istio=ingressgateway, port 8080, hosts *).',
+          origin: 'Gateway bookinfo/bookinfo-gateway',
+        },
+        {
+          code: 'IST0118',
+          level: 'Warning',
+          message:
+            "Port name http-foo (port: 9080, targetPort: 9080) doesn't follow the naming convention of Istio port.",
+          origin: 'Service bookinfo/details',
+        },
       ])
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /istioctl analyze found 1 Error-level problem\(s\) in namespace bookinfo; nothing was changed:\n {2}- Error \[IST0145\] \(Gateway bookinfo\/bookinfo-gateway\) Conflict with gateways istio-system\/other/)
-      assert.doesNotMatch(r.errors.split('nothing was changed')[1] ?? '', /IST0118/, 'warnings are not listed among the errors')
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /istioctl analyze found 1 Error-level problem\(s\) in namespace bookinfo; nothing was changed:\n {2}- Error \[IST0145\] \(Gateway bookinfo\/bookinfo-gateway\) Conflict with gateways istio-system\/other/,
+      )
+      assert.doesNotMatch(
+        r.errors.split('nothing was changed')[1] ?? '',
+        /IST0118/,
+        'warnings are not listed among the errors',
+      )
       assert.match(r.main.stdout, /::warning::Warning \[IST0118\] \(Service bookinfo\/details\)/)
       assert.equal(r.istioctl.filter((a) => a[0] === 'analyze').length, 1)
     }))
@@ -306,14 +415,23 @@ describe('istioctl analyze', () => {
       })
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /istioctl analyze found 1 Error-level problem\(s\)[^]*Error \[IST0101\] \(VirtualService bookinfo\/ratings\) Referenced host\+subset in destinationrule not found: "ratings\+v9"/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /istioctl analyze found 1 Error-level problem\(s\)[\s\S]*Error \[IST0101\] \(VirtualService bookinfo\/ratings\) Referenced host\+subset in destinationrule not found: "ratings\+v9"/,
+      )
     }))
 
   it('Warning and Info findings are reported but do not stop the rollout', () =>
     withSim({}, async (sim) => {
       putFindings(sim, [
-        { code: 'IST0118', level: 'Warning', message: 'Port name foo (port: 9080, targetPort: 9080) doesn\'t follow the naming convention of Istio port.', origin: 'Service bookinfo/details' },
+        {
+          code: 'IST0118',
+          level: 'Warning',
+          message: "Port name foo (port: 9080, targetPort: 9080) doesn't follow the naming convention of Istio port.",
+          origin: 'Service bookinfo/details',
+        },
         { code: 'IST0102', level: 'Info', message: 'Informational only.', origin: 'Namespace bookinfo' },
       ])
       const r = await run(sim, baseInputs(sim))
@@ -325,7 +443,9 @@ describe('istioctl analyze', () => {
 
   it("analyze: 'false' skips istioctl entirely (no download), even with Error findings present", () =>
     withSim({}, async (sim) => {
-      putFindings(sim, [{ code: 'IST0145', level: 'Error', message: 'would stop the run', origin: 'Gateway bookinfo/bookinfo-gateway' }])
+      putFindings(sim, [
+        { code: 'IST0145', level: 'Error', message: 'would stop the run', origin: 'Gateway bookinfo/bookinfo-gateway' },
+      ])
       const r = await run(sim, baseInputs(sim, { analyze: 'false' }))
       assertPromoted(r, sim)
       assert.deepEqual(sim.releases.downloads, [])
@@ -354,7 +474,12 @@ describe('no control plane / install-istio', () => {
       assert.ok(istiod, 'istiod installed')
       // the app pods have no istio-proxy: the fix is to enable injection and restart them
       for (const v of ['v1', 'v3']) {
-        assert.match(r.errors, new RegExp(`subset '${v}' has ready pods without the istio-proxy sidecar: enable injection for namespace bookinfo, then kubectl -n bookinfo rollout restart deployment -l app=reviews,version=${v}`))
+        assert.match(
+          r.errors,
+          new RegExp(
+            `subset '${v}' has ready pods without the istio-proxy sidecar: enable injection for namespace bookinfo, then kubectl -n bookinfo rollout restart deployment -l app=reviews,version=${v}`,
+          ),
+        )
       }
       assert.doesNotMatch(r.errors, /no Istio control plane found/)
       assert.deepEqual(vsWrites(r), [])
@@ -366,7 +491,12 @@ describe('no control plane / install-istio', () => {
     withSim({ seed: { controlPlane: false } }, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before, /no Istio control plane found \(looked for Deployments labelled app=istiod in istio-system and aks-istio-system\): install Istio \(istioctl install, or set install-istio: true\) or enable the AKS add-on \(az aks mesh enable/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /no Istio control plane found \(looked for Deployments labelled app=istiod in istio-system and aks-istio-system\): install Istio \(istioctl install, or set install-istio: true\) or enable the AKS add-on \(az aks mesh enable/,
+      )
       assert.deepEqual(r.istioctl, [])
       assert.deepEqual(sim.releases.downloads, [], 'no istioctl download for nothing')
     }))
@@ -377,8 +507,12 @@ describe('readiness checks (each failure names its fix; nothing is written)', ()
     withSim({ seed: { readyVersions: { v3: false } } }, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /subset 'v3' has 1 pod\(s\) but none is ready \(selector app=reviews,version=v3\): kubectl -n bookinfo describe pods -l app=reviews,version=v3/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /subset 'v3' has 1 pod\(s\) but none is ready \(selector app=reviews,version=v3\): kubectl -n bookinfo describe pods -l app=reviews,version=v3/,
+      )
       assert.doesNotMatch(r.errors, /subset 'v1'/)
     }))
 
@@ -386,8 +520,12 @@ describe('readiness checks (each failure names its fix; nothing is written)', ()
     withSim({ seed: { injection: false } }, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /namespace bookinfo is not enabled for sidecar injection: kubectl label namespace bookinfo istio-injection=enabled --overwrite, then restart its deployments \(kubectl -n bookinfo rollout restart deployment\)/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /namespace bookinfo is not enabled for sidecar injection: kubectl label namespace bookinfo istio-injection=enabled --overwrite, then restart its deployments \(kubectl -n bookinfo rollout restart deployment\)/,
+      )
       assert.match(r.errors, /subset 'v3' has ready pods without the istio-proxy sidecar/)
     }))
 
@@ -395,8 +533,12 @@ describe('readiness checks (each failure names its fix; nothing is written)', ()
     withSim({}, async (sim) => {
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim, { 'canary-subset': 'v9' }))
-      assertStoppedBeforeChange(r, sim, before,
-        /DestinationRule bookinfo\/reviews has no subset 'v9' \(it has: v1, v2, v3\): add it with the labels of that version's pods, e\.g\. \{name: v9, labels: \{version: v9\}\}/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /DestinationRule bookinfo\/reviews has no subset 'v9' \(it has: v1, v2, v3\): add it with the labels of that version's pods, e\.g\. \{name: v9, labels: \{version: v9\}\}/,
+      )
     }))
 
   it('ingress gateway without an address; gateway-url bypasses the check', () =>
@@ -410,11 +552,17 @@ describe('readiness checks (each failure names its fix; nothing is written)', ()
         o['status'] = { loadBalancer: {} }
       })
       await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.deepEqual(sim.store.get(SERVICES, 'istio-system', 'istio-ingressgateway')?.['status'], { loadBalancer: {} })
+      assert.deepEqual(sim.store.get(SERVICES, 'istio-system', 'istio-ingressgateway')?.['status'], {
+        loadBalancer: {},
+      })
       const before = reviews(sim)
       const r = await run(sim, baseInputs(sim))
-      assertStoppedBeforeChange(r, sim, before,
-        /the ingress gateway Service istio-system\/istio-ingressgateway has no external address yet \(status\.loadBalancer\.ingress is empty\): wait for the load balancer \(kubectl -n istio-system get service istio-ingressgateway -w\) or set gateway-url/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        before,
+        /the ingress gateway Service istio-system\/istio-ingressgateway has no external address yet \(status\.loadBalancer\.ingress is empty\): wait for the load balancer \(kubectl -n istio-system get service istio-ingressgateway -w\) or set gateway-url/,
+      )
 
       const ok = await run(sim, baseInputs(sim, { 'gateway-url': sim.mesh.url }))
       assertPromoted(ok, sim)
@@ -432,9 +580,14 @@ describe('gateway and smoke-test inputs', () => {
 
       // Another load balancer in front of the same gateway pods, with a DNS name instead of an IP.
       sim.store.create(SERVICES, {
-        apiVersion: 'v1', kind: 'Service',
+        apiVersion: 'v1',
+        kind: 'Service',
         metadata: { name: 'canary-ingress', namespace: 'istio-system', labels: { app: 'canary-ingress' } },
-        spec: { type: 'LoadBalancer', selector: { app: 'istio-ingressgateway', istio: 'ingressgateway' }, ports: [{ name: 'http2', port: sim.mesh.port, targetPort: 8080, protocol: 'TCP' }] },
+        spec: {
+          type: 'LoadBalancer',
+          selector: { app: 'istio-ingressgateway', istio: 'ingressgateway' },
+          ports: [{ name: 'http2', port: sim.mesh.port, targetPort: 8080, protocol: 'TCP' }],
+        },
         status: { loadBalancer: { ingress: [{ hostname: 'localhost' }] } },
       })
       const r = await run(sim, baseInputs(sim, { 'gateway-service': 'istio-system/canary-ingress' }))
@@ -457,7 +610,10 @@ describe('gateway and smoke-test inputs', () => {
       update(sim, VS, 'bookinfo', 'bookinfo', (o) => {
         const http = specOf(o).http
         const first = http[0] as HttpRoute
-        first.match = (first.match ?? []).map((m) => ({ ...(m as object), headers: { 'x-smoke-token': { exact: 's3cr3t' } } }))
+        first.match = (first.match ?? []).map((m) => ({
+          ...(m as object),
+          headers: { 'x-smoke-token': { exact: 's3cr3t' } },
+        }))
       })
       const original = specOf(reviews(sim))
       const vsWritesBefore = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
@@ -465,7 +621,10 @@ describe('gateway and smoke-test inputs', () => {
       const without = await run(sim, baseInputs(sim))
       assert.notEqual(without.main.code, 0)
       assert.equal(without.main.outputs['result'], 'unchanged')
-      assert.match(without.errors, /the smoke test already fails before any change, with the route at v1 100 %: .*Nothing was changed/)
+      assert.match(
+        without.errors,
+        /the smoke test already fails before any change, with the route at v1 100 %: .*Nothing was changed/,
+      )
       assert.deepEqual(specOf(reviews(sim)), original)
       assert.equal(sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length, vsWritesBefore)
 
@@ -499,9 +658,14 @@ describe('gateway and smoke-test inputs', () => {
       assert.match(strict.errors, /success rate \d+\.\d % \(\d+\/40\) below threshold 95\.0 %/)
       assert.deepEqual(specOf(reviews(sim)), original)
 
-      const lenient = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }))
+      const lenient = await run(
+        sim,
+        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }),
+      )
       assertPromoted(lenient, sim)
-      const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as { steps: Array<{ smoke: { requests: number; successes: number } }> }
+      const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as {
+        steps: Array<{ smoke: { requests: number; successes: number } }>
+      }
       const smoke = report.steps[0]?.smoke
       assert.ok(smoke && smoke.successes < smoke.requests, 'some requests failed and the step still passed')
     }))
@@ -539,7 +703,12 @@ describe('status and route selection', () => {
         ;(http[1] as HttpRoute).name = 'primary'
       })
       const r = await run(sim, baseInputs(sim, { route: 'primary' }))
-      assertStoppedBeforeChange(r, sim, reviews(sim), /Input 'route': route 'primary' of VirtualService bookinfo\/reviews receives no traffic: http route 'catch-all' before it has no match/)
+      assertStoppedBeforeChange(
+        r,
+        sim,
+        reviews(sim),
+        /Input 'route': route 'primary' of VirtualService bookinfo\/reviews receives no traffic: http route 'catch-all' before it has no match/,
+      )
     }))
 
   it('route by name and by index on a VirtualService with named routes; only that route changes', () =>
@@ -554,9 +723,19 @@ describe('status and route selection', () => {
       const [jason, primary] = original.http as [HttpRoute, HttpRoute]
 
       const bad = await run(sim, baseInputs(sim, { route: 'nope' }))
-      assertStoppedBeforeChange(bad, sim, reviews(sim), /Input 'route': VirtualService 'reviews' has no http route named 'nope' \(named routes: jason, primary\)/)
+      assertStoppedBeforeChange(
+        bad,
+        sim,
+        reviews(sim),
+        /Input 'route': VirtualService 'reviews' has no http route named 'nope' \(named routes: jason, primary\)/,
+      )
       const outOfRange = await run(sim, baseInputs(sim, { route: '5' }))
-      assertStoppedBeforeChange(outOfRange, sim, reviews(sim), /Input 'route': VirtualService 'reviews' has 2 http route\(s\) besides istio-canary's previews; index 5 is out of range/)
+      assertStoppedBeforeChange(
+        outOfRange,
+        sim,
+        reviews(sim),
+        /Input 'route': VirtualService 'reviews' has 2 http route\(s\) besides istio-canary's previews; index 5 is out of range/,
+      )
 
       // by name: the header-matched route (v2 -> v3), smoke-tested as jason
       const byName = await run(sim, baseInputs(sim, { route: 'jason', 'smoke-headers': 'Cookie: session=jason' }))
@@ -569,6 +748,9 @@ describe('status and route selection', () => {
       const byIndex = await run(sim, baseInputs(sim, { route: '1', 'canary-subset': 'v2' }))
       assertPromoted(byIndex, sim, 'v2')
       assert.equal(byIndex.main.outputs['stable-subset'], 'v1')
-      assert.deepEqual(specOf(reviews(sim)).http, [{ ...jason, route: only('v3') }, { ...primary, route: only('v2') }])
+      assert.deepEqual(specOf(reviews(sim)).http, [
+        { ...jason, route: only('v3') },
+        { ...primary, route: only('v2') },
+      ])
     }))
 })

@@ -20,7 +20,10 @@ const state = (o: KubeObject): Record<string, unknown> | undefined => {
 }
 const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
 const split = (o: KubeObject): string =>
-  spec(o).http.at(-1)!.route.map((d) => `${d.destination.subset}:${d.weight ?? 100}`).join(',')
+  spec(o)
+    .http.at(-1)!
+    .route.map((d) => `${d.destination.subset}:${d.weight ?? 100}`)
+    .join(',')
 
 describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', () => {
   let sim: Sim
@@ -42,14 +45,25 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     const after = reviews(sim)
     // route left clean: a single destination, the canary
     assert.deepEqual(spec(after).http.at(-1), { route: [{ destination: { host: 'reviews', subset: 'v3' } }] })
-    assert.deepEqual({ ...(after['spec'] as object), http: undefined }, { ...(before['spec'] as object), http: undefined })
+    assert.deepEqual(
+      { ...(after['spec'] as object), http: undefined },
+      { ...(before['spec'] as object), http: undefined },
+    )
     assert.equal(state(after)?.['phase'], 'promoted')
     // report: every step with weights, counts, per-version latency and verdict
     const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
-      result: string; steps: Array<{ weight: number; verdict: string; smoke: { requests: number; successes: number; byVersion: Record<string, { requests: number; p95Ms: number }> } }>
+      result: string
+      steps: Array<{
+        weight: number
+        verdict: string
+        smoke: { requests: number; successes: number; byVersion: Record<string, { requests: number; p95Ms: number }> }
+      }>
     }
     assert.equal(report.result, 'promoted')
-    assert.deepEqual(report.steps.map((s) => s.weight), [10, 25, 50, 100])
+    assert.deepEqual(
+      report.steps.map((s) => s.weight),
+      [10, 25, 50, 100],
+    )
     assert.ok(report.steps.every((s) => s.verdict === 'pass' && s.smoke.requests === 40 && s.smoke.successes === 40))
     assert.equal(report.steps[3]?.smoke.byVersion['v3']?.requests, 40)
     assert.equal(report.steps[3]?.smoke.byVersion['v1'], undefined)
@@ -77,7 +91,10 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(split(reviews(sim)), 'v3:50,v2:50')
     assert.equal(state(reviews(sim))?.['phase'], 'paused')
 
-    const status = await runAction({ inputs: { ...baseInputs(sim), action: 'status', 'canary-subset': '' }, env: env(sim) })
+    const status = await runAction({
+      inputs: { ...baseInputs(sim), action: 'status', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(status.main.outputs['result'], 'unchanged')
     assert.equal(status.main.outputs['canary-weight'], '50')
     assert.equal(status.main.outputs['canary-subset'], 'v2')
@@ -85,19 +102,28 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(status.main.outputs['istio-version'], '1.24.2')
     assert.equal(status.main.outputs['gateway-url'], sim.mesh.url)
 
-    const p2 = await runAction({ inputs: { ...baseInputs(sim), action: 'promote', 'canary-subset': '' }, env: env(sim) })
+    const p2 = await runAction({
+      inputs: { ...baseInputs(sim), action: 'promote', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(p2.main.code, 0, p2.main.stdout)
     assert.equal(p2.main.outputs['result'], 'promoted')
     assert.equal(split(reviews(sim)), 'v2:100')
 
-    const p3 = await runAction({ inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' }, env: env(sim) })
+    const p3 = await runAction({
+      inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(p3.main.code, 0, p3.main.stdout)
     assert.equal(p3.main.outputs['result'], 'rolled-back')
     assert.deepEqual(spec(reviews(sim)).http, spec(start).http)
     assert.equal(state(reviews(sim))?.['phase'], 'rolled-back')
     // rolling back again changes nothing
     const writes = vsWrites(sim)
-    const p4 = await runAction({ inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' }, env: env(sim) })
+    const p4 = await runAction({
+      inputs: { ...baseInputs(sim), action: 'rollback', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(p4.main.outputs['result'], 'rolled-back')
     assert.equal(vsWrites(sim), writes)
   })
@@ -110,8 +136,14 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.match(main.stdout, /::error::smoke test failed at 10 %/)
       assert.deepEqual(reviews(sim)['spec'], before['spec'])
-      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string }>; error: string }
-      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[10, 'fail']])
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+        steps: Array<{ weight: number; verdict: string }>
+        error: string
+      }
+      assert.deepEqual(
+        report.steps.map((s) => [s.weight, s.verdict]),
+        [[10, 'fail']],
+      )
       assert.match(report.error, /smoke test failed/)
       assert.match(main.summary, /rolled back/i)
     })
@@ -134,7 +166,10 @@ describe('nothing to do', () => {
     assert.equal(main.outputs['canary-weight'], '100')
     assert.match(main.stdout, /already sends 100 % to 'v1'; nothing to do/)
     assert.equal(vsWrites(sim), writes)
-    assert.ok(sim.kube.requests.slice(requests).every((r) => !r.path.includes('/pods')), 'no readiness check')
+    assert.ok(
+      sim.kube.requests.slice(requests).every((r) => !r.path.includes('/pods')),
+      'no readiness check',
+    )
     assert.equal(sim.releases.downloads.length, 0, 'no istioctl needed')
   })
 })
@@ -152,7 +187,11 @@ describe('a write whose answer is lost', () => {
     assert.equal(main.code, 0, main.stdout)
     assert.equal(main.outputs['result'], 'promoted')
     const puts = sim.kube.requests.filter((r) => r.method === 'PUT' && r.path.includes('/virtualservices/reviews'))
-    assert.deepEqual(puts.slice(0, 2).map((r) => r.status), [0, 409], 'the lost answer, then the retry conflicting with our own write')
+    assert.deepEqual(
+      puts.slice(0, 2).map((r) => r.status),
+      [0, 409],
+      'the lost answer, then the retry conflicting with our own write',
+    )
     assert.equal(split(reviews(sim)), 'v3:100')
   })
 })
@@ -177,17 +216,25 @@ describe('preview (pull requests)', () => {
       route: [{ destination: { host: 'reviews', subset: 'v3' } }],
     })
     assert.deepEqual(http.slice(1), (before['spec'] as { http: unknown[] }).http)
-    const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ smoke: { byVersion: Record<string, { requests: number }> } }> }
+    const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+      steps: Array<{ smoke: { byVersion: Record<string, { requests: number }> } }>
+    }
     assert.equal(report.steps[0]?.smoke.byVersion['v3']?.requests, 40)
     // requests without the header still reach v1 only
     const page = await (await fetch(`${main.outputs['gateway-url']}/productpage`)).text()
     assert.match(page, /reviews-v1-/)
 
-    const cleanup = await runAction({ inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' }, env: env(sim) })
+    const cleanup = await runAction({
+      inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(cleanup.main.code, 0, cleanup.main.stdout)
     assert.equal(cleanup.main.outputs['result'], 'cleaned-up')
     assert.deepEqual(reviews(sim)['spec'], before['spec'])
-    const again = await runAction({ inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' }, env: env(sim) })
+    const again = await runAction({
+      inputs: { ...inputs, action: 'preview-cleanup', 'canary-subset': '' },
+      env: env(sim),
+    })
     assert.equal(again.main.outputs['result'], 'unchanged')
   })
 
@@ -217,7 +264,10 @@ describe('preview (pull requests)', () => {
   it('removes its preview route when the preview fails', async () => {
     const before = reviews(sim)
     await withFault(sim, 'v3', { errorRate: 1 }, async () => {
-      const { main } = await runAction({ inputs: { ...baseInputs(sim), action: 'preview', 'preview-value': 'pr-9' }, env: env(sim) })
+      const { main } = await runAction({
+        inputs: { ...baseInputs(sim), action: 'preview', 'preview-value': 'pr-9' },
+        env: env(sim),
+      })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.deepEqual(reviews(sim)['spec'], before['spec'])
@@ -239,7 +289,11 @@ describe('bad inputs fail before any cluster change', () => {
     ['steps 101', { steps: '101' }, /Input 'steps': weight 101 is outside 1\.\.100/],
     ['pause 5x', { pause: '5x' }, /Input 'pause': '5x' is not a duration/],
     ['missing canary-subset', { 'canary-subset': '' }, /Input 'canary-subset': required for action 'rollout'/],
-    ['preview-header x.canary (Istio denies it)', { action: 'preview', 'preview-value': 'pr-1', 'preview-header': 'x.canary' }, /Input 'preview-header': 'x\.canary' is not a header name Istio accepts/],
+    [
+      'preview-header x.canary (Istio denies it)',
+      { action: 'preview', 'preview-value': 'pr-1', 'preview-header': 'x.canary' },
+      /Input 'preview-header': 'x\.canary' is not a header name Istio accepts/,
+    ],
   ]
   for (const [name, extra, message] of cases) {
     it(`${name}: clear error, no request to any endpoint`, async () => {
@@ -270,7 +324,10 @@ describe('cluster access without Azure', () => {
 
   it('uses the kubeconfig input (written 0600, removed by post) without calling Azure', async () => {
     const arm = sim.arm.calls.length
-    const { main, post } = await runAction({ inputs: { ...noAks(sim), action: 'status', kubeconfig: sim.kubeconfig() }, env: env(sim) })
+    const { main, post } = await runAction({
+      inputs: { ...noAks(sim), action: 'status', kubeconfig: sim.kubeconfig() },
+      env: env(sim),
+    })
     assert.equal(main.code, 0, main.stdout)
     assert.equal(main.outputs['result'], 'unchanged')
     assert.equal(sim.arm.calls.length, arm)
@@ -297,16 +354,25 @@ describe('cluster access without Azure', () => {
     it(`logs in to ${cloud}: its OIDC audience and ARM token scope`, async () => {
       const oidc = sim.oidc.issued.length
       const tokens = sim.entra.issued.length
-      const { main } = await runAction({ inputs: { ...baseInputs(sim), 'azure-cloud': cloud, action: 'status' }, env: env(sim) })
+      const { main } = await runAction({
+        inputs: { ...baseInputs(sim), 'azure-cloud': cloud, action: 'status' },
+        env: env(sim),
+      })
       assert.equal(main.code, 0, main.stdout)
       assert.deepEqual([...new Set(sim.oidc.issued.slice(oidc).map((i) => i.audience))], [audience])
-      assert.deepEqual(sim.entra.issued.slice(tokens).map((t) => t.audience), [arm])
+      assert.deepEqual(
+        sim.entra.issued.slice(tokens).map((t) => t.audience),
+        [arm],
+      )
     })
   }
 
   it('logs in with a client secret', async () => {
     const oidc = sim.oidc.issued.length
-    const { main } = await runAction({ inputs: { ...baseInputs(sim), ...sim.aksInputs({ secret: true }), action: 'status' }, env: { PATH: env(sim)['PATH'] as string, NODE_EXTRA_CA_CERTS: sim.pki.caFile } })
+    const { main } = await runAction({
+      inputs: { ...baseInputs(sim), ...sim.aksInputs({ secret: true }), action: 'status' },
+      env: { PATH: env(sim)['PATH'] as string, NODE_EXTRA_CA_CERTS: sim.pki.caFile },
+    })
     assert.equal(main.code, 0, main.stdout)
     assert.equal(sim.oidc.issued.length, oidc, 'no GitHub OIDC token asked for')
   })

@@ -18,7 +18,9 @@ describe('other writers', () => {
       const r0 = sim.kube.requests.length
       const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
       assert.equal(main.code, 0, main.stdout)
-      const writes = sim.kube.requests.slice(r0).filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method) && /virtualservices|leases/.test(q.path))
+      const writes = sim.kube.requests
+        .slice(r0)
+        .filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method) && /virtualservices|leases/.test(q.path))
       assert.ok(writes.some((q) => q.method === 'PUT' && q.path.includes('/virtualservices/reviews')))
       assert.ok(writes.some((q) => q.method === 'POST' && q.path.includes('/leases')))
       for (const q of writes) assert.match(q.path, /[?&]fieldManager=istio-canary(&|$)/, q.path)
@@ -40,12 +42,18 @@ describe('other writers', () => {
       assert.equal(main.code, 0, main.stdout)
       assert.equal(main.outputs['result'], 'promoted', main.stdout)
       const vs = reviews(sim)
-      assert.deepEqual((vs['spec'] as { http: Array<{ route: unknown }> }).http.at(-1)?.route, [{ destination: { host: 'reviews', subset: 'v3' } }])
+      assert.deepEqual((vs['spec'] as { http: Array<{ route: unknown }> }).http.at(-1)?.route, [
+        { destination: { host: 'reviews', subset: 'v3' } },
+      ])
       // istiod did write status meanwhile, and the action's conditional writes met its resourceVersions
-      const managers = (vs.metadata['managedFields'] as ManagedFieldsEntry[]).map((e) => `${e.manager}${e.subresource ? `/${e.subresource}` : ''}`)
+      const managers = (vs.metadata['managedFields'] as ManagedFieldsEntry[]).map(
+        (e) => `${e.manager}${e.subresource ? `/${e.subresource}` : ''}`,
+      )
       assert.ok(managers.includes('pilot-discovery/status'), managers.join(','))
       assert.ok(managers.includes('istio-canary'), managers.join(','))
-      const conflicts = sim.kube.requests.slice(r0).filter((q) => q.method === 'PUT' && q.path.includes('/virtualservices/reviews') && q.status === 409)
+      const conflicts = sim.kube.requests
+        .slice(r0)
+        .filter((q) => q.method === 'PUT' && q.path.includes('/virtualservices/reviews') && q.status === 409)
       assert.ok(conflicts.length >= 1, 'a status write came between a read and a write of the action')
       assert.doesNotMatch(main.stdout, /changed by someone else/)
     }))

@@ -13,14 +13,21 @@ import { ROLES } from '../sim/kube/rbac.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withSim } from './common.js'
 
-interface Rule { apiGroups: string[]; resources: string[]; verbs: string[] }
+interface Rule {
+  apiGroups: string[]
+  resources: string[]
+  verbs: string[]
+}
 const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
-const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> => bookinfoInputs(sim, { steps: '50,100', ...extra })
+const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
+  bookinfoInputs(sim, { steps: '50,100', ...extra })
 
 /** Removes `verb` on `resource` from the Role `name` in `namespace` (as an admin tightening the manifest would). */
 function revoke(sim: Sim, namespace: string, name: string, resource: string, verb: string): void {
   const role = sim.store.get(ROLES, namespace, name) as KubeObject
-  role['rules'] = (role['rules'] as Rule[]).map((r) => (r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r))
+  role['rules'] = (role['rules'] as Rule[]).map((r) =>
+    r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r,
+  )
   sim.store.update(ROLES, role)
 }
 
@@ -48,7 +55,11 @@ describe('RBAC: the shipped manifests', () => {
       const { main } = await runAction({ inputs: inputs(sim, { analyze: 'false' }), env: runnerEnv(sim) })
       assert.equal(main.code, 0, main.stdout)
       assert.equal(main.outputs['result'], 'promoted')
-      assert.ok(sim.kube.requests.some((r) => r.status === 403 && r.path.startsWith('/apis/apps/v1/namespaces/istio-system/deployments')))
+      assert.ok(
+        sim.kube.requests.some(
+          (r) => r.status === 403 && r.path.startsWith('/apis/apps/v1/namespaces/istio-system/deployments'),
+        ),
+      )
     }))
 
   it('a missing permission (update on virtualservices) names verb, resource and namespace and points at deploy/rbac; no VirtualService write', () =>
@@ -58,10 +69,16 @@ describe('RBAC: the shipped manifests', () => {
       const writes = vsWrites(sim)
       const { main } = await runAction({ inputs: inputs(sim), env: runnerEnv(sim) })
       assert.notEqual(main.code, 0)
-      const error = main.stdout.split('\n').filter((l) => l.startsWith('::error')).join('\n')
+      const error = main.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('::error'))
+        .join('\n')
       assert.match(error, /lacks the permission to update virtualservices\.networking\.istio\.io in namespace bookinfo/)
       assert.match(error, /deploy\/rbac/)
-      assert.match(error, /virtualservices\.networking\.istio\.io "reviews" is forbidden: User "clusterUser" cannot update resource "virtualservices" in API group "networking\.istio\.io" in the namespace "bookinfo"/)
+      assert.match(
+        error,
+        /virtualservices\.networking\.istio\.io "reviews" is forbidden: User "clusterUser" cannot update resource "virtualservices" in API group "networking\.istio\.io" in the namespace "bookinfo"/,
+      )
       assert.equal(vsWrites(sim), writes)
       assert.deepEqual(sim.store.get(VS, 'bookinfo', 'reviews'), before)
       assert.equal(main.outputs['result'], 'unchanged')
@@ -72,7 +89,11 @@ describe('RBAC: the shipped manifests', () => {
       const { main } = await runAction({ inputs: inputs(sim, { analyze: 'false' }), env: runnerEnv(sim) })
       assert.equal(main.code, 0, main.stdout)
       assert.equal(main.outputs['result'], 'promoted')
-      assert.ok(sim.kube.requests.some((r) => r.status === 403 && r.path.startsWith('/apis/apps/v1/namespaces/aks-istio-system/deployments')))
+      assert.ok(
+        sim.kube.requests.some(
+          (r) => r.status === 403 && r.path.startsWith('/apis/apps/v1/namespaces/aks-istio-system/deployments'),
+        ),
+      )
     }))
 
   it('a missing read (get on leases) stops the run before the lock or any write, naming it', () =>
@@ -85,26 +106,36 @@ describe('RBAC: the shipped manifests', () => {
       assert.equal(sim.store.writes.length, w0, 'no write at all')
     }))
 
-  it("the README's \"Permissions in the cluster\" lists exactly what the manifests grant", () => {
+  it('the README\'s "Permissions in the cluster" lists exactly what the manifests grant', () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
     const section = readme.slice(readme.indexOf('## Permissions in the cluster'), readme.indexOf('## Development'))
-    const listed = section.split('\n').filter((l) => l.startsWith('- ')).sort()
+    const listed = section
+      .split('\n')
+      .filter((l) => l.startsWith('- '))
+      .sort()
     const expected: string[] = []
     for (const file of ['istio-canary', 'analyze', 'install-istio']) {
       assert.ok(section.includes(`\`deploy/rbac/${file}.yaml\``), file)
-      const docs = loadAll(readFileSync(join(REPO_ROOT, 'deploy', 'rbac', `${file}.yaml`), 'utf8')).filter(Boolean) as KubeObject[]
+      const docs = loadAll(readFileSync(join(REPO_ROOT, 'deploy', 'rbac', `${file}.yaml`), 'utf8')).filter(
+        Boolean,
+      ) as KubeObject[]
       const scope = new Map<string, string>()
       for (const d of docs) {
         const ref = d['roleRef'] as { kind: string; name: string } | undefined
         if (!ref) continue
         if (ref.name === 'cluster-admin') expected.push('- cluster-wide: cluster-admin')
-        else scope.set(`${ref.kind}/${ref.name}`, d.kind === 'RoleBinding' ? `namespace ${d.metadata.namespace}` : 'cluster-wide')
+        else
+          scope.set(
+            `${ref.kind}/${ref.name}`,
+            d.kind === 'RoleBinding' ? `namespace ${d.metadata.namespace}` : 'cluster-wide',
+          )
       }
       for (const d of docs) {
         if (d.kind !== 'Role' && d.kind !== 'ClusterRole') continue
         const where = scope.get(`${d.kind}/${d.metadata.name}`)
         assert.ok(where, `${d.kind} ${d.metadata.name} is bound`)
-        for (const r of d['rules'] as Rule[]) expected.push(`- ${where}: ${r.verbs.join(', ')} on ${r.resources.join(', ')} (${r.apiGroups[0] || 'core'})`)
+        for (const r of d['rules'] as Rule[])
+          expected.push(`- ${where}: ${r.verbs.join(', ')} on ${r.resources.join(', ')} (${r.apiGroups[0] || 'core'})`)
       }
     }
     assert.deepEqual(listed, expected.sort())

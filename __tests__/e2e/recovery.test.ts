@@ -11,7 +11,8 @@ import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withFault } from './commo
 
 const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): unknown => o['spec']
-const phase = (o: KubeObject): unknown => (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
+const phase = (o: KubeObject): unknown =>
+  (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
 
 /** The lock a killed run left behind, expired as time would expire it. */
 function expireLock(sim: Sim): void {
@@ -41,14 +42,21 @@ describe('recovery', () => {
     const original = spec(reviews(sim))
     await withFault(sim, 'v3', { errorRate: 1 }, async () => {
       // once the canary takes 50 %, every write fails for a while: the main step's revert gives up
-      onFirstVsWrite(sim, () => sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 }))
+      onFirstVsWrite(sim, () =>
+        sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 }),
+      )
       const { main, post } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'paused', 'traffic is still mid-rollout')
       assert.equal(main.outputs['canary-weight'], '50')
       assert.match(main.stdout, /REVERT FAILED: .*Restore the route by hand/)
-      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string }> }
-      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[50, 'fail']])
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+        steps: Array<{ weight: number; verdict: string }>
+      }
+      assert.deepEqual(
+        report.steps.map((s) => [s.weight, s.verdict]),
+        [[50, 'fail']],
+      )
       assert.equal(main.state['unsettled'], 'true')
       assert.equal(post?.code, 0, post?.stdout)
       assert.equal(post?.outputs['result'], 'rolled-back')
@@ -56,7 +64,11 @@ describe('recovery', () => {
       assert.equal(phase(reviews(sim)), 'rolled-back')
       // the main step kept the lock for the post step, which released it after the revert
       const writes = sim.store.writes.map((w) => `${w.verb} ${w.ref.resource}`)
-      assert.deepEqual(writes.slice(writes.lastIndexOf('create leases') + 1), ['update virtualservices', 'update virtualservices', 'delete leases'])
+      assert.deepEqual(writes.slice(writes.lastIndexOf('create leases') + 1), [
+        'update virtualservices',
+        'update virtualservices',
+        'delete leases',
+      ])
     })
   })
 
@@ -90,7 +102,12 @@ describe('recovery', () => {
   for (const healthy of [false, true]) {
     it(`a run that died shifting to its last step: the next run verifies that weight (${healthy ? 'passes: paused' : 'fails: reverted'})`, async () => {
       const original = spec(reviews(sim))
-      const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '10:0,50:30s' }), env: runnerEnv(sim), interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' }, post: false })
+      const killed = await runAction({
+        inputs: bookinfoInputs(sim, { steps: '10:0,50:30s' }),
+        env: runnerEnv(sim),
+        interrupt: { when: /Shifted to v1 50 %[\s\S]*Pausing/, signal: 'SIGKILL' },
+        post: false,
+      })
       assert.equal(killed.main.signal, 'SIGKILL')
       assert.equal(phase(reviews(sim)), 'shifting')
       expireLock(sim)
@@ -102,7 +119,10 @@ describe('recovery', () => {
           assert.equal(main.code, 0, main.stdout)
           assert.equal(main.outputs['result'], 'paused')
           assert.equal(phase(reviews(sim)), 'paused')
-          await runAction({ inputs: bookinfoInputs(sim, { action: 'rollback', 'canary-subset': '' }), env: runnerEnv(sim) })
+          await runAction({
+            inputs: bookinfoInputs(sim, { action: 'rollback', 'canary-subset': '' }),
+            env: runnerEnv(sim),
+          })
         } else {
           assert.equal(main.code, 1)
           assert.equal(main.outputs['result'], 'rolled-back')
@@ -115,7 +135,12 @@ describe('recovery', () => {
 
   it('a run that died while shifting: the next run verifies that weight first and, when it fails, restores what the dead run would have', async () => {
     const original = spec(reviews(sim))
-    const killed = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', pause: '30s' }), env: runnerEnv(sim), interrupt: { when: 'Pausing', signal: 'SIGKILL' }, post: false })
+    const killed = await runAction({
+      inputs: bookinfoInputs(sim, { steps: '50,100', pause: '30s' }),
+      env: runnerEnv(sim),
+      interrupt: { when: 'Pausing', signal: 'SIGKILL' },
+      post: false,
+    })
     assert.equal(killed.main.signal, 'SIGKILL')
     assert.equal(phase(reviews(sim)), 'shifting')
     expireLock(sim)
@@ -141,13 +166,29 @@ describe("BookInfo's own error handling: a failed reviews call is retried, then 
     await withFault(sim, 'v3', { errorRate: 1 }, async () => {
       const page = await fetch(`${sim.mesh.url}/productpage`)
       assert.equal(page.status, 200)
-      const { main } = await runAction({ inputs: bookinfoInputs(sim, { 'smoke-requests': '200', 'smoke-concurrency': '10' }), env: runnerEnv(sim) })
+      const { main } = await runAction({
+        inputs: bookinfoInputs(sim, { 'smoke-requests': '200', 'smoke-concurrency': '10' }),
+        env: runnerEnv(sim),
+      })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
-      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { steps: Array<{ weight: number; verdict: string; reasons: string[]; smoke: { byVersion: Record<string, unknown>; unattributed: number } }> }
-      assert.deepEqual(report.steps.map((s) => [s.weight, s.verdict]), [[10, 'fail']])
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+        steps: Array<{
+          weight: number
+          verdict: string
+          reasons: string[]
+          smoke: { byVersion: Record<string, unknown>; unattributed: number }
+        }>
+      }
+      assert.deepEqual(
+        report.steps.map((s) => [s.weight, s.verdict]),
+        [[10, 'fail']],
+      )
       assert.equal(report.steps[0]?.smoke.byVersion['v3'], undefined, 'the canary never named')
-      assert.match(report.steps[0]?.reasons.join('\n') ?? '', /canary \(v3\) served none of \d+ attributed responses at weight 10 %/)
+      assert.match(
+        report.steps[0]?.reasons.join('\n') ?? '',
+        /canary \(v3\) served none of \d+ attributed responses at weight 10 %/,
+      )
       assert.deepEqual(spec(reviews(sim)), original)
     })
   })
@@ -164,9 +205,15 @@ describe('a paused rollout of an unnamed route, continued after a preview', () =
     const before = reviews(sim)
     const paused = await runAction({ inputs: bookinfoInputs(sim, { route: '1', steps: '25' }), env: runnerEnv(sim) })
     assert.equal(paused.main.outputs['result'], 'paused', paused.main.stdout)
-    const preview = await runAction({ inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-7' }), env: runnerEnv(sim) })
+    const preview = await runAction({
+      inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-7' }),
+      env: runnerEnv(sim),
+    })
     assert.equal(preview.main.outputs['result'], 'previewed', preview.main.stdout)
-    const promote = await runAction({ inputs: bookinfoInputs(sim, { action: 'promote', 'canary-subset': '' }), env: runnerEnv(sim) })
+    const promote = await runAction({
+      inputs: bookinfoInputs(sim, { action: 'promote', 'canary-subset': '' }),
+      env: runnerEnv(sim),
+    })
     assert.equal(promote.main.code, 0, promote.main.stdout)
     assert.equal(promote.main.outputs['result'], 'promoted')
     const http = (spec(reviews(sim)) as { http: Array<{ name?: string; route: unknown }> }).http
@@ -189,7 +236,10 @@ describe('a preview whose write never landed', () => {
     // Every attempt of the main step's write fails (500, not applied): the run cannot tell, so the post step looks.
     sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
     const writes = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
-    const { main, post } = await runAction({ inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-9' }), env: runnerEnv(sim) })
+    const { main, post } = await runAction({
+      inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-9' }),
+      env: runnerEnv(sim),
+    })
     assert.equal(main.code, 1)
     assert.equal(main.outputs['result'], 'unchanged')
     assert.equal(main.state['unsettled'], 'true')

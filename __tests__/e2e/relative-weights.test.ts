@@ -9,19 +9,22 @@ import { VS, bookinfoInputs, runnerEnv } from './common.js'
 
 type Dest = { destination: { host: string; subset: string }; weight?: number }
 const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
-const route = (o: KubeObject): Dest[] => ((o['spec'] as { http: Array<{ route: Dest[] }> }).http.at(-1) as { route: Dest[] }).route
+const route = (o: KubeObject): Dest[] =>
+  ((o['spec'] as { http: Array<{ route: Dest[] }> }).http.at(-1) as { route: Dest[] }).route
 
 describe('relative VirtualService weights (v1 9 / v3 1 is 10 % canary)', () => {
   let sim: Sim
   before(async () => {
     sim = await startSimulation()
     const vs = structuredClone(reviews(sim))
-    ;(vs['spec'] as { http: Array<{ route: Dest[] }> }).http = [{
-      route: [
-        { destination: { host: 'reviews', subset: 'v1' }, weight: 9 },
-        { destination: { host: 'reviews', subset: 'v3' }, weight: 1 },
-      ],
-    }]
+    ;(vs['spec'] as { http: Array<{ route: Dest[] }> }).http = [
+      {
+        route: [
+          { destination: { host: 'reviews', subset: 'v1' }, weight: 9 },
+          { destination: { host: 'reviews', subset: 'v3' }, weight: 1 },
+        ],
+      },
+    ]
     sim.store.update(VS, vs)
   })
   after(() => sim.close())
@@ -41,14 +44,20 @@ describe('relative VirtualService weights (v1 9 / v3 1 is 10 % canary)', () => {
     }
     sim.store.on('write', listener)
     try {
-      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100', 'smoke-requests': '60' }), env: runnerEnv(sim) })
+      const { main } = await runAction({
+        inputs: bookinfoInputs(sim, { steps: '50,100', 'smoke-requests': '60' }),
+        env: runnerEnv(sim),
+      })
       assert.equal(main.code, 0, main.stdout)
       assert.equal(main.outputs['result'], 'promoted')
     } finally {
       sim.store.off('write', listener)
     }
     // Every split written sums to 100 (the 50 % step), then the canary alone.
-    assert.ok(shifted.some((w) => w.length === 2 && w[0] === 50 && w[1] === 50), JSON.stringify(shifted))
+    assert.ok(
+      shifted.some((w) => w.length === 2 && w[0] === 50 && w[1] === 50),
+      JSON.stringify(shifted),
+    )
     assert.deepEqual(route(reviews(sim)), [{ destination: { host: 'reviews', subset: 'v3' } }])
   })
 })

@@ -16,9 +16,22 @@ const NS = 'bookinfo'
 const LEASE = 'istio-canary-reviews'
 
 type Json = Record<string, unknown>
-interface Dest { destination: { host: string; subset?: string }; weight?: number }
-interface Route { name?: string; match?: unknown; route?: Dest[]; timeout?: string; [k: string]: unknown }
-interface Spec { hosts?: string[]; http?: Route[]; [k: string]: unknown }
+interface Dest {
+  destination: { host: string; subset?: string }
+  weight?: number
+}
+interface Route {
+  name?: string
+  match?: unknown
+  route?: Dest[]
+  timeout?: string
+  [k: string]: unknown
+}
+interface Spec {
+  hosts?: string[]
+  http?: Route[]
+  [k: string]: unknown
+}
 
 // One tool cache for the whole file (istioctl is downloaded and verified once); every run gets its own RUNNER_TEMP.
 const roots: string[] = []
@@ -37,9 +50,19 @@ after(() => {
 const env = runnerEnv
 const inputs = bookinfoInputs
 
-function run(sim: Sim, extra: Record<string, string> = {}, o: Partial<RunOptions> & { aks?: { secret?: boolean; admin?: boolean } } = {}): Running {
+function run(
+  sim: Sim,
+  extra: Record<string, string> = {},
+  o: Partial<RunOptions> & { aks?: { secret?: boolean; admin?: boolean } } = {},
+): Running {
   const { aks, ...rest } = o
-  return runAction({ inputs: inputs(sim, extra, aks ?? {}), env: env(sim), runner: newRunner(), timeoutMs: 40_000, ...rest })
+  return runAction({
+    inputs: inputs(sim, extra, aks ?? {}),
+    env: env(sim),
+    runner: newRunner(),
+    timeoutMs: 40_000,
+    ...rest,
+  })
 }
 
 function getVs(sim: Sim): KubeObject {
@@ -53,14 +76,18 @@ function stateOf(vs: KubeObject): Json | undefined {
   return raw === undefined ? undefined : (JSON.parse(raw) as Json)
 }
 const leaseOf = (sim: Sim): KubeObject | undefined => sim.store.get(LEASES, NS, LEASE)
-const vsWritesSince = (sim: Sim, mark: number): number => sim.store.writes.slice(mark).filter((w) => w.ref.resource === 'virtualservices').length
+const vsWritesSince = (sim: Sim, mark: number): number =>
+  sim.store.writes.slice(mark).filter((w) => w.ref.resource === 'virtualservices').length
 
 type Running = ReturnType<typeof runAction>
 
 /** Polls `probe` every 25 ms until it returns a value (bounded); fails early, with its log, if the run ends first. */
 async function waitFor<T>(what: string, running: Running, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
   let ended: Awaited<Running> | undefined
-  void running.then((r) => (ended = r), () => undefined)
+  void running.then(
+    (r) => (ended = r),
+    () => undefined,
+  )
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     const v = probe()
@@ -73,7 +100,17 @@ async function waitFor<T>(what: string, running: Running, probe: () => T | undef
 
 /** The step's failure message(s): `::error::` lines, decoded like the runner does. */
 function errors(r: StepResult): string {
-  return r.stdout.split('\n').filter((l) => l.startsWith('::error')).map((l) => l.replace(/^::error[^:]*::/, '').replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%')).join('\n')
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('::error'))
+    .map((l) =>
+      l
+        .replace(/^::error[^:]*::/, '')
+        .replace(/%0A/g, '\n')
+        .replace(/%0D/g, '\r')
+        .replace(/%25/g, '%'),
+    )
+    .join('\n')
 }
 
 function diag(r: StepResult): string {
@@ -91,9 +128,16 @@ const micro = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$100
 
 function foreignLease(holder: string, renew: Date, seconds: number): KubeObject {
   return {
-    apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
     metadata: { name: LEASE, namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'istio-canary' } },
-    spec: { holderIdentity: holder, leaseDurationSeconds: seconds, acquireTime: micro(renew), renewTime: micro(renew), leaseTransitions: 0 },
+    spec: {
+      holderIdentity: holder,
+      leaseDurationSeconds: seconds,
+      acquireTime: micro(renew),
+      renewTime: micro(renew),
+      leaseTransitions: 0,
+    },
   }
 }
 
@@ -112,7 +156,10 @@ describe('e2e safety: concurrent changes (rule 3)', () => {
       await delay(300)
       // The user takes over: 70/30, written with the resourceVersion they read (like kubectl apply/edit).
       const vs = getVs(sim)
-      const userRoute: Dest[] = [{ destination: { host: 'reviews', subset: 'v1' }, weight: 70 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 30 }]
+      const userRoute: Dest[] = [
+        { destination: { host: 'reviews', subset: 'v1' }, weight: 70 },
+        { destination: { host: 'reviews', subset: 'v3' }, weight: 30 },
+      ]
       ;(specOf(vs).http as Route[])[0]!.route = userRoute
       sim.store.update(VS, vs)
       const userSpec = structuredClone(specOf(getVs(sim)))
@@ -166,7 +213,10 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
     await withSim({}, async (sim) => {
       const runningA = run(sim, { steps: '50:5s,100' })
       let aDone = false
-      void runningA.then(() => (aDone = true), () => undefined)
+      void runningA.then(
+        () => (aDone = true),
+        () => undefined,
+      )
       const holderA = await waitFor('run A to take the Lease', runningA, () => {
         const h = (leaseOf(sim)?.['spec'] as Json | undefined)?.['holderIdentity']
         return typeof h === 'string' ? h : undefined
@@ -178,9 +228,18 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
       assert.ok(msg.includes(holderA), `B names the holder '${holderA}': ${msg}`)
       const runB = b.main.state['runId']
       assert.ok(runB && runB !== holderA)
-      const byB = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices' && (w.object.metadata.annotations?.[STATE] ?? '').includes(JSON.stringify(runB)))
+      const byB = sim.store.writes.filter(
+        (w) =>
+          w.ref.resource === 'virtualservices' &&
+          (w.object.metadata.annotations?.[STATE] ?? '').includes(JSON.stringify(runB)),
+      )
       assert.equal(byB.length, 0, 'B made no VirtualService write')
-      if (!aDone) assert.equal((leaseOf(sim)?.['spec'] as Json | undefined)?.['holderIdentity'], holderA, "B's post step left A's lock alone")
+      if (!aDone)
+        assert.equal(
+          (leaseOf(sim)?.['spec'] as Json | undefined)?.['holderIdentity'],
+          holderA,
+          "B's post step left A's lock alone",
+        )
 
       const a = await runningA
       assert.equal(a.main.code, 0, diag(a.main))
@@ -190,7 +249,10 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
       assert.equal(leaseOf(sim), undefined, 'the Lease is gone after A')
       const leaseWrites = sim.store.writes.filter((w) => w.ref.resource === 'leases')
       assert.equal(leaseWrites.filter((w) => w.verb === 'delete').length, 1, 'deleted once, by A at its end')
-      assert.ok(leaseWrites.every((w) => (w.object['spec'] as Json)['holderIdentity'] === holderA), 'B never wrote the Lease')
+      assert.ok(
+        leaseWrites.every((w) => (w.object['spec'] as Json)['holderIdentity'] === holderA),
+        'B never wrote the Lease',
+      )
     })
   })
 
@@ -208,7 +270,7 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
 
       // The holder died ten minutes ago; its lock said 15 s.
       const dead = leaseOf(sim) as KubeObject
-      dead['spec'] = (foreignLease(foreign, new Date(Date.now() - 600_000), 15))['spec']
+      dead['spec'] = foreignLease(foreign, new Date(Date.now() - 600_000), 15)['spec']
       sim.store.update(LEASES, dead)
       mark = sim.store.writes.length
       const ok = await run(sim, { steps: '100' })
@@ -216,7 +278,11 @@ describe('e2e safety: one rollout at a time (rule 5)', () => {
       assert.equal(ok.main.outputs['result'], 'promoted')
       assert.ok(ok.main.stdout.includes(`Taking over expired lock held by '${foreign}'`), diag(ok.main))
       const taken = sim.store.writes.slice(mark).find((w) => w.ref.resource === 'leases' && w.verb === 'update')
-      assert.equal((taken?.object['spec'] as Json | undefined)?.['holderIdentity'], ok.main.state['runId'], 'the Lease was taken over by the run')
+      assert.equal(
+        (taken?.object['spec'] as Json | undefined)?.['holderIdentity'],
+        ok.main.state['runId'],
+        'the Lease was taken over by the run',
+      )
       assert.equal(leaseOf(sim), undefined, 'and released at its end')
     })
   })
@@ -228,7 +294,11 @@ describe('e2e safety: cancellation and interrupted runs (rule 4)', () => {
       await withSim({}, async (sim) => {
         const pre = structuredClone(specOf(getVs(sim)))
         const t0 = Date.now()
-        const { main, post } = await run(sim, { steps: '50,100', pause: '20s' }, { interrupt: { when: 'Pausing', signal } })
+        const { main, post } = await run(
+          sim,
+          { steps: '50,100', pause: '20s' },
+          { interrupt: { when: 'Pausing', signal } },
+        )
         assert.ok(Date.now() - t0 < 15_000, 'it did not sit out the pause')
         assert.notEqual(main.code, 0, diag(main))
         assert.equal(main.signal, null, 'the action handled the signal and exited by itself')
@@ -247,7 +317,11 @@ describe('e2e safety: cancellation and interrupted runs (rule 4)', () => {
   it('a main step killed with SIGKILL is reverted by the post step', async () => {
     await withSim({}, async (sim) => {
       const pre = structuredClone(specOf(getVs(sim)))
-      const { main, post, runner } = await run(sim, { steps: '50,100', pause: '20s' }, { interrupt: { when: 'Pausing', signal: 'SIGKILL' } })
+      const { main, post, runner } = await run(
+        sim,
+        { steps: '50,100', pause: '20s' },
+        { interrupt: { when: 'Pausing', signal: 'SIGKILL' } },
+      )
       assert.equal(main.signal, 'SIGKILL', diag(main))
       // Killed mid-shift: the route is at 50 % and the lock is held until the post step runs... which it did.
       assert.ok(post, 'the post step ran')
@@ -261,7 +335,11 @@ describe('e2e safety: cancellation and interrupted runs (rule 4)', () => {
       const dir = main.state['tempDir']
       assert.ok(dir, 'the main step recorded its kubeconfig directory')
       assert.equal(existsSync(dir), false, 'the kubeconfig directory is removed')
-      assert.deepEqual(readdirSync(runner.temp).filter((n) => n.startsWith('istio-canary-') && !n.endsWith('.json')), [], 'no kubeconfig directory is left')
+      assert.deepEqual(
+        readdirSync(runner.temp).filter((n) => n.startsWith('istio-canary-') && !n.endsWith('.json')),
+        [],
+        'no kubeconfig directory is left',
+      )
     })
   })
 
@@ -316,7 +394,12 @@ function readOr(p: string): string {
   }
 }
 
-interface KubeconfigSeen { path: string; mode: number; dirMode: number; holds: string[] }
+interface KubeconfigSeen {
+  path: string
+  mode: number
+  dirMode: number
+  holds: string[]
+}
 
 /** Watches RUNNER_TEMP while a step runs: every file that holds a secret, its mode and its directory's. */
 function watchTemp(runner: Runner, secrets: () => string[]): { stop: () => Promise<KubeconfigSeen[]> } {
@@ -337,7 +420,13 @@ function watchTemp(runner: Runner, secrets: () => string[]): { stop: () => Promi
       await delay(20)
     }
   })()
-  return { stop: async () => { on = false; await loop; return [...seen.values()] } }
+  return {
+    stop: async () => {
+      on = false
+      await loop
+      return [...seen.values()]
+    },
+  }
 }
 
 describe('e2e safety: secrets never reach the log (rule 6)', () => {
@@ -350,7 +439,13 @@ describe('e2e safety: secrets never reach the log (rule 6)', () => {
         received.add(token)
         return validate(token, audience)
       }
-      const secrets = (): string[] => [sim.ids.clientSecret, sim.tokens.user, sim.tokens.admin, sim.oidc.requestToken, ...received]
+      const secrets = (): string[] => [
+        sim.ids.clientSecret,
+        sim.tokens.user,
+        sim.tokens.admin,
+        sim.oidc.requestToken,
+        ...received,
+      ]
       const original = getVs(sim)
       const reset = (): void => {
         const vs = getVs(sim)
@@ -360,11 +455,23 @@ describe('e2e safety: secrets never reach the log (rule 6)', () => {
         sim.store.update(VS, vs)
         sim.mesh.setFault('reviews', 'v3', undefined)
       }
-      const cases: Array<{ name: string; aks: { secret?: boolean; admin?: boolean }; bad: boolean; token: () => string | undefined; expectCode: number }> = [
+      const cases: Array<{
+        name: string
+        aks: { secret?: boolean; admin?: boolean }
+        bad: boolean
+        token: () => string | undefined
+        expectCode: number
+      }> = [
         // OIDC (federated credential), Entra-integrated cluster: the kube API gets an Entra bearer token.
         { name: 'oidc', aks: {}, bad: false, token: () => undefined, expectCode: 0 },
         // Client secret, admin credential: the static admin token.
-        { name: 'secret-admin', aks: { secret: true, admin: true }, bad: false, token: () => sim.tokens.admin, expectCode: 0 },
+        {
+          name: 'secret-admin',
+          aks: { secret: true, admin: true },
+          bad: false,
+          token: () => sim.tokens.admin,
+          expectCode: 0,
+        },
         // Client secret, failing run (bad canary, rolled back).
         { name: 'secret-failing', aks: { secret: true }, bad: true, token: () => undefined, expectCode: 1 },
       ]
@@ -386,8 +493,17 @@ describe('e2e safety: secrets never reach the log (rule 6)', () => {
 
         // Logs, file commands, summary, report.
         const texts: Array<[string, string]> = []
-        for (const [step, r] of [['main', main], ['post', post]] as const) {
-          texts.push([`${step} stdout`, r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')])
+        for (const [step, r] of [
+          ['main', main],
+          ['post', post],
+        ] as const) {
+          texts.push([
+            `${step} stdout`,
+            r.stdout
+              .split('\n')
+              .filter((l) => !l.startsWith('::add-mask::'))
+              .join('\n'),
+          ])
           texts.push([`${step} stderr`, r.stderr])
           texts.push([`${step} GITHUB_OUTPUT`, readOr(r.files.output)])
           texts.push([`${step} GITHUB_STATE`, readOr(r.files.state)])
@@ -395,7 +511,8 @@ describe('e2e safety: secrets never reach the log (rule 6)', () => {
         }
         texts.push(['report', readFileSync(main.outputs['report'] as string, 'utf8')])
         for (const [where, text] of texts) {
-          for (const s of known) assert.ok(!text.includes(s), `${c.name}: a secret (${s.slice(0, 6)}...) appears in ${where}`)
+          for (const s of known)
+            assert.ok(!text.includes(s), `${c.name}: a secret (${s.slice(0, 6)}...) appears in ${where}`)
           assert.doesNotMatch(text, JWT, `${c.name}: a JWT appears in ${where}`)
         }
 
@@ -403,17 +520,26 @@ describe('e2e safety: secrets never reach the log (rule 6)', () => {
         assert.ok(holders.length >= 1, `${c.name}: the kubeconfig was seen under RUNNER_TEMP`)
         for (const h of holders) {
           assert.ok(!relative(runner.temp, h.path).startsWith('..'), h.path)
-          assert.match(h.path, /\/istio-canary-[^/]+\/kubeconfig$/, `${c.name}: only the kubeconfig holds a token, not ${h.path}`)
+          assert.match(
+            h.path,
+            /\/istio-canary-[^/]+\/kubeconfig$/,
+            `${c.name}: only the kubeconfig holds a token, not ${h.path}`,
+          )
           assert.equal(h.mode, 0o600, `${c.name}: kubeconfig mode ${h.mode.toString(8)}`)
           assert.equal(h.dirMode, 0o700, `${c.name}: kubeconfig directory mode ${h.dirMode.toString(8)}`)
         }
-        if (t) assert.ok(holders.some((h) => h.holds.includes(t)), `${c.name}: the kubeconfig holds the cluster token`)
+        if (t)
+          assert.ok(
+            holders.some((h) => h.holds.includes(t)),
+            `${c.name}: the kubeconfig holds the cluster token`,
+          )
         // After the post step: no file under RUNNER_TEMP holds any secret; the kubeconfig is gone.
         for (const f of walk(runner.temp)) {
           const text = readOr(f)
           for (const s of secrets()) assert.ok(!text.includes(s), `${c.name}: ${f} holds a secret after the post step`)
         }
-        for (const h of holders) assert.equal(existsSync(h.path), false, `${c.name}: ${h.path} removed by the post step`)
+        for (const h of holders)
+          assert.equal(existsSync(h.path), false, `${c.name}: ${h.path} removed by the post step`)
         assert.match(post.stdout, /Removed the kubeconfig/)
       }
     })
@@ -454,21 +580,30 @@ describe('e2e safety: transient API errors; report and summary', () => {
         assert.equal(rep['stableSubset'], 'v1')
         assert.equal(rep['canarySubset'], 'v3')
         const steps = rep['steps'] as Json[]
-        assert.deepEqual(steps.map((s) => s['weight']), [50, 100])
-        assert.deepEqual(steps.map((s) => s['verdict']), ['pass', 'pass'])
+        assert.deepEqual(
+          steps.map((s) => s['weight']),
+          [50, 100],
+        )
+        assert.deepEqual(
+          steps.map((s) => s['verdict']),
+          ['pass', 'pass'],
+        )
         for (const s of steps) {
           const smoke = s['smoke'] as Json
           assert.equal(smoke['requests'], 20)
           assert.equal(smoke['successes'], 20)
           assert.equal(typeof smoke['p95Ms'], 'number')
-          assert.ok(!Number.isNaN(Date.parse(String(s['startedAt']))) && !Number.isNaN(Date.parse(String(s['endedAt']))))
+          assert.ok(
+            !Number.isNaN(Date.parse(String(s['startedAt']))) && !Number.isNaN(Date.parse(String(s['endedAt']))),
+          )
         }
         const by50 = (steps[0]?.['smoke'] as Json)['byVersion'] as Record<string, Json>
         assert.ok(by50['v1'] && by50['v3'], `per-version stats at 50 %: ${JSON.stringify(by50)}`)
 
         // The job summary: the step table (GitHub renders core.summary tables as HTML) and the chart.
         const sum = main.summary
-        for (const h of ['Step', 'Weight', 'Pause', 'Requests', 'Success', 'Verdict']) assert.ok(sum.includes(`<th>${h}</th>`), `summary header ${h}`)
+        for (const h of ['Step', 'Weight', 'Pause', 'Requests', 'Success', 'Verdict'])
+          assert.ok(sum.includes(`<th>${h}</th>`), `summary header ${h}`)
         assert.match(sum, /<td>50 %<\/td>/)
         assert.match(sum, /<td>100 %<\/td>/)
         assert.equal(sum.match(/✅ pass/g)?.length, 2)

@@ -14,7 +14,14 @@ import { startLoad } from '../sim/load.js'
 import { REFS } from '../sim/mesh.js'
 import type { PrometheusSim } from '../sim/prometheus.js'
 import { KubeConfig } from '@kubernetes/client-node'
-import { type PrometheusClient, PrometheusError, createPrometheusClient, kubeconfigHttpGet, nodeHttpGet, type TokenCredentialLike } from '../../src/telemetry/prometheus.js'
+import {
+  type PrometheusClient,
+  PrometheusError,
+  createPrometheusClient,
+  kubeconfigHttpGet,
+  nodeHttpGet,
+  type TokenCredentialLike,
+} from '../../src/telemetry/prometheus.js'
 import { buildQueries, perVersion, type QueryTarget } from '../../src/telemetry/queries.js'
 
 /** A client-secret TokenCredential against the simulated Entra (what @azure/identity's ClientSecretCredential does). */
@@ -23,20 +30,28 @@ function secretCredential(sim: Sim): TokenCredentialLike {
     getToken: (scope) =>
       new Promise((resolve, reject) => {
         const body = new URLSearchParams({
-          grant_type: 'client_credentials', client_id: sim.ids.clientId, client_secret: sim.ids.clientSecret,
+          grant_type: 'client_credentials',
+          client_id: sim.ids.clientId,
+          client_secret: sim.ids.clientSecret,
           scope: Array.isArray(scope) ? scope.join(' ') : scope,
         }).toString()
-        const req = httpsRequest(`${sim.entra.authorityHost}/${sim.ids.tenantId}/oauth2/v2.0/token`, {
-          method: 'POST', ca: sim.pki.caPem, headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        }, (res) => {
-          let text = ''
-          res.on('data', (c: Buffer) => (text += c.toString('utf8')))
-          res.on('end', () => {
-            const j = JSON.parse(text) as { access_token?: string; expires_in?: number; error_description?: string }
-            if (!j.access_token) reject(new Error(j.error_description ?? text))
-            else resolve({ token: j.access_token, expiresOnTimestamp: Date.now() + (j.expires_in ?? 0) * 1000 })
-          })
-        })
+        const req = httpsRequest(
+          `${sim.entra.authorityHost}/${sim.ids.tenantId}/oauth2/v2.0/token`,
+          {
+            method: 'POST',
+            ca: sim.pki.caPem,
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          },
+          (res) => {
+            let text = ''
+            res.on('data', (c: Buffer) => (text += c.toString('utf8')))
+            res.on('end', () => {
+              const j = JSON.parse(text) as { access_token?: string; expires_in?: number; error_description?: string }
+              if (!j.access_token) reject(new Error(j.error_description ?? text))
+              else resolve({ token: j.access_token, expiresOnTimestamp: Date.now() + (j.expires_in ?? 0) * 1000 })
+            })
+          },
+        )
         req.on('error', reject)
         req.end(body)
       }),
@@ -67,16 +82,31 @@ describe('telemetry on a real Prometheus', () => {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
       proxy = {
         url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()) }),
+        close: () =>
+          new Promise((r) => {
+            server.closeAllConnections()
+            server.close(() => r())
+          }),
       }
 
       // reviews: half to v1, half to v3; v3 fails 5 % of its calls.
       const ns = sim.info.namespace
       const vs = sim.store.get(REFS.virtualServices, ns, 'reviews')!
-      const next = { ...vs, metadata: { ...vs.metadata }, spec: { hosts: ['reviews'], http: [{ route: [
-        { destination: { host: 'reviews', subset: 'v1' }, weight: 50 },
-        { destination: { host: 'reviews', subset: 'v3' }, weight: 50 },
-      ] }] } }
+      const next = {
+        ...vs,
+        metadata: { ...vs.metadata },
+        spec: {
+          hosts: ['reviews'],
+          http: [
+            {
+              route: [
+                { destination: { host: 'reviews', subset: 'v1' }, weight: 50 },
+                { destination: { host: 'reviews', subset: 'v3' }, weight: 50 },
+              ],
+            },
+          ],
+        },
+      }
       delete next.metadata.resourceVersion
       sim.store.update(REFS.virtualServices, next)
       sim.mesh.setFault('reviews', 'v3', { errorRate: 0.05 })
@@ -86,7 +116,10 @@ describe('telemetry on a real Prometheus', () => {
       loadStats = await load.done
       // Every counter increment must have been scraped: wait for the last value to be seen.
       const served = (sim.mesh.served['reviews-v1'] ?? 0) + (sim.mesh.served['reviews-v3'] ?? 0)
-      await prom.waitForSeries(`sum(istio_requests_total{reporter="destination",destination_service_name="reviews"})`, { min: served, timeoutMs: 10_000 })
+      await prom.waitForSeries(`sum(istio_requests_total{reporter="destination",destination_service_name="reviews"})`, {
+        min: served,
+        timeoutMs: 10_000,
+      })
     } catch (err) {
       await Promise.allSettled([proxy?.close(), sim.close()])
       throw err
@@ -97,7 +130,9 @@ describe('telemetry on a real Prometheus', () => {
     await Promise.allSettled([proxy?.close(), sim?.close()])
   })
 
-  async function judge(client: PrometheusClient): Promise<{ req: Record<string, number>; err: Record<string, number>; p95: Record<string, number> }> {
+  async function judge(
+    client: PrometheusClient,
+  ): Promise<{ req: Record<string, number>; err: Record<string, number>; p95: Record<string, number> }> {
     const q = buildQueries(target, 120)
     const vec = async (promql: string): Promise<Record<string, number>> => {
       const r = await client.query(promql)
@@ -109,7 +144,9 @@ describe('telemetry on a real Prometheus', () => {
 
   it('counts requests and 5xx per version: ~5 % for v3, 0 for v1 (direct URL)', async () => {
     assert.ok(loadStats.sent >= 500, `load sent ${loadStats.sent}`)
-    const { req, err, p95 } = await judge(createPrometheusClient({ kind: 'direct', url: prom.url, token: 'ignored-by-prometheus' }))
+    const { req, err, p95 } = await judge(
+      createPrometheusClient({ kind: 'direct', url: prom.url, token: 'ignored-by-prometheus' }),
+    )
     const v1 = sim.mesh.served['reviews-v1'] ?? 0
     const v3 = sim.mesh.served['reviews-v3'] ?? 0
     // increase() starts at a series' first scraped sample: what was served before that first scrape is not
@@ -119,28 +156,61 @@ describe('telemetry on a real Prometheus', () => {
     assert.ok(req['v3']! > v3 * 0.4 && req['v3']! <= v3 * 1.2, `v3 ${req['v3']} vs served ${v3}`)
     assert.equal(err['v1'], 0)
     const rate3 = err['v3']! / req['v3']!
-    console.log(`# v1 ${req['v1']!.toFixed(1)} requests, 0 errors; v3 ${req['v3']!.toFixed(1)} requests, ${err['v3']!.toFixed(1)} errors (${(rate3 * 100).toFixed(2)} %); p95 v1 ${p95['v1']} ms, v3 ${p95['v3']} ms`)
+    console.log(
+      `# v1 ${req['v1']!.toFixed(1)} requests, 0 errors; v3 ${req['v3']!.toFixed(1)} requests, ${err['v3']!.toFixed(1)} errors (${(rate3 * 100).toFixed(2)} %); p95 v1 ${p95['v1']} ms, v3 ${p95['v3']} ms`,
+    )
     assert.ok(rate3 > 0.01 && rate3 < 0.12, `v3 error share ${rate3}`)
     assert.ok(p95['v1']! > 0 && p95['v1']! <= 5, `p95 v1 ${p95['v1']}`)
   })
 
   it('reaches the same Prometheus through the API server service proxy', async () => {
-    const client = createPrometheusClient({ kind: 'service', server: proxy.url, namespace: 'istio-system', name: 'prometheus', port: 9090 })
+    const client = createPrometheusClient({
+      kind: 'service',
+      server: proxy.url,
+      namespace: 'istio-system',
+      name: 'prometheus',
+      port: 9090,
+    })
     const { err } = await judge(client)
     assert.equal(err['v1'], 0)
     assert.ok(err['v3']! > 0)
-    const missing = createPrometheusClient({ kind: 'service', server: proxy.url, namespace: 'monitoring', name: 'prometheus', port: 9090 })
-    await assert.rejects(missing.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'http' && e.status === 404)
+    const missing = createPrometheusClient({
+      kind: 'service',
+      server: proxy.url,
+      namespace: 'monitoring',
+      name: 'prometheus',
+      port: 9090,
+    })
+    await assert.rejects(
+      missing.query('up'),
+      (e: unknown) => e instanceof PrometheusError && e.kind === 'http' && e.status === 404,
+    )
   })
 
   it('reaches it through the Azure Monitor endpoint with an Entra token for the Azure Monitor audience', async () => {
     const get = nodeHttpGet({ ca: sim.pki.caPem })
-    const client = createPrometheusClient({ kind: 'azure', url: monitor.url, credential: secretCredential(sim), scope: 'https://prometheus.monitor.azure.com/.default' }, { get })
+    const client = createPrometheusClient(
+      {
+        kind: 'azure',
+        url: monitor.url,
+        credential: secretCredential(sim),
+        scope: 'https://prometheus.monitor.azure.com/.default',
+      },
+      { get },
+    )
     const { err } = await judge(client)
     assert.ok(err['v3']! > 0)
     assert.ok(monitor.forwarded >= 3)
     // An ARM token is refused: the endpoint wants its own audience.
-    const wrong = createPrometheusClient({ kind: 'azure', url: monitor.url, credential: secretCredential(sim), scope: 'https://management.azure.com/.default' }, { get })
+    const wrong = createPrometheusClient(
+      {
+        kind: 'azure',
+        url: monitor.url,
+        credential: secretCredential(sim),
+        scope: 'https://management.azure.com/.default',
+      },
+      { get },
+    )
     await assert.rejects(wrong.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'unauthorized')
   })
 
@@ -153,22 +223,36 @@ describe('telemetry on a real Prometheus', () => {
     const anon = await nodeHttpGet({ ca: sim.pki.caPem })(`${sim.kube.url}/api/v1/namespaces`, {}, 5000)
     assert.equal(anon.status, 401)
     // The simulated API server's service proxy, under the shipped RBAC manifest: it grants no services/proxy, so a 403.
-    const client = createPrometheusClient({ kind: 'service', server: sim.kube.url, namespace: 'istio-system', name: 'prometheus', port: 9090 }, { get })
+    const client = createPrometheusClient(
+      { kind: 'service', server: sim.kube.url, namespace: 'istio-system', name: 'prometheus', port: 9090 },
+      { get },
+    )
     await assert.rejects(client.query('up'), (e: unknown) => e instanceof PrometheusError && e.kind === 'forbidden')
     // Granted `get services/proxy` on that one Service, the same query reaches the real Prometheus.
     const meta = { name: 'prometheus-proxy', namespace: 'istio-system' }
-    sim.store.create(ROLES, { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta, rules: [{ apiGroups: [''], resources: ['services/proxy'], resourceNames: ['prometheus:9090'], verbs: ['get'] }] })
+    sim.store.create(ROLES, {
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'Role',
+      metadata: meta,
+      rules: [{ apiGroups: [''], resources: ['services/proxy'], resourceNames: ['prometheus:9090'], verbs: ['get'] }],
+    })
     sim.store.create(ROLE_BINDINGS, {
-      apiVersion: `${RBAC_GROUP}/v1`, kind: 'RoleBinding', metadata: meta,
-      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: 'prometheus-proxy' }, subjects: [{ apiGroup: RBAC_GROUP, kind: 'User', name: 'clusterUser' }],
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'RoleBinding',
+      metadata: meta,
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name: 'prometheus-proxy' },
+      subjects: [{ apiGroup: RBAC_GROUP, kind: 'User', name: 'clusterUser' }],
     })
     const up = await client.query('up')
     assert.equal(up.type, 'vector')
   })
 
-  it('turns the real engine\'s errors and an unreachable Prometheus into clear errors', async () => {
+  it("turns the real engine's errors and an unreachable Prometheus into clear errors", async () => {
     const client = createPrometheusClient({ kind: 'direct', url: prom.url })
-    await assert.rejects(client.query('sum by (('), (e: unknown) => e instanceof PrometheusError && e.kind === 'query' && /bad_data/.test(e.message))
+    await assert.rejects(
+      client.query('sum by (('),
+      (e: unknown) => e instanceof PrometheusError && e.kind === 'query' && /bad_data/.test(e.message),
+    )
     const empty = await client.query('istio_requests_total{destination_workload_namespace="nowhere"}')
     assert.deepEqual(empty, { type: 'vector', samples: [] })
     const scalar = await client.query('scalar(vector(3))', new Date())

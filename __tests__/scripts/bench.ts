@@ -36,7 +36,8 @@ const median = (xs: number[]): number => {
 }
 const ms = (x: number): string => (Number.isFinite(x) ? `${Math.round(x)} ms` : 'n/a')
 const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`
-const spread = (xs: number[]): string => `median ${ms(median(xs))} (min ${ms(Math.min(...xs))}, max ${ms(Math.max(...xs))}, n=${xs.length})`
+const spread = (xs: number[]): string =>
+  `median ${ms(median(xs))} (min ${ms(Math.min(...xs))}, max ${ms(Math.max(...xs))}, n=${xs.length})`
 
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -126,17 +127,27 @@ async function observeRun(sim: Sim, runner: Runner, inputs: Record<string, strin
     })
     const wallMs = performance.now() - t0
     const file = main.outputs['report']
-    if (!file) throw new Error(`no report output (exit ${String(main.code)}):\n${main.stdout.slice(-3000)}\n${main.stderr.slice(-2000)}`)
+    if (!file)
+      throw new Error(
+        `no report output (exit ${String(main.code)}):\n${main.stdout.slice(-3000)}\n${main.stderr.slice(-2000)}`,
+      )
     return {
-      wallMs, report: JSON.parse(readFileSync(file, 'utf8')) as RunReport, result: main.outputs['result'] ?? '', code: main.code,
-      vsWrites, requests: sim.kube.requests.slice(reqStart), armCalls: sim.arm.calls.length - armStart, tokens: sim.entra.issued.length - tokStart,
+      wallMs,
+      report: JSON.parse(readFileSync(file, 'utf8')) as RunReport,
+      result: main.outputs['result'] ?? '',
+      code: main.code,
+      vsWrites,
+      requests: sim.kube.requests.slice(reqStart),
+      armCalls: sim.arm.calls.length - armStart,
+      tokens: sim.entra.issued.length - tokStart,
     }
   } finally {
     sim.store.off('write', onWrite)
   }
 }
 
-const smokeMs = (r: RunReport): number => r.steps.reduce((sum, s) => sum + (Date.parse(s.endedAt) - Date.parse(s.startedAt)), 0)
+const smokeMs = (r: RunReport): number =>
+  r.steps.reduce((sum, s) => sum + (Date.parse(s.endedAt) - Date.parse(s.startedAt)), 0)
 
 // ---------------------------------------------------------------------------------------------
 // Cold start of the bundle
@@ -164,8 +175,14 @@ function timeProcess(args: string[]): Promise<{ ms: number; code: number | null;
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const results: Record<string, unknown> = { node: process.version, platform: `${process.platform}-${process.arch}`, at: new Date().toISOString() }
-  console.log(`istio-canary bench (Node ${process.version}, ${process.platform}-${process.arch}; loopback simulation, real bundle)\n`)
+  const results: Record<string, unknown> = {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    at: new Date().toISOString(),
+  }
+  console.log(
+    `istio-canary bench (Node ${process.version}, ${process.platform}-${process.arch}; loopback simulation, real bundle)\n`,
+  )
 
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run 'npm run bundle' first (npm run bench does)`)
 
@@ -179,10 +196,15 @@ async function main(): Promise<void> {
   const total = sizes.reduce((a, s) => a + s.bytes, 0)
   const totalGz = sizes.reduce((a, s) => a + s.gzip, 0)
   console.log('Bundle size (dist/*.js)')
-  console.log(table(['file', 'bytes', 'size', 'gzip -9'], [
-    ...sizes.map((s) => [s.file, String(s.bytes), kib(s.bytes), kib(s.gzip)]),
-    ['total', String(total), kib(total), kib(totalGz)],
-  ]))
+  console.log(
+    table(
+      ['file', 'bytes', 'size', 'gzip -9'],
+      [
+        ...sizes.map((s) => [s.file, String(s.bytes), kib(s.bytes), kib(s.gzip)]),
+        ['total', String(total), kib(total), kib(totalGz)],
+      ],
+    ),
+  )
   results['bundle'] = { files: sizes, totalBytes: total, totalGzipBytes: totalGz }
 
   // ---- cold start ----
@@ -194,9 +216,14 @@ async function main(): Promise<void> {
     const r = await timeProcess([BUNDLE])
     bundle.push(r.ms)
     lastCode = r.code
-    if (r.code !== 1 || !/^::error::.*required/m.test(r.out)) throw new Error(`node dist/index.js without inputs: exit ${String(r.code)}, expected 1 with an ::error:: about required inputs:\n${r.out.slice(0, 2000)}`)
+    if (r.code !== 1 || !/^::error::.*required/m.test(r.out))
+      throw new Error(
+        `node dist/index.js without inputs: exit ${String(r.code)}, expected 1 with an ::error:: about required inputs:\n${r.out.slice(0, 2000)}`,
+      )
   }
-  console.log(`\nCold start: node dist/index.js with no inputs, until it fails on the missing inputs (exit ${String(lastCode)})`)
+  console.log(
+    `\nCold start: node dist/index.js with no inputs, until it fails on the missing inputs (exit ${String(lastCode)})`,
+  )
   console.log(`  bundle        ${spread(bundle)}`)
   console.log(`  node -e ''    ${spread(bare)}`)
   console.log(`  bundle's own  ${ms(median(bundle) - median(bare))} (difference of the medians)`)
@@ -207,8 +234,13 @@ async function main(): Promise<void> {
     const original = reviews(sim)
     const inputs = {
       ...sim.aksInputs(),
-      namespace: NS, 'virtual-service': VS, 'canary-subset': 'v3', steps: '10,25,50,100', pause: '0',
-      'version-pattern': 'reviews-(v[0-9]+)', 'smoke-expect': '<title>Simple Bookstore App</title>',
+      namespace: NS,
+      'virtual-service': VS,
+      'canary-subset': 'v3',
+      steps: '10,25,50,100',
+      pause: '0',
+      'version-pattern': 'reviews-(v[0-9]+)',
+      'smoke-expect': '<title>Simple Bookstore App</title>',
       'istioctl-mirror': sim.releases.url,
     }
 
@@ -218,17 +250,41 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROLLOUTS; i++) {
       resetReviews(sim, original)
       const o = await observeRun(sim, runner, inputs)
-      if (o.result !== 'promoted' || o.code !== 0) throw new Error(`rollout ${i + 1}: result '${o.result}', exit ${String(o.code)} (expected promoted, 0): ${o.report.error ?? ''}`)
+      if (o.result !== 'promoted' || o.code !== 0)
+        throw new Error(
+          `rollout ${i + 1}: result '${o.result}', exit ${String(o.code)} (expected promoted, 0): ${o.report.error ?? ''}`,
+        )
       runs.push(o)
     }
-    console.log(`\nRollout overhead, pauses excluded (AKS login via OIDC, steps 10,25,50,100, pause 0, 20 smoke requests per step)`)
-    console.log(table(['run', 'tool cache', 'main step wall', 'smoke tests', 'overhead'], runs.map((o, i) => [
-      String(i + 1), i === 0 ? 'cold (download)' : 'warm', ms(o.wallMs), ms(smokeMs(o.report)), ms(o.wallMs - smokeMs(o.report)),
-    ])))
+    console.log(
+      `\nRollout overhead, pauses excluded (AKS login via OIDC, steps 10,25,50,100, pause 0, 20 smoke requests per step)`,
+    )
+    console.log(
+      table(
+        ['run', 'tool cache', 'main step wall', 'smoke tests', 'overhead'],
+        runs.map((o, i) => [
+          String(i + 1),
+          i === 0 ? 'cold (download)' : 'warm',
+          ms(o.wallMs),
+          ms(smokeMs(o.report)),
+          ms(o.wallMs - smokeMs(o.report)),
+        ]),
+      ),
+    )
     const warm = runs.slice(1).map((o) => o.wallMs - smokeMs(o.report))
-    console.log('  (overhead = the whole main step but its smoke tests: Node and bundle start, login, checks, istioctl analyze, writes, report)')
-    console.log(`  warm overhead ${spread(warm)}; cold run (istioctl downloaded, verified, extracted) ${ms((runs[0] as Observed).wallMs - smokeMs((runs[0] as Observed).report))}`)
-    results['rolloutOverhead'] = runs.map((o, i) => ({ run: i + 1, toolCache: i === 0 ? 'cold' : 'warm', wallMs: o.wallMs, smokeMs: smokeMs(o.report), overheadMs: o.wallMs - smokeMs(o.report) }))
+    console.log(
+      '  (overhead = the whole main step but its smoke tests: Node and bundle start, login, checks, istioctl analyze, writes, report)',
+    )
+    console.log(
+      `  warm overhead ${spread(warm)}; cold run (istioctl downloaded, verified, extracted) ${ms((runs[0] as Observed).wallMs - smokeMs((runs[0] as Observed).report))}`,
+    )
+    results['rolloutOverhead'] = runs.map((o, i) => ({
+      run: i + 1,
+      toolCache: i === 0 ? 'cold' : 'warm',
+      wallMs: o.wallMs,
+      smokeMs: smokeMs(o.report),
+      overheadMs: o.wallMs - smokeMs(o.report),
+    }))
 
     // ---- API requests by phase (the last warm run) ----
     const last = runs.at(-1) as Observed
@@ -238,14 +294,33 @@ async function main(): Promise<void> {
     for (let p = 0; p + 1 < bounds.length; p++) {
       const reqs = last.requests.slice(bounds[p], bounds[p + 1])
       const w = last.report.steps[p - 1]
-      const phase = p === 0 ? 'before the first change' : p <= last.report.steps.length ? `step ${p} (${w?.weight ?? '?'} %)` : 'finish'
+      const phase =
+        p === 0
+          ? 'before the first change'
+          : p <= last.report.steps.length
+            ? `step ${p} (${w?.weight ?? '?'} %)`
+            : 'finish'
       phases.push({ phase, reqs })
     }
     console.log(`\nKubernetes API requests by phase (run ${runs.length}; a phase starts with its VirtualService write)`)
-    console.log(table(['phase', 'requests', 'which'], phases.flatMap((p) => wrap(countKinds(p.reqs), 90).map((w, k) => (k === 0 ? [p.phase, String(p.reqs.length), w] : ['', '', w])))))
+    console.log(
+      table(
+        ['phase', 'requests', 'which'],
+        phases.flatMap((p) =>
+          wrap(countKinds(p.reqs), 90).map((w, k) => (k === 0 ? [p.phase, String(p.reqs.length), w] : ['', '', w])),
+        ),
+      ),
+    )
     const stepCounts = phases.filter((p) => p.phase.startsWith('step')).map((p) => p.reqs.length)
-    console.log(`  total ${last.requests.length} (istioctl ${last.requests.filter((r) => r.userAgent?.startsWith('istioctl')).length}); per step ${stepCounts.join(', ')}; plus ARM ${last.armCalls} call(s), Entra ${last.tokens} token(s)`)
-    results['apiRequests'] = { total: last.requests.length, phases: phases.map((p) => ({ phase: p.phase, requests: p.reqs.length, which: countKinds(p.reqs) })), armCalls: last.armCalls, entraTokens: last.tokens }
+    console.log(
+      `  total ${last.requests.length} (istioctl ${last.requests.filter((r) => r.userAgent?.startsWith('istioctl')).length}); per step ${stepCounts.join(', ')}; plus ARM ${last.armCalls} call(s), Entra ${last.tokens} token(s)`,
+    )
+    results['apiRequests'] = {
+      total: last.requests.length,
+      phases: phases.map((p) => ({ phase: p.phase, requests: p.reqs.length, which: countKinds(p.reqs) })),
+      armCalls: last.armCalls,
+      entraTokens: last.tokens,
+    }
 
     // ---- failed check -> reverted route ----
     const reverts: number[] = []
@@ -259,16 +334,26 @@ async function main(): Promise<void> {
         const failed = o.report.steps.find((s) => s.verdict === 'fail')
         const restore = o.vsWrites.find((w, k) => k > 0 && isDeepStrictEqual(w.route, before))
         if (o.result !== 'rolled-back' || !failed || !restore) {
-          throw new Error(`broken canary run ${i + 1}: result '${o.result}', failed step ${failed ? 'found' : 'missing'}, restoring write ${restore ? 'found' : 'missing'}`)
+          throw new Error(
+            `broken canary run ${i + 1}: result '${o.result}', failed step ${failed ? 'found' : 'missing'}, restoring write ${restore ? 'found' : 'missing'}`,
+          )
         }
         const dt = restore.at - Date.parse(failed.endedAt)
         reverts.push(dt)
-        revertRows.push([String(i + 1), `${failed.weight} %`, failed.endedAt, new Date(restore.at).toISOString(), ms(dt)])
+        revertRows.push([
+          String(i + 1),
+          `${failed.weight} %`,
+          failed.endedAt,
+          new Date(restore.at).toISOString(),
+          ms(dt),
+        ])
       }
     } finally {
       sim.mesh.setFault('reviews', 'v3', undefined)
     }
-    console.log('\nFailed check -> reverted route (v3 failing every call; end of the failing step -> the write that restored the route)')
+    console.log(
+      '\nFailed check -> reverted route (v3 failing every call; end of the failing step -> the write that restored the route)',
+    )
     console.log(table(['run', 'step', 'step ended', 'route restored', 'latency'], revertRows))
     console.log(`  ${spread(reverts)} (1 ms clock resolution)`)
     results['revertLatencyMs'] = reverts

@@ -16,7 +16,10 @@ import type { RunReport } from '../../src/report/report.js'
 const NS = 'bookinfo'
 const VS = 'reviews'
 const tty = process.stdout.isTTY === true
-const paint = (code: string) => (s: string): string => (tty ? `\x1b[${code}m${s}\x1b[0m` : s)
+const paint =
+  (code: string) =>
+  (s: string): string =>
+    tty ? `\x1b[${code}m${s}\x1b[0m` : s
 const bold = paint('1')
 const dim = paint('2')
 const green = paint('32')
@@ -33,7 +36,7 @@ function reviews(sim: Sim): KubeObject {
 
 /** The default route: the last http route without match (what the action shifts). */
 function defaultRoute(vs: KubeObject): Route | undefined {
-  const http = ((vs['spec'] as { http?: Route[] } | undefined)?.http ?? [])
+  const http = (vs['spec'] as { http?: Route[] } | undefined)?.http ?? []
   return http.findLast((r) => r.match === undefined)
 }
 
@@ -55,7 +58,8 @@ function servedSince(sim: Sim, before: Record<string, number>): string {
 
 /** The log lines that tell the story, with workflow commands turned back into plain text. */
 function storyLines(stdout: string): string[] {
-  const keep = /^(Connected|istioctl |Control plane|Smoke test|Target route|Shifted|Pausing|Step \d|Promoted|Reverting|Reverted|Restored|Result)/
+  const keep =
+    /^(Connected|istioctl |Control plane|Smoke test|Target route|Shifted|Pausing|Step \d|Promoted|Reverting|Reverted|Restored|Result)/
   const out: string[] = []
   for (const raw of stdout.split('\n')) {
     const line = raw.trimEnd()
@@ -70,21 +74,34 @@ function stepTable(report: RunReport | undefined): string[] {
   if (!report || report.steps.length === 0) return ['  (no step was smoke-tested)']
   const rows = report.steps.map((s) => {
     const r = s.smoke
-    const byVersion = r ? Object.entries(r.byVersion).map(([v, x]) => `${v} ${x.successes}/${x.requests}`).join(', ') : ''
+    const byVersion = r
+      ? Object.entries(r.byVersion)
+          .map(([v, x]) => `${v} ${x.successes}/${x.requests}`)
+          .join(', ')
+      : ''
     const ms = Date.parse(s.endedAt) - Date.parse(s.startedAt)
     return [
-      String(s.index), `${s.weight} %`, r ? `${r.successes}/${r.requests}` : '-', r ? `${Math.round(r.p95Ms)} ms` : '-',
-      byVersion + (r && r.unattributed ? `, unattributed ${r.unattributed}` : ''), `${ms} ms`,
+      String(s.index),
+      `${s.weight} %`,
+      r ? `${r.successes}/${r.requests}` : '-',
+      r ? `${Math.round(r.p95Ms)} ms` : '-',
+      byVersion + (r && r.unattributed ? `, unattributed ${r.unattributed}` : ''),
+      `${ms} ms`,
       s.verdict === 'pass' ? green('pass') : s.verdict === 'fail' ? red('FAIL') : s.verdict,
     ]
   })
   const head = ['step', 'weight', 'passed', 'p95', 'by version (ok/attributed)', 'took', 'verdict']
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').replace(/\x1b\[\d+m/g, '').length)))
-  const fmt = (cells: string[]): string => `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - c.replace(/\x1b\[\d+m/g, '').length)).join('  ')}`
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r[i] ?? '').replace(/\x1b\[\d+m/g, '').length)),
+  )
+  const fmt = (cells: string[]): string =>
+    `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - c.replace(/\x1b\[\d+m/g, '').length)).join('  ')}`
   const lines = [dim(fmt(head)), ...rows.map(fmt)]
   for (const s of report.steps) for (const reason of s.reasons) lines.push(`  ${red('why')} step ${s.index}: ${reason}`)
   if (report.steps.some((s) => (s.smoke?.unattributed ?? 0) > 0)) {
-    lines.push(dim("  (a page whose reviews call failed shows an error instead of 'Reviews served by', so it names no version)"))
+    lines.push(
+      dim("  (a page whose reviews call failed shows an error instead of 'Reviews served by', so it names no version)"),
+    )
   }
   return lines
 }
@@ -98,12 +115,20 @@ interface Expectation {
   routeAfterText: string
 }
 
-async function tell(sim: Sim, title: string, inputs: Record<string, string>, expect: Expectation, runner: ReturnType<typeof makeRunner>): Promise<string[]> {
+async function tell(
+  sim: Sim,
+  title: string,
+  inputs: Record<string, string>,
+  expect: Expectation,
+  runner: ReturnType<typeof makeRunner>,
+): Promise<string[]> {
   console.log(`\n${bold(cyan(`== ${title}`))}`)
   const before = defaultRoute(reviews(sim))
   const served = { ...sim.mesh.served }
   console.log(`  route before:   ${describe(before)}`)
-  console.log(`  steps ${inputs['steps']}, pause ${inputs['pause']}, ${inputs['smoke-requests']} smoke requests per step`)
+  console.log(
+    `  steps ${inputs['steps']}, pause ${inputs['pause']}, ${inputs['smoke-requests']} smoke requests per step`,
+  )
   const t0 = performance.now()
   const { main, post } = await runAction({
     inputs,
@@ -124,9 +149,15 @@ async function tell(sim: Sim, title: string, inputs: Record<string, string>, exp
   const after = defaultRoute(reviews(sim))
   const o = main.outputs
   const ok = (b: boolean): string => (b ? green(' ✓') : red(' ✗'))
-  console.log(`  outputs:        result=${bold(o['result'] ?? '(none)')} canary-weight=${o['canary-weight'] ?? '-'} stable=${o['stable-subset'] ?? '-'} canary=${o['canary-subset'] ?? '-'} istio=${o['istio-version'] ?? '-'}`)
-  console.log(`  step outcome:   exit code ${String(main.code)}${main.code === 0 ? ' (the step succeeds)' : expect.exitCode !== 0 ? ' (the step fails, as it should after a rollback)' : ' (the step failed)'}; post step exit ${String(post?.code)}`)
-  console.log(`  route after:    ${describe(after)}  (expected: ${expect.routeAfterText})${ok(expect.routeAfter(before, after))}`)
+  console.log(
+    `  outputs:        result=${bold(o['result'] ?? '(none)')} canary-weight=${o['canary-weight'] ?? '-'} stable=${o['stable-subset'] ?? '-'} canary=${o['canary-subset'] ?? '-'} istio=${o['istio-version'] ?? '-'}`,
+  )
+  console.log(
+    `  step outcome:   exit code ${String(main.code)}${main.code === 0 ? ' (the step succeeds)' : expect.exitCode !== 0 ? ' (the step fails, as it should after a rollback)' : ' (the step failed)'}; post step exit ${String(post?.code)}`,
+  )
+  console.log(
+    `  route after:    ${describe(after)}  (expected: ${expect.routeAfterText})${ok(expect.routeAfter(before, after))}`,
+  )
   console.log(`  reviews served: ${servedSince(sim, served)}`)
   console.log(`  wall time:      ${(took / 1000).toFixed(1)} s (main + post step)`)
 
@@ -138,8 +169,14 @@ async function tell(sim: Sim, title: string, inputs: Record<string, string>, exp
   check(main.code === expect.exitCode, `exit code ${String(main.code)}, expected ${expect.exitCode}`)
   check(post?.code === 0, `post step exit code ${String(post?.code)}`)
   check(report !== undefined, 'no JSON report')
-  check(report?.steps.length === expect.steps, `${report?.steps.length ?? 0} step(s) in the report, expected ${expect.steps}`)
-  check(report?.steps.at(-1)?.verdict === expect.lastVerdict, `last step verdict '${report?.steps.at(-1)?.verdict}', expected '${expect.lastVerdict}'`)
+  check(
+    report?.steps.length === expect.steps,
+    `${report?.steps.length ?? 0} step(s) in the report, expected ${expect.steps}`,
+  )
+  check(
+    report?.steps.at(-1)?.verdict === expect.lastVerdict,
+    `last step verdict '${report?.steps.at(-1)?.verdict}', expected '${expect.lastVerdict}'`,
+  )
   check(expect.routeAfter(before, after), `route after is ${describe(after)}, expected ${expect.routeAfterText}`)
   if (problems.length) {
     console.log(dim('  --- main step stdout (tail) ---'))
@@ -168,35 +205,66 @@ async function main(): Promise<number> {
     const writesAtStart = sim.store.writes.length
     const common = {
       ...sim.aksInputs(),
-      namespace: NS, 'virtual-service': VS, 'canary-subset': 'v3',
-      'version-pattern': 'reviews-(v[0-9]+)', 'smoke-expect': '<title>Simple Bookstore App</title>',
-      'smoke-requests': '200', 'smoke-concurrency': '10', 'istioctl-mirror': sim.releases.url,
+      namespace: NS,
+      'virtual-service': VS,
+      'canary-subset': 'v3',
+      'version-pattern': 'reviews-(v[0-9]+)',
+      'smoke-expect': '<title>Simple Bookstore App</title>',
+      'smoke-requests': '200',
+      'smoke-concurrency': '10',
+      'istioctl-mirror': sim.releases.url,
     }
     const runner = makeRunner() // one job: the second run finds istioctl in the tool cache
     const problems: string[] = []
 
-    problems.push(...await tell(sim, 'Run 1: a healthy canary (reviews v3, red stars) rolled out through 10, 25, 50, 100 %', { ...common, steps: '10,25,50,100', pause: '1s' }, {
-      result: 'promoted', exitCode: 0, steps: 4, lastVerdict: 'pass',
-      routeAfter: (_b, a) => isDeepStrictEqual(a?.route, [{ destination: { host: 'reviews', subset: 'v3' } }]),
-      routeAfterText: 'v3 100 %, a single destination',
-    }, runner))
+    problems.push(
+      ...(await tell(
+        sim,
+        'Run 1: a healthy canary (reviews v3, red stars) rolled out through 10, 25, 50, 100 %',
+        { ...common, steps: '10,25,50,100', pause: '1s' },
+        {
+          result: 'promoted',
+          exitCode: 0,
+          steps: 4,
+          lastVerdict: 'pass',
+          routeAfter: (_b, a) => isDeepStrictEqual(a?.route, [{ destination: { host: 'reviews', subset: 'v3' } }]),
+          routeAfterText: 'v3 100 %, a single destination',
+        },
+        runner,
+      )),
+    )
 
     console.log(`\n${bold(cyan('== Between the runs'))}`)
     resetReviews(sim, original)
     sim.mesh.setFault('reviews', 'v3', { errorRate: 0.5 })
-    console.log(`  reviews reset to ${describe(defaultRoute(reviews(sim)))} (state annotation removed), and v3 broken: 50 % of its calls now fail`)
+    console.log(
+      `  reviews reset to ${describe(defaultRoute(reviews(sim)))} (state annotation removed), and v3 broken: 50 % of its calls now fail`,
+    )
 
     // A failed reviews call leaves the page without a version, so at 10 % the broken canary shows up as too few
     // pages served by v3: 1000 requests make that share test decisive at the first step.
-    problems.push(...await tell(sim, 'Run 2: a broken canary (v3 failing half its calls) rolled out through 10, 25, 50, 100 %', { ...common, steps: '10,25,50,100', pause: '0', 'smoke-requests': '1000', 'smoke-concurrency': '20' }, {
-      result: 'rolled-back', exitCode: 1, steps: 1, lastVerdict: 'fail',
-      routeAfter: (b, a) => b !== undefined && isDeepStrictEqual(a, b),
-      routeAfterText: 'exactly the route before the run',
-    }, runner))
+    problems.push(
+      ...(await tell(
+        sim,
+        'Run 2: a broken canary (v3 failing half its calls) rolled out through 10, 25, 50, 100 %',
+        { ...common, steps: '10,25,50,100', pause: '0', 'smoke-requests': '1000', 'smoke-concurrency': '20' },
+        {
+          result: 'rolled-back',
+          exitCode: 1,
+          steps: 1,
+          lastVerdict: 'fail',
+          routeAfter: (b, a) => b !== undefined && isDeepStrictEqual(a, b),
+          routeAfterText: 'exactly the route before the run',
+        },
+        runner,
+      )),
+    )
     sim.mesh.setFault('reviews', 'v3', undefined)
 
     console.log(`\n${bold(cyan('== Summary'))}`)
-    console.log(`  Kubernetes API requests ${sim.kube.requests.length}, VirtualService writes ${sim.store.writes.slice(writesAtStart).filter((w) => w.ref.resource === 'virtualservices').length} (one of them the reset between the runs), istioctl assets downloaded ${sim.releases.downloads.length} (${sim.releases.downloads.map((d) => d.slice(d.lastIndexOf('/') + 1)).join(', ')})`)
+    console.log(
+      `  Kubernetes API requests ${sim.kube.requests.length}, VirtualService writes ${sim.store.writes.slice(writesAtStart).filter((w) => w.ref.resource === 'virtualservices').length} (one of them the reset between the runs), istioctl assets downloaded ${sim.releases.downloads.length} (${sim.releases.downloads.map((d) => d.slice(d.lastIndexOf('/') + 1)).join(', ')})`,
+    )
     console.log(`  total ${((performance.now() - started) / 1000).toFixed(1)} s`)
     if (problems.length) {
       console.log(red(bold('\nNOT AS EXPECTED:')))

@@ -18,7 +18,8 @@ try {
 if (action) {
   if (action.runs?.using !== 'node24') problems.push(`action.yml: runs.using must be node24, is ${action.runs?.using}`)
   for (const key of ['main', 'post']) {
-    if (!action.runs?.[key] || !existsSync(action.runs[key])) problems.push(`action.yml: runs.${key} (${action.runs?.[key]}) does not exist`)
+    if (!action.runs?.[key] || !existsSync(action.runs[key]))
+      problems.push(`action.yml: runs.${key} (${action.runs?.[key]}) does not exist`)
   }
 }
 const declared = actionInputs(action)
@@ -39,8 +40,13 @@ const bad = [
   '',
 ].join('\n')
 const caught = await lintWorkflow(bad, 'self-check.yml', declared)
-if (!caught.some((p) => p.includes("input 'no-such-input' is not declared")) || !caught.some((p) => p.includes('undefined variable "nosuchcontext"'))) {
-  problems.push(`lint self-check: an unknown input and an unknown context were not both caught (got: ${caught.join('; ') || 'nothing'})`)
+if (
+  !caught.some((p) => p.includes("input 'no-such-input' is not declared")) ||
+  !caught.some((p) => p.includes('undefined variable "nosuchcontext"'))
+) {
+  problems.push(
+    `lint self-check: an unknown input and an unknown context were not both caught (got: ${caught.join('; ') || 'nothing'})`,
+  )
 }
 
 const dir = '.github/workflows'
@@ -55,5 +61,7 @@ if (examples.length === 0) problems.push('README.md: no workflow examples found'
 for (const { text, line } of examples) problems.push(...(await lintWorkflow(text, 'README.md', declared, line - 1)))
 
 for (const p of problems) console.error(p)
-console.log(`lint: action.yml, ${files.length} workflow(s), ${examples.length} README example(s), ${problems.length} problem(s)`)
+console.log(
+  `lint: action.yml, ${files.length} workflow(s), ${examples.length} README example(s), ${problems.length} problem(s)`,
+)
 process.exit(problems.length > 0 ? 1 : 0)

@@ -32,18 +32,30 @@ export interface Version {
 
 const NUM = '0|[1-9]\\d*'
 const PRE_ID = `${NUM}|\\d*[a-zA-Z-][0-9a-zA-Z-]*`
-const SEMVER = new RegExp(`^v(${NUM})\\.(${NUM})\\.(${NUM})(?:-((?:${PRE_ID})(?:\\.(?:${PRE_ID}))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$`)
+const SEMVER = new RegExp(
+  `^v(${NUM})\\.(${NUM})\\.(${NUM})(?:-((?:${PRE_ID})(?:\\.(?:${PRE_ID}))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$`,
+)
 
 /** A `v`-prefixed Semantic Versioning 2.0.0 tag (`v1.2.3`, `v1.2.3-rc.1`), or a ReleaseError saying what is accepted. */
 export function parseTag(tag: string): Version {
   const m = SEMVER.exec(tag)
-  if (!m) throw new ReleaseError(`tag '${tag}' is not a version: expected vMAJOR.MINOR.PATCH, e.g. v1.2.3 (no leading zeros; a pre-release as v1.2.3-rc.1)`)
+  if (!m)
+    throw new ReleaseError(
+      `tag '${tag}' is not a version: expected vMAJOR.MINOR.PATCH, e.g. v1.2.3 (no leading zeros; a pre-release as v1.2.3-rc.1)`,
+    )
   const n = (s: string | undefined): number => {
     const v = Number(s)
     if (!Number.isSafeInteger(v)) throw new ReleaseError(`tag '${tag}': version number ${s} is too large`)
     return v
   }
-  return { tag, major: n(m[1]), minor: n(m[2]), patch: n(m[3]), prerelease: m[4] ? m[4].split('.') : [], build: m[5] ?? '' }
+  return {
+    tag,
+    major: n(m[1]),
+    minor: n(m[2]),
+    patch: n(m[3]),
+    prerelease: m[4] ? m[4].split('.') : [],
+    build: m[5] ?? '',
+  }
 }
 
 /** The major tag a version moves: `v1` for v1.2.3. */
@@ -95,25 +107,53 @@ export interface MovePlan {
 export function planMajorTagMove(input: MoveInput): MovePlan {
   const v = parseTag(input.tag)
   const major = majorTagOf(v)
-  if (v.prerelease.length > 0) throw new ReleaseError(`${input.tag} is a pre-release: ${major} moves only to a release vX.Y.Z (users pinning @${major} get no pre-releases)`)
-  if (v.build !== '') throw new ReleaseError(`${input.tag} has build metadata: ${major} moves only to a plain release tag vX.Y.Z`)
-  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.commit)) throw new ReleaseError(`commit '${input.commit}' of ${input.tag} is not a full commit id`)
+  if (v.prerelease.length > 0)
+    throw new ReleaseError(
+      `${input.tag} is a pre-release: ${major} moves only to a release vX.Y.Z (users pinning @${major} get no pre-releases)`,
+    )
+  if (v.build !== '')
+    throw new ReleaseError(`${input.tag} has build metadata: ${major} moves only to a plain release tag vX.Y.Z`)
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.commit))
+    throw new ReleaseError(`commit '${input.commit}' of ${input.tag} is not a full commit id`)
   const push = input.remote === undefined ? [] : [['git', 'push', '--force', input.remote, `refs/tags/${major}`]]
-  const move = [['git', 'tag', '--force', '--annotate', major, '--message', `${major}: ${input.tag}`, input.commit], ...push]
-  if (input.majorCommit === undefined) return { major, summary: `${major} does not exist yet: create it at ${input.tag} (${short(input.commit)})`, commands: move }
-  if (input.majorCommit === input.commit) return { major, summary: `${major} already points at ${input.tag} (${short(input.commit)}): nothing to move`, commands: [] }
+  const move = [
+    ['git', 'tag', '--force', '--annotate', major, '--message', `${major}: ${input.tag}`, input.commit],
+    ...push,
+  ]
+  if (input.majorCommit === undefined)
+    return {
+      major,
+      summary: `${major} does not exist yet: create it at ${input.tag} (${short(input.commit)})`,
+      commands: move,
+    }
+  if (input.majorCommit === input.commit)
+    return {
+      major,
+      summary: `${major} already points at ${input.tag} (${short(input.commit)}): nothing to move`,
+      commands: [],
+    }
   const current = input.tagsAtMajor
     .map((t) => tryParse(t))
     .filter((t): t is Version => t !== undefined && t.major === v.major && t.prerelease.length === 0)
     .sort(compareVersions)
     .at(-1)
   if (!current) {
-    throw new ReleaseError(`${major} points at ${short(input.majorCommit)}, which has no ${major}.y.z release tag: not moving it automatically (check it, then move it by hand)`)
+    throw new ReleaseError(
+      `${major} points at ${short(input.majorCommit)}, which has no ${major}.y.z release tag: not moving it automatically (check it, then move it by hand)`,
+    )
   }
   const order = compareVersions(v, current)
-  if (order < 0) throw new ReleaseError(`${major} points at ${current.tag}, newer than ${input.tag}: refusing to move it backwards`)
-  if (order === 0) throw new ReleaseError(`${major} points at ${current.tag} (${short(input.majorCommit)}) but ${input.tag} is at ${short(input.commit)}: the same version at two commits; check the tags`)
-  return { major, summary: `move ${major} from ${current.tag} (${short(input.majorCommit)}) to ${input.tag} (${short(input.commit)})`, commands: move }
+  if (order < 0)
+    throw new ReleaseError(`${major} points at ${current.tag}, newer than ${input.tag}: refusing to move it backwards`)
+  if (order === 0)
+    throw new ReleaseError(
+      `${major} points at ${current.tag} (${short(input.majorCommit)}) but ${input.tag} is at ${short(input.commit)}: the same version at two commits; check the tags`,
+    )
+  return {
+    major,
+    summary: `move ${major} from ${current.tag} (${short(input.majorCommit)}) to ${input.tag} (${short(input.commit)})`,
+    commands: move,
+  }
 }
 
 function tryParse(tag: string): Version | undefined {
@@ -135,7 +175,10 @@ export function changelogSection(markdown: string, v: Version): string | undefin
   if (start < 0) return undefined
   let end = lines.findIndex((l, i) => i > start && (/^## /.test(l) || /^\[[^\]]+\]: /.test(l)))
   if (end < 0) end = lines.length
-  const body = lines.slice(start + 1, end).join('\n').trim()
+  const body = lines
+    .slice(start + 1, end)
+    .join('\n')
+    .trim()
   return body === '' ? undefined : body
 }
 
@@ -174,7 +217,10 @@ function main(argv: string[]): void {
   }
   const v = parseTag(tag)
   if (command === 'check') {
-    setOutput('version', `${v.major}.${v.minor}.${v.patch}${v.prerelease.length > 0 ? `-${v.prerelease.join('.')}` : ''}`)
+    setOutput(
+      'version',
+      `${v.major}.${v.minor}.${v.patch}${v.prerelease.length > 0 ? `-${v.prerelease.join('.')}` : ''}`,
+    )
     setOutput('major', majorTagOf(v))
     setOutput('prerelease', String(v.prerelease.length > 0))
     const notes = existsSync('CHANGELOG.md') ? changelogSection(readFileSync('CHANGELOG.md', 'utf8'), v) : undefined
@@ -182,11 +228,18 @@ function main(argv: string[]): void {
     return
   }
   const commit = commitOf(`refs/tags/${tag}`)
-  if (!commit) throw new ReleaseError(`tag ${tag} does not exist here (fetch the tags: actions/checkout with fetch-depth: 0)`)
+  if (!commit)
+    throw new ReleaseError(`tag ${tag} does not exist here (fetch the tags: actions/checkout with fetch-depth: 0)`)
   const major = majorTagOf(v)
   const majorCommit = commitOf(`refs/tags/${major}`)
   const tagsAtMajor = majorCommit ? git(['tag', '--points-at', majorCommit]).split('\n').filter(Boolean) : []
-  const plan = planMajorTagMove({ tag, commit, majorCommit, tagsAtMajor, remote: flags.includes('--push') ? 'origin' : undefined })
+  const plan = planMajorTagMove({
+    tag,
+    commit,
+    majorCommit,
+    tagsAtMajor,
+    remote: flags.includes('--push') ? 'origin' : undefined,
+  })
   console.log(plan.summary)
   for (const cmd of plan.commands) {
     console.log(`${flags.includes('--dry-run') ? '(dry run) ' : ''}+ ${showCommand(cmd)}`)

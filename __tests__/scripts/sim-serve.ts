@@ -36,14 +36,17 @@ async function main(): Promise<void> {
   const readyFile = process.argv[2]
   if (!readyFile) usage('missing <ready-file>')
   const seconds = Number(process.argv[3] ?? process.env['SIM_SERVE_SECONDS'] ?? 600)
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 6 * 3600) usage(`seconds must be in (0, 21600], got '${process.argv[3] ?? process.env['SIM_SERVE_SECONDS']}'`)
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 6 * 3600)
+    usage(`seconds must be in (0, 21600], got '${process.argv[3] ?? process.env['SIM_SERVE_SECONDS']}'`)
 
   const sim = await startSimulation()
   let closing = false
   const stop = async (why: string): Promise<void> => {
     if (closing) return
     closing = true
-    console.log(`sim-serve: ${why}; served ${sim.kube.requests.length} Kubernetes API request(s), ${sim.arm.calls.length} ARM call(s), ${sim.entra.issued.length} Entra token(s), istioctl downloads: ${sim.releases.downloads.join(', ') || 'none'}`)
+    console.log(
+      `sim-serve: ${why}; served ${sim.kube.requests.length} Kubernetes API request(s), ${sim.arm.calls.length} ARM call(s), ${sim.entra.issued.length} Entra token(s), istioctl downloads: ${sim.releases.downloads.join(', ') || 'none'}`,
+    )
     await sim.close()
     process.exit(0)
   }
@@ -63,17 +66,28 @@ async function main(): Promise<void> {
   }
 
   // Masks first: everything below may end up in a log.
-  for (const secret of [sim.ids.clientSecret, sim.tokens.user, sim.tokens.admin, sim.oidc.requestToken]) console.log(`::add-mask::${secret}`)
+  for (const secret of [sim.ids.clientSecret, sim.tokens.user, sim.tokens.admin, sim.oidc.requestToken])
+    console.log(`::add-mask::${secret}`)
 
   const ghOutput = process.env['GITHUB_OUTPUT']
-  if (ghOutput) appendFileSync(ghOutput, Object.entries(outputs).map(([k, v]) => fileCommand(k, v)).join(''))
+  if (ghOutput)
+    appendFileSync(
+      ghOutput,
+      Object.entries(outputs)
+        .map(([k, v]) => fileCommand(k, v))
+        .join(''),
+    )
   const ghEnv = process.env['GITHUB_ENV']
   if (ghEnv) appendFileSync(ghEnv, fileCommand('NODE_EXTRA_CA_CERTS', sim.pki.caFile))
   const ghPath = process.env['GITHUB_PATH']
   if (ghPath) appendFileSync(ghPath, `${dirname(process.execPath)}\n`)
 
   const tmp = `${readyFile}.${process.pid}.tmp`
-  writeFileSync(tmp, `${JSON.stringify({ pid: process.pid, until: new Date(Date.now() + seconds * 1000).toISOString(), ...outputs }, null, 2)}\n`, { mode: 0o600 })
+  writeFileSync(
+    tmp,
+    `${JSON.stringify({ pid: process.pid, until: new Date(Date.now() + seconds * 1000).toISOString(), ...outputs }, null, 2)}\n`,
+    { mode: 0o600 },
+  )
   renameSync(tmp, readyFile)
 
   console.log(`sim-serve: ready (pid ${process.pid}, for ${seconds} s or until SIGTERM)`)
@@ -81,9 +95,15 @@ async function main(): Promise<void> {
   console.log(`  ingress gateway ${sim.mesh.url}`)
   console.log(`  istioctl mirror ${sim.releases.url}`)
   console.log(`  Entra ID        ${sim.entra.authorityHost}   ARM ${sim.arm.url}`)
-  console.log(`  AKS cluster     ${aks['resource-group']}/${aks['cluster-name']} in subscription ${aks['subscription-id']}`)
+  console.log(
+    `  AKS cluster     ${aks['resource-group']}/${aks['cluster-name']} in subscription ${aks['subscription-id']}`,
+  )
   console.log(`  CA              ${sim.pki.caFile}${ghEnv ? ' (NODE_EXTRA_CA_CERTS set for later steps)' : ''}`)
-  console.log(ghOutput ? `  outputs written to GITHUB_OUTPUT: ${Object.keys(outputs).join(', ')}` : `  (no GITHUB_OUTPUT: the values are in ${readyFile})`)
+  console.log(
+    ghOutput
+      ? `  outputs written to GITHUB_OUTPUT: ${Object.keys(outputs).join(', ')}`
+      : `  (no GITHUB_OUTPUT: the values are in ${readyFile})`,
+  )
 }
 
 main().catch((err: unknown) => {

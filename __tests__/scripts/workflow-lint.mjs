@@ -15,7 +15,9 @@ export const OUR_ACTION = /^(?:\.\/?|[^/\s]+\/istio-canary@\S+)$/
 /** action.yml's inputs and which of them a step must give. */
 export function actionInputs(action) {
   const inputs = action?.inputs ?? {}
-  const required = Object.entries(inputs).filter(([, v]) => v?.required === true && v.default === undefined).map(([k]) => k)
+  const required = Object.entries(inputs)
+    .filter(([, v]) => v?.required === true && v.default === undefined)
+    .map(([k]) => k)
   return { inputs, required }
 }
 
@@ -25,7 +27,8 @@ export function actionInputs(action) {
  */
 export async function lintWorkflow(text, file, { inputs, required }, lineOffset = 0) {
   const problems = []
-  for (const r of await runLint(text, file)) problems.push(`${file}:${r.line + lineOffset}:${r.column}: ${r.message} [${r.kind}]`)
+  for (const r of await runLint(text, file))
+    problems.push(`${file}:${r.line + lineOffset}:${r.column}: ${r.message} [${r.kind}]`)
   let wf
   try {
     wf = load(text)

@@ -12,11 +12,14 @@ export interface AzureMonitorSim extends LoopbackServer {
   refused: number
 }
 
-export async function startAzureMonitor(pki: TestPki, o: {
-  upstream: string
-  validate(token: string, audience: string): unknown
-  audience?: string
-}): Promise<AzureMonitorSim> {
+export async function startAzureMonitor(
+  pki: TestPki,
+  o: {
+    upstream: string
+    validate(token: string, audience: string): unknown
+    audience?: string
+  },
+): Promise<AzureMonitorSim> {
   const audience = o.audience ?? 'https://prometheus.monitor.azure.com'
   const counts = { forwarded: 0, refused: 0 }
   const srv = await startHttps(pki, async (req, res) => {
@@ -24,7 +27,17 @@ export async function startAzureMonitor(pki: TestPki, o: {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
     if (!m || !o.validate(m[1]!, audience)) {
       counts.refused++
-      sendJson(res, 401, { error: { code: 'InvalidAuthenticationToken', message: `The access token is missing or invalid: audience ${audience} expected` } }, { 'www-authenticate': 'Bearer' })
+      sendJson(
+        res,
+        401,
+        {
+          error: {
+            code: 'InvalidAuthenticationToken',
+            message: `The access token is missing or invalid: audience ${audience} expected`,
+          },
+        },
+        { 'www-authenticate': 'Bearer' },
+      )
       return
     }
     if (url.pathname !== '/api/v1/query' && url.pathname !== '/api/v1/query_range') {

@@ -21,7 +21,10 @@ let gh: GithubOidcSim
 let entra: EntraSim
 let arm: ArmSim
 
-async function tokenRequest(tenant: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+async function tokenRequest(
+  tenant: string,
+  form: Record<string, string>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${entra.authorityHost}/${tenant}/oauth2/v2.0/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -30,11 +33,20 @@ async function tokenRequest(tenant: string, form: Record<string, string>): Promi
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
-const secretGrant = (scope: string, secret = SECRET): Record<string, string> =>
-  ({ grant_type: 'client_credentials', client_id: SECRET_APP, client_secret: secret, scope })
+const secretGrant = (scope: string, secret = SECRET): Record<string, string> => ({
+  grant_type: 'client_credentials',
+  client_id: SECRET_APP,
+  client_secret: secret,
+  scope,
+})
 
-const assertionGrant = (assertion: string, scope = `${ARM_AUD}.default`): Record<string, string> =>
-  ({ grant_type: 'client_credentials', client_id: OIDC_APP, client_assertion_type: JWT_BEARER, client_assertion: assertion, scope })
+const assertionGrant = (assertion: string, scope = `${ARM_AUD}.default`): Record<string, string> => ({
+  grant_type: 'client_credentials',
+  client_id: OIDC_APP,
+  client_assertion_type: JWT_BEARER,
+  client_assertion: assertion,
+  scope,
+})
 
 async function armToken(): Promise<string> {
   const r = await tokenRequest(TENANT, secretGrant('https://management.azure.com/.default'))
@@ -42,7 +54,10 @@ async function armToken(): Promise<string> {
   return String(r.body['access_token'])
 }
 
-async function armPost(path: string, token?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+async function armPost(
+  path: string,
+  token?: string,
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${arm.url}${path}`, {
     method: 'POST',
     headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
@@ -60,11 +75,23 @@ before(async () => {
   entra = await startEntra(pki, {
     apps: [
       { tenantId: TENANT, clientId: SECRET_APP, clientSecret: SECRET },
-      { tenantId: TENANT, clientId: OIDC_APP, federated: { issuer: gh.issuer, subject: gh.subject, audience: 'api://AzureADTokenExchange' } },
+      {
+        tenantId: TENANT,
+        clientId: OIDC_APP,
+        federated: { issuer: gh.issuer, subject: gh.subject, audience: 'api://AzureADTokenExchange' },
+      },
     ],
     trustedIssuers: [{ issuer: gh.issuer, publicKey: gh.publicKey }],
   })
-  const common = { subscriptionId: SUB, resourceGroup: 'rg1', tenantId: TENANT, server: 'https://127.0.0.1:6443', caPem: pki.caPem, userToken: 'user-tok', adminToken: 'admin-tok' }
+  const common = {
+    subscriptionId: SUB,
+    resourceGroup: 'rg1',
+    tenantId: TENANT,
+    server: 'https://127.0.0.1:6443',
+    caPem: pki.caPem,
+    userToken: 'user-tok',
+    adminToken: 'admin-tok',
+  }
   arm = await startArm(pki, {
     validateToken: (t) => entra.validate(t, ARM_AUD),
     clusters: [
@@ -139,13 +166,23 @@ describe('Entra ID simulation', () => {
     const s = await tokenRequest(TENANT, secretGrant('https://managment.azure.com/.default'))
     assert.equal(s.status, 400)
     assert.deepEqual(s.body['error_codes'], [500011])
-    const app = await tokenRequest(TENANT, { ...secretGrant('https://management.azure.com/.default'), client_id: randomUUID() })
+    const app = await tokenRequest(TENANT, {
+      ...secretGrant('https://management.azure.com/.default'),
+      client_id: randomUUID(),
+    })
     assert.deepEqual(app.body['error_codes'], [700016])
   })
 
   it('accepts a valid GitHub assertion and refuses bad audience, subject, expiry and signature', async () => {
     const now = nowSeconds()
-    const claims = { iss: gh.issuer, sub: gh.subject, aud: 'api://AzureADTokenExchange', iat: now, nbf: now, exp: now + 300 }
+    const claims = {
+      iss: gh.issuer,
+      sub: gh.subject,
+      aud: 'api://AzureADTokenExchange',
+      iat: now,
+      nbf: now,
+      exp: now + 300,
+    }
     const ok = await tokenRequest(TENANT, assertionGrant(gh.sign(claims)))
     assert.equal(ok.status, 200)
     assert.equal(entra.validate(String(ok.body['access_token']), ARM_AUD)?.['appid'], OIDC_APP)
@@ -167,7 +204,11 @@ describe('Entra ID simulation', () => {
     assert.deepEqual(forged.body['error_codes'], [700027])
     const garbage = await tokenRequest(TENANT, assertionGrant('not-a-jwt'))
     assert.deepEqual(garbage.body['error_codes'], [50027])
-    const none = await tokenRequest(TENANT, { grant_type: 'client_credentials', client_id: OIDC_APP, scope: `${ARM_AUD}.default` })
+    const none = await tokenRequest(TENANT, {
+      grant_type: 'client_credentials',
+      client_id: OIDC_APP,
+      scope: `${ARM_AUD}.default`,
+    })
     assert.deepEqual(none.body['error_codes'], [7000218])
   })
 
@@ -187,7 +228,10 @@ describe('ARM simulation', () => {
   it('refuses missing, malformed and wrong-audience bearer tokens', async () => {
     const none = await armPost(clusterPath('rg1', 'local1'))
     assert.equal(none.status, 401)
-    assert.deepEqual(none.body['error'], { code: 'AuthenticationFailed', message: "Authentication failed. The 'Authorization' header is missing." })
+    assert.deepEqual(none.body['error'], {
+      code: 'AuthenticationFailed',
+      message: "Authentication failed. The 'Authorization' header is missing.",
+    })
     const bad = await armPost(clusterPath('rg1', 'local1'), 'garbage')
     assert.equal(bad.status, 401)
     assert.equal((bad.body['error'] as Record<string, unknown>)['code'], 'InvalidAuthenticationToken')
@@ -202,9 +246,13 @@ describe('ARM simulation', () => {
     assert.equal(c.status, 404)
     assert.deepEqual(c.body['error'], {
       code: 'ResourceNotFound',
-      message: "The Resource 'Microsoft.ContainerService/managedClusters/nope' under resource group 'rg1' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+      message:
+        "The Resource 'Microsoft.ContainerService/managedClusters/nope' under resource group 'rg1' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
     })
-    assert.equal(((await armPost(clusterPath('rg2', 'local1'), t)).body['error'] as Record<string, unknown>)['code'], 'ResourceGroupNotFound')
+    assert.equal(
+      ((await armPost(clusterPath('rg2', 'local1'), t)).body['error'] as Record<string, unknown>)['code'],
+      'ResourceGroupNotFound',
+    )
     const sub = await armPost(clusterPath('rg1', 'local1').replace(SUB, randomUUID()), t)
     assert.equal((sub.body['error'] as Record<string, unknown>)['code'], 'SubscriptionNotFound')
   })
@@ -215,30 +263,56 @@ describe('ARM simulation', () => {
     assert.equal(local.status, 200)
     const kc = (local.body['kubeconfigs'] as Array<{ name: string; value: string }>)[0]
     assert.equal(kc?.name, 'clusterUser')
-    const doc = load(Buffer.from(kc?.value ?? '', 'base64').toString()) as { users: Array<{ name: string; user: Record<string, unknown> }>; clusters: Array<{ cluster: Record<string, string> }> }
+    const doc = load(Buffer.from(kc?.value ?? '', 'base64').toString()) as {
+      users: Array<{ name: string; user: Record<string, unknown> }>
+      clusters: Array<{ cluster: Record<string, string> }>
+    }
     assert.deepEqual(doc.users[0], { name: 'clusterUser_rg1_local1', user: { token: 'user-tok' } })
-    assert.equal(Buffer.from(doc.clusters[0]?.cluster['certificate-authority-data'] ?? '', 'base64').toString(), pki.caPem)
+    assert.equal(
+      Buffer.from(doc.clusters[0]?.cluster['certificate-authority-data'] ?? '', 'base64').toString(),
+      pki.caPem,
+    )
 
     const entraUser = await armPost(clusterPath('rg1', 'entra1'), t)
     const ev = (entraUser.body['kubeconfigs'] as Array<{ value: string }>)[0]?.value ?? ''
-    const exec = (load(Buffer.from(ev, 'base64').toString()) as { users: Array<{ user: { exec: { command: string; args: string[]; apiVersion: string } } }> }).users[0]?.user.exec
+    const exec = (
+      load(Buffer.from(ev, 'base64').toString()) as {
+        users: Array<{ user: { exec: { command: string; args: string[]; apiVersion: string } } }>
+      }
+    ).users[0]?.user.exec
     assert.equal(exec?.command, 'kubelogin')
     assert.equal(exec?.apiVersion, 'client.authentication.k8s.io/v1beta1')
-    assert.deepEqual(exec?.args, ['get-token', '--environment', 'AzurePublicCloud', '--server-id', AKS_SERVER_APP_ID,
-      '--client-id', '80faf920-1908-4b52-b5ef-a8e7bedfc67a', '--tenant-id', TENANT, '--login', 'devicecode'])
+    assert.deepEqual(exec?.args, [
+      'get-token',
+      '--environment',
+      'AzurePublicCloud',
+      '--server-id',
+      AKS_SERVER_APP_ID,
+      '--client-id',
+      '80faf920-1908-4b52-b5ef-a8e7bedfc67a',
+      '--tenant-id',
+      TENANT,
+      '--login',
+      'devicecode',
+    ])
 
     const entraAdmin = await armPost(clusterPath('rg1', 'entra1', 'listClusterAdminCredential'), t)
     assert.equal((entraAdmin.body['kubeconfigs'] as Array<{ name: string }>)[0]?.name, 'clusterAdmin')
     const noLocal = await armPost(clusterPath('rg1', 'nolocal1', 'listClusterAdminCredential'), t)
     assert.equal(noLocal.status, 400)
-    assert.equal(noLocal.body['message'], 'Getting static credential is not allowed because this cluster is set to disable local accounts.')
+    assert.equal(
+      noLocal.body['message'],
+      'Getting static credential is not allowed because this cluster is set to disable local accounts.',
+    )
   })
 
   it('enforces Azure RBAC when a cluster lists allowed principals', async () => {
     const r = await armPost(clusterPath('rg1', 'locked'), await armToken())
     assert.equal(r.status, 403)
-    assert.match(String((r.body['error'] as Record<string, unknown>)['message']),
-      /does not have authorization to perform action 'Microsoft.ContainerService\/managedClusters\/listClusterUserCredential\/action'/)
+    assert.match(
+      String((r.body['error'] as Record<string, unknown>)['message']),
+      /does not have authorization to perform action 'Microsoft.ContainerService\/managedClusters\/listClusterUserCredential\/action'/,
+    )
   })
 
   it('injects faults a bounded number of times, with Retry-After', async () => {

@@ -1,7 +1,15 @@
 // Simulated Microsoft Entra ID token service: enough of the v2.0 endpoints for MSAL (as used by
 // @azure/identity 4 with `disableInstanceDiscovery: true`) to run the client credentials grant with a
 // client secret or a federated client assertion (GitHub OIDC). Errors carry real AADSTS bodies.
-import { createPublicKey, generateKeyPairSync, randomUUID, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sendJson, startHttps } from './https.js'
 import type { TestPki } from './tls.js'
@@ -147,7 +155,10 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
     refused.push({ status, error, code })
     const traceId = randomUUID()
     const correlationId = randomUUID()
-    const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+    const timestamp = new Date()
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, 'Z')
     sendJson(res, status, {
       error,
       error_description: `AADSTS${code}: ${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
@@ -160,8 +171,14 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
   }
 
   const tenantNotFound = (res: ServerResponse, tenant: string): void =>
-    fail(res, 400, 'invalid_request', 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are ` +
-      'signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.')
+    fail(
+      res,
+      400,
+      'invalid_request',
+      90002,
+      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are ` +
+        'signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.',
+    )
 
   const openIdConfiguration = (tenant: string): JwtClaims => {
     const t = `${base}/${tenant}`
@@ -204,14 +221,26 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
     const auds = Array.isArray(c['aud']) ? c['aud'].map(String) : [String(c['aud'] ?? '')]
     const records = app.federated === undefined ? [] : Array.isArray(app.federated) ? app.federated : [app.federated]
     if (records.length === 0) {
-      fail(res, 400, 'invalid_request', 70021, `No matching federated identity record found for presented assertion. Assertion Issuer: ` +
-        `'${iss}'. Assertion Subject: '${sub}'. Assertion Audience: '${auds.join(',')}'. ${FIC_DOC}`)
+      fail(
+        res,
+        400,
+        'invalid_request',
+        70021,
+        `No matching federated identity record found for presented assertion. Assertion Issuer: ` +
+          `'${iss}'. Assertion Subject: '${sub}'. Assertion Audience: '${auds.join(',')}'. ${FIC_DOC}`,
+      )
       return false
     }
     const byIssuer = records.filter((r) => r.issuer === iss)
     if (byIssuer.length === 0) {
-      fail(res, 401, 'invalid_client', 700211, `No matching federated identity record found for presented assertion issuer '${iss}'. ` +
-        `Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`)
+      fail(
+        res,
+        401,
+        'invalid_client',
+        700211,
+        `No matching federated identity record found for presented assertion issuer '${iss}'. ` +
+          `Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`,
+      )
       return false
     }
     const trusted = opts.trustedIssuers?.find((t) => t.issuer === iss)
@@ -224,20 +253,38 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
     const nbf = Number(c['nbf'] ?? c['iat'] ?? 0)
     if (!Number.isFinite(exp) || exp <= now || nbf > now + 300) {
       const iso = (s: number): string => (Number.isFinite(s) ? new Date(s * 1000).toISOString() : 'unknown')
-      fail(res, 401, 'invalid_client', 700024, `Client assertion is not within its valid time range. Current time: ${iso(now)}, ` +
-        `assertion valid from ${iso(nbf)}, expiry time of assertion ${iso(exp)}. Review the documentation at ` +
-        'https://learn.microsoft.com/entra/identity-platform/certificate-credentials .')
+      fail(
+        res,
+        401,
+        'invalid_client',
+        700024,
+        `Client assertion is not within its valid time range. Current time: ${iso(now)}, ` +
+          `assertion valid from ${iso(nbf)}, expiry time of assertion ${iso(exp)}. Review the documentation at ` +
+          'https://learn.microsoft.com/entra/identity-platform/certificate-credentials .',
+      )
       return false
     }
     const byAudience = byIssuer.filter((r) => auds.includes(r.audience))
     if (byAudience.length === 0) {
-      fail(res, 401, 'invalid_client', 700212, `No matching federated identity record found for presented assertion audience ` +
-        `'${auds.join(',')}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`)
+      fail(
+        res,
+        401,
+        'invalid_client',
+        700212,
+        `No matching federated identity record found for presented assertion audience ` +
+          `'${auds.join(',')}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`,
+      )
       return false
     }
     if (!byAudience.some((r) => r.subject === undefined || r.subject === sub)) {
-      fail(res, 401, 'invalid_client', 700213, `No matching federated identity record found for presented assertion subject '${sub}'. ` +
-        `Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`)
+      fail(
+        res,
+        401,
+        'invalid_client',
+        700213,
+        `No matching federated identity record found for presented assertion subject '${sub}'. ` +
+          `Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. ${FIC_DOC}`,
+      )
       return false
     }
     return true
@@ -246,37 +293,71 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
   const token = (res: ServerResponse, tenant: string, form: URLSearchParams): void => {
     const grantType = form.get('grant_type')
     if (grantType !== 'client_credentials') {
-      fail(res, 400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType ?? ''}'.`)
+      fail(
+        res,
+        400,
+        'unsupported_grant_type',
+        70003,
+        `The app requested an unsupported grant type '${grantType ?? ''}'.`,
+      )
       return
     }
     const clientId = form.get('client_id') ?? ''
     const app = apps.find((a) => a.tenantId === tenant && a.clientId === clientId)
     if (!app) {
-      fail(res, 400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory ` +
-        `'${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to ` +
-        'by any user in the tenant. You may have sent your authentication request to the wrong tenant.')
+      fail(
+        res,
+        400,
+        'unauthorized_client',
+        700016,
+        `Application with identifier '${clientId}' was not found in the directory ` +
+          `'${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to ` +
+          'by any user in the tenant. You may have sent your authentication request to the wrong tenant.',
+      )
       return
     }
-    const scopes = (form.get('scope') ?? '').split(' ').filter((s) => s !== '' && !['openid', 'profile', 'offline_access'].includes(s))
+    const scopes = (form.get('scope') ?? '')
+      .split(' ')
+      .filter((s) => s !== '' && !['openid', 'profile', 'offline_access'].includes(s))
     const scope = scopes[0]
     if (scope === undefined) {
-      fail(res, 400, 'invalid_request', 90014, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.")
+      fail(
+        res,
+        400,
+        'invalid_request',
+        90014,
+        "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.",
+      )
       return
     }
     if (!scope.endsWith('/.default') || scopes.length > 1) {
-      fail(res, 400, 'invalid_scope', 1002012, `The provided value for scope ${scopes.join(' ')} is not valid. Client credential flows ` +
-        'must have a scope value with /.default suffixed to the resource identifier (application ID URI).')
+      fail(
+        res,
+        400,
+        'invalid_scope',
+        1002012,
+        `The provided value for scope ${scopes.join(' ')} is not valid. Client credential flows ` +
+          'must have a scope value with /.default suffixed to the resource identifier (application ID URI).',
+      )
       return
     }
     const secret = form.get('client_secret')
     const assertion = form.get('client_assertion')
     let grant: IssuedToken['grant']
     if (secret !== null) {
-      const ok = app.clientSecret !== undefined && secret.length === app.clientSecret.length &&
+      const ok =
+        app.clientSecret !== undefined &&
+        secret.length === app.clientSecret.length &&
         timingSafeEqual(Buffer.from(secret), Buffer.from(app.clientSecret))
       if (!ok) {
-        fail(res, 401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the ' +
-          `client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`)
+        fail(
+          res,
+          401,
+          'invalid_client',
+          7000215,
+          'Invalid client secret provided. Ensure the secret being sent in the request is the ' +
+            `client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`,
+        )
         return
       }
       grant = 'client_secret'
@@ -288,30 +369,67 @@ export async function startEntra(pki: TestPki, opts: EntraOptions): Promise<Entr
       if (!checkAssertion(res, app, assertion)) return
       grant = 'client_assertion'
     } else {
-      fail(res, 401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+      fail(
+        res,
+        401,
+        'invalid_client',
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+      )
       return
     }
     const audience = audienceFor(scope)
     if (audience === undefined) {
-      fail(res, 400, 'invalid_resource', 500011, `The resource principal named ${scope.slice(0, -'/.default'.length)} was not found in the ` +
-        `tenant named ${tenant}. This can happen if the application has not been installed by the administrator of the tenant or ` +
-        'consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.')
+      fail(
+        res,
+        400,
+        'invalid_resource',
+        500011,
+        `The resource principal named ${scope.slice(0, -'/.default'.length)} was not found in the ` +
+          `tenant named ${tenant}. This can happen if the application has not been installed by the administrator of the tenant or ` +
+          'consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.',
+      )
       return
     }
     const now = nowSeconds()
     const sts = `https://sts.windows.net/${tenant}/`
-    const accessToken = signJwt({
-      aud: audience, iss: sts, iat: now, nbf: now, exp: now + lifetime,
-      aio: randomUUID(), appid: app.clientId, appidacr: grant === 'client_secret' ? '1' : '2', idp: sts, idtyp: 'app',
-      oid: app.objectId, rh: randomUUID(), sub: app.objectId, tid: tenant, uti: randomUUID(), ver: '1.0',
-    }, privateKey, kid)
+    const accessToken = signJwt(
+      {
+        aud: audience,
+        iss: sts,
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        aio: randomUUID(),
+        appid: app.clientId,
+        appidacr: grant === 'client_secret' ? '1' : '2',
+        idp: sts,
+        idtyp: 'app',
+        oid: app.objectId,
+        rh: randomUUID(),
+        sub: app.objectId,
+        tid: tenant,
+        uti: randomUUID(),
+        ver: '1.0',
+      },
+      privateKey,
+      kid,
+    )
     issued.push({ tenantId: tenant, clientId: app.clientId, scope, audience, grant, expiresOn: now + lifetime })
-    sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken })
+    sendJson(res, 200, {
+      token_type: 'Bearer',
+      expires_in: lifetime,
+      ext_expires_in: lifetime,
+      access_token: accessToken,
+    })
   }
 
   const handler = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
     const url = new URL(req.url ?? '/', base)
-    const m = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/.exec(url.pathname)
+    const m =
+      /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/.exec(
+        url.pathname,
+      )
     if (!m) {
       sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint: ${url.pathname}` })
       return

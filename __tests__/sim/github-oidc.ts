@@ -70,11 +70,31 @@ export async function startGithubOidc(pki: TestPki, opts: GithubOidcOptions = {}
     }
     const audience = url.searchParams.get('audience') ?? `https://github.com/${owner}`
     const now = nowSeconds()
-    const value = signJwt({
-      jti: randomUUID(), sub: subject, aud: audience, ref, sha: 'a'.repeat(40), repository, repository_owner: owner,
-      run_id: runId, run_number: '1', run_attempt: '1', actor: owner, workflow: 'deploy', event_name: 'push', ref_type: 'branch',
-      job_workflow_ref: `${repository}/.github/workflows/deploy.yml@${ref}`, iss: issuer, nbf: now - 5, exp: now + lifetime, iat: now,
-    }, privateKey, kid)
+    const value = signJwt(
+      {
+        jti: randomUUID(),
+        sub: subject,
+        aud: audience,
+        ref,
+        sha: 'a'.repeat(40),
+        repository,
+        repository_owner: owner,
+        run_id: runId,
+        run_number: '1',
+        run_attempt: '1',
+        actor: owner,
+        workflow: 'deploy',
+        event_name: 'push',
+        ref_type: 'branch',
+        job_workflow_ref: `${repository}/.github/workflows/deploy.yml@${ref}`,
+        iss: issuer,
+        nbf: now - 5,
+        exp: now + lifetime,
+        iat: now,
+      },
+      privateKey,
+      kid,
+    )
     issued.push({ audience })
     sendJson(res, 200, { count: 1, value })
   }

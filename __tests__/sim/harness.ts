@@ -19,7 +19,11 @@ export interface Runner {
 /** A runner's directories, shared by the steps of one job (and by jobs that should share a tool cache). */
 export function makeRunner(toolCache?: string): Runner {
   const root = mkdtempSync(join(tmpdir(), 'ic-runner-'))
-  const r = { temp: join(root, 'temp'), toolCache: toolCache ?? join(root, 'tool-cache'), workspace: join(root, 'work') }
+  const r = {
+    temp: join(root, 'temp'),
+    toolCache: toolCache ?? join(root, 'tool-cache'),
+    workspace: join(root, 'work'),
+  }
   for (const d of Object.values(r)) mkdirSync(d, { recursive: true })
   return r
 }
@@ -65,7 +69,12 @@ export function parseFileCommands(text: string): Record<string, string> {
   return out
 }
 
-function baseEnv(runner: Runner, files: StepResult['files'], inputs: Record<string, string>, extra: Record<string, string>): NodeJS.ProcessEnv {
+function baseEnv(
+  runner: Runner,
+  files: StepResult['files'],
+  inputs: Record<string, string>,
+  extra: Record<string, string>,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: process.env['HOME'] ?? runner.workspace,
@@ -88,7 +97,11 @@ function baseEnv(runner: Runner, files: StepResult['files'], inputs: Record<stri
   return env
 }
 
-function spawnStep(env: NodeJS.ProcessEnv, cwd: string, o: { interrupt?: RunOptions['interrupt']; timeoutMs: number }): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function spawnStep(
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  o: { interrupt?: RunOptions['interrupt']; timeoutMs: number },
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BUNDLE], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -121,7 +134,13 @@ function files(runner: Runner, tag: string): StepResult['files'] {
 
 function collect(r: Awaited<ReturnType<typeof spawnStep>>, f: StepResult['files']): StepResult {
   const read = (p: string): string => (existsSync(p) ? readFileSync(p, 'utf8') : '')
-  return { ...r, outputs: parseFileCommands(read(f.output)), state: parseFileCommands(read(f.state)), summary: read(f.summary), files: f }
+  return {
+    ...r,
+    outputs: parseFileCommands(read(f.output)),
+    state: parseFileCommands(read(f.state)),
+    summary: read(f.summary),
+    files: f,
+  }
 }
 
 /** Main step, then (unless post: false) the post step with the state main saved. */
@@ -130,10 +149,19 @@ export async function runAction(o: RunOptions): Promise<{ main: StepResult; post
   const env = { GITHUB_RUN_ID: String(Date.now()), ...(o.env ?? {}) }
   const timeoutMs = o.timeoutMs ?? 60_000
   const mf = files(runner, 'main')
-  const main = collect(await spawnStep(baseEnv(runner, mf, o.inputs, env), runner.workspace, { ...(o.interrupt ? { interrupt: o.interrupt } : {}), timeoutMs }), mf)
+  const main = collect(
+    await spawnStep(baseEnv(runner, mf, o.inputs, env), runner.workspace, {
+      ...(o.interrupt ? { interrupt: o.interrupt } : {}),
+      timeoutMs,
+    }),
+    mf,
+  )
   if (o.post === false) return { main, runner }
   const pf = files(runner, 'post')
   const stateEnv = Object.fromEntries(Object.entries(main.state).map(([k, v]) => [`STATE_${k}`, v]))
-  const post = collect(await spawnStep({ ...baseEnv(runner, pf, o.inputs, env), ...stateEnv }, runner.workspace, { timeoutMs }), pf)
+  const post = collect(
+    await spawnStep({ ...baseEnv(runner, pf, o.inputs, env), ...stateEnv }, runner.workspace, { timeoutMs }),
+    pf,
+  )
   return { main, post, runner }
 }

@@ -61,7 +61,15 @@ export interface Sim {
   arm: ArmSim
   releases: IstioctlReleases
   info: SeedInfo
-  ids: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string; clusterName: string; objectId: string }
+  ids: {
+    tenantId: string
+    clientId: string
+    clientSecret: string
+    subscriptionId: string
+    resourceGroup: string
+    clusterName: string
+    objectId: string
+  }
   /** The Kubernetes user names of the action's identities (RBAC subjects): local account and Entra service principal. */
   users: string[]
   tokens: { user: string; admin: string }
@@ -93,14 +101,19 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   const tokens = { user: `user-${randomBytes(16).toString('hex')}`, admin: `admin-${randomBytes(16).toString('hex')}` }
   const oidc = await startGithubOidc(pki)
   const entra = await startEntra(pki, {
-    apps: [{
-      tenantId: ids.tenantId, clientId: ids.clientId, clientSecret: ids.clientSecret, objectId: ids.objectId,
-      federated: [
-        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchange' },
-        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeUSGov' },
-        { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeChina' },
-      ],
-    }],
+    apps: [
+      {
+        tenantId: ids.tenantId,
+        clientId: ids.clientId,
+        clientSecret: ids.clientSecret,
+        objectId: ids.objectId,
+        federated: [
+          { issuer: oidc.issuer, audience: 'api://AzureADTokenExchange' },
+          { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeUSGov' },
+          { issuer: oidc.issuer, audience: 'api://AzureADTokenExchangeChina' },
+        ],
+      },
+    ],
     trustedIssuers: [{ issuer: oidc.issuer, publicKey: oidc.publicKey }],
     ...(o.tokenLifetimeSeconds ? { tokenLifetimeSeconds: o.tokenLifetimeSeconds } : {}),
   })
@@ -113,7 +126,8 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     store,
     serviceUpstreams,
     authenticate: (t) => {
-      if (kind !== 'entra-no-local' && t === tokens.user) return { user: 'clusterUser', groups: ['system:authenticated'] }
+      if (kind !== 'entra-no-local' && t === tokens.user)
+        return { user: 'clusterUser', groups: ['system:authenticated'] }
       if (kind !== 'entra-no-local' && t === tokens.admin) return { user: 'clusterAdmin', groups: ['system:masters'] }
       if (kind !== 'local') {
         const claims = entra.validate(t, AKS_SERVER_APP_ID)
@@ -124,7 +138,11 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
     rbac: true,
   })
-  const mesh = await startMesh({ store, seed: o.meshSeed ?? 7, ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}) })
+  const mesh = await startMesh({
+    store,
+    seed: o.meshSeed ?? 7,
+    ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}),
+  })
   const layout = o.layout ?? 'oss'
   const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
   // RBAC: the bootstrap policy of every cluster, then the shipped manifests bound to the action's identities.
@@ -132,21 +150,42 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   seedBootstrapPolicy(store)
   const rbac = o.rbac ?? ['istio-canary', 'analyze']
   if (rbac === 'cluster-admin') {
-    store.create({ group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'sim-full-rights' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-      subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
-    })
+    store.create(
+      { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'sim-full-rights' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+        subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+      },
+    )
   } else {
-    for (const m of rbac) applyRbacManifests(store, loadRbacManifest(m), { users, namespace: info.namespace, istioNamespace: info.istioNamespace })
+    for (const m of rbac)
+      applyRbacManifests(store, loadRbacManifest(m), {
+        users,
+        namespace: info.namespace,
+        istioNamespace: info.istioNamespace,
+      })
   }
   const arm = await startArm(pki, {
     validateToken: (t) =>
-      entra.validate(t, 'https://management.azure.com/') ?? entra.validate(t, 'https://management.usgovcloudapi.net/') ?? entra.validate(t, 'https://management.chinacloudapi.cn/'),
-    clusters: [{
-      subscriptionId: ids.subscriptionId, resourceGroup: ids.resourceGroup, name: ids.clusterName, tenantId: ids.tenantId, kind,
-      server: kube.url, caPem: pki.caPem, userToken: tokens.user, adminToken: tokens.admin,
-    }],
+      entra.validate(t, 'https://management.azure.com/') ??
+      entra.validate(t, 'https://management.usgovcloudapi.net/') ??
+      entra.validate(t, 'https://management.chinacloudapi.cn/'),
+    clusters: [
+      {
+        subscriptionId: ids.subscriptionId,
+        resourceGroup: ids.resourceGroup,
+        name: ids.clusterName,
+        tenantId: ids.tenantId,
+        kind,
+        server: kube.url,
+        caPem: pki.caPem,
+        userToken: tokens.user,
+        adminToken: tokens.admin,
+      },
+    ],
   })
   const timers = new Set<NodeJS.Timeout>()
   if (o.istiodStatusDelayMs !== undefined) {
@@ -160,34 +199,70 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
         timers.delete(t)
         const cur = store.get(ev.ref, ev.namespace, ev.name)
         if (!cur || cur.metadata.generation !== gen) return
-        const next = { ...cur, metadata: { ...cur.metadata }, status: { observedGeneration: gen, validationMessages: [] } }
+        const next = {
+          ...cur,
+          metadata: { ...cur.metadata },
+          status: { observedGeneration: gen, validationMessages: [] },
+        }
         recordManagedFields(cur, next, 'pilot-discovery', 'status')
         store.update(ev.ref, next)
       }, delay)
       timers.add(t)
     })
   }
-  const releases = await startIstioctlReleases({ pki, versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'] })
+  const releases = await startIstioctlReleases({
+    pki,
+    versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'],
+  })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')
   let prometheus: PrometheusSim | undefined
   let azureMonitor: AzureMonitorSim | undefined
   if (o.prometheus) {
     try {
-      prometheus = await startPrometheus({ targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }] })
-      azureMonitor = await startAzureMonitor(pki, { upstream: prometheus.url, validate: (t, aud) => entra.validate(t, aud) })
+      prometheus = await startPrometheus({
+        targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }],
+      })
+      azureMonitor = await startAzureMonitor(pki, {
+        upstream: prometheus.url,
+        validate: (t, aud) => entra.validate(t, aud),
+      })
       serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
     } catch (err) {
-      await Promise.allSettled([prometheus?.stop(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      await Promise.allSettled([
+        prometheus?.stop(),
+        mesh.close(),
+        kube.close(),
+        arm.close(),
+        entra.close(),
+        oidc.close(),
+        releases.close(),
+      ])
       throw err
     }
   }
   return {
-    pki, store, kube, mesh, entra, oidc, arm, releases, info, ids, tokens, users, serviceUpstreams,
+    pki,
+    store,
+    kube,
+    mesh,
+    entra,
+    oidc,
+    arm,
+    releases,
+    info,
+    ids,
+    tokens,
+    users,
+    serviceUpstreams,
     ...(prometheus ? { prometheus } : {}),
     ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
-    env: () => ({ NODE_EXTRA_CA_CERTS: pki.caFile, ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken }),
+    env: () => ({
+      NODE_EXTRA_CA_CERTS: pki.caFile,
+      ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.requestToken,
+    }),
     aksInputs: (a = {}) => ({
       'resource-group': ids.resourceGroup,
       'cluster-name': ids.clusterName,
@@ -201,7 +276,16 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     }),
     close: async () => {
       for (const t of timers) clearTimeout(t)
-      await Promise.allSettled([prometheus?.stop(), azureMonitor?.close(), mesh.close(), kube.close(), arm.close(), entra.close(), oidc.close(), releases.close()])
+      await Promise.allSettled([
+        prometheus?.stop(),
+        azureMonitor?.close(),
+        mesh.close(),
+        kube.close(),
+        arm.close(),
+        entra.close(),
+        oidc.close(),
+        releases.close(),
+      ])
     },
   }
 }

@@ -41,7 +41,8 @@ function httpsGet(url: string, ca: string, method = 'GET'): Promise<Got> {
 /** GET following redirects (at most 5), like a download client. */
 async function download(url: string, ca: string): Promise<Got> {
   let r = await httpsGet(url, ca)
-  for (let i = 0; i < 5 && r.status >= 300 && r.status < 400; i++) r = await httpsGet(new URL(String(r.headers.location), url).href, ca)
+  for (let i = 0; i < 5 && r.status >= 300 && r.status < 400; i++)
+    r = await httpsGet(new URL(String(r.headers.location), url).href, ca)
   return r
 }
 
@@ -49,14 +50,23 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 
 function kubeconfigFile(dir: string, api: KubeApi, pki: TestPki, token: string): string {
   const file = join(dir, `kubeconfig-${token}`)
-  writeFileSync(file, dump({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'sim', cluster: { server: api.url, 'certificate-authority-data': Buffer.from(pki.caPem).toString('base64') } }],
-    users: [{ name: 'u', user: { token } }],
-    contexts: [{ name: 'sim', context: { cluster: 'sim', user: 'u', namespace: 'bookinfo' } }],
-    'current-context': 'sim',
-  }), { mode: 0o600 })
+  writeFileSync(
+    file,
+    dump({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'sim',
+          cluster: { server: api.url, 'certificate-authority-data': Buffer.from(pki.caPem).toString('base64') },
+        },
+      ],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'sim', context: { cluster: 'sim', user: 'u', namespace: 'bookinfo' } }],
+      'current-context': 'sim',
+    }),
+    { mode: 0o600 },
+  )
   return file
 }
 
@@ -139,11 +149,16 @@ describe('fake istioctl releases', () => {
     assert.equal((await download(`${releases.url}/1.99.0/istioctl-1.99.0-linux-amd64.tar.gz`, pki.caPem)).status, 404)
     assert.equal((await download(`${releases.url}/1.24.2/istioctl-1.24.2-win.zip`, pki.caPem)).status, 404)
     // Trusting the system store only fails: the server's certificate comes from the test CA.
-    await assert.rejects(() => new Promise((resolve, reject) => request(`${releases.url}/1.24.2/x`, resolve).on('error', reject).end()))
+    await assert.rejects(
+      () => new Promise((resolve, reject) => request(`${releases.url}/1.24.2/x`, resolve).on('error', reject).end()),
+    )
   })
 
   it('holds one executable istioctl per tarball', () => {
-    const listing = execFileSync('tar', ['-tzvf', join(dirname(bins['1.24.2']!), 'a.tar.gz')]).toString().trim().split('\n')
+    const listing = execFileSync('tar', ['-tzvf', join(dirname(bins['1.24.2']!), 'a.tar.gz')])
+      .toString()
+      .trim()
+      .split('\n')
     assert.equal(listing.length, 1)
     assert.match(listing[0]!, /^-rwxr-xr-x .* istioctl$/)
     assert.ok((statSync(bins['1.24.2']!).mode & 0o111) !== 0)
@@ -177,7 +192,12 @@ describe('fake istioctl releases', () => {
     assert.equal(v.meshVersion[0].Component, 'pilot')
     assert.equal(v.meshVersion[0].Revision, 'default')
     assert.equal(v.meshVersion[0].Info.version, '1.24.2')
-    assert.ok(v.dataPlaneVersion.some((p: { ID: string; IstioVersion: string }) => /^reviews-v3-.*\.bookinfo$/.test(p.ID) && p.IstioVersion === '1.24.2'))
+    assert.ok(
+      v.dataPlaneVersion.some(
+        (p: { ID: string; IstioVersion: string }) =>
+          /^reviews-v3-.*\.bookinfo$/.test(p.ID) && p.IstioVersion === '1.24.2',
+      ),
+    )
 
     const older = JSON.parse((await istioctl(['version', '-o', 'json'], {}, '1.23.4')).stdout)
     assert.equal(older.clientVersion.version, '1.23.4')
@@ -189,21 +209,29 @@ describe('fake istioctl releases', () => {
     assert.equal((await istioctl(['version', '--remote=false'])).stdout, '1.24.2\n')
 
     const text = await istioctl(['version'])
-    assert.match(text.stdout, /^client version: 1\.24\.2\ncontrol plane version: 1\.24\.2\ndata plane version: 1\.24\.2 \(\d+ proxies\)\n$/)
+    assert.match(
+      text.stdout,
+      /^client version: 1\.24\.2\ncontrol plane version: 1\.24\.2\ndata plane version: 1\.24\.2 \(\d+ proxies\)\n$/,
+    )
   })
 
   it('version fails like istioctl without a control plane or without credentials', async () => {
     const none = await istioctl(['version', '-o', 'json', '-i', 'aks-istio-system'])
     assert.equal(none.code, 1)
     assert.equal(none.stdout, '')
-    assert.match(none.stderr, /Istio is not present in the cluster: no running Istio pods in namespace "aks-istio-system"/)
+    assert.match(
+      none.stderr,
+      /Istio is not present in the cluster: no running Istio pods in namespace "aks-istio-system"/,
+    )
     assert.match(none.stderr, /^Error: no running Istio pods in namespace "aks-istio-system"$/m)
     assert.equal((await istioctl(['version', '-o', 'json', '-r', 'asm-1-24'])).code, 1)
 
     const badToken = await istioctl(['version', '-o', 'json'], { KUBECONFIG: kubeconfigFile(dir, api, pki, 'wrong') })
     assert.equal(badToken.code, 1)
     assert.match(badToken.stderr, /Error: the server has asked for the client to provide credentials/)
-    const viaFlag = await istioctl(['--kubeconfig', kubeconfig, 'version', '-o', 'json'], { KUBECONFIG: '/nonexistent' })
+    const viaFlag = await istioctl(['--kubeconfig', kubeconfig, 'version', '-o', 'json'], {
+      KUBECONFIG: '/nonexistent',
+    })
     assert.equal(viaFlag.code, 0, viaFlag.stderr)
   })
 
@@ -221,14 +249,31 @@ describe('fake istioctl releases', () => {
     store.update(NAMESPACES, { ...ns, metadata: { ...ns.metadata, labels: {} } })
     store.create(CONFIGMAPS, {
       metadata: { name: 'istioctl-analyze-findings', namespace: 'bookinfo' },
-      data: { 'findings.json': JSON.stringify([{ code: 'IST0128', level: 'Warning', message: 'knob finding', origin: 'DestinationRule bookinfo/reviews' }]) },
+      data: {
+        'findings.json': JSON.stringify([
+          { code: 'IST0128', level: 'Warning', message: 'knob finding', origin: 'DestinationRule bookinfo/reviews' },
+        ]),
+      },
     })
     try {
-      const r = await istioctl(['analyze', '-o', 'json', '-n', 'bookinfo', '--revision', 'default', '-i', 'istio-system'])
+      const r = await istioctl([
+        'analyze',
+        '-o',
+        'json',
+        '-n',
+        'bookinfo',
+        '--revision',
+        'default',
+        '-i',
+        'istio-system',
+      ])
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stdout, /^\[\n\t\{\n\t\t"code": "IST0101",\n/)
       const msgs = JSON.parse(r.stdout) as Array<Record<string, string>>
-      assert.deepEqual(msgs.map((m) => `${m['level']} ${m['code']}`), ['Error IST0101', 'Warning IST0128', 'Info IST0102'])
+      assert.deepEqual(
+        msgs.map((m) => `${m['level']} ${m['code']}`),
+        ['Error IST0101', 'Warning IST0128', 'Info IST0102'],
+      )
       assert.deepEqual(msgs[0], {
         code: 'IST0101',
         documentationUrl: 'https://istio.io/v1.24/docs/reference/config/analysis/ist0101/?ref=istioctl-analyze',
@@ -237,24 +282,41 @@ describe('fake istioctl releases', () => {
         origin: 'VirtualService bookinfo/reviews',
       })
       assert.equal(msgs[1]!['message'], 'knob finding')
-      assert.equal(msgs[1]!['documentationUrl'], 'https://istio.io/v1.24/docs/reference/config/analysis/ist0128/?ref=istioctl-analyze')
+      assert.equal(
+        msgs[1]!['documentationUrl'],
+        'https://istio.io/v1.24/docs/reference/config/analysis/ist0128/?ref=istioctl-analyze',
+      )
       assert.equal(msgs[2]!['origin'], 'Namespace bookinfo')
-      assert.match(msgs[2]!['message']!, /^The namespace is not enabled for Istio injection\. Run 'kubectl label namespace bookinfo istio-injection=enabled'/)
+      assert.match(
+        msgs[2]!['message']!,
+        /^The namespace is not enabled for Istio injection\. Run 'kubectl label namespace bookinfo istio-injection=enabled'/,
+      )
 
       const log = await istioctl(['analyze', '-n', 'bookinfo'])
       assert.equal(log.code, 79)
-      assert.match(log.stdout, /^Error \[IST0101\] \(VirtualService bookinfo\/reviews\) Referenced host\+subset in destinationrule not found: "reviews\+v9"$/m)
-      assert.match(log.stderr, /^Error: Analyzers found issues when analyzing namespace: bookinfo\.\nSee https:\/\/istio\.io\/v1\.24\/docs\/reference\/config\/analysis for more information/)
+      assert.match(
+        log.stdout,
+        /^Error \[IST0101\] \(VirtualService bookinfo\/reviews\) Referenced host\+subset in destinationrule not found: "reviews\+v9"$/m,
+      )
+      assert.match(
+        log.stderr,
+        /^Error: Analyzers found issues when analyzing namespace: bookinfo\.\nSee https:\/\/istio\.io\/v1\.24\/docs\/reference\/config\/analysis for more information/,
+      )
       assert.equal((await istioctl(['analyze', '-n', 'bookinfo', '--failure-threshold', 'Info'])).code, 79)
       // The context's namespace is the default; another namespace is clean.
       assert.equal((await istioctl(['analyze'])).code, 79)
       assert.equal((await istioctl(['analyze', '-n', 'default'])).code, 0)
-      const everywhere = JSON.parse((await istioctl(['analyze', '--all-namespaces', '-o', 'json'])).stdout) as Array<Record<string, string>>
+      const everywhere = JSON.parse((await istioctl(['analyze', '--all-namespaces', '-o', 'json'])).stdout) as Array<
+        Record<string, string>
+      >
       assert.ok(everywhere.some((m) => m['code'] === 'IST0101'))
       assert.ok(!everywhere.some((m) => m['origin'] === 'Namespace kube-system'))
     } finally {
       spec.http[0]!.route[0]!.destination.subset = 'v1'
-      store.update(VS, { ...vs, metadata: { ...vs.metadata, resourceVersion: store.get(VS, 'bookinfo', 'reviews')!.metadata.resourceVersion! } })
+      store.update(VS, {
+        ...vs,
+        metadata: { ...vs.metadata, resourceVersion: store.get(VS, 'bookinfo', 'reviews')!.metadata.resourceVersion! },
+      })
       const curNs = store.get(NAMESPACES, undefined, 'bookinfo')!
       store.update(NAMESPACES, { ...curNs, metadata: { ...curNs.metadata, labels: ns.metadata.labels ?? {} } })
       store.delete(CONFIGMAPS, 'bookinfo', 'istioctl-analyze-findings')
@@ -270,7 +332,10 @@ describe('fake istioctl releases', () => {
     writeFileSync(unreachable, readFileSync(kubeconfig, 'utf8').replace(api.url, 'https://127.0.0.1:1'))
     const down = await istioctl(['x', 'precheck'], { KUBECONFIG: unreachable })
     assert.equal(down.code, 1)
-    assert.match(down.stderr, /Error: Get "https:\/\/127\.0\.0\.1:1\/version": dial tcp 127\.0\.0\.1:1: connect: connection refused/)
+    assert.match(
+      down.stderr,
+      /Error: Get "https:\/\/127\.0\.0\.1:1\/version": dial tcp 127\.0\.0\.1:1: connect: connection refused/,
+    )
   })
 
   it('fails unknown commands and flags like cobra, and logs every invocation', async () => {
@@ -285,7 +350,13 @@ describe('fake istioctl releases', () => {
     const help = await istioctl(['--help'])
     assert.equal(help.code, 0)
     assert.match(help.stdout, /Usage:\n {2}istioctl \[command\]/)
-    assert.deepEqual(readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), [['frobnicate'], ['version', '--bogus']])
+    assert.deepEqual(
+      readFileSync(logFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+      [['frobnicate'], ['version', '--bogus']],
+    )
   })
 
   it('accepts exactly the flags of its release: `analyze -r` only from 1.25.0, long forms everywhere', async () => {
@@ -294,15 +365,41 @@ describe('fake istioctl releases', () => {
     const old = await istioctl(['analyze', '-n', 'bookinfo', '-r', 'default', '-o', 'json'], {}, '1.24.2')
     assert.equal(old.code, 64)
     assert.equal(old.stderr, "Error: unknown shorthand flag: 'r' in -r\n")
-    const longForm = await istioctl(['analyze', '--namespace', 'bookinfo', '--revision', 'default', '--istioNamespace', 'istio-system', '--output', 'json'], {}, '1.24.2')
+    const longForm = await istioctl(
+      [
+        'analyze',
+        '--namespace',
+        'bookinfo',
+        '--revision',
+        'default',
+        '--istioNamespace',
+        'istio-system',
+        '--output',
+        'json',
+      ],
+      {},
+      '1.24.2',
+    )
     assert.equal(longForm.code, 0, longForm.stderr)
     const newer = await istioctl(['analyze', '-n', 'bookinfo', '-r', 'default', '-o', 'json'], {}, '1.25.0')
     assert.equal(newer.code, 0, newer.stderr)
-    assert.equal((await istioctl(['analyze', '--remote-contexts', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.23.4')).stderr, 'Error: unknown flag: --remote-contexts\n')
-    assert.equal((await istioctl(['analyze', '--analyzer', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.25.0')).code, 64)
+    assert.equal(
+      (await istioctl(['analyze', '--remote-contexts', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.23.4')).stderr,
+      'Error: unknown flag: --remote-contexts\n',
+    )
+    assert.equal(
+      (await istioctl(['analyze', '--analyzer', 'x', '-o', 'json', '-n', 'bookinfo'], {}, '1.25.0')).code,
+      64,
+    )
     // version, install and x precheck have had -r since before 1.22
-    assert.equal((await istioctl(['x', 'precheck', '--revision', 'default', '--skip-controlplane'], {}, '1.22.0')).code, 0)
-    assert.equal((await istioctl(['install', '--skip-confirmation', '--dry-run', '-r', 'canary'], {}, '1.22.0')).code, 0)
+    assert.equal(
+      (await istioctl(['x', 'precheck', '--revision', 'default', '--skip-controlplane'], {}, '1.22.0')).code,
+      0,
+    )
+    assert.equal(
+      (await istioctl(['install', '--skip-confirmation', '--dry-run', '-r', 'canary'], {}, '1.22.0')).code,
+      0,
+    )
   })
 })
 
@@ -324,7 +421,10 @@ describe('istioctl install', () => {
     api = await startKubeApi({ pki, store, authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined) })
     mesh = await startMesh({ store })
     kubeconfig = kubeconfigFile(dir, api, pki, 'tok')
-    writeFileSync(join(dir, 'a.tar.gz'), (await download(`${releases.url}/1.24.2/${istioctlArchiveName('1.24.2', 'linux-amd64')}`, pki.caPem)).body)
+    writeFileSync(
+      join(dir, 'a.tar.gz'),
+      (await download(`${releases.url}/1.24.2/${istioctlArchiveName('1.24.2', 'linux-amd64')}`, pki.caPem)).body,
+    )
     execFileSync('tar', ['-xzf', 'a.tar.gz'], { cwd: dir })
     bin = join(dir, 'istioctl')
   })
@@ -361,14 +461,22 @@ describe('istioctl install', () => {
     const pods = store.list(REFS.pods, 'istio-system', 'app=istiod')
     assert.equal(pods.length, 1)
     assert.equal((pods[0]!['status'] as { phase: string }).phase, 'Running')
-    assert.equal((pods[0]!['spec'] as { containers: Array<{ image: string }> }).containers[0]!.image, 'docker.io/istio/pilot:1.24.2')
+    assert.equal(
+      (pods[0]!['spec'] as { containers: Array<{ image: string }> }).containers[0]!.image,
+      'docker.io/istio/pilot:1.24.2',
+    )
     assert.equal((istiod['status'] as { readyReplicas: number }).readyReplicas, 1)
 
     const svc = store.get(REFS.services, 'istio-system', 'istio-ingressgateway')!
     assert.equal(svc.metadata.labels?.['istio'], 'ingressgateway')
     assert.equal((svc['spec'] as { type: string }).type, 'LoadBalancer')
-    assert.equal((svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port, mesh.port)
-    assert.deepEqual((svc['status'] as { loadBalancer: unknown }).loadBalancer, { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] })
+    assert.equal(
+      (svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port,
+      mesh.port,
+    )
+    assert.deepEqual((svc['status'] as { loadBalancer: unknown }).loadBalancer, {
+      ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }],
+    })
 
     const v = JSON.parse((await istioctl(['version', '-o', 'json'])).stdout)
     assert.equal(v.meshVersion[0].Info.version, '1.24.2')
@@ -380,7 +488,10 @@ describe('istioctl install', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.ok(store.get(REFS.deployments, 'istio-system', 'istiod-canary'))
     const v = JSON.parse((await istioctl(['version', '-o', 'json', '-r', 'canary'])).stdout)
-    assert.deepEqual(v.meshVersion.map((m: { Revision: string }) => m.Revision), ['canary'])
+    assert.deepEqual(
+      v.meshVersion.map((m: { Revision: string }) => m.Revision),
+      ['canary'],
+    )
     const before = store.list(REFS.pods, 'istio-system', 'app=istiod,istio.io/rev=default').map((p) => p.metadata.name)
     assert.equal((await istioctl(['install', '-y'])).code, 0)
     const after = store.list(REFS.pods, 'istio-system', 'app=istiod,istio.io/rev=default').map((p) => p.metadata.name)

@@ -31,9 +31,17 @@ export interface IstioctlReleasesOptions {
 }
 
 /** Platforms of the standalone istioctl archives of an Istio release (`osx` is the amd64 build). */
-export const ISTIOCTL_PLATFORMS = ['linux-amd64', 'linux-arm64', 'linux-armv7', 'osx', 'osx-amd64', 'osx-arm64'] as const
+export const ISTIOCTL_PLATFORMS = [
+  'linux-amd64',
+  'linux-arm64',
+  'linux-armv7',
+  'osx',
+  'osx-amd64',
+  'osx-arm64',
+] as const
 
-export const istioctlArchiveName = (version: string, platform: string): string => `istioctl-${version}-${platform}.tar.gz`
+export const istioctlArchiveName = (version: string, platform: string): string =>
+  `istioctl-${version}-${platform}.tar.gz`
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
 
@@ -45,9 +53,13 @@ export async function startIstioctlReleases(opts: IstioctlReleasesOptions): Prom
     const vdir = join(dir, version)
     mkdirSync(vdir, { recursive: true })
     writeFileSync(join(vdir, 'istioctl'), istioctlScript(version, repoRoot), { mode: 0o755 })
-    execFileSync('tar', ['-czf', 'istioctl.tar.gz', '--owner=0', '--group=0', '--numeric-owner', 'istioctl'], { cwd: vdir, stdio: 'pipe' })
+    execFileSync('tar', ['-czf', 'istioctl.tar.gz', '--owner=0', '--group=0', '--numeric-owner', 'istioctl'], {
+      cwd: vdir,
+      stdio: 'pipe',
+    })
     const data = readFileSync(join(vdir, 'istioctl.tar.gz'))
-    for (const p of ISTIOCTL_PLATFORMS) archives.set(`/${version}/${istioctlArchiveName(version, p)}`, { version, data })
+    for (const p of ISTIOCTL_PLATFORMS)
+      archives.set(`/${version}/${istioctlArchiveName(version, p)}`, { version, data })
   }
   rmSync(dir, { recursive: true, force: true })
 
@@ -59,7 +71,9 @@ export async function startIstioctlReleases(opts: IstioctlReleasesOptions): Prom
     if (a) return a.data
     const sum = archives.get(path.replace(/\.sha256$/, ''))
     if (!path.endsWith('.sha256') || !sum) return undefined
-    const digest = corrupted.has(sum.version) ? sha256(Buffer.concat([sum.data, Buffer.from('tampered')])) : sha256(sum.data)
+    const digest = corrupted.has(sum.version)
+      ? sha256(Buffer.concat([sum.data, Buffer.from('tampered')]))
+      : sha256(sum.data)
     return Buffer.from(`${digest} ${path.slice(path.lastIndexOf('/') + 1, -'.sha256'.length)}\n`)
   }
 
@@ -81,7 +95,10 @@ export async function startIstioctlReleases(opts: IstioctlReleasesOptions): Prom
     }
     if (blob === undefined) {
       downloads.push(path)
-      res.writeHead(302, { location: `https://127.0.0.1:${(req.socket.localPort ?? 0)}/blob${path}`, 'content-length': 0 })
+      res.writeHead(302, {
+        location: `https://127.0.0.1:${req.socket.localPort ?? 0}/blob${path}`,
+        'content-length': 0,
+      })
       res.end()
       return
     }
@@ -150,12 +167,16 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
   const obj = (v: unknown): Obj => (isObj(v) ? v : {})
   const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
   const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
-  const labelsOf = (o: unknown): Record<string, string> => obj(obj(obj(o)['metadata'])['labels']) as Record<string, string>
+  const labelsOf = (o: unknown): Record<string, string> =>
+    obj(obj(obj(o)['metadata'])['labels']) as Record<string, string>
   const nameOf = (o: unknown): string => str(obj(obj(o)['metadata'])['name']) ?? ''
   const nsOf = (o: unknown): string => str(obj(obj(o)['metadata'])['namespace']) ?? ''
 
   class CliError extends Error {
-    constructor(message: string, readonly exitCode = 1) {
+    constructor(
+      message: string,
+      readonly exitCode = 1,
+    ) {
       super(message)
     }
   }
@@ -185,19 +206,49 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
   const [vMajor, vMinor] = cfg.version.split('.').map((n) => Number.parseInt(n, 10)) as [number, number]
   const atLeast = (minorWanted: number): boolean => vMajor > 1 || (vMajor === 1 && vMinor >= minorWanted)
   const GLOBAL: FlagSpec = {
-    value: ['kubeconfig', 'context', 'istioNamespace', 'namespace', 'vklog', 'as', 'as-group', 'as-uid', 'log_output_level'],
+    value: [
+      'kubeconfig',
+      'context',
+      'istioNamespace',
+      'namespace',
+      'vklog',
+      'as',
+      'as-group',
+      'as-uid',
+      'log_output_level',
+    ],
     bool: ['help'],
     short: { c: 'kubeconfig', i: 'istioNamespace', n: 'namespace', h: 'help' },
   }
   const COMMANDS: Record<string, FlagSpec> = {
-    version: { value: ['output', 'revision'], bool: ['remote', 'short'], short: { o: 'output', r: 'revision', s: 'short' } },
+    version: {
+      value: ['output', 'revision'],
+      bool: ['remote', 'short'],
+      short: { o: 'output', r: 'revision', s: 'short' },
+    },
     analyze: {
       value: [
-        'output', 'revision', 'failure-threshold', 'output-threshold', 'meshConfigFile', 'suppress', 'timeout',
-        ...(atLeast(24) ? ['remote-contexts'] : []), ...(atLeast(26) ? ['analyzer'] : []),
+        'output',
+        'revision',
+        'failure-threshold',
+        'output-threshold',
+        'meshConfigFile',
+        'suppress',
+        'timeout',
+        ...(atLeast(24) ? ['remote-contexts'] : []),
+        ...(atLeast(26) ? ['analyzer'] : []),
       ],
       bool: ['all-namespaces', 'use-kube', 'color', 'verbose', 'recursive', 'ignore-unknown', 'list-analyzers'],
-      short: { o: 'output', A: 'all-namespaces', k: 'use-kube', v: 'verbose', R: 'recursive', L: 'list-analyzers', S: 'suppress', ...(atLeast(25) ? { r: 'revision' } : {}) },
+      short: {
+        o: 'output',
+        A: 'all-namespaces',
+        k: 'use-kube',
+        v: 'verbose',
+        R: 'recursive',
+        L: 'list-analyzers',
+        S: 'suppress',
+        ...(atLeast(25) ? { r: 'revision' } : {}),
+      },
     },
     install: {
       value: ['set', 'filename', 'revision', 'readiness-timeout', 'manifests', 'charts'],
@@ -245,7 +296,10 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       }
       if (bool.has(name)) {
         if (inline !== undefined && !['true', 'false', '1', '0'].includes(inline)) {
-          throw new CliError(`invalid argument "${inline}" for "--${name}" flag: strconv.ParseBool: parsing "${inline}": invalid syntax`, USAGE)
+          throw new CliError(
+            `invalid argument "${inline}" for "--${name}" flag: strconv.ParseBool: parsing "${inline}": invalid syntax`,
+            USAGE,
+          )
         }
         flags[name] = inline === undefined || inline === 'true' || inline === '1'
       } else {
@@ -265,7 +319,8 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     const v = f[name]
     return Array.isArray(v) ? v : []
   }
-  const flag = (f: Flags, name: string, dflt: boolean): boolean => (typeof f[name] === 'boolean' ? (f[name] as boolean) : dflt)
+  const flag = (f: Flags, name: string, dflt: boolean): boolean =>
+    typeof f[name] === 'boolean' ? (f[name] as boolean) : dflt
 
   // ---- kubeconfig and API access ----
   interface Kube {
@@ -275,34 +330,52 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
   }
 
   function kubeClient(f: Flags): Kube {
-    const file = one(f, 'kubeconfig') ?? (process.env['KUBECONFIG'] ?? '').split(pathMod.delimiter).find(Boolean) ?? pathMod.join(os.homedir(), '.kube', 'config')
+    const file =
+      one(f, 'kubeconfig') ??
+      (process.env['KUBECONFIG'] ?? '').split(pathMod.delimiter).find(Boolean) ??
+      pathMod.join(os.homedir(), '.kube', 'config')
     let text: string
     try {
       text = fs.readFileSync(file, 'utf8')
     } catch {
-      throw new CliError('invalid configuration: no configuration has been provided, try setting KUBERNETES_MASTER environment variable')
+      throw new CliError(
+        'invalid configuration: no configuration has been provided, try setting KUBERNETES_MASTER environment variable',
+      )
     }
     const kc = obj(yaml.load(text))
     const named = (list: unknown, name: string | undefined, key: string): Obj | undefined => {
-      const hit = arr(list).map(obj).find((e) => e['name'] === name)
+      const hit = arr(list)
+        .map(obj)
+        .find((e) => e['name'] === name)
       return hit ? obj(hit[key]) : undefined
     }
     const ctxName = one(f, 'context') ?? str(kc['current-context'])
     const ctx = named(kc['contexts'], ctxName, 'context')
     if (!ctx) throw new CliError(`context "${ctxName ?? ''}" does not exist`)
     const cluster = named(kc['clusters'], str(ctx['cluster']), 'cluster')
-    if (!cluster || !str(cluster['server'])) throw new CliError(`invalid configuration: cluster "${str(ctx['cluster']) ?? ''}" has no server defined`)
+    if (!cluster || !str(cluster['server']))
+      throw new CliError(`invalid configuration: cluster "${str(ctx['cluster']) ?? ''}" has no server defined`)
     const user = named(kc['users'], str(ctx['user']), 'user') ?? {}
-    if (user['exec'] !== undefined) throw new CliError('the simulated istioctl does not run kubeconfig exec credential plugins')
+    if (user['exec'] !== undefined)
+      throw new CliError('the simulated istioctl does not run kubeconfig exec credential plugins')
     const server = str(cluster['server'])!.replace(/\/$/, '')
     const b64 = (v: unknown): Buffer | undefined => (typeof v === 'string' ? Buffer.from(v, 'base64') : undefined)
-    const ca = b64(cluster['certificate-authority-data']) ?? (str(cluster['certificate-authority']) ? fs.readFileSync(str(cluster['certificate-authority'])!) : undefined)
-    const token = str(user['token']) ?? (str(user['tokenFile']) ? fs.readFileSync(str(user['tokenFile'])!, 'utf8').trim() : undefined)
+    const ca =
+      b64(cluster['certificate-authority-data']) ??
+      (str(cluster['certificate-authority']) ? fs.readFileSync(str(cluster['certificate-authority'])!) : undefined)
+    const token =
+      str(user['token']) ??
+      (str(user['tokenFile']) ? fs.readFileSync(str(user['tokenFile'])!, 'utf8').trim() : undefined)
     const cert = b64(user['client-certificate-data'])
     const key = b64(user['client-key-data'])
     const insecure = cluster['insecure-skip-tls-verify'] === true
 
-    const send = (method: string, path: string, body: unknown, extra: Record<string, string> = {}): Promise<{ status: number; body: Obj }> =>
+    const send = (
+      method: string,
+      path: string,
+      body: unknown,
+      extra: Record<string, string> = {},
+    ): Promise<{ status: number; body: Obj }> =>
       new Promise((resolve, reject) => {
         const url = new URL(server + path)
         const verb = method[0] + method.slice(1).toLowerCase()
@@ -338,10 +411,13 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         req.on('timeout', () => req.destroy(new Error('context deadline exceeded')))
         req.on('error', (e: NodeJS.ErrnoException) => {
           const cause =
-            e.code === 'ECONNREFUSED' ? `dial tcp ${url.host}: connect: connection refused`
-            : e.code === 'ECONNRESET' ? 'read: connection reset by peer'
-            : /certificate|self.signed|issuer/i.test(e.message) ? 'tls: failed to verify certificate: x509: certificate signed by unknown authority'
-            : e.message
+            e.code === 'ECONNREFUSED'
+              ? `dial tcp ${url.host}: connect: connection refused`
+              : e.code === 'ECONNRESET'
+                ? 'read: connection reset by peer'
+                : /certificate|self.signed|issuer/i.test(e.message)
+                  ? 'tls: failed to verify certificate: x509: certificate signed by unknown authority'
+                  : e.message
           reject(new CliError(`${verb} "${url.href}": ${cause}`))
         })
         req.end(payload)
@@ -366,7 +442,10 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
 
   function podReady(p: Obj): boolean {
     const st = obj(p['status'])
-    return st['phase'] === 'Running' && arr(st['conditions']).some((c) => obj(c)['type'] === 'Ready' && obj(c)['status'] === 'True')
+    return (
+      st['phase'] === 'Running' &&
+      arr(st['conditions']).some((c) => obj(c)['type'] === 'Ready' && obj(c)['status'] === 'True')
+    )
   }
 
   /** Version from an image tag: docker.io/istio/pilot:1.24.2, mcr.microsoft.com/oss/istio/pilot:v1.23.3-distroless */
@@ -375,7 +454,10 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     return tag ? tag.replace(/^v/, '').replace(/-(distroless|debug)$/, '') : 'unknown'
   }
   function buildInfo(version: string): Obj {
-    const revision = version === cfg.version ? cfg.gitRevision : crypto.createHash('sha1').update(`istio/istio@${version}`).digest('hex')
+    const revision =
+      version === cfg.version
+        ? cfg.gitRevision
+        : crypto.createHash('sha1').update(`istio/istio@${version}`).digest('hex')
     return { version, revision, golang_version: cfg.golangVersion, status: 'Clean', tag: version }
   }
   const containerImage = (p: Obj, name: string): string | undefined => {
@@ -398,19 +480,28 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       try {
         const kube = kubeClient(f)
         const selector = `app=istiod${revision ? `,istio.io/rev=${revision}` : ''}`
-        const pods = items(await kube.get(`/api/v1/namespaces/${q(istioNs)}/pods?labelSelector=${q(selector)}&fieldSelector=${q('status.phase=Running')}`))
+        const pods = items(
+          await kube.get(
+            `/api/v1/namespaces/${q(istioNs)}/pods?labelSelector=${q(selector)}&fieldSelector=${q('status.phase=Running')}`,
+          ),
+        )
         const ready = pods.filter(podReady)
         if (ready.length === 0) throw new CliError(`no running Istio pods in namespace "${istioNs}"`)
         result['meshVersion'] = ready.map((p) => ({
           Component: labelsOf(p)['istio'] ?? 'pilot',
           Revision: labelsOf(p)['istio.io/rev'] ?? '',
-          Info: buildInfo(imageVersion(containerImage(p, 'discovery') ?? str(obj(arr(obj(p['spec'])['containers'])[0])['image']))),
+          Info: buildInfo(
+            imageVersion(containerImage(p, 'discovery') ?? str(obj(arr(obj(p['spec'])['containers'])[0])['image'])),
+          ),
         }))
         try {
           const all = items(await kube.get('/api/v1/pods'))
           result['dataPlaneVersion'] = all
             .filter((p) => obj(p['status'])['phase'] === 'Running' && containerImage(p, 'istio-proxy') !== undefined)
-            .map((p) => ({ ID: `${nameOf(p)}.${nsOf(p)}`, IstioVersion: imageVersion(containerImage(p, 'istio-proxy')) }))
+            .map((p) => ({
+              ID: `${nameOf(p)}.${nsOf(p)}`,
+              IstioVersion: imageVersion(containerImage(p, 'istio-proxy')),
+            }))
         } catch {
           // like istioctl: data plane versions are best effort
         }
@@ -434,14 +525,18 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       if (dp) {
         const counts = new Map<string, number>()
         for (const p of dp) counts.set(p.IstioVersion, (counts.get(p.IstioVersion) ?? 0) + 1)
-        const text = [...counts.keys()].sort().map((v) => `${v} (${counts.get(v)} proxies)`).join(', ')
+        const text = [...counts.keys()]
+          .sort()
+          .map((v) => `${v} (${counts.get(v)} proxies)`)
+          .join(', ')
         out(`data plane version: ${text || 'none'}\n`)
       }
       return
     }
     out(`client version: ${longForm(client)}\n`)
     for (const m of mesh) out(`${m.Component} version: ${longForm(m.Info)}\n`)
-    for (const p of dp ?? []) out(`data plane version: version.ProxyInfo{ID:"${String((p as Obj)['ID'])}", IstioVersion:"${p.IstioVersion}"}\n`)
+    for (const p of dp ?? [])
+      out(`data plane version: version.ProxyInfo{ID:"${String((p as Obj)['ID'])}", IstioVersion:"${p.IstioVersion}"}\n`)
   }
 
   // ---- analyze ----
@@ -458,11 +553,15 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
 
   async function analyze(f: Flags, args: string[]): Promise<void> {
     const output = one(f, 'output') ?? 'log'
-    if (!['log', 'json', 'yaml'].includes(output)) throw new CliError(`${output} not a valid option for format. See istioctl analyze --help`)
+    if (!['log', 'json', 'yaml'].includes(output))
+      throw new CliError(`${output} not a valid option for format. See istioctl analyze --help`)
     const level = (name: string, dflt: string): number => {
       const v = one(f, name) ?? dflt
       const i = LEVELS.findIndex((l) => l.toUpperCase() === v.toUpperCase())
-      if (i < 0) throw new CliError(`invalid argument "${v}" for "--${name}" flag: "${v}" not a valid option, please choose from: [Info Warning Error]`)
+      if (i < 0)
+        throw new CliError(
+          `invalid argument "${v}" for "--${name}" flag: "${v}" not a valid option, please choose from: [Info Warning Error]`,
+        )
       return i
     }
     const failureThreshold = level('failure-threshold', 'Error')
@@ -493,14 +592,23 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         return
       }
       for (const path of [
-        '/api/v1/pods', '/api/v1/secrets', '/apis/apps/v1/deployments',
-        '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+        '/api/v1/pods',
+        '/api/v1/secrets',
+        '/apis/apps/v1/deployments',
+        '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+        '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
         '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
-        '/apis/networking.istio.io/v1/serviceentries', '/apis/networking.istio.io/v1/sidecars', '/apis/networking.istio.io/v1alpha3/envoyfilters',
-        '/apis/networking.istio.io/v1beta1/proxyconfigs', '/apis/security.istio.io/v1/authorizationpolicies',
-        '/apis/security.istio.io/v1/requestauthentications', '/apis/telemetry.istio.io/v1/telemetries', '/apis/extensions.istio.io/v1alpha1/wasmplugins',
+        '/apis/networking.istio.io/v1/serviceentries',
+        '/apis/networking.istio.io/v1/sidecars',
+        '/apis/networking.istio.io/v1alpha3/envoyfilters',
+        '/apis/networking.istio.io/v1beta1/proxyconfigs',
+        '/apis/security.istio.io/v1/authorizationpolicies',
+        '/apis/security.istio.io/v1/requestauthentications',
+        '/apis/telemetry.istio.io/v1/telemetries',
+        '/apis/extensions.istio.io/v1alpha1/wasmplugins',
         `/api/v1/namespaces/${q(istioNs)}/configmaps`,
-      ]) await kube.get(path)
+      ])
+        await kube.get(path)
       const namespaces = items(await kube.get('/api/v1/namespaces'))
       const services = items(await kube.get('/api/v1/services'))
       const virtualServices = await istioList('virtualservices')
@@ -512,7 +620,13 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         return `${name}.${hns}.svc.cluster.local`
       }
       const add = (code: string, lvl: Message['level'], message: string, origin: string): void => {
-        messages.push({ code, level: lvl, message, origin, documentationUrl: `${docBase}/${code.toLowerCase()}/?ref=istioctl-analyze` })
+        messages.push({
+          code,
+          level: lvl,
+          message,
+          origin,
+          documentationUrl: `${docBase}/${code.toLowerCase()}/?ref=istioctl-analyze`,
+        })
       }
 
       for (const vs of virtualServices.filter((v) => inScope(nsOf(v)))) {
@@ -522,7 +636,8 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         for (const g of arr(spec['gateways'])) {
           if (typeof g !== 'string' || g === 'mesh') continue
           const [gns, gname] = g.includes('/') ? (g.split('/') as [string, string]) : [ns, g]
-          if (!gateways.some((x) => nameOf(x) === gname && nsOf(x) === gns)) add('IST0101', 'Error', `Referenced gateway not found: "${g}"`, origin)
+          if (!gateways.some((x) => nameOf(x) === gname && nsOf(x) === gns))
+            add('IST0101', 'Error', `Referenced gateway not found: "${g}"`, origin)
         }
         const routes = [...arr(spec['http']), ...arr(spec['tcp']), ...arr(spec['tls'])].map(obj)
         for (const d of routes.flatMap((r) => arr(r['route'])).map((x) => obj(obj(x)['destination']))) {
@@ -537,9 +652,12 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
           const subset = str(d['subset'])
           if (subset === undefined) continue
           const found = destinationRules.some(
-            (dr) => fqdn(str(obj(dr['spec'])['host']) ?? '', nsOf(dr)) === hostFqdn && arr(obj(dr['spec'])['subsets']).some((s) => obj(s)['name'] === subset),
+            (dr) =>
+              fqdn(str(obj(dr['spec'])['host']) ?? '', nsOf(dr)) === hostFqdn &&
+              arr(obj(dr['spec'])['subsets']).some((s) => obj(s)['name'] === subset),
           )
-          if (!found) add('IST0101', 'Error', `Referenced host+subset in destinationrule not found: "${host}+${subset}"`, origin)
+          if (!found)
+            add('IST0101', 'Error', `Referenced host+subset in destinationrule not found: "${host}+${subset}"`, origin)
         }
       }
 
@@ -548,13 +666,18 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
         if (!inScope(ns) || ns === istioNs || IGNORED_NAMESPACES.includes(ns)) continue
         const labels = labelsOf(n)
         if (labels['istio-injection'] === undefined && labels['istio.io/rev'] === undefined) {
-          add('IST0102', 'Info',
+          add(
+            'IST0102',
+            'Info',
             `The namespace is not enabled for Istio injection. Run 'kubectl label namespace ${ns} istio-injection=enabled' to enable it, or 'kubectl label namespace ${ns} istio-injection=disabled' to explicitly mark it as not needing injection.`,
-            `Namespace ${ns}`)
+            `Namespace ${ns}`,
+          )
         }
         // The tests' knob: extra findings stored in the analyzed namespace.
         // Not a read of the real istioctl: the simulated API server lets this one through whatever the RBAC.
-        const cm = await kube.get(`/api/v1/namespaces/${q(ns)}/configmaps/istioctl-analyze-findings`, { 'x-simulation-knob': 'analyze-findings' })
+        const cm = await kube.get(`/api/v1/namespaces/${q(ns)}/configmaps/istioctl-analyze-findings`, {
+          'x-simulation-knob': 'analyze-findings',
+        })
         const raw = str(obj(cm?.['data'])['findings.json'])
         if (raw === undefined) continue
         for (const e of arr(JSON.parse(raw)).map(obj)) {
@@ -572,15 +695,28 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       }
     }
 
-    messages.sort((a, b) => LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level) || a.code.localeCompare(b.code) || (a.origin ?? '').localeCompare(b.origin ?? ''))
+    messages.sort(
+      (a, b) =>
+        LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level) ||
+        a.code.localeCompare(b.code) ||
+        (a.origin ?? '').localeCompare(b.origin ?? ''),
+    )
     const shown = messages.filter((m) => LEVELS.indexOf(m.level) <= outputThreshold)
-    if (output === 'json') out(`${JSON.stringify(shown, ['code', 'documentationUrl', 'level', 'message', 'origin', 'reference'], '\t')}\n`)
+    if (output === 'json')
+      out(`${JSON.stringify(shown, ['code', 'documentationUrl', 'level', 'message', 'origin', 'reference'], '\t')}\n`)
     else if (output === 'yaml') out(`${shown.length ? yaml.dump(shown) : '[]\n'}\n`)
-    else for (const m of shown) out(`${m.level} [${m.code}]${m.origin ? ` (${m.origin}${m.reference ? ` ${m.reference}` : ''})` : ''} ${m.message}\n`)
+    else
+      for (const m of shown)
+        out(
+          `${m.level} [${m.code}]${m.origin ? ` (${m.origin}${m.reference ? ` ${m.reference}` : ''})` : ''} ${m.message}\n`,
+        )
     if (shown.length === 0) errOut(`\u2714 No validation issues found when analyzing ${target}.\n`)
     // Only the log format turns findings into an exit code (istioctl: AnalyzerFoundIssuesError => 79).
     if (output === 'log' && messages.some((m) => LEVELS.indexOf(m.level) <= failureThreshold)) {
-      throw new CliError(`Analyzers found issues when analyzing ${target}.\nSee ${docBase} for more information about causes and resolutions.`, 79)
+      throw new CliError(
+        `Analyzers found issues when analyzing ${target}.\nSee ${docBase} for more information about causes and resolutions.`,
+        79,
+      )
     }
   }
 
@@ -591,9 +727,13 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     const minorK8s = Number.parseInt(str(v?.['minor']) ?? '0', 10)
     if (minorK8s > 0 && minorK8s < 28) {
       out(`Error [IST0136] The Kubernetes API version: v1.${minorK8s} is lower than the minimum version: 1.28\n`)
-      throw new CliError('Issues found when checking the cluster. Istio may not be safe to install or upgrade.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.')
+      throw new CliError(
+        'Issues found when checking the cluster. Istio may not be safe to install or upgrade.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.',
+      )
     }
-    out('\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!\n  To get started, check out https://istio.io/latest/docs/setup/getting-started/\n')
+    out(
+      '\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!\n  To get started, check out https://istio.io/latest/docs/setup/getting-started/\n',
+    )
   }
 
   // ---- install ----
@@ -673,7 +813,8 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     const rev = revision || 'default'
     const suffix = revision ? `-${revision}` : ''
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-    const rand = (n: number, alphabet: string): string => Array.from({ length: n }, () => alphabet[crypto.randomInt(alphabet.length)]).join('')
+    const rand = (n: number, alphabet: string): string =>
+      Array.from({ length: n }, () => alphabet[crypto.randomInt(alphabet.length)]).join('')
 
     const check = (r: { status: number; body: Obj }): Obj => {
       if (r.status >= 200 && r.status < 300) return r.body
@@ -684,62 +825,146 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       const created = await kube.send('POST', collection, o)
       if (created.status !== 409) return check(created)
       const cur = await kube.get(`${collection}/${q(nameOf(o))}`)
-      return check(await kube.send('PUT', `${collection}/${q(nameOf(o))}`, { ...o, metadata: { ...obj(o['metadata']), resourceVersion: obj(cur?.['metadata'])['resourceVersion'] } }))
+      return check(
+        await kube.send('PUT', `${collection}/${q(nameOf(o))}`, {
+          ...o,
+          metadata: { ...obj(o['metadata']), resourceVersion: obj(cur?.['metadata'])['resourceVersion'] },
+        }),
+      )
     }
     const setStatus = async (collection: string, o: Obj, status: Obj): Promise<void> => {
       check(await kube.send('PUT', `${collection}/${q(nameOf(o))}/status`, { ...o, status }))
     }
 
     /** A Deployment with one Running, Ready pod (what the ReplicaSet controller and kubelet would produce). */
-    const workload = async (name: string, serviceAccount: string, labels: Record<string, string>, selector: Record<string, string>, container: Obj): Promise<void> => {
+    const workload = async (
+      name: string,
+      serviceAccount: string,
+      labels: Record<string, string>,
+      selector: Record<string, string>,
+      container: Obj,
+    ): Promise<void> => {
       const deployments = `/apis/apps/v1/namespaces/${q(istioNs)}/deployments`
       const pods = `/api/v1/namespaces/${q(istioNs)}/pods`
-      const template = { metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'false' } }, spec: { serviceAccountName: serviceAccount, containers: [container] } }
+      const template = {
+        metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'false' } },
+        spec: { serviceAccountName: serviceAccount, containers: [container] },
+      }
       const d = await apply(deployments, {
-        apiVersion: 'apps/v1', kind: 'Deployment',
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
         metadata: { name, namespace: istioNs, labels },
         spec: { replicas: 1, selector: { matchLabels: selector }, strategy: { type: 'RollingUpdate' }, template },
       })
       await setStatus(deployments, d, {
-        observedGeneration: obj(d['metadata'])['generation'], replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1,
+        observedGeneration: obj(d['metadata'])['generation'],
+        replicas: 1,
+        updatedReplicas: 1,
+        readyReplicas: 1,
+        availableReplicas: 1,
         conditions: [
-          { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.', lastUpdateTime: now, lastTransitionTime: now },
-          { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${name}" has successfully progressed.`, lastUpdateTime: now, lastTransitionTime: now },
+          {
+            type: 'Available',
+            status: 'True',
+            reason: 'MinimumReplicasAvailable',
+            message: 'Deployment has minimum availability.',
+            lastUpdateTime: now,
+            lastTransitionTime: now,
+          },
+          {
+            type: 'Progressing',
+            status: 'True',
+            reason: 'NewReplicaSetAvailable',
+            message: `ReplicaSet "${name}" has successfully progressed.`,
+            lastUpdateTime: now,
+            lastTransitionTime: now,
+          },
         ],
       })
-      const sel = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')
-      for (const old of items(await kube.get(`${pods}?labelSelector=${q(sel)}`))) await kube.send('DELETE', `${pods}/${q(nameOf(old))}`, undefined)
+      const sel = Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')
+      for (const old of items(await kube.get(`${pods}?labelSelector=${q(sel)}`)))
+        await kube.send('DELETE', `${pods}/${q(nameOf(old))}`, undefined)
       const hash = crypto.createHash('sha1').update(JSON.stringify(template)).digest('hex').slice(0, 10)
-      const pod = check(await kube.send('POST', pods, {
-        apiVersion: 'v1', kind: 'Pod',
-        metadata: { name: `${name}-${hash}-${rand(5, 'bcdfghjklmnpqrstvwxz2456789')}`, namespace: istioNs, labels: { ...template.metadata.labels, 'pod-template-hash': hash } },
-        spec: template.spec,
-      }))
+      const pod = check(
+        await kube.send('POST', pods, {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: `${name}-${hash}-${rand(5, 'bcdfghjklmnpqrstvwxz2456789')}`,
+            namespace: istioNs,
+            labels: { ...template.metadata.labels, 'pod-template-hash': hash },
+          },
+          spec: template.spec,
+        }),
+      )
       await setStatus(pods, pod, {
-        phase: 'Running', qosClass: 'Burstable', podIP: `10.244.0.${crypto.randomInt(2, 250)}`, hostIP: '10.224.0.4', startTime: now,
-        conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: now })),
-        containerStatuses: [{ name: container['name'], image: container['image'], imageID: '', ready: true, started: true, restartCount: 0, state: { running: { startedAt: now } } }],
+        phase: 'Running',
+        qosClass: 'Burstable',
+        podIP: `10.244.0.${crypto.randomInt(2, 250)}`,
+        hostIP: '10.224.0.4',
+        startTime: now,
+        conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({
+          type,
+          status: 'True',
+          lastTransitionTime: now,
+        })),
+        containerStatuses: [
+          {
+            name: container['name'],
+            image: container['image'],
+            imageID: '',
+            ready: true,
+            started: true,
+            restartCount: 0,
+            state: { running: { startedAt: now } },
+          },
+        ],
       })
     }
 
-    const nsRes = await kube.send('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: istioNs } })
+    const nsRes = await kube.send('POST', '/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: istioNs },
+    })
     if (nsRes.status !== 409) check(nsRes)
     out('\u2714 Istio core installed \u26f5\ufe0f\n')
     const common = { 'install.operator.istio.io/owning-resource': 'unknown', 'istio.io/rev': rev, release: 'istio' }
     if (components.istiod) {
       const labels = { app: 'istiod', istio: 'pilot', 'operator.istio.io/component': 'Pilot', ...common }
-      await workload(`istiod${suffix}`, `istiod${suffix}`, labels, { app: 'istiod', 'istio.io/rev': rev }, {
-        name: 'discovery', image: `${hub}/pilot:${tag}`, args: ['discovery', '--monitoringAddr=:15014', '--log_output_level=default:info', '--domain', 'cluster.local', '--keepaliveMaxServerConnectionAge', '30m'],
-        ports: [{ containerPort: 8080 }, { containerPort: 15010 }, { containerPort: 15017 }],
-      })
+      await workload(
+        `istiod${suffix}`,
+        `istiod${suffix}`,
+        labels,
+        { app: 'istiod', 'istio.io/rev': rev },
+        {
+          name: 'discovery',
+          image: `${hub}/pilot:${tag}`,
+          args: [
+            'discovery',
+            '--monitoringAddr=:15014',
+            '--log_output_level=default:info',
+            '--domain',
+            'cluster.local',
+            '--keepaliveMaxServerConnectionAge',
+            '30m',
+          ],
+          ports: [{ containerPort: 8080 }, { containerPort: 15010 }, { containerPort: 15017 }],
+        },
+      )
       await apply(`/api/v1/namespaces/${q(istioNs)}/services`, {
-        apiVersion: 'v1', kind: 'Service',
+        apiVersion: 'v1',
+        kind: 'Service',
         metadata: { name: `istiod${suffix}`, namespace: istioNs, labels: { app: 'istiod', istio: 'pilot', ...common } },
         spec: {
           selector: { app: 'istiod', 'istio.io/rev': rev },
           ports: [
-            { name: 'grpc-xds', port: 15010, protocol: 'TCP' }, { name: 'https-dns', port: 15012, protocol: 'TCP' },
-            { name: 'https-webhook', port: 443, targetPort: 15017, protocol: 'TCP' }, { name: 'http-monitoring', port: 15014, protocol: 'TCP' },
+            { name: 'grpc-xds', port: 15010, protocol: 'TCP' },
+            { name: 'https-dns', port: 15012, protocol: 'TCP' },
+            { name: 'https-webhook', port: 443, targetPort: 15017, protocol: 'TCP' },
+            { name: 'http-monitoring', port: 15014, protocol: 'TCP' },
           ],
         },
       })
@@ -749,24 +974,35 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       const selector = { app: 'istio-ingressgateway', istio: 'ingressgateway' }
       const labels = { ...selector, 'operator.istio.io/component': 'IngressGateways', ...common }
       await workload('istio-ingressgateway', 'istio-ingressgateway-service-account', labels, selector, {
-        name: 'istio-proxy', image: `${hub}/proxyv2:${tag}`, args: ['proxy', 'router', '--domain', '$(POD_NAMESPACE).svc.cluster.local'],
-        ports: [{ containerPort: 15021 }, { containerPort: 8080 }, { containerPort: 8443 }, { containerPort: 15090, name: 'http-envoy-prom' }],
+        name: 'istio-proxy',
+        image: `${hub}/proxyv2:${tag}`,
+        args: ['proxy', 'router', '--domain', '$(POD_NAMESPACE).svc.cluster.local'],
+        ports: [
+          { containerPort: 15021 },
+          { containerPort: 8080 },
+          { containerPort: 8443 },
+          { containerPort: 15090, name: 'http-envoy-prom' },
+        ],
       })
       const services = `/api/v1/namespaces/${q(istioNs)}/services`
       // An existing gateway Service keeps its load balancer address.
       if (!(await kube.get(`${services}/istio-ingressgateway`))) {
-        check(await kube.send('POST', services, {
-          apiVersion: 'v1', kind: 'Service',
-          metadata: { name: 'istio-ingressgateway', namespace: istioNs, labels },
-          spec: {
-            type: 'LoadBalancer', selector,
-            ports: [
-              { name: 'status-port', port: 15021, targetPort: 15021, protocol: 'TCP' },
-              { name: 'http2', port: 80, targetPort: 8080, protocol: 'TCP' },
-              { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
-            ],
-          },
-        }))
+        check(
+          await kube.send('POST', services, {
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { name: 'istio-ingressgateway', namespace: istioNs, labels },
+            spec: {
+              type: 'LoadBalancer',
+              selector,
+              ports: [
+                { name: 'status-port', port: 15021, targetPort: 15021, protocol: 'TCP' },
+                { name: 'http2', port: 80, targetPort: 8080, protocol: 'TCP' },
+                { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
+              ],
+            },
+          }),
+        )
       }
       out('\u2714 Ingress gateways installed \ud83d\udeec\n')
     }
@@ -824,7 +1060,10 @@ Use "istioctl [command] --help" for more information about a command.
       return
     }
     if (!spec || (experimental && command !== 'precheck')) {
-      throw new CliError(`unknown command "${command}" for "istioctl${experimental ? ' experimental' : ''}"\nRun 'istioctl${experimental ? ' experimental' : ''} --help' for usage.`, USAGE)
+      throw new CliError(
+        `unknown command "${command}" for "istioctl${experimental ? ' experimental' : ''}"\nRun 'istioctl${experimental ? ' experimental' : ''} --help' for usage.`,
+        USAGE,
+      )
     }
     const { flags, args } = parse(rest, spec)
     if (flags['help'] === true) {

@@ -63,7 +63,8 @@ export function startLoad(o: LoadOptions): Load {
     if (random() < loggedIn) headers['cookie'] = `session=${encodeURIComponent(user)}`
     try {
       const r = await fetch(o.url + path, {
-        headers, redirect: 'manual',
+        headers,
+        redirect: 'manual',
         signal: AbortSignal.any([abort.signal, AbortSignal.timeout(o.timeoutMs ?? 5000)]),
       })
       const body = await r.text()

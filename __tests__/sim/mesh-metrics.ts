@@ -16,8 +16,13 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]
-export const LINKERD_LATENCY_BUCKETS_MS = [1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000]
+export const ISTIO_DURATION_BUCKETS_MS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+]
+export const LINKERD_LATENCY_BUCKETS_MS = [
+  1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000,
+  50000,
+]
 
 export interface Workload {
   /** Deployment name, e.g. reviews-v3 */
@@ -46,8 +51,9 @@ interface Histogram {
   count: number
 }
 
-const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
-const labelText = (labels: Array<[string, string]>): string => labels.map(([k, v]) => `${k}="${escape(v)}"`).join(',')
+const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+const labelText = (labels: Array<[string, string]>): string =>
+  labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')
 
 export class MeshMetrics {
   private readonly counters = new Map<string, Map<string, number>>()
@@ -136,7 +142,9 @@ export class MeshMetrics {
       const [type, h] = help[name] ?? ['histogram', name]
       out.push(`# HELP ${name} ${h}`, `# TYPE ${name} ${type}`)
       for (const [labels, hist] of series) {
-        hist.buckets.forEach((b, i) => out.push(`${name}_bucket{${labels},le="${b}"} ${hist.counts[i]}`))
+        hist.buckets.forEach((b, i) => {
+          out.push(`${name}_bucket{${labels},le="${b}"} ${hist.counts[i]}`)
+        })
         out.push(`${name}_bucket{${labels},le="+Inf"} ${hist.count}`)
         out.push(`${name}_sum{${labels}} ${hist.sum}`, `${name}_count{${labels}} ${hist.count}`)
       }
@@ -161,7 +169,10 @@ export async function serveMetrics(metrics: MeshMetrics): Promise<MetricsEndpoin
       return
     }
     const body = metrics.text()
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    })
     res.end(body)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -13,11 +13,19 @@ const NS = 'bookinfo'
 const NAMESPACES = { group: '', resource: 'namespaces' }
 
 function fixture(path: string): KubeObject[] {
-  return (loadAll(readFileSync(join(FIXTURES, path), 'utf8')) as Array<KubeObject | null>).filter((d): d is KubeObject => d !== null)
+  return (loadAll(readFileSync(join(FIXTURES, path), 'utf8')) as Array<KubeObject | null>).filter(
+    (d): d is KubeObject => d !== null,
+  )
 }
 
 const refOf = (kind: string | undefined) =>
-  ({ Service: REFS.services, Deployment: REFS.deployments, Gateway: REFS.gateways, VirtualService: REFS.virtualServices, DestinationRule: REFS.destinationRules })[kind ?? '']
+  ({
+    Service: REFS.services,
+    Deployment: REFS.deployments,
+    Gateway: REFS.gateways,
+    VirtualService: REFS.virtualServices,
+    DestinationRule: REFS.destinationRules,
+  })[kind ?? '']
 
 /** Creates or replaces the fixture's objects in the bookinfo namespace. */
 function apply(store: KubeStore, path: string): void {
@@ -35,7 +43,11 @@ function readyPod(deploy: KubeObject, i: number): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `${deploy.metadata.name}-7dbcdcbc5${i}-4xk2${i}`, namespace: NS, labels: { ...template.metadata.labels, 'pod-template-hash': `7dbcdcbc5${i}` } },
+    metadata: {
+      name: `${deploy.metadata.name}-7dbcdcbc5${i}-4xk2${i}`,
+      namespace: NS,
+      labels: { ...template.metadata.labels, 'pod-template-hash': `7dbcdcbc5${i}` },
+    },
     spec: { containers: [{ name: 'app' }, { name: 'istio-proxy' }] },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   }
@@ -53,11 +65,19 @@ function cluster(): KubeStore {
   store.create(REFS.services, {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: 'istio-ingressgateway', namespace: 'istio-system', labels: { app: 'istio-ingressgateway', istio: 'ingressgateway' } },
+    metadata: {
+      name: 'istio-ingressgateway',
+      namespace: 'istio-system',
+      labels: { app: 'istio-ingressgateway', istio: 'ingressgateway' },
+    },
     spec: {
       type: 'LoadBalancer',
       selector: { app: 'istio-ingressgateway', istio: 'ingressgateway' },
-      ports: [{ name: 'status-port', port: 15021 }, { name: 'http2', port: 80, targetPort: 8080 }, { name: 'https', port: 443, targetPort: 8443 }],
+      ports: [
+        { name: 'status-port', port: 15021 },
+        { name: 'http2', port: 80, targetPort: 8080 },
+        { name: 'https', port: 443, targetPort: 8443 },
+      ],
     },
     status: { loadBalancer: {} },
   })
@@ -66,7 +86,11 @@ function cluster(): KubeStore {
 
 const servedBy = (body: string): string | undefined => /Reviews served by:<\/dt>\s*<u>(reviews-v\d+)-/.exec(body)?.[1]
 
-async function get(mesh: Mesh, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Headers; ms: number }> {
+async function get(
+  mesh: Mesh,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: Headers; ms: number }> {
   const t0 = Date.now()
   const res = await fetch(mesh.url + path, { headers, redirect: 'manual' })
   return { status: res.status, body: await res.text(), headers: res.headers, ms: Date.now() - t0 }
@@ -90,12 +114,18 @@ describe('simulated mesh data plane', () => {
     const ports = (svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports
     assert.equal(ports.find((p) => p.name === 'http2')?.port, mesh.port)
     assert.equal(ports.find((p) => p.name === 'https')?.port, 443)
-    assert.deepEqual((svc['status'] as { loadBalancer: unknown }).loadBalancer, { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] })
+    assert.deepEqual((svc['status'] as { loadBalancer: unknown }).loadBalancer, {
+      ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }],
+    })
 
     // A gateway created later (AKS add-on layout) is provisioned right after its write.
     store.create(NAMESPACES, { metadata: { name: 'aks-istio-ingress' } })
     store.create(REFS.services, {
-      metadata: { name: 'aks-istio-ingressgateway-external', namespace: 'aks-istio-ingress', labels: { istio: 'aks-istio-ingressgateway-external' } },
+      metadata: {
+        name: 'aks-istio-ingressgateway-external',
+        namespace: 'aks-istio-ingress',
+        labels: { istio: 'aks-istio-ingressgateway-external' },
+      },
       spec: { type: 'LoadBalancer', ports: [{ name: 'http2', port: 80 }] },
     })
     const fresh = store.get(REFS.services, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')!
@@ -103,7 +133,10 @@ describe('simulated mesh data plane', () => {
     await new Promise((r) => setImmediate(r))
     const done = store.get(REFS.services, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')!
     assert.equal((done['spec'] as { ports: Array<{ port: number }> }).ports[0]!.port, mesh.port)
-    assert.equal((done['status'] as { loadBalancer: { ingress: Array<{ ip: string }> } }).loadBalancer.ingress[0]!.ip, '127.0.0.1')
+    assert.equal(
+      (done['status'] as { loadBalancer: { ingress: Array<{ ip: string }> } }).loadBalancer.ingress[0]!.ip,
+      '127.0.0.1',
+    )
     // A ClusterIP Service is left alone.
     const reviews = store.get(REFS.services, NS, 'reviews')!
     assert.equal((reviews['spec'] as { ports: Array<{ port: number }> }).ports[0]!.port, 9080)
@@ -135,7 +168,10 @@ describe('simulated mesh data plane', () => {
     assert.equal((await get(mesh, '/productpage')).status, 200)
 
     const gw = store.get(REFS.gateways, NS, 'bookinfo-gateway')!
-    store.update(REFS.gateways, { ...gw, spec: { ...(gw['spec'] as object), selector: { istio: 'aks-istio-ingressgateway-external' } } })
+    store.update(REFS.gateways, {
+      ...gw,
+      spec: { ...(gw['spec'] as object), selector: { istio: 'aks-istio-ingressgateway-external' } },
+    })
     assert.equal((await get(mesh, '/productpage')).status, 404)
   })
 
@@ -213,7 +249,11 @@ describe('simulated mesh data plane', () => {
   it('routes a preview header, propagated from the incoming request, to its subset', async () => {
     const vs = fixture('networking/virtual-service-all-v1.yaml').find((d) => d.metadata.name === 'reviews')!
     const route = (vs['spec'] as { http: unknown[] }).http
-    route.unshift({ name: 'preview', match: [{ headers: { 'x-canary-preview': { exact: 'pr-1' } } }], route: [{ destination: { host: 'reviews', subset: 'v3' } }] })
+    route.unshift({
+      name: 'preview',
+      match: [{ headers: { 'x-canary-preview': { exact: 'pr-1' } } }],
+      route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+    })
     store.create(REFS.virtualServices, { ...vs, metadata: { ...vs.metadata, namespace: NS } })
     for (let i = 0; i < 5; i++) {
       assert.equal(servedBy((await get(mesh, '/productpage', { 'x-canary-preview': 'pr-1' })).body), 'reviews-v3')
@@ -286,7 +326,10 @@ describe('simulated mesh data plane', () => {
     apply(store, 'networking/virtual-service-all-v1.yaml')
     assert.equal((await get(mesh, '/productpage')).status, 200)
     const vs = store.get(REFS.virtualServices, NS, 'reviews')!
-    store.update(REFS.virtualServices, { ...vs, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v9' } }] }] } })
+    store.update(REFS.virtualServices, {
+      ...vs,
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v9' } }] }] },
+    })
     r = await get(mesh, '/productpage')
     assert.equal(r.status, 503)
     assert.equal(r.body, 'no healthy upstream')
@@ -318,10 +361,18 @@ describe('mesh routing edge cases', () => {
         hosts: ['*'],
         gateways: ['bookinfo-gateway'],
         http: [
-          { match: [{ uri: { regex: '/reviews/[0-9]+' }, method: { exact: 'GET' }, queryParams: { v: { exact: '3' } } }], route: [{ destination: { host: 'reviews', subset: 'v3' } }] },
+          {
+            match: [
+              { uri: { regex: '/reviews/[0-9]+' }, method: { exact: 'GET' }, queryParams: { v: { exact: '3' } } },
+            ],
+            route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+          },
           {
             match: [{ uri: { prefix: '/reviews/' } }],
-            route: [{ destination: { host: 'reviews.bookinfo.svc.cluster.local', subset: 'v1' }, weight: 0 }, { destination: { host: 'reviews', subset: 'v2' }, weight: 100 }],
+            route: [
+              { destination: { host: 'reviews.bookinfo.svc.cluster.local', subset: 'v1' }, weight: 0 },
+              { destination: { host: 'reviews', subset: 'v2' }, weight: 100 },
+            ],
           },
         ],
       },
@@ -343,7 +394,10 @@ describe('mesh over seeded clusters', () => {
       try {
         const info = seedCluster(store, { layout, gatewayPort: mesh.port, readyVersions: { v3: false } })
         const svc = store.get(REFS.services, info.ingressNamespace, info.ingressService)!
-        assert.equal((svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port, mesh.port)
+        assert.equal(
+          (svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port,
+          mesh.port,
+        )
         const r = await get(mesh, '/productpage')
         assert.equal(r.status, 200)
         assert.equal(servedBy(r.body), 'reviews-v1')

@@ -188,12 +188,39 @@ interface Reply {
 const NO_HEALTHY_UPSTREAM: Backend = { ok: false, status: 503, body: 'no healthy upstream' }
 /** Headers BookInfo's productpage.py passes on to details and reviews, and `x-canary-preview`. */
 const FORWARDED = new Set([
-  'x-request-id', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'b3', 'traceparent', 'tracestate',
-  'x-ot-span-context', 'x-datadog-trace-id', 'x-datadog-parent-id', 'x-datadog-sampling-priority', 'x-cloud-trace-context',
-  'grpc-trace-bin', 'sw8', 'user-agent', 'cookie', 'authorization', 'jwt', 'x-canary-preview',
+  'x-request-id',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+  'b3',
+  'traceparent',
+  'tracestate',
+  'x-ot-span-context',
+  'x-datadog-trace-id',
+  'x-datadog-parent-id',
+  'x-datadog-sampling-priority',
+  'x-cloud-trace-context',
+  'grpc-trace-bin',
+  'sw8',
+  'user-agent',
+  'cookie',
+  'authorization',
+  'jwt',
+  'x-canary-preview',
 ])
 
-const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer'])
+const HOP_BY_HOP = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+])
 
 export function podReady(p: KubeObject): boolean {
   const st = obj(p['status'])
@@ -226,7 +253,12 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   const served: Record<string, number> = {}
   const metrics = new MeshMetrics()
   let port = 0
-  const GATEWAY_SOURCE: Workload = { workload: 'istio-ingressgateway', namespace: 'istio-system', app: 'istio-ingressgateway', version: 'unknown' }
+  const GATEWAY_SOURCE: Workload = {
+    workload: 'istio-ingressgateway',
+    namespace: 'istio-system',
+    app: 'istio-ingressgateway',
+    version: 'unknown',
+  }
   const workloadOf = (pod: KubeObject, service: string): Workload => {
     const l = pod.metadata.labels ?? {}
     const version = l['version'] ?? 'unknown'
@@ -271,7 +303,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   // ---- routing against the current store ----
-  const serviceOf = (name: string, namespace: string): KubeObject | undefined => store.get(REFS.services, namespace, name)
+  const serviceOf = (name: string, namespace: string): KubeObject | undefined =>
+    store.get(REFS.services, namespace, name)
 
   function ingressWorkloadLabels(): Array<Record<string, string>> {
     const sets: Array<Record<string, string>> = []
@@ -292,7 +325,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     const gateways = store.list(REFS.gateways).filter((g) => {
       const selector = strMap(spec(g)['selector'])
       if (Object.keys(selector).length === 0 || !workloads.some((l) => labelsMatch(selector, l))) return false
-      return arr(spec(g)['servers']).some((s) => arr(obj(s)['hosts']).some((h) => typeof h === 'string' && hostMatches(h, host)))
+      return arr(spec(g)['servers']).some((s) =>
+        arr(obj(s)['hosts']).some((h) => typeof h === 'string' && hostMatches(h, host)),
+      )
     })
     const out: Array<{ vs: KubeObject; gateways: Set<string>; rank: number; created: string }> = []
     for (const vs of store.list(REFS.virtualServices)) {
@@ -301,13 +336,22 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       for (const ref of arr(spec(vs)['gateways'])) {
         if (typeof ref !== 'string' || ref === 'mesh') continue
         const [gns, gname] = ref.includes('/') ? (ref.split('/') as [string, string]) : [ns, ref]
-        if (gateways.some((g) => g.metadata.name === gname && g.metadata.namespace === gns)) bound.add(ref).add(`${gns}/${gname}`)
+        if (gateways.some((g) => g.metadata.name === gname && g.metadata.namespace === gns))
+          bound.add(ref).add(`${gns}/${gname}`)
       }
       const hosts = arr(spec(vs)['hosts']).filter((h): h is string => typeof h === 'string' && hostMatches(h, host))
       if (bound.size === 0 || hosts.length === 0) continue
-      out.push({ vs, gateways: bound, rank: Math.max(...hosts.map(hostSpecificity)), created: vs.metadata.creationTimestamp ?? '' })
+      out.push({
+        vs,
+        gateways: bound,
+        rank: Math.max(...hosts.map(hostSpecificity)),
+        created: vs.metadata.creationTimestamp ?? '',
+      })
     }
-    out.sort((a, b) => b.rank - a.rank || a.created.localeCompare(b.created) || a.vs.metadata.name.localeCompare(b.vs.metadata.name))
+    out.sort(
+      (a, b) =>
+        b.rank - a.rank || a.created.localeCompare(b.created) || a.vs.metadata.name.localeCompare(b.vs.metadata.name),
+    )
     return out
   }
 
@@ -320,7 +364,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
         const gws = arr(spec(vs)['gateways'])
         if (gws.length > 0 && !gws.includes('mesh')) return false
         const ns = vs.metadata.namespace ?? 'default'
-        return arr(spec(vs)['hosts']).some((h) => typeof h === 'string' && h !== '*' && resolveHost(h, ns).fqdn === fqdn)
+        return arr(spec(vs)['hosts']).some(
+          (h) => typeof h === 'string' && h !== '*' && resolveHost(h, ns).fqdn === fqdn,
+        )
       })
       .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))
   }
@@ -328,10 +374,16 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   function subsetLabels(fqdn: string, serviceNs: string, subset: string): Record<string, string> | undefined {
     const rules = store
       .list(REFS.destinationRules)
-      .filter((dr) => typeof spec(dr)['host'] === 'string' && resolveHost(spec(dr)['host'] as string, dr.metadata.namespace ?? 'default').fqdn === fqdn)
+      .filter(
+        (dr) =>
+          typeof spec(dr)['host'] === 'string' &&
+          resolveHost(spec(dr)['host'] as string, dr.metadata.namespace ?? 'default').fqdn === fqdn,
+      )
       .sort((a, b) => Number(b.metadata.namespace === serviceNs) - Number(a.metadata.namespace === serviceNs))
     for (const dr of rules) {
-      const s = arr(spec(dr)['subsets']).map(obj).find((x) => x['name'] === subset)
+      const s = arr(spec(dr)['subsets'])
+        .map(obj)
+        .find((x) => x['name'] === subset)
       if (s) return strMap(s['labels'])
     }
     return undefined
@@ -352,7 +404,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       want = { ...want, ...labels }
     }
     if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
-    const pods = store.list(REFS.pods, namespace).filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
+    const pods = store
+      .list(REFS.pods, namespace)
+      .filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
     const pod = pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
     if (!pod) return NO_HEALTHY_UPSTREAM
     return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
@@ -412,10 +466,22 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       return { status: 302, headers, body: redirectPage('/productpage') }
     }
     if (path === '/logout') {
-      return { status: 302, headers: { location: '/productpage', 'set-cookie': 'session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/', ...html }, body: redirectPage('/productpage') }
+      return {
+        status: 302,
+        headers: {
+          location: '/productpage',
+          'set-cookie': 'session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/',
+          ...html,
+        },
+        body: redirectPage('/productpage'),
+      }
     }
     if (path.startsWith('/static/')) {
-      const type = path.endsWith('.css') ? 'text/css; charset=utf-8' : path.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'application/octet-stream'
+      const type = path.endsWith('.css')
+        ? 'text/css; charset=utf-8'
+        : path.endsWith('.js')
+          ? 'text/javascript; charset=utf-8'
+          : 'application/octet-stream'
       return { status: 200, headers: { 'content-type': type }, body: `/* ${path} */\n` }
     }
 
@@ -423,12 +489,18 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     // cookie, authorization...) — plus the preview header, as an application set up for istio-canary previews does —
     // and end-user when signed in.
     const headers: Record<string, string | undefined> = {}
-    for (const [k, v] of Object.entries(req.headers)) if (FORWARDED.has(k) && !HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+    for (const [k, v] of Object.entries(req.headers))
+      if (FORWARDED.has(k) && !HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v
     if (user) headers['end-user'] = user
     const call = async (service: string, callPath: string): Promise<Backend | 'failed'> => {
       const r: RouteRequest = {
-        path: callPath, query: new URLSearchParams(), method: 'GET', authority: `${service}:9080`, headers,
-        gateways: new Set(['mesh']), sourceLabels: pod.metadata.labels ?? {},
+        path: callPath,
+        query: new URLSearchParams(),
+        method: 'GET',
+        authority: `${service}:9080`,
+        headers,
+        gateways: new Set(['mesh']),
+        sourceLabels: pod.metadata.labels ?? {},
       }
       const b = callTarget(service, ns, r)
       if (!b.ok) return b
@@ -442,21 +514,40 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       if (id === undefined) return { status: 200, headers: json, body: JSON.stringify([PRODUCT]) }
       if (part === undefined) return { status: 200, headers: json, body: JSON.stringify(DETAILS(Number(id))) }
       const reviews = await call('reviews', `/reviews/${id}`)
-      if (reviews === 'failed') return { status: 500, headers: json, body: JSON.stringify({ error: 'Sorry, product reviews are currently unavailable for this book.' }) }
+      if (reviews === 'failed')
+        return {
+          status: 500,
+          headers: json,
+          body: JSON.stringify({ error: 'Sorry, product reviews are currently unavailable for this book.' }),
+        }
       if (!reviews.ok) return { status: reviews.status, headers: { 'content-type': 'text/plain' }, body: reviews.body }
       const payload = reviewsPayload(id, reviews)
-      return { status: 200, headers: json, body: JSON.stringify(part === 'reviews' ? payload : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } }) }
+      return {
+        status: 200,
+        headers: json,
+        body: JSON.stringify(
+          part === 'reviews' ? payload : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } },
+        ),
+      }
     }
     if (path !== '/productpage' && path !== '/' && path !== '/index.html') {
       return { status: 404, headers: html, body: NOT_FOUND_PAGE }
     }
     if (path !== '/productpage') {
-      return { status: 200, headers: html, body: page(user, '<p><a href="productpage?u=normal">Normal user</a></p><p><a href="productpage?u=test">Test user</a></p>') }
+      return {
+        status: 200,
+        headers: html,
+        body: page(
+          user,
+          '<p><a href="productpage?u=normal">Normal user</a></p><p><a href="productpage?u=test">Test user</a></p>',
+        ),
+      }
     }
 
     const details = await call('details', '/details/0')
     let reviews = await call('reviews', '/reviews/0')
-    if (opts.reviewsErrors === 'bookinfo' && (reviews === 'failed' || !reviews.ok)) reviews = await call('reviews', '/reviews/0')
+    if (opts.reviewsErrors === 'bookinfo' && (reviews === 'failed' || !reviews.ok))
+      reviews = await call('reviews', '/reviews/0')
     if (opts.reviewsErrors !== 'bookinfo' && reviews !== 'failed' && !reviews.ok && reviews.status === 503) {
       return { status: 503, headers: { 'content-type': 'text/plain' }, body: reviews.body }
     }
@@ -472,7 +563,12 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     const m = url.pathname.match(/^\/(reviews|details|ratings)\/(\d+)$/)
     if (m && m[1] === b.service) {
       const id = m[2]!
-      const body = b.service === 'reviews' ? reviewsPayload(id, b) : b.service === 'details' ? DETAILS(Number(id)) : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } }
+      const body =
+        b.service === 'reviews'
+          ? reviewsPayload(id, b)
+          : b.service === 'details'
+            ? DETAILS(Number(id))
+            : { id: Number(id), ratings: { Reviewer1: 5, Reviewer2: 4 } }
       return { status: 200, headers: json, body: JSON.stringify(body) }
     }
     if (url.pathname === '/health') return { status: 200, headers: json, body: '{"status":"OK"}' }
@@ -487,7 +583,14 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     if (!req.headers['x-request-id']) req.headers['x-request-id'] = randomUUID()
     const headers: Record<string, string | undefined> = {}
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v
-    const base: Omit<RouteRequest, 'gateways'> = { path: url.pathname, query: url.searchParams, method: req.method ?? 'GET', authority, headers, sourceLabels: {} }
+    const base: Omit<RouteRequest, 'gateways'> = {
+      path: url.pathname,
+      query: url.searchParams,
+      method: req.method ?? 'GET',
+      authority,
+      headers,
+      sourceLabels: {},
+    }
 
     let reply: Reply | undefined
     let upstream = false
@@ -496,13 +599,21 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
         if (!routeMatches(route, { ...base, gateways })) continue
         if (route['directResponse'] !== undefined) {
           const d = obj(route['directResponse'])
-          reply = { status: typeof d['status'] === 'number' ? d['status'] : 200, headers: { 'content-type': 'text/plain' }, body: str(obj(d['body'])['string']) ?? '' }
+          reply = {
+            status: typeof d['status'] === 'number' ? d['status'] : 200,
+            headers: { 'content-type': 'text/plain' },
+            body: str(obj(d['body'])['string']) ?? '',
+          }
           break outer
         }
         if (route['redirect'] !== undefined) {
           const rd = obj(route['redirect'])
           const location = `${str(rd['authority']) ? `http://${str(rd['authority'])}` : ''}${str(rd['uri']) ?? url.pathname}`
-          reply = { status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301, headers: { location }, body: '' }
+          reply = {
+            status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301,
+            headers: { location },
+            body: '',
+          }
           break outer
         }
         const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
@@ -589,17 +700,33 @@ const PRODUCT = {
 }
 
 const DETAILS = (id: number): Obj => ({
-  id, author: 'William Shakespeare', year: 1595, type: 'paperback', pages: 200, publisher: 'PublisherA',
-  language: 'English', 'ISBN-10': '1234567890', 'ISBN-13': '123-1234567890',
+  id,
+  author: 'William Shakespeare',
+  year: 1595,
+  type: 'paperback',
+  pages: 200,
+  publisher: 'PublisherA',
+  language: 'English',
+  'ISBN-10': '1234567890',
+  'ISBN-13': '123-1234567890',
 })
 
 const REVIEWS = [
-  { reviewer: 'Reviewer1', text: 'An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!', stars: 5 },
-  { reviewer: 'Reviewer2', text: 'Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.', stars: 4 },
+  {
+    reviewer: 'Reviewer1',
+    text: 'An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!',
+    stars: 5,
+  },
+  {
+    reviewer: 'Reviewer2',
+    text: 'Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.',
+    stars: 4,
+  },
 ]
 
 /** v1 shows no ratings, v2 black stars, v3 red stars. */
-const starColor = (version: string): string | undefined => (version === 'v2' ? 'black' : version === 'v3' ? 'red' : undefined)
+const starColor = (version: string): string | undefined =>
+  version === 'v2' ? 'black' : version === 'v3' ? 'red' : undefined
 
 function reviewsPayload(id: string, b: Extract<Backend, { ok: true }>): Obj {
   const color = starColor(b.version)
@@ -607,7 +734,11 @@ function reviewsPayload(id: string, b: Extract<Backend, { ok: true }>): Obj {
     id,
     podname: b.pod.metadata.name,
     clustername: 'null',
-    reviews: REVIEWS.map((r) => ({ reviewer: r.reviewer, text: r.text, ...(color ? { rating: { stars: r.stars, color } } : {}) })),
+    reviews: REVIEWS.map((r) => ({
+      reviewer: r.reviewer,
+      text: r.text,
+      ...(color ? { rating: { stars: r.stars, color } } : {}),
+    })),
   }
 }
 
@@ -643,7 +774,9 @@ ${quotes}
       </dl>`
 }
 
-const ERROR_BLOCK = (what: 'details' | 'reviews'): string => `<h4 class="text-center text-primary">Error fetching product ${what}!</h4>
+const ERROR_BLOCK = (
+  what: 'details' | 'reviews',
+): string => `<h4 class="text-center text-primary">Error fetching product ${what}!</h4>
       <p>Sorry, product ${what} are currently unavailable for this book.</p>`
 
 function productBody(details: string, reviews: string): string {

@@ -11,7 +11,9 @@ describe('real Prometheus on loopback', () => {
     let n = 0
     const target = createServer((_req, res) => {
       n++
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`# TYPE sim_hits_total counter\nsim_hits_total{job_label="x"} ${n}\n`)
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+        .end(`# TYPE sim_hits_total counter\nsim_hits_total{job_label="x"} ${n}\n`)
     })
     await new Promise<void>((r) => target.listen(0, '127.0.0.1', r))
     const address = `127.0.0.1:${(target.address() as AddressInfo).port}`

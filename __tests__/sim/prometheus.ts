@@ -53,11 +53,17 @@ export function findPrometheus(): string {
   if (root && apt) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env, timeout: 300_000 })
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', PACKAGE], { stdio: 'ignore', env, timeout: 600_000 })
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', PACKAGE], {
+      stdio: 'ignore',
+      env,
+      timeout: 600_000,
+    })
     const installed = onPath()
     if (installed) return installed
   }
-  throw new Error(`Prometheus is needed by these tests: install the '${PACKAGE}' package (e.g. 'sudo apt-get install -y ${PACKAGE}') or put a prometheus binary on PATH`)
+  throw new Error(
+    `Prometheus is needed by these tests: install the '${PACKAGE}' package (e.g. 'sudo apt-get install -y ${PACKAGE}') or put a prometheus binary on PATH`,
+  )
 }
 
 export async function freePort(): Promise<number> {
@@ -87,7 +93,10 @@ function configYaml(targets: ScrapeTarget[]): string {
   return `global:\n  scrape_interval: 1s\n  scrape_timeout: 800ms\n  evaluation_interval: 1s\nscrape_configs:\n${jobs.join('\n')}\n`
 }
 
-export async function startPrometheus(opts: { targets: ScrapeTarget[]; readyTimeoutMs?: number }): Promise<PrometheusSim> {
+export async function startPrometheus(opts: {
+  targets: ScrapeTarget[]
+  readyTimeoutMs?: number
+}): Promise<PrometheusSim> {
   const bin = findPrometheus()
   const dir = mkdtempSync(join(tmpdir(), 'ic-prom-'))
   const config = join(dir, 'prometheus.yml')
@@ -112,13 +121,17 @@ export async function startPrometheus(opts: { targets: ScrapeTarget[]; readyTime
       const port = await freePort()
       const started = Date.now()
       log = ''
-      const c = spawn(bin, [
-        `--config.file=${config}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--storage.tsdb.retention.time=1h',
-        '--log.level=warn',
-      ], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const c = spawn(
+        bin,
+        [
+          `--config.file=${config}`,
+          `--storage.tsdb.path=${join(dir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+          '--storage.tsdb.retention.time=1h',
+          '--log.level=warn',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      )
       child = c
       c.stderr?.on('data', (d: Buffer) => {
         if (log.length < 20_000) log += d.toString('utf8')
@@ -141,17 +154,25 @@ export async function startPrometheus(opts: { targets: ScrapeTarget[]; readyTime
       if (!ready) {
         await new Promise((r) => setTimeout(r, 50))
         if (c.exitCode !== null && /address already in use/.test(log)) continue
-        throw new Error(`Prometheus did not become ready within ${opts.readyTimeoutMs ?? 30_000} ms: ${log.slice(-2000)}`)
+        throw new Error(
+          `Prometheus did not become ready within ${opts.readyTimeoutMs ?? 30_000} ms: ${log.slice(-2000)}`,
+        )
       }
       const startupMs = Date.now() - started
       const query: PrometheusSim['query'] = async (promql) => {
-        const r = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`, { signal: AbortSignal.timeout(5000) })
+        const r = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`, {
+          signal: AbortSignal.timeout(5000),
+        })
         const j = (await r.json()) as { status: string; error?: string; data?: { result?: unknown } }
         if (j.status !== 'success') throw new Error(`query ${promql}: ${j.error ?? r.status}`)
         return (j.data?.result ?? []) as Array<{ metric: Record<string, string>; value: [number, string] }>
       }
       return {
-        url, port, startupMs, query, stop,
+        url,
+        port,
+        startupMs,
+        query,
+        stop,
         async waitForSeries(selector, o = {}) {
           const until = Date.now() + (o.timeoutMs ?? 15_000)
           while (Date.now() < until) {

@@ -46,7 +46,9 @@ function opts(over: Partial<AksLoginOptions> = {}): AksLoginOptions {
     clusterName: 'local1',
     admin: false,
     getIdToken: async (audience) => {
-      const res = await fetch(`${gh.url}&audience=${encodeURIComponent(audience)}`, { headers: { authorization: `Bearer ${gh.requestToken}` } })
+      const res = await fetch(`${gh.url}&audience=${encodeURIComponent(audience)}`, {
+        headers: { authorization: `Bearer ${gh.requestToken}` },
+      })
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
       return String(((await res.json()) as { value: string }).value)
     },
@@ -76,17 +78,27 @@ before(async () => {
     apps: [
       { tenantId: TENANT, clientId: SECRET_APP, clientSecret: SECRET },
       {
-        tenantId: TENANT, clientId: OIDC_APP, federated: [
+        tenantId: TENANT,
+        clientId: OIDC_APP,
+        federated: [
           { issuer: gh.issuer, subject: gh.subject, audience: 'api://AzureADTokenExchange' },
           { issuer: ghShort.issuer, subject: ghShort.subject, audience: 'api://AzureADTokenExchange' },
         ],
       },
     ],
-    trustedIssuers: [{ issuer: gh.issuer, publicKey: gh.publicKey }, { issuer: ghShort.issuer, publicKey: ghShort.publicKey }],
+    trustedIssuers: [
+      { issuer: gh.issuer, publicKey: gh.publicKey },
+      { issuer: ghShort.issuer, publicKey: ghShort.publicKey },
+    ],
   })
   const common: Omit<SimCluster, 'name' | 'kind'> = {
-    subscriptionId: SUB, resourceGroup: 'rg1', tenantId: TENANT, server: 'https://127.0.0.1:6443', caPem: pki.caPem,
-    userToken: 'static-user-token-1', adminToken: 'static-admin-token-1',
+    subscriptionId: SUB,
+    resourceGroup: 'rg1',
+    tenantId: TENANT,
+    server: 'https://127.0.0.1:6443',
+    caPem: pki.caPem,
+    userToken: 'static-user-token-1',
+    adminToken: 'static-admin-token-1',
   }
   arm = await startArm(pki, {
     validateToken: (t) => entra.validate(t, ARM_AUD),
@@ -130,20 +142,25 @@ describe('loginToAks', () => {
 
   it('fetches the admin credential when admin is true', async () => {
     const r = await loginToAks(opts({ admin: true }))
-    assert.deepEqual(parse(r.kubeconfig).users[0], { name: 'clusterAdmin_rg1_local1', user: { token: 'static-admin-token-1' } })
+    assert.deepEqual(parse(r.kubeconfig).users[0], {
+      name: 'clusterAdmin_rg1_local1',
+      user: { token: 'static-admin-token-1' },
+    })
     assert.equal(arm.calls.at(-1)?.action, 'listClusterAdminCredential')
   })
 
   it('signs in with GitHub OIDC (client assertion) and masks the ID token', async () => {
     const ghBefore = gh.issued.length
     const seen: string[] = []
-    const r = await loginToAks(oidcOpts({
-      getIdToken: async (audience) => {
-        const t = await opts().getIdToken(audience)
-        seen.push(t)
-        return t
-      },
-    }))
+    const r = await loginToAks(
+      oidcOpts({
+        getIdToken: async (audience) => {
+          const t = await opts().getIdToken(audience)
+          seen.push(t)
+          return t
+        },
+      }),
+    )
     assert.equal(r.entra, false)
     // one GitHub token serves the whole login (MSAL asks for the assertion on every getToken)
     assert.deepEqual(gh.issued.slice(ghBefore), [{ audience: 'api://AzureADTokenExchange' }])
@@ -154,7 +171,9 @@ describe('loginToAks', () => {
 
   it('fetches a new GitHub token for a refresh once the previous one is near expiry', async () => {
     const getIdToken = async (audience: string): Promise<string> => {
-      const res = await fetch(`${ghShort.url}&audience=${encodeURIComponent(audience)}`, { headers: { authorization: `Bearer ${ghShort.requestToken}` } })
+      const res = await fetch(`${ghShort.url}&audience=${encodeURIComponent(audience)}`, {
+        headers: { authorization: `Bearer ${ghShort.requestToken}` },
+      })
       return String(((await res.json()) as { value: string }).value)
     }
     entra.setTokenLifetime(120)
@@ -171,7 +190,10 @@ describe('loginToAks', () => {
   })
 
   it('works with the real core.getIDToken and ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN', async () => {
-    const saved = { url: process.env['ACTIONS_ID_TOKEN_REQUEST_URL'], token: process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'] }
+    const saved = {
+      url: process.env['ACTIONS_ID_TOKEN_REQUEST_URL'],
+      token: process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'],
+    }
     process.env['ACTIONS_ID_TOKEN_REQUEST_URL'] = gh.url
     process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'] = gh.requestToken
     try {
@@ -179,7 +201,10 @@ describe('loginToAks', () => {
       assert.equal(parse(r.kubeconfig).users[0]?.user['token'], 'static-user-token-1')
       assert.equal(gh.issued.at(-1)?.audience, 'api://AzureADTokenExchange')
     } finally {
-      for (const [k, v] of [['ACTIONS_ID_TOKEN_REQUEST_URL', saved.url], ['ACTIONS_ID_TOKEN_REQUEST_TOKEN', saved.token]] as const) {
+      for (const [k, v] of [
+        ['ACTIONS_ID_TOKEN_REQUEST_URL', saved.url],
+        ['ACTIONS_ID_TOKEN_REQUEST_TOKEN', saved.token],
+      ] as const) {
         if (v === undefined) delete process.env[k]
         else process.env[k] = v
       }
@@ -252,7 +277,8 @@ describe('loginToAks', () => {
   it('surfaces a federated credential subject mismatch', async () => {
     const now = Math.floor(Date.now() / 1000)
     const sub = 'repo:octo-org/octo-repo:ref:refs/heads/feature'
-    const getIdToken = async (aud: string): Promise<string> => gh.sign({ iss: gh.issuer, sub, aud, iat: now, nbf: now, exp: now + 300 })
+    const getIdToken = async (aud: string): Promise<string> =>
+      gh.sign({ iss: gh.issuer, sub, aud, iat: now, nbf: now, exp: now + 300 })
     await assert.rejects(loginToAks(oidcOpts({ getIdToken })), (err: unknown) => {
       assert.ok(err instanceof AzureLoginError)
       assert.equal(err.code, 'AADSTS700213')
@@ -263,13 +289,21 @@ describe('loginToAks', () => {
   })
 
   it('explains a failing GitHub OIDC token request', async () => {
-    await assert.rejects(loginToAks(oidcOpts({ getIdToken: async () => { throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable') } })),
+    await assert.rejects(
+      loginToAks(
+        oidcOpts({
+          getIdToken: async () => {
+            throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable')
+          },
+        }),
+      ),
       (err: unknown) => {
         assert.ok(err instanceof AzureLoginError)
         assert.match(err.message, /id-token: write/)
         assert.match(err.message, /ACTIONS_ID_TOKEN_REQUEST_URL/)
         return true
-      })
+      },
+    )
   })
 
   it('retries ARM 503s with jittered backoff through the injected sleep', async () => {
@@ -278,7 +312,10 @@ describe('loginToAks', () => {
     const started = Date.now()
     const r = await loginToAks(opts())
     assert.equal(parse(r.kubeconfig).users[0]?.user['token'], 'static-user-token-1')
-    assert.deepEqual(arm.calls.slice(calls).map((c) => c.status), [503, 503, 200])
+    assert.deepEqual(
+      arm.calls.slice(calls).map((c) => c.status),
+      [503, 503, 200],
+    )
     assert.equal(sleeps.length, 2)
     assert.ok(sleeps[0]! >= 0 && sleeps[0]! <= 500 && sleeps[1]! <= 1000, `backoff ${sleeps.join(',')}`)
     assert.ok(Date.now() - started < 5000)
@@ -321,7 +358,10 @@ describe('loginToAks', () => {
       assert.match(err.message, new RegExp(SECRET_APP))
       return true
     })
-    await assert.rejects(loginToAks(opts({ clusterName: 'locked', admin: true })), /Azure Kubernetes Service Cluster Admin Role/)
+    await assert.rejects(
+      loginToAks(opts({ clusterName: 'locked', admin: true })),
+      /Azure Kubernetes Service Cluster Admin Role/,
+    )
   })
 
   it('explains an unknown tenant', async () => {
@@ -336,7 +376,10 @@ describe('loginToAks', () => {
   it('validates required inputs before any network call', async () => {
     const calls = arm.calls.length
     await assert.rejects(loginToAks(opts({ resourceGroup: ' ' })), /'resource-group' is required/)
-    await assert.rejects(loginToAks(opts({ armEndpoint: 'management.azure.com' })), /'arm-endpoint' must be an https:\/\/ URL/)
+    await assert.rejects(
+      loginToAks(opts({ armEndpoint: 'management.azure.com' })),
+      /'arm-endpoint' must be an https:\/\/ URL/,
+    )
     assert.equal(arm.calls.length, calls)
   })
 })
@@ -346,9 +389,27 @@ describe('Azure clouds', () => {
     assert.deepEqual(
       Object.values(AZURE_CLOUDS).map((c) => [c.name, c.authorityHost, c.armEndpoint, c.armScope, c.oidcAudience]),
       [
-        ['AzureCloud', 'https://login.microsoftonline.com', 'https://management.azure.com', 'https://management.azure.com/.default', 'api://AzureADTokenExchange'],
-        ['AzureUSGovernment', 'https://login.microsoftonline.us', 'https://management.usgovcloudapi.net', 'https://management.usgovcloudapi.net/.default', 'api://AzureADTokenExchangeUSGov'],
-        ['AzureChinaCloud', 'https://login.chinacloudapi.cn', 'https://management.chinacloudapi.cn', 'https://management.chinacloudapi.cn/.default', 'api://AzureADTokenExchangeChina'],
+        [
+          'AzureCloud',
+          'https://login.microsoftonline.com',
+          'https://management.azure.com',
+          'https://management.azure.com/.default',
+          'api://AzureADTokenExchange',
+        ],
+        [
+          'AzureUSGovernment',
+          'https://login.microsoftonline.us',
+          'https://management.usgovcloudapi.net',
+          'https://management.usgovcloudapi.net/.default',
+          'api://AzureADTokenExchangeUSGov',
+        ],
+        [
+          'AzureChinaCloud',
+          'https://login.chinacloudapi.cn',
+          'https://management.chinacloudapi.cn',
+          'https://management.chinacloudapi.cn/.default',
+          'api://AzureADTokenExchangeChina',
+        ],
       ],
     )
     assert.equal(AKS_SCOPE, '6dae42f8-4368-4678-94ff-3960e28e3630/.default')

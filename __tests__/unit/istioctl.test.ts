@@ -22,7 +22,10 @@ describe('release asset names', () => {
   })
   it('reads .sha256 files with one or two spaces, or a bare digest', () => {
     const hex = 'a'.repeat(64)
-    assert.equal(parseSha256File(`${hex} istioctl-1.24.2-linux-amd64.tar.gz\n`, 'istioctl-1.24.2-linux-amd64.tar.gz'), hex)
+    assert.equal(
+      parseSha256File(`${hex} istioctl-1.24.2-linux-amd64.tar.gz\n`, 'istioctl-1.24.2-linux-amd64.tar.gz'),
+      hex,
+    )
     assert.equal(parseSha256File(`${hex.toUpperCase()}  *istioctl.tar.gz`, 'istioctl.tar.gz'), hex)
     assert.equal(parseSha256File(hex, 'x'), hex)
     assert.throws(() => parseSha256File(`${hex} other-file.tar.gz`, 'istioctl.tar.gz'), /holds no SHA-256/)
@@ -66,7 +69,10 @@ describe('installIstioctl', () => {
 
   it('refuses a download whose SHA-256 does not match, and caches nothing', async () => {
     releases.corrupt('1.23.4', true)
-    await assert.rejects(installIstioctl('1.23.4', releases.url, { platform: 'linux', arch: 'x64' }), /checksum mismatch for .*istioctl-1\.23\.4-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/)
+    await assert.rejects(
+      installIstioctl('1.23.4', releases.url, { platform: 'linux', arch: 'x64' }),
+      /checksum mismatch for .*istioctl-1\.23\.4-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/,
+    )
     const cacheDir = join(process.env['RUNNER_TOOL_CACHE'] as string, 'istioctl')
     assert.deepEqual(readdirSync(cacheDir), ['1.24.2'])
     releases.corrupt('1.23.4', false)

@@ -27,7 +27,12 @@ function kubeFor(api: KubeApi, token = 'tok', sleeps: number[] = []): Kube {
 async function cluster(istioVersions?: string[]): Promise<{ api: KubeApi; store: KubeStore }> {
   const store = new KubeStore()
   seedCluster(store, { layout: 'oss', gatewayPort: 1 })
-  const api = await startKubeApi({ pki, store, authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined), ...(istioVersions ? { istioVersions } : {}) })
+  const api = await startKubeApi({
+    pki,
+    store,
+    authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined),
+    ...(istioVersions ? { istioVersions } : {}),
+  })
   return { api, store }
 }
 
@@ -51,7 +56,9 @@ describe('Kube client', () => {
       const vs = await k.getVirtualService('bookinfo', 'reviews')
       assert.equal(vs.apiVersion, 'networking.istio.io/v1beta1')
       await k.replaceVirtualService(vs)
-      assert.ok(old.api.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/apis/networking.istio.io/v1beta1/')))
+      assert.ok(
+        old.api.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/apis/networking.istio.io/v1beta1/')),
+      )
     } finally {
       await old.api.close()
     }
@@ -60,7 +67,10 @@ describe('Kube client', () => {
   it('says clearly when Istio is not installed', async () => {
     const bare = await cluster([])
     try {
-      await assert.rejects(kubeFor(bare.api).getVirtualService('bookinfo', 'reviews'), /does not serve networking\.istio\.io: Istio's CRDs are not installed/)
+      await assert.rejects(
+        kubeFor(bare.api).getVirtualService('bookinfo', 'reviews'),
+        /does not serve networking\.istio\.io: Istio's CRDs are not installed/,
+      )
     } finally {
       await bare.api.close()
     }
@@ -71,7 +81,10 @@ describe('Kube client', () => {
     const vs = await k.getVirtualService('bookinfo', 'reviews')
     await k.replaceVirtualService(vs)
     const before = api.requests.length
-    await assert.rejects(k.replaceVirtualService(vs), (err: unknown) => err instanceof ConflictError && err.status === 409 && /has been modified/.test(err.message))
+    await assert.rejects(
+      k.replaceVirtualService(vs),
+      (err: unknown) => err instanceof ConflictError && err.status === 409 && /has been modified/.test(err.message),
+    )
     assert.equal(api.requests.length, before + 1)
   })
 
@@ -93,7 +106,13 @@ describe('Kube client', () => {
     await k.istioApiVersion()
     const before = api.requests.length
     api.injectFault({ method: 'GET', path: /virtualservices\/reviews/, status: 500, times: 5 })
-    await assert.rejects(k.getVirtualService('bookinfo', 'reviews'), (err: unknown) => err instanceof KubeError && err.status === 500 && /read VirtualService bookinfo\/reviews failed/.test(err.message))
+    await assert.rejects(
+      k.getVirtualService('bookinfo', 'reviews'),
+      (err: unknown) =>
+        err instanceof KubeError &&
+        err.status === 500 &&
+        /read VirtualService bookinfo\/reviews failed/.test(err.message),
+    )
     assert.equal(api.requests.length, before + 5, 'five attempts in all')
     assert.equal((await k.getVirtualService('bookinfo', 'reviews')).metadata.name, 'reviews', 'the faults are used up')
   })
@@ -101,7 +120,10 @@ describe('Kube client', () => {
   it('explains 401 and 404', async () => {
     await assert.rejects(kubeFor(api, 'bad').getNamespace('bookinfo'), /the credential was refused/)
     assert.equal(await kubeFor(api).getNamespace('nope'), undefined)
-    await assert.rejects(kubeFor(api).getVirtualService('bookinfo', 'nope'), (err: unknown) => err instanceof KubeError && err.status === 404)
+    await assert.rejects(
+      kubeFor(api).getVirtualService('bookinfo', 'nope'),
+      (err: unknown) => err instanceof KubeError && err.status === 404,
+    )
   })
 })
 
@@ -114,13 +136,30 @@ describe('RolloutLock', () => {
   after(() => api.close())
 
   it('takes, refuses a second holder, and releases', async () => {
-    const a = new RolloutLock(kubeFor(api), { namespace: 'bookinfo', virtualService: 'reviews', holder: 'run-a', ttlMs: 60_000 })
-    const b = new RolloutLock(kubeFor(api), { namespace: 'bookinfo', virtualService: 'reviews', holder: 'run-b', ttlMs: 60_000 })
+    const a = new RolloutLock(kubeFor(api), {
+      namespace: 'bookinfo',
+      virtualService: 'reviews',
+      holder: 'run-a',
+      ttlMs: 60_000,
+    })
+    const b = new RolloutLock(kubeFor(api), {
+      namespace: 'bookinfo',
+      virtualService: 'reviews',
+      holder: 'run-b',
+      ttlMs: 60_000,
+    })
     await a.acquire()
     const lease = store.get(LEASES, 'bookinfo', leaseName('reviews'))
     assert.equal((lease?.['spec'] as { holderIdentity: string }).holderIdentity, 'run-a')
-    assert.match((lease?.['spec'] as { renewTime: string }).renewTime, /\.\d{6}Z$/, 'MicroTime with six fractional digits')
-    await assert.rejects(b.acquire(), (err: unknown) => err instanceof LockHeldError && /held by 'run-a'/.test(err.message))
+    assert.match(
+      (lease?.['spec'] as { renewTime: string }).renewTime,
+      /\.\d{6}Z$/,
+      'MicroTime with six fractional digits',
+    )
+    await assert.rejects(
+      b.acquire(),
+      (err: unknown) => err instanceof LockHeldError && /held by 'run-a'/.test(err.message),
+    )
     await a.release()
     assert.equal(store.get(LEASES, 'bookinfo', leaseName('reviews')), undefined)
     await b.acquire()
@@ -131,13 +170,28 @@ describe('RolloutLock', () => {
     let now = Date.now()
     const clock = (): Date => new Date(now)
     // a run that took the lease and then died: never released
-    const stale = new RolloutLock(kubeFor(api), { namespace: 'bookinfo', virtualService: 'ratings', holder: 'dead-run', ttlMs: 20_000, now: clock })
+    const stale = new RolloutLock(kubeFor(api), {
+      namespace: 'bookinfo',
+      virtualService: 'ratings',
+      holder: 'dead-run',
+      ttlMs: 20_000,
+      now: clock,
+    })
     await stale.acquire()
-    const live = new RolloutLock(kubeFor(api), { namespace: 'bookinfo', virtualService: 'ratings', holder: 'new-run', ttlMs: 20_000, now: clock })
+    const live = new RolloutLock(kubeFor(api), {
+      namespace: 'bookinfo',
+      virtualService: 'ratings',
+      holder: 'new-run',
+      ttlMs: 20_000,
+      now: clock,
+    })
     await assert.rejects(live.acquire(), LockHeldError)
     now += 21_000
     await live.acquire()
-    const spec = store.get(LEASES, 'bookinfo', leaseName('ratings'))?.['spec'] as { holderIdentity: string; leaseTransitions: number }
+    const spec = store.get(LEASES, 'bookinfo', leaseName('ratings'))?.['spec'] as {
+      holderIdentity: string
+      leaseTransitions: number
+    }
     assert.equal(spec.holderIdentity, 'new-run')
     assert.equal(spec.leaseTransitions, 1)
     await live.release()
@@ -148,17 +202,35 @@ describe('RolloutLock', () => {
 
 describe('state annotation', () => {
   const s: RolloutState = {
-    version: 1, phase: 'paused', runId: 'r', stable: 'v1', canary: 'v3', route: { by: 'default' },
+    version: 1,
+    phase: 'paused',
+    runId: 'r',
+    stable: 'v1',
+    canary: 'v3',
+    route: { by: 'default' },
     originalRoute: { route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
-    lastWritten: { route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 50 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 50 }] },
-    weight: 50, startedAt: 't', updatedAt: 't',
+    lastWritten: {
+      route: [
+        { destination: { host: 'reviews', subset: 'v1' }, weight: 50 },
+        { destination: { host: 'reviews', subset: 'v3' }, weight: 50 },
+      ],
+    },
+    weight: 50,
+    startedAt: 't',
+    updatedAt: 't',
   }
   it('round-trips', () => {
     assert.deepEqual(decodeState({ 'istio-canary.io/state': encodeState(s) }, 'reviews'), s)
     assert.equal(decodeState({}, 'reviews'), undefined)
   })
   it('refuses a damaged annotation with what to do', () => {
-    assert.throws(() => decodeState({ 'istio-canary.io/state': '{nope' }, 'reviews'), /not valid JSON; remove it \(kubectl annotate virtualservice reviews istio-canary.io\/state-\)/)
-    assert.throws(() => decodeState({ 'istio-canary.io/state': '{"version":2}' }, 'reviews'), /not a state this version of istio-canary understands/)
+    assert.throws(
+      () => decodeState({ 'istio-canary.io/state': '{nope' }, 'reviews'),
+      /not valid JSON; remove it \(kubectl annotate virtualservice reviews istio-canary.io\/state-\)/,
+    )
+    assert.throws(
+      () => decodeState({ 'istio-canary.io/state': '{"version":2}' }, 'reviews'),
+      /not a state this version of istio-canary understands/,
+    )
   })
 })

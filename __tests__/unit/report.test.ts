@@ -37,9 +37,35 @@ function sampleReport(over: Partial<RunReport> = {}): RunReport {
     startedAt: '2025-03-01T10:00:00.000Z',
     endedAt: '2025-03-01T10:03:30.000Z',
     steps: [
-      { index: 1, weight: 10, pauseMs: 60_000, startedAt: '2025-03-01T10:00:01.000Z', endedAt: '2025-03-01T10:01:05.000Z', smoke: smoke(20, 2), verdict: 'pass', reasons: [] },
-      { index: 2, weight: 25, pauseMs: 90_000, startedAt: '2025-03-01T10:01:05.000Z', endedAt: '2025-03-01T10:02:40.000Z', smoke: smoke(19, 5), verdict: 'pass', reasons: [] },
-      { index: 3, weight: 50, pauseMs: 0, startedAt: '2025-03-01T10:02:40.000Z', endedAt: '2025-03-01T10:03:30.000Z', verdict: 'skipped', reasons: [] },
+      {
+        index: 1,
+        weight: 10,
+        pauseMs: 60_000,
+        startedAt: '2025-03-01T10:00:01.000Z',
+        endedAt: '2025-03-01T10:01:05.000Z',
+        smoke: smoke(20, 2),
+        verdict: 'pass',
+        reasons: [],
+      },
+      {
+        index: 2,
+        weight: 25,
+        pauseMs: 90_000,
+        startedAt: '2025-03-01T10:01:05.000Z',
+        endedAt: '2025-03-01T10:02:40.000Z',
+        smoke: smoke(19, 5),
+        verdict: 'pass',
+        reasons: [],
+      },
+      {
+        index: 3,
+        weight: 50,
+        pauseMs: 0,
+        startedAt: '2025-03-01T10:02:40.000Z',
+        endedAt: '2025-03-01T10:03:30.000Z',
+        verdict: 'skipped',
+        reasons: [],
+      },
     ],
     events: [
       { at: '2025-03-01T10:00:00.500Z', message: 'weights v1=90 v3=10' },
@@ -81,7 +107,12 @@ describe('writeReport', () => {
   })
 
   it('keeps odd names out of the file name', async () => {
-    const file = await writeReport(dir, sampleReport({ namespace: '../../etc', virtualService: 'a/b c' }), '', undefined)
+    const file = await writeReport(
+      dir,
+      sampleReport({ namespace: '../../etc', virtualService: 'a/b c' }),
+      '',
+      undefined,
+    )
     assert.equal(path.dirname(file), dir)
     assert.match(path.basename(file), /^istio-canary-etc-a-b-c-20250301T100000000Z\.json$/)
   })
@@ -147,15 +178,27 @@ describe('job summary', () => {
     assert.match(text, /<h2>istio-canary: ⏸️ paused at 50 %<\/h2>/)
     assert.match(text, /namespace bookinfo · VirtualService reviews · route default · stable v1 → canary v3/)
     assert.match(text, /<th>Step<\/th><th>Weight<\/th><th>Pause<\/th><th>Requests<\/th><th>Success<\/th>/)
-    assert.match(text, /<tr><td>1<\/td><td>10 %<\/td><td>1m<\/td><td>20<\/td><td>100\.0 % \(20\/20\)<br>v1: 18\/18<br>v3: 2\/2<\/td>/)
-    assert.match(text, /<tr><td>2<\/td><td>25 %<\/td><td>1m30s<\/td><td>20<\/td><td>95\.0 % \(19\/20\)<br>v1: 15\/15<br>v3: 4\/5<\/td>/)
+    assert.match(
+      text,
+      /<tr><td>1<\/td><td>10 %<\/td><td>1m<\/td><td>20<\/td><td>100\.0 % \(20\/20\)<br>v1: 18\/18<br>v3: 2\/2<\/td>/,
+    )
+    assert.match(
+      text,
+      /<tr><td>2<\/td><td>25 %<\/td><td>1m30s<\/td><td>20<\/td><td>95\.0 % \(19\/20\)<br>v1: 15\/15<br>v3: 4\/5<\/td>/,
+    )
     assert.match(text, /<td>all 12\.5 \/ 40 ms<br>v1 11 \/ 30 ms<br>v3 14 \/ 45 ms<\/td><td>✅ pass<\/td><\/tr>/)
-    assert.match(text, /<tr><td>3<\/td><td>50 %<\/td><td>0s<\/td><td>–<\/td><td>–<\/td><td>–<\/td><td>⏭️ skipped<\/td><\/tr>/)
+    assert.match(
+      text,
+      /<tr><td>3<\/td><td>50 %<\/td><td>0s<\/td><td>–<\/td><td>–<\/td><td>–<\/td><td>⏭️ skipped<\/td><\/tr>/,
+    )
     // the mermaid fence starts after a blank line, outside the HTML block
     assert.match(text, /<\/table>\n\n```mermaid\n/)
     const chart = parseXyChart(text)
     assert.deepEqual(chart, { labels: ['1', '2', '3 (no test)'], bar: [10, 25, 50], line: [100, 95, 0] })
-    assert.match(text, /<details><summary>Events \(2\)<\/summary><ul><li>2025-03-01T10:00:00\.500Z: weights v1=90 v3=10<\/li>/)
+    assert.match(
+      text,
+      /<details><summary>Events \(2\)<\/summary><ul><li>2025-03-01T10:00:00\.500Z: weights v1=90 v3=10<\/li>/,
+    )
   })
 
   it('escapes user-controlled strings', async () => {
@@ -173,7 +216,10 @@ describe('job summary', () => {
     assert.doesNotMatch(text, /<img|<script|<b>/)
     assert.match(text, /<h2>istio-canary: ↩️ rolled back<\/h2>/)
     assert.match(text, /canary &lt;img src=x onerror=alert\(1\)&gt;/)
-    assert.match(text, /<td>❌ fail: success rate 50 % &#124; &lt;script&gt;alert\(1\)&lt;\/script&gt;; body did not match \/a&#124;b\/<\/td>/)
+    assert.match(
+      text,
+      /<td>❌ fail: success rate 50 % &#124; &lt;script&gt;alert\(1\)&lt;\/script&gt;; body did not match \/a&#124;b\/<\/td>/,
+    )
     assert.match(text, /\*\*Error:\*\* bad &#124; pipe &lt;b&gt;/)
 
     const md = renderSummaryMarkdown(report)
@@ -211,8 +257,13 @@ describe('job summary', () => {
   })
 
   it('lists the items of a multi-line error', () => {
-    const md = renderSummaryMarkdown(sampleReport({ error: 'the mesh is not ready (2 checks failed):\n  - subset v3 has no pods\n  - a | b' }))
-    assert.match(md, /\*\*Error:\*\* the mesh is not ready \(2 checks failed\):\n\n- subset v3 has no pods\n- a &#124; b\n/)
+    const md = renderSummaryMarkdown(
+      sampleReport({ error: 'the mesh is not ready (2 checks failed):\n  - subset v3 has no pods\n  - a | b' }),
+    )
+    assert.match(
+      md,
+      /\*\*Error:\*\* the mesh is not ready \(2 checks failed\):\n\n- subset v3 has no pods\n- a &#124; b\n/,
+    )
   })
 
   it('headlines and helpers', () => {

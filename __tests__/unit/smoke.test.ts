@@ -154,7 +154,12 @@ describe('runSmokeTest', () => {
   it('decodes compressed bodies before matching', async () => {
     reset()
     const r = await runSmokeTest(
-      cfg(`${srv.url}/gzip`, { requests: 2, expect: /Simple Bookstore/, versionPattern: /reviews-(v\d+)/, headers: { 'Accept-Encoding': 'gzip' } }),
+      cfg(`${srv.url}/gzip`, {
+        requests: 2,
+        expect: /Simple Bookstore/,
+        versionPattern: /reviews-(v\d+)/,
+        headers: { 'Accept-Encoding': 'gzip' },
+      }),
     )
     assert.equal(r.successes, 2)
     assert.equal(r.byVersion['v2']?.requests, 2)
@@ -163,7 +168,10 @@ describe('runSmokeTest', () => {
   it('sends the configured headers, Host included', async () => {
     reset()
     await runSmokeTest(
-      cfg(`${srv.url}/`, { requests: 3, headers: { 'x-canary-preview': 'pr-123', Host: 'bookinfo.example.com', Authorization: 'Bearer t' } }),
+      cfg(`${srv.url}/`, {
+        requests: 3,
+        headers: { 'x-canary-preview': 'pr-123', Host: 'bookinfo.example.com', Authorization: 'Bearer t' },
+      }),
     )
     assert.equal(srv.seen.length, 3)
     for (const h of srv.seen) {
@@ -175,7 +183,10 @@ describe('runSmokeTest', () => {
 
   it('rejects invalid headers and URLs before sending anything', async () => {
     reset()
-    await assert.rejects(runSmokeTest(cfg(`${srv.url}/`, { headers: { 'bad name': 'x' } })), /invalid header "bad name"/)
+    await assert.rejects(
+      runSmokeTest(cfg(`${srv.url}/`, { headers: { 'bad name': 'x' } })),
+      /invalid header "bad name"/,
+    )
     await assert.rejects(runSmokeTest(cfg(`${srv.url}/`, { headers: { ok: 'a\nb' } })), /invalid header "ok"/)
     await assert.rejects(runSmokeTest(cfg('ftp://127.0.0.1/')), /http or https/)
     await assert.rejects(runSmokeTest(cfg(`${srv.url}/`, { concurrency: 0 })), RangeError)
@@ -184,7 +195,9 @@ describe('runSmokeTest', () => {
 
   it('attributes versions from the body, failures included', async () => {
     reset()
-    const r = await runSmokeTest(cfg(`${srv.url}/body-version`, { requests: 20, concurrency: 1, versionPattern: /reviews-(v\d+)-/ }))
+    const r = await runSmokeTest(
+      cfg(`${srv.url}/body-version`, { requests: 20, concurrency: 1, versionPattern: /reviews-(v\d+)-/ }),
+    )
     assert.deepEqual(Object.keys(r.byVersion), ['v1', 'v3'])
     assert.equal(r.byVersion['v1']?.requests, 15)
     assert.equal(r.byVersion['v1']?.successes, 15)
@@ -197,7 +210,13 @@ describe('runSmokeTest', () => {
 
   it('attributes versions from a response header', async () => {
     reset()
-    const r = await runSmokeTest(cfg(`${srv.url}/header-version`, { requests: 10, concurrency: 1, versionPattern: /x-app-version: reviews-(v\d+)/i }))
+    const r = await runSmokeTest(
+      cfg(`${srv.url}/header-version`, {
+        requests: 10,
+        concurrency: 1,
+        versionPattern: /x-app-version: reviews-(v\d+)/i,
+      }),
+    )
     assert.equal(r.byVersion['v2']?.requests, 5)
     assert.equal(r.byVersion['v3']?.requests, 5)
     assert.equal(r.unattributed, 0)
@@ -276,18 +295,25 @@ describe('runSmokeTest over https', () => {
     const r = await runSmokeTest(cfg(`${srv.url}/`, { requests: 2 }))
     assert.equal(r.successes, 0)
     assert.equal(r.failures.length, 1)
-    assert.match(r.failures[0]?.reason ?? '', /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/)
+    assert.match(
+      r.failures[0]?.reason ?? '',
+      /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/,
+    )
   })
 
   it('trusting the CA passes; a Host header becomes the TLS server name, as a gateway routes by SNI', async () => {
     tls.setDefaultCACertificates([...defaults, pki.caPem])
     sni.length = 0
-    const plain = await runSmokeTest(cfg(`${srv.url}/`, { requests: 2, concurrency: 1, versionPattern: /reviews-(v\d)/ }))
+    const plain = await runSmokeTest(
+      cfg(`${srv.url}/`, { requests: 2, concurrency: 1, versionPattern: /reviews-(v\d)/ }),
+    )
     assert.equal(plain.successes, 2)
     assert.equal(plain.byVersion['v1']?.requests, 2)
     assert.deepEqual(sni, [false, false]) // no SNI for an IP address
     sni.length = 0
-    const named = await runSmokeTest(cfg(`${srv.url}/`, { requests: 2, concurrency: 1, headers: { Host: 'localhost' } }))
+    const named = await runSmokeTest(
+      cfg(`${srv.url}/`, { requests: 2, concurrency: 1, headers: { Host: 'localhost' } }),
+    )
     assert.equal(named.successes, 2)
     assert.deepEqual(sni, ['localhost', 'localhost'])
     // the certificate must then be valid for that host
@@ -333,7 +359,12 @@ const input = (over: Partial<VerdictInput> = {}): VerdictInput => ({
   ...over,
 })
 
-const v = (requests: number, successes: number, p95Ms = 20): SmokeResult['byVersion'][string] => ({ requests, successes, p50Ms: 10, p95Ms })
+const v = (requests: number, successes: number, p95Ms = 20): SmokeResult['byVersion'][string] => ({
+  requests,
+  successes,
+  p50Ms: 10,
+  p95Ms,
+})
 
 describe('judge', () => {
   it('passes a clean run', () => {
@@ -348,12 +379,24 @@ describe('judge', () => {
   })
 
   it('fails when nothing succeeded or nothing was sent, even at threshold 0', () => {
-    assert.match(judge(input({ threshold: 0, result: result({ successes: 0, successRate: 0 }) })).reasons.join(), /no request succeeded/)
-    assert.equal(judge(input({ threshold: 0, result: result({ requests: 0, successes: 0, successRate: 0 }) })).pass, false)
+    assert.match(
+      judge(input({ threshold: 0, result: result({ successes: 0, successRate: 0 }) })).reasons.join(),
+      /no request succeeded/,
+    )
+    assert.equal(
+      judge(input({ threshold: 0, result: result({ requests: 0, successes: 0, successRate: 0 }) })).pass,
+      false,
+    )
   })
 
   it('fails on the canary success rate even when the overall rate passes', () => {
-    const r = result({ requests: 40, successes: 38, successRate: 0.95, byVersion: { v1: v(30, 30), v3: v(10, 8) }, unattributed: 0 })
+    const r = result({
+      requests: 40,
+      successes: 38,
+      successRate: 0.95,
+      byVersion: { v1: v(30, 30), v3: v(10, 8) },
+      unattributed: 0,
+    })
     const j = judge(input({ result: r, canaryWeight: 25 }))
     assert.deepEqual(j.reasons, ['canary (v3) success rate 80.0 % (8/10) below threshold 95.0 %'])
   })

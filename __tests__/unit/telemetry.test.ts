@@ -1,26 +1,52 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { PrometheusError, azureMonitorScope, isAzureMonitorEndpoint, parseQueryResponse, parseServiceRef } from '../../src/telemetry/prometheus.js'
+import {
+  PrometheusError,
+  azureMonitorScope,
+  isAzureMonitorEndpoint,
+  parseQueryResponse,
+  parseServiceRef,
+} from '../../src/telemetry/prometheus.js'
 import { buildCounterQueries, buildQueries, perVersion, windowOf } from '../../src/telemetry/queries.js'
-import { type Counts, type SequentialOptions, evaluate, initialState, observe, startStep } from '../../src/telemetry/sequential.js'
+import {
+  type Counts,
+  type SequentialOptions,
+  evaluate,
+  initialState,
+  observe,
+  startStep,
+} from '../../src/telemetry/sequential.js'
 import { prng } from '../sim/mesh.js'
 
 describe('telemetry queries', () => {
   const t = { namespace: 'bookinfo', service: 'reviews', versions: ['v1', 'v3'] }
   it('builds per-version request, 5xx and p95 queries for sidecars', () => {
     const q = buildQueries(t, 60)
-    const sel = 'reporter="destination",destination_workload_namespace="bookinfo",destination_service_name="reviews",destination_version=~"v1|v3"'
+    const sel =
+      'reporter="destination",destination_workload_namespace="bookinfo",destination_service_name="reviews",destination_version=~"v1|v3"'
     assert.equal(q.requests, `sum by (destination_version) (increase(istio_requests_total{${sel}}[60s]))`)
-    assert.equal(q.errors, `sum by (destination_version) (increase(istio_requests_total{${sel},response_code=~"5.."}[60s]))`)
-    assert.equal(q.p95, `histogram_quantile(0.95, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket{${sel}}[60s])))`)
+    assert.equal(
+      q.errors,
+      `sum by (destination_version) (increase(istio_requests_total{${sel},response_code=~"5.."}[60s]))`,
+    )
+    assert.equal(
+      q.p95,
+      `histogram_quantile(0.95, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket{${sel}}[60s])))`,
+    )
     assert.equal(buildCounterQueries(t).requests, `sum by (destination_version) (istio_requests_total{${sel}})`)
   })
   it('uses reporter="waypoint" in ambient mode and Linkerd metric names for Linkerd', () => {
     assert.match(buildQueries({ ...t, flavor: 'istio-ambient' }, 30).requests, /reporter="waypoint"/)
     const l = buildQueries({ ...t, flavor: 'linkerd' }, 30)
-    assert.match(l.errors, /response_total\{namespace="bookinfo",direction="inbound",deployment=~"reviews-v1\|reviews-v3",classification="failure"\}\[30s\]/)
+    assert.match(
+      l.errors,
+      /response_total\{namespace="bookinfo",direction="inbound",deployment=~"reviews-v1\|reviews-v3",classification="failure"\}\[30s\]/,
+    )
     assert.match(l.p95, /response_latency_ms_bucket/)
-    assert.deepEqual(perVersion({ ...t, flavor: 'linkerd' }, [{ labels: { deployment: 'reviews-v3' }, value: 4 }]), { v1: 0, v3: 4 })
+    assert.deepEqual(perVersion({ ...t, flavor: 'linkerd' }, [{ labels: { deployment: 'reviews-v3' }, value: 4 }]), {
+      v1: 0,
+      v3: 4,
+    })
   })
   it('escapes label values and rejects bad windows', () => {
     assert.match(buildQueries({ ...t, versions: ['1.2"x'] }, 10).requests, /destination_version=~"1\\\\.2\\"x"/)
@@ -31,27 +57,71 @@ describe('telemetry queries', () => {
 
 describe('Prometheus answers', () => {
   it('parses vectors and scalars, and the error format', () => {
-    const v = parseQueryResponse({ status: 200, body: '{"status":"success","data":{"resultType":"vector","result":[{"metric":{"destination_version":"v1"},"value":[1700000000.1,"12"]},{"metric":{},"value":[1,"NaN"]}]}}' })
+    const v = parseQueryResponse({
+      status: 200,
+      body: '{"status":"success","data":{"resultType":"vector","result":[{"metric":{"destination_version":"v1"},"value":[1700000000.1,"12"]},{"metric":{},"value":[1,"NaN"]}]}}',
+    })
     assert.equal(v.type, 'vector')
     if (v.type === 'vector') {
       assert.deepEqual(v.samples[0], { labels: { destination_version: 'v1' }, value: 12 })
       assert.ok(Number.isNaN(v.samples[1]!.value))
     }
-    assert.deepEqual(parseQueryResponse({ status: 200, body: '{"status":"success","data":{"resultType":"scalar","result":[1,"+Inf"]}}' }), { type: 'scalar', value: Infinity })
-    assert.throws(() => parseQueryResponse({ status: 400, body: '{"status":"error","errorType":"bad_data","error":"parse error"}' }), (e: unknown) => e instanceof PrometheusError && e.kind === 'query' && /bad_data.*parse error/.test(e.message))
-    assert.throws(() => parseQueryResponse({ status: 503, body: '{"status":"error","errorType":"timeout","error":"query timed out"}' }), (e: unknown) => e instanceof PrometheusError && e.kind === 'timeout')
-    assert.throws(() => parseQueryResponse({ status: 403, body: 'forbidden' }, 'x through the API server\'s service proxy'), /services\/proxy/)
-    assert.throws(() => parseQueryResponse({ status: 502, body: '<html>bad gateway</html>' }), (e: unknown) => e instanceof PrometheusError && e.status === 502)
-    assert.throws(() => parseQueryResponse({ status: 200, body: '{"status":"success","data":{"resultType":"matrix","result":[]}}' }), /matrix/)
+    assert.deepEqual(
+      parseQueryResponse({
+        status: 200,
+        body: '{"status":"success","data":{"resultType":"scalar","result":[1,"+Inf"]}}',
+      }),
+      { type: 'scalar', value: Infinity },
+    )
+    assert.throws(
+      () =>
+        parseQueryResponse({ status: 400, body: '{"status":"error","errorType":"bad_data","error":"parse error"}' }),
+      (e: unknown) => e instanceof PrometheusError && e.kind === 'query' && /bad_data.*parse error/.test(e.message),
+    )
+    assert.throws(
+      () =>
+        parseQueryResponse({ status: 503, body: '{"status":"error","errorType":"timeout","error":"query timed out"}' }),
+      (e: unknown) => e instanceof PrometheusError && e.kind === 'timeout',
+    )
+    assert.throws(
+      () => parseQueryResponse({ status: 403, body: 'forbidden' }, "x through the API server's service proxy"),
+      /services\/proxy/,
+    )
+    assert.throws(
+      () => parseQueryResponse({ status: 502, body: '<html>bad gateway</html>' }),
+      (e: unknown) => e instanceof PrometheusError && e.status === 502,
+    )
+    assert.throws(
+      () =>
+        parseQueryResponse({ status: 200, body: '{"status":"success","data":{"resultType":"matrix","result":[]}}' }),
+      /matrix/,
+    )
   })
   it('knows the Azure Monitor scopes per cloud and parses service refs', () => {
-    assert.equal(azureMonitorScope('https://ws-1.eastus.prometheus.monitor.azure.com'), 'https://prometheus.monitor.azure.com/.default')
-    assert.equal(azureMonitorScope('https://ws.usgovvirginia.prometheus.monitor.azure.us'), 'https://prometheus.monitor.azure.us/.default')
-    assert.equal(azureMonitorScope('https://127.0.0.1:8443', 'AzureChinaCloud'), 'https://prometheus.monitor.azure.cn/.default')
+    assert.equal(
+      azureMonitorScope('https://ws-1.eastus.prometheus.monitor.azure.com'),
+      'https://prometheus.monitor.azure.com/.default',
+    )
+    assert.equal(
+      azureMonitorScope('https://ws.usgovvirginia.prometheus.monitor.azure.us'),
+      'https://prometheus.monitor.azure.us/.default',
+    )
+    assert.equal(
+      azureMonitorScope('https://127.0.0.1:8443', 'AzureChinaCloud'),
+      'https://prometheus.monitor.azure.cn/.default',
+    )
     assert.ok(isAzureMonitorEndpoint('https://ws.westeurope.prometheus.monitor.azure.com/'))
     assert.ok(!isAzureMonitorEndpoint('http://prometheus:9090'))
-    assert.deepEqual(parseServiceRef('istio-system/prometheus:9090'), { namespace: 'istio-system', name: 'prometheus', port: 9090 })
-    assert.deepEqual(parseServiceRef('monitoring/kps-prometheus:http-web'), { namespace: 'monitoring', name: 'kps-prometheus', port: 'http-web' })
+    assert.deepEqual(parseServiceRef('istio-system/prometheus:9090'), {
+      namespace: 'istio-system',
+      name: 'prometheus',
+      port: 9090,
+    })
+    assert.deepEqual(parseServiceRef('monitoring/kps-prometheus:http-web'), {
+      namespace: 'monitoring',
+      name: 'kps-prometheus',
+      port: 'http-web',
+    })
     assert.throws(() => parseServiceRef('prometheus:9090'), /namespace\/name:port/)
   })
 })
@@ -68,7 +138,12 @@ function binomial(rand: () => number, n: number, p: number): number {
  * One rollout at `rps` through steps (weights), each `pauseS` long, scraped every second: returns whether it
  * was rolled back. A step that has not got min-canary-requests at the end of its pause carries on.
  */
-function rollout(rand: () => number, pStable: number, pCanary: number, o: SequentialOptions & { rps?: number; pauseS?: number; steps?: number[] } = {}): { rolledBack: boolean; seconds: number } {
+function rollout(
+  rand: () => number,
+  pStable: number,
+  pCanary: number,
+  o: SequentialOptions & { rps?: number; pauseS?: number; steps?: number[] } = {},
+): { rolledBack: boolean; seconds: number } {
   const rps = o.rps ?? 10
   const pause = o.pauseS ?? 60
   let s = initialState(o)
@@ -78,7 +153,12 @@ function rollout(rand: () => number, pStable: number, pCanary: number, o: Sequen
     for (let t = 1; t <= 3 * pause; t++) {
       seconds++
       const nc = binomial(rand, rps, w / 100)
-      const d: Counts = { canaryRequests: nc, canaryErrors: binomial(rand, nc, pCanary), stableRequests: rps - nc, stableErrors: binomial(rand, rps - nc, pStable) }
+      const d: Counts = {
+        canaryRequests: nc,
+        canaryErrors: binomial(rand, nc, pCanary),
+        stableRequests: rps - nc,
+        stableErrors: binomial(rand, rps - nc, pStable),
+      }
       s = observe(s, d, o)
       const e = evaluate(s, { pauseOver: t >= pause, stepTimeUp: t >= 3 * pause }, o)
       if (e.decision === 'reject') return { rolledBack: true, seconds }
@@ -109,11 +189,15 @@ describe('sequential canary-vs-stable test', () => {
   })
   it('does not blame the canary when stable fails alike', () => {
     let s = initialState({ maxErrorRate: 0.01 })
-    s = observe(s, { canaryRequests: 300, canaryErrors: 90, stableRequests: 300, stableErrors: 95 }, { maxErrorRate: 0.01 })
+    s = observe(
+      s,
+      { canaryRequests: 300, canaryErrors: 90, stableRequests: 300, stableErrors: 95 },
+      { maxErrorRate: 0.01 },
+    )
     const e = evaluate(s, { pauseOver: true, stepTimeUp: false }, { maxErrorRate: 0.01 })
     assert.equal(e.decision, 'stable-unhealthy')
   })
-  it('at 100 % compares the canary with stable\'s earlier rate, and with max-error-rate', () => {
+  it("at 100 % compares the canary with stable's earlier rate, and with max-error-rate", () => {
     let s = initialState()
     s = observe(s, { canaryRequests: 500, canaryErrors: 3, stableRequests: 1500, stableErrors: 8 })
     s = startStep(s)
@@ -122,8 +206,15 @@ describe('sequential canary-vs-stable test', () => {
     assert.equal(e.decision, 'reject')
     assert.equal(e.test, 'canary-vs-earlier-stable')
     let m = initialState({ maxErrorRate: 0.01 })
-    m = observe(m, { canaryRequests: 600, canaryErrors: 30, stableRequests: 0, stableErrors: 0 }, { maxErrorRate: 0.01 })
-    assert.equal(evaluate(m, { pauseOver: false, stepTimeUp: false }, { maxErrorRate: 0.01 }).test, 'canary-vs-max-error-rate')
+    m = observe(
+      m,
+      { canaryRequests: 600, canaryErrors: 30, stableRequests: 0, stableErrors: 0 },
+      { maxErrorRate: 0.01 },
+    )
+    assert.equal(
+      evaluate(m, { pauseOver: false, stepTimeUp: false }, { maxErrorRate: 0.01 }).test,
+      'canary-vs-max-error-rate',
+    )
     assert.equal(evaluate(m, { pauseOver: false, stepTimeUp: false }, { maxErrorRate: 0.01 }).decision, 'reject')
   })
   it('Monte Carlo: <= 1 % false rollbacks at 0.5 % and 1 % baselines, >= 98 % of 5 %-vs-0.5 % canaries caught', () => {
@@ -144,7 +235,9 @@ describe('sequential canary-vs-stable test', () => {
     const h05 = rate(0.005, 0.005)
     const h1 = rate(0.01, 0.01)
     const bad = rate(0.005, 0.05)
-    console.log(`# Monte Carlo (${N} rollouts each, 10 req/s, steps 10/25/50/100 %, 60 s pauses): false rollback ${(h05.rate * 100).toFixed(2)} % at 0.5 %, ${(h1.rate * 100).toFixed(2)} % at 1 %; 5 %-vs-0.5 % canary rolled back ${(bad.rate * 100).toFixed(2)} % (mean ${bad.meanS.toFixed(0)} s)`)
+    console.log(
+      `# Monte Carlo (${N} rollouts each, 10 req/s, steps 10/25/50/100 %, 60 s pauses): false rollback ${(h05.rate * 100).toFixed(2)} % at 0.5 %, ${(h1.rate * 100).toFixed(2)} % at 1 %; 5 %-vs-0.5 % canary rolled back ${(bad.rate * 100).toFixed(2)} % (mean ${bad.meanS.toFixed(0)} s)`,
+    )
     assert.ok(h05.rate <= 0.01, `false rollback at 0.5 %: ${h05.rate}`)
     assert.ok(h1.rate <= 0.01, `false rollback at 1 %: ${h1.rate}`)
     assert.ok(bad.rate >= 0.98, `5 % canary caught: ${bad.rate}`)

@@ -8,7 +8,10 @@ import { pathToFileURL } from 'node:url'
 import { load } from 'js-yaml'
 import { REPO_ROOT } from '../sim/harness.js'
 
-interface Declared { inputs: Record<string, unknown>; required: string[] }
+interface Declared {
+  inputs: Record<string, unknown>
+  required: string[]
+}
 interface WorkflowLint {
   actionInputs(action: unknown): Declared
   lintWorkflow(text: string, file: string, declared: Declared, lineOffset?: number): Promise<string[]>
@@ -17,26 +20,37 @@ interface WorkflowLint {
 const lib = (await import(pathToFileURL(join(REPO_ROOT, '__tests__/scripts/workflow-lint.mjs')).href)) as WorkflowLint
 const declared = lib.actionInputs(load(readFileSync(join(REPO_ROOT, 'action.yml'), 'utf8')))
 
-const workflow = (withLines: string[], uses = '<owner>/istio-canary@v1', extra: string[] = []): string => [
-  'on: push',
-  'jobs:',
-  '  canary:',
-  '    runs-on: ubuntu-latest',
-  '    steps:',
-  '      - id: canary',
-  `        uses: ${uses}`,
-  '        with:',
-  ...withLines.map((l) => `          ${l}`),
-  ...extra,
-  '',
-].join('\n')
-const good = ['namespace: bookinfo', 'virtual-service: reviews', 'canary-subset: v3', 'client-id: ${{ vars.AZURE_CLIENT_ID }}']
+const workflow = (withLines: string[], uses = '<owner>/istio-canary@v1', extra: string[] = []): string =>
+  [
+    'on: push',
+    'jobs:',
+    '  canary:',
+    '    runs-on: ubuntu-latest',
+    '    steps:',
+    '      - id: canary',
+    `        uses: ${uses}`,
+    '        with:',
+    ...withLines.map((l) => `          ${l}`),
+    ...extra,
+    '',
+  ].join('\n')
+const good = [
+  'namespace: bookinfo',
+  'virtual-service: reviews',
+  'canary-subset: v3',
+  'client-id: ${{ vars.AZURE_CLIENT_ID }}',
+]
 
 describe('workflow lint', () => {
   it('passes every workflow example of the README (vars context included)', async () => {
     const examples = lib.markdownWorkflows(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'))
     assert.ok(examples.length >= 5, `README workflow examples: ${examples.length}`)
-    for (const { text, line } of examples) assert.deepEqual(await lib.lintWorkflow(text, 'README.md', declared, line - 1), [], `example at README.md:${line}`)
+    for (const { text, line } of examples)
+      assert.deepEqual(
+        await lib.lintWorkflow(text, 'README.md', declared, line - 1),
+        [],
+        `example at README.md:${line}`,
+      )
   })
 
   it('passes a correct step, for the published action and for uses: ./', async () => {
@@ -45,7 +59,11 @@ describe('workflow lint', () => {
   })
 
   it('catches an input action.yml does not declare, and a missing required one', async () => {
-    const problems = await lib.lintWorkflow(workflow(['namespace: bookinfo', 'canary-subset: v3', 'canary-weight: 10']), 'bad.yml', declared)
+    const problems = await lib.lintWorkflow(
+      workflow(['namespace: bookinfo', 'canary-subset: v3', 'canary-weight: 10']),
+      'bad.yml',
+      declared,
+    )
     assert.deepEqual(problems, [
       "bad.yml: job canary, step canary (uses: <owner>/istio-canary@v1): input 'canary-weight' is not declared in action.yml",
       "bad.yml: job canary, step canary (uses: <owner>/istio-canary@v1): required input 'virtual-service' is missing",
@@ -56,13 +74,33 @@ describe('workflow lint', () => {
     const text = workflow([...good, 'pause: ${{ variables.PAUSE }}'], 'someone/istio-canary@v1.2.3')
     const problems = await lib.lintWorkflow(text, 'README.md', declared, 100)
     assert.equal(problems.length, 1, problems.join('\n'))
-    assert.match(problems[0] ?? '', /^README\.md:113:\d+: undefined variable "variables"\. available variables are .*"vars".* \[expression\]$/)
-    const typo = workflow(good, undefined, ['      - if: steps.canery.outputs.result == \'paused\'', '        run: echo paused'])
+    assert.match(
+      problems[0] ?? '',
+      /^README\.md:113:\d+: undefined variable "variables"\. available variables are .*"vars".* \[expression\]$/,
+    )
+    const typo = workflow(good, undefined, [
+      "      - if: steps.canery.outputs.result == 'paused'",
+      '        run: echo paused',
+    ])
     assert.match((await lib.lintWorkflow(typo, 'typo.yml', declared)).join('\n'), /property "canery" is not defined/)
   })
 
   it('takes only yaml blocks with jobs: from Markdown, with the line their body starts on', () => {
-    const md = ['# t', '```yaml', 'inputs: {}', '```', 'text', '```yml', 'on: push', 'jobs: {}', '```', '```sh', 'jobs:', '```', ''].join('\n')
+    const md = [
+      '# t',
+      '```yaml',
+      'inputs: {}',
+      '```',
+      'text',
+      '```yml',
+      'on: push',
+      'jobs: {}',
+      '```',
+      '```sh',
+      'jobs:',
+      '```',
+      '',
+    ].join('\n')
     assert.deepEqual(lib.markdownWorkflows(md), [{ text: 'on: push\njobs: {}\n', line: 7 }])
   })
 })

@@ -59,8 +59,13 @@ export const DEFAULT_ARM_API_VERSION = '2024-09-01'
 
 export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
   const cloud = getAzureCloud(o.cloud)
-  for (const [name, value] of [['tenant-id', o.tenantId], ['client-id', o.clientId], ['subscription-id', o.subscriptionId],
-    ['resource-group', o.resourceGroup], ['cluster-name', o.clusterName]] as const) {
+  for (const [name, value] of [
+    ['tenant-id', o.tenantId],
+    ['client-id', o.clientId],
+    ['subscription-id', o.subscriptionId],
+    ['resource-group', o.resourceGroup],
+    ['cluster-name', o.clusterName],
+  ] as const) {
     if (value.trim() === '') throw new AzureLoginError(`Input '${name}' is required for AKS login.`)
   }
   const secrets = new Set<string>()
@@ -80,7 +85,10 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
   const armScope = orDefault(o.armScope, cloud.armScope)
   const audience = orDefault(o.audience, cloud.oidcAudience)
   const authorityHost = orDefault(o.authorityHost, cloud.authorityHost).replace(/\/+$/, '')
-  for (const [name, value] of [['authority-host', authorityHost], ['arm-endpoint', armEndpoint]] as const) {
+  for (const [name, value] of [
+    ['authority-host', authorityHost],
+    ['arm-endpoint', armEndpoint],
+  ] as const) {
     if (!URL.canParse(value) || new URL(value).protocol !== 'https:') {
       throw new AzureLoginError(`Input '${name}' must be an https:// URL, got '${value}'.`)
     }
@@ -99,27 +107,38 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
     }
   }
 
-  o.log(`Signing in to Entra ID as ${principal} with ${o.clientSecret !== undefined ? 'a client secret' : `a GitHub OIDC token (audience ${audience})`}`)
+  o.log(
+    `Signing in to Entra ID as ${principal} with ${o.clientSecret !== undefined ? 'a client secret' : `a GitHub OIDC token (audience ${audience})`}`,
+  )
   await getToken(armScope)
 
   const action = o.admin ? 'listClusterAdminCredential' : 'listClusterUserCredential'
   const where = { subscriptionId: o.subscriptionId, resourceGroup: o.resourceGroup, clusterName: o.clusterName }
-  const clusterId = `/subscriptions/${encodeURIComponent(o.subscriptionId)}/resourceGroups/${encodeURIComponent(o.resourceGroup)}` +
+  const clusterId =
+    `/subscriptions/${encodeURIComponent(o.subscriptionId)}/resourceGroups/${encodeURIComponent(o.resourceGroup)}` +
     `/providers/Microsoft.ContainerService/managedClusters/${encodeURIComponent(o.clusterName)}`
   const url = `${armEndpoint}${clusterId}/${action}?api-version=${encodeURIComponent(o.apiVersion ?? DEFAULT_ARM_API_VERSION)}`
-  o.log(`Fetching the ${o.admin ? 'admin' : 'user'} credential of AKS cluster ${o.resourceGroup}/${o.clusterName} (subscription ${o.subscriptionId})`)
+  o.log(
+    `Fetching the ${o.admin ? 'admin' : 'user'} credential of AKS cluster ${o.resourceGroup}/${o.clusterName} (subscription ${o.subscriptionId})`,
+  )
 
   const retry = { ...defaultRetry, ...(o.sleep ? { sleep: o.sleep } : {}) }
-  const body = await withRetry(async () => {
-    const { token } = await getToken(armScope)
-    return callArm(url, token, o.timeoutMs ?? 30_000)
-  }, {
-    ...retry,
-    retryable: (err) => (err instanceof ArmHttpError ? isRetryableStatus(err.status) : isTransientNetworkError(err) || isTimeout(err)),
-    retryAfterMs: (err) => (err instanceof ArmHttpError ? err.retryAfterMs : undefined),
-    onRetry: (err, attempt, delayMs) =>
-      o.log(`ARM ${action} failed (${describeTransient(err)}); retrying in ${delayMs} ms (attempt ${attempt + 1} of ${retry.attempts})`),
-  }).catch((err: unknown) => {
+  const body = await withRetry(
+    async () => {
+      const { token } = await getToken(armScope)
+      return callArm(url, token, o.timeoutMs ?? 30_000)
+    },
+    {
+      ...retry,
+      retryable: (err) =>
+        err instanceof ArmHttpError ? isRetryableStatus(err.status) : isTransientNetworkError(err) || isTimeout(err),
+      retryAfterMs: (err) => (err instanceof ArmHttpError ? err.retryAfterMs : undefined),
+      onRetry: (err, attempt, delayMs) =>
+        o.log(
+          `ARM ${action} failed (${describeTransient(err)}); retrying in ${delayMs} ms (attempt ${attempt + 1} of ${retry.attempts})`,
+        ),
+    },
+  ).catch((err: unknown) => {
     throw armError(err, action, where, o, scrub)
   })
 
@@ -151,33 +170,47 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
   for (const u of config.users ?? []) {
     if (entraServerId(u.user) !== undefined) u.user = { token }
   }
-  o.log(`Cluster ${o.clusterName} uses Entra ID: using an access token for the AKS server application (${serverId}) instead of kubelogin`)
+  o.log(
+    `Cluster ${o.clusterName} uses Entra ID: using an access token for the AKS server application (${serverId}) instead of kubelogin`,
+  )
   return { kubeconfig: dump(config, { lineWidth: -1 }), entra: true, aksToken }
 }
 
-function makeCredential(o: AksLoginOptions, authorityHost: string, audience: string, mask: (v: string) => void): TokenCredential {
+function makeCredential(
+  o: AksLoginOptions,
+  authorityHost: string,
+  audience: string,
+  mask: (v: string) => void,
+): TokenCredential {
   // An overridden authority host (Azure Stack, private clouds, simulation) is not in Microsoft's instance discovery.
-  const options = orDefault(o.authorityHost, '') !== ''
-    ? { authorityHost, disableInstanceDiscovery: true }
-    : { authorityHost }
+  const options =
+    orDefault(o.authorityHost, '') !== '' ? { authorityHost, disableInstanceDiscovery: true } : { authorityHost }
   if (o.clientSecret !== undefined) return new ClientSecretCredential(o.tenantId, o.clientId, o.clientSecret, options)
   // MSAL asks for the assertion before every token request, cache hits included: reuse the GitHub
   // token while it has at least a minute left, so long runs do not call the OIDC endpoint each time.
   let cached: { token: string; exp: number } | undefined
-  return new ClientAssertionCredential(o.tenantId, o.clientId, async () => {
-    if (cached && cached.exp - Date.now() / 1000 > 60) return cached.token
-    let idToken: string
-    try {
-      idToken = await o.getIdToken(audience)
-    } catch (err) {
-      throw new AzureLoginError(`Could not get a GitHub OIDC token (audience ${audience}): ${message(err)}. Give the job ` +
-        "'permissions: id-token: write', or set 'client-secret' to sign in with a service principal secret.", { cause: err })
-    }
-    mask(idToken)
-    const exp = jwtExpiry(idToken)
-    cached = exp === undefined ? undefined : { token: idToken, exp }
-    return idToken
-  }, options)
+  return new ClientAssertionCredential(
+    o.tenantId,
+    o.clientId,
+    async () => {
+      if (cached && cached.exp - Date.now() / 1000 > 60) return cached.token
+      let idToken: string
+      try {
+        idToken = await o.getIdToken(audience)
+      } catch (err) {
+        throw new AzureLoginError(
+          `Could not get a GitHub OIDC token (audience ${audience}): ${message(err)}. Give the job ` +
+            "'permissions: id-token: write', or set 'client-secret' to sign in with a service principal secret.",
+          { cause: err },
+        )
+      }
+      mask(idToken)
+      const exp = jwtExpiry(idToken)
+      cached = exp === undefined ? undefined : { token: idToken, exp }
+      return idToken
+    },
+    options,
+  )
 }
 
 /** The `exp` claim (seconds) of a JWT, if readable. */
@@ -194,7 +227,12 @@ function jwtExpiry(jwt: string): number | undefined {
 // ---- ARM ----------------------------------------------------------------------------------------------
 
 class ArmHttpError extends Error {
-  constructor(readonly status: number, readonly code: string, readonly armMessage: string, readonly retryAfterMs: number | undefined) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly armMessage: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
     super(`HTTP ${status} ${code}: ${armMessage}`)
     this.name = 'ArmHttpError'
   }
@@ -223,36 +261,59 @@ async function callArm(url: string, token: string, timeoutMs: number): Promise<u
   throw new ArmHttpError(res.status, code, msg, seconds === undefined ? undefined : seconds * 1000)
 }
 
-function armError(err: unknown, action: string, w: { subscriptionId: string; resourceGroup: string; clusterName: string },
-  o: AksLoginOptions, scrub: (s: string) => string): Error {
+function armError(
+  err: unknown,
+  action: string,
+  w: { subscriptionId: string; resourceGroup: string; clusterName: string },
+  o: AksLoginOptions,
+  scrub: (s: string) => string,
+): Error {
   if (err instanceof AzureLoginError) return err
   const cluster = `AKS cluster '${w.clusterName}' in resource group '${w.resourceGroup}' (subscription '${w.subscriptionId}')`
   if (!(err instanceof ArmHttpError)) {
-    return new AzureLoginError(scrub(`Could not reach Azure Resource Manager at ${orDefault(o.armEndpoint, getAzureCloud(o.cloud).armEndpoint)} ` +
-      `to fetch the credential of ${cluster}: ${messageChain(err).replaceAll('\n', ': ')}` +
-      (/certificate|CERT_|SELF_SIGNED/i.test(messageChain(err)) ? '. If the endpoint uses a private CA, add it with NODE_EXTRA_CA_CERTS.' : '')),
-    { cause: err })
+    return new AzureLoginError(
+      scrub(
+        `Could not reach Azure Resource Manager at ${orDefault(o.armEndpoint, getAzureCloud(o.cloud).armEndpoint)} ` +
+          `to fetch the credential of ${cluster}: ${messageChain(err).replaceAll('\n', ': ')}` +
+          (/certificate|CERT_|SELF_SIGNED/i.test(messageChain(err))
+            ? '. If the endpoint uses a private CA, add it with NODE_EXTRA_CA_CERTS.'
+            : ''),
+      ),
+      { cause: err },
+    )
   }
   const detail = scrub(`${err.code}: ${err.armMessage}`)
   const opt = { code: err.code, status: err.status }
   if (err.status === 401) {
-    return new AzureLoginError(`Azure Resource Manager rejected the access token of client '${o.clientId}' (${detail}). ` +
-      "Check that 'tenant-id' is the tenant of the subscription and that 'azure-cloud' / 'arm-endpoint' match the cloud.", opt)
+    return new AzureLoginError(
+      `Azure Resource Manager rejected the access token of client '${o.clientId}' (${detail}). ` +
+        "Check that 'tenant-id' is the tenant of the subscription and that 'azure-cloud' / 'arm-endpoint' match the cloud.",
+      opt,
+    )
   }
   if (err.status === 403) {
     const role = o.admin ? 'Azure Kubernetes Service Cluster Admin Role' : 'Azure Kubernetes Service Cluster User Role'
-    return new AzureLoginError(`Client '${o.clientId}' is not allowed to ${action} on ${cluster} (${detail}). Grant it the ` +
-      `'${role}' on the cluster, e.g. az role assignment create --assignee ${o.clientId} --role "${role}" --scope ` +
-      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${w.clusterName}`, opt)
+    return new AzureLoginError(
+      `Client '${o.clientId}' is not allowed to ${action} on ${cluster} (${detail}). Grant it the ` +
+        `'${role}' on the cluster, e.g. az role assignment create --assignee ${o.clientId} --role "${role}" --scope ` +
+        `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${w.clusterName}`,
+      opt,
+    )
   }
   if (err.status === 404) {
-    return new AzureLoginError(`${cluster} was not found (${detail}). Check 'cluster-name', 'resource-group' and 'subscription-id'` +
-      ` (and 'azure-cloud').`, opt)
+    return new AzureLoginError(
+      `${cluster} was not found (${detail}). Check 'cluster-name', 'resource-group' and 'subscription-id'` +
+        ` (and 'azure-cloud').`,
+      opt,
+    )
   }
   if (err.status === 400 && /disable local accounts/i.test(err.armMessage)) {
-    return new AzureLoginError(`${cluster} has local accounts disabled, so its admin credential cannot be fetched (admin: true). ` +
-      `Use the user credential (admin: false) with Entra ID RBAC: give client '${o.clientId}' a Kubernetes role on the cluster, ` +
-      "e.g. 'Azure Kubernetes Service RBAC Cluster Admin' or 'Azure Kubernetes Service RBAC Writer'.", opt)
+    return new AzureLoginError(
+      `${cluster} has local accounts disabled, so its admin credential cannot be fetched (admin: true). ` +
+        `Use the user credential (admin: false) with Entra ID RBAC: give client '${o.clientId}' a Kubernetes role on the cluster, ` +
+        "e.g. 'Azure Kubernetes Service RBAC Cluster Admin' or 'Azure Kubernetes Service RBAC Writer'.",
+      opt,
+    )
   }
   return new AzureLoginError(`Azure Resource Manager ${action} on ${cluster} failed: HTTP ${err.status} ${detail}`, opt)
 }
@@ -312,17 +373,27 @@ const AADSTS_HINTS: Record<string, string> = {
   '7000222': "the client secret has expired: create a new one and update 'client-secret'",
   '700016': "no application with this 'client-id' exists in the tenant: check 'client-id' and 'tenant-id'",
   '90002': "the tenant was not found: check 'tenant-id' and 'azure-cloud'",
-  '70021': 'no federated credential of the app matches the GitHub token: add one for this repository and ref/environment',
+  '70021':
+    'no federated credential of the app matches the GitHub token: add one for this repository and ref/environment',
   '700211': "no federated credential of the app has the token's issuer (https://token.actions.githubusercontent.com)",
-  '700212': "no federated credential of the app has the token's audience: check 'audience' (default api://AzureADTokenExchange)",
-  '700213': "no federated credential of the app has the token's subject (e.g. repo:<owner>/<repo>:ref:refs/heads/<branch> or :environment:<name>); subjects are case-sensitive",
+  '700212':
+    "no federated credential of the app has the token's audience: check 'audience' (default api://AzureADTokenExchange)",
+  '700213':
+    "no federated credential of the app has the token's subject (e.g. repo:<owner>/<repo>:ref:refs/heads/<branch> or :environment:<name>); subjects are case-sensitive",
   '7002138': "no federated credential of the app has the token's subject; subjects are case-sensitive",
   '700024': 'the GitHub OIDC token is outside its validity period (expired or clock skew)',
   '7000218': "set 'client-secret', or give the job 'permissions: id-token: write' for OIDC",
   '500011': "the resource is unknown in this tenant: check 'azure-cloud' / 'arm-endpoint'",
 }
 
-function entraError(err: unknown, principal: string, authority: string, scope: string, withSecret: boolean, scrub: (s: string) => string): Error {
+function entraError(
+  err: unknown,
+  principal: string,
+  authority: string,
+  scope: string,
+  withSecret: boolean,
+  scrub: (s: string) => string,
+): Error {
   if (err instanceof AzureLoginError) return err
   const cause = findCause(err, (e) => e instanceof AzureLoginError)
   if (cause instanceof AzureLoginError) return cause
@@ -332,14 +403,27 @@ function entraError(err: unknown, principal: string, authority: string, scope: s
   const how = withSecret ? 'client secret' : 'GitHub OIDC federated credential'
   if (code !== undefined) {
     const hint = AADSTS_HINTS[code]
-    return new AzureLoginError(scrub(`Entra ID sign-in failed for ${principal} (${how}, scope ${scope}): ${description ?? `AADSTS${code}`}` +
-      (hint ? ` Hint: ${hint}.` : '')), { code: `AADSTS${code}`, cause: err })
+    return new AzureLoginError(
+      scrub(
+        `Entra ID sign-in failed for ${principal} (${how}, scope ${scope}): ${description ?? `AADSTS${code}`}` +
+          (hint ? ` Hint: ${hint}.` : ''),
+      ),
+      { code: `AADSTS${code}`, cause: err },
+    )
   }
   if (/endpoints_resolution_error/.test(text)) {
-    return new AzureLoginError(scrub(`Entra ID sign-in failed for ${principal}: the authority ${authority} did not serve its OpenID ` +
-      "configuration (unknown tenant or unreachable host). Check 'tenant-id', 'azure-cloud' and 'authority-host'."), { code: 'endpoints_resolution_error', cause: err })
+    return new AzureLoginError(
+      scrub(
+        `Entra ID sign-in failed for ${principal}: the authority ${authority} did not serve its OpenID ` +
+          "configuration (unknown tenant or unreachable host). Check 'tenant-id', 'azure-cloud' and 'authority-host'.",
+      ),
+      { code: 'endpoints_resolution_error', cause: err },
+    )
   }
-  return new AzureLoginError(scrub(`Entra ID sign-in failed for ${principal} (${how}, scope ${scope}): ${message(err)}`), { cause: err })
+  return new AzureLoginError(
+    scrub(`Entra ID sign-in failed for ${principal} (${how}, scope ${scope}): ${message(err)}`),
+    { cause: err },
+  )
 }
 
 function findCause(err: unknown, pred: (e: unknown) => boolean): unknown {
@@ -367,7 +451,9 @@ function message(err: unknown): string {
 
 function describeTransient(err: unknown): string {
   if (err instanceof ArmHttpError) return `HTTP ${err.status} ${err.code}`
-  const code = (findCause(err, (e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined)?.code
+  const code = (
+    findCause(err, (e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined
+  )?.code
   return code ?? message(err)
 }
 

@@ -11,7 +11,10 @@ function targetOf(vs: VirtualService, selector: RouteSelector): { target: HandBa
   const route = http[index] as HttpRoute
   const routeIndex = http.slice(0, index).filter((r) => !isPreviewRoute(r)).length
   const target: HandBackTarget = {
-    kind: 'VirtualService', namespace: vs.metadata.namespace ?? '', name: vs.metadata.name, routeIndex,
+    kind: 'VirtualService',
+    namespace: vs.metadata.namespace ?? '',
+    name: vs.metadata.name,
+    routeIndex,
     ...(typeof route.name === 'string' && route.name !== '' ? { routeName: route.name } : {}),
   }
   return { target, route }

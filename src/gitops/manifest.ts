@@ -29,7 +29,16 @@ import { realpathSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import {
-  CST, Composer, type Document, Parser, type ParsedNode, isMap, isScalar, isSeq, parseAllDocuments, parse as parseYaml,
+  CST,
+  Composer,
+  type Document,
+  Parser,
+  type ParsedNode,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  parse as parseYaml,
   stringify,
 } from 'yaml'
 
@@ -66,7 +75,8 @@ const KINDS = {
  * an absolute path elsewhere, or a symlink (of the file or of a directory on the way) leading out.
  */
 export function resolveManifestPath(workspace: string, input: string): string {
-  if (input.trim() === '') throw new ManifestError('is empty; give the path of the YAML file, relative to the workspace')
+  if (input.trim() === '')
+    throw new ManifestError('is empty; give the path of the YAML file, relative to the workspace')
   if (workspace === '') throw new ManifestError('no workspace (GITHUB_WORKSPACE) to resolve it in')
   const ws = resolve(workspace)
   const path = resolve(ws, input)
@@ -83,10 +93,16 @@ export function resolveManifestPath(workspace: string, input: string): string {
     realPath = realpathSync(path)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new ManifestError(code === 'ENOENT' ? `'${input}' does not exist in the workspace (${path})` : `'${input}' cannot be resolved: ${(err as Error).message}`)
+    throw new ManifestError(
+      code === 'ENOENT'
+        ? `'${input}' does not exist in the workspace (${path})`
+        : `'${input}' cannot be resolved: ${(err as Error).message}`,
+    )
   }
   if (!inside(realWs, realPath)) {
-    throw new ManifestError(`'${input}' resolves through a symbolic link to ${realPath}, outside the workspace ${realWs}; give a path inside it`)
+    throw new ManifestError(
+      `'${input}' resolves through a symbolic link to ${realPath}, outside the workspace ${realWs}; give a path inside it`,
+    )
   }
   return realPath
 }
@@ -120,16 +136,20 @@ export function handBack(text: string, target: HandBackTarget, route: unknown): 
     const apiVersion = doc.get('apiVersion')
     const name = doc.getIn(['metadata', 'name'])
     const ns = doc.getIn(['metadata', 'namespace'])
-    if (typeof kind === 'string' && typeof name === 'string') found.push(`${kind}/${name}${typeof ns === 'string' ? ` (namespace ${ns})` : ''}`)
+    if (typeof kind === 'string' && typeof name === 'string')
+      found.push(`${kind}/${name}${typeof ns === 'string' ? ` (namespace ${ns})` : ''}`)
     if (kind !== target.kind || name !== target.name) return
     if (typeof apiVersion === 'string' && !apiVersion.startsWith(`${spec.group}/`)) return
     if (ns !== undefined && ns !== null && ns !== target.namespace) return
     matches.push(i)
   })
   if (matches.length === 0) {
-    throw new ManifestError(`no ${describe} in the file (it has: ${found.length > 0 ? found.join(', ') : 'no Kubernetes resources'}); point 'manifest' at the file it is applied from`)
+    throw new ManifestError(
+      `no ${describe} in the file (it has: ${found.length > 0 ? found.join(', ') : 'no Kubernetes resources'}); point 'manifest' at the file it is applied from`,
+    )
   }
-  if (matches.length > 1) throw new ManifestError(`${matches.length} documents in the file match ${describe}; keep one per file`)
+  if (matches.length > 1)
+    throw new ManifestError(`${matches.length} documents in the file match ${describe}; keep one per file`)
   const docIndex = matches[0] as number
   const doc = docs[docIndex] as Document.Parsed
 
@@ -139,7 +159,8 @@ export function handBack(text: string, target: HandBackTarget, route: unknown): 
   const routeNode = routes.items[index]
   if (!isMap(routeNode)) throw new ManifestError(`${describe} spec.${spec.routes}[${index}] is not a mapping`)
   const valueNode = routeNode.get(spec.value, true) as ParsedNode | undefined
-  if (!valueNode) throw new ManifestError(`${describe} spec.${spec.routes}[${index}] has no '${spec.value}' to hand back`)
+  if (!valueNode)
+    throw new ManifestError(`${describe} spec.${spec.routes}[${index}] has no '${spec.value}' to hand back`)
   if (isDeepStrictEqual(valueNode.toJS(doc), wanted)) return { text, changed: false }
 
   const before = docs.map((d) => d.toJS())
@@ -156,9 +177,12 @@ export function handBack(text: string, target: HandBackTarget, route: unknown): 
   // 2. the value re-emitted as a whole, in the file's style; the rest of the text spliced around it
   const out = reemit(text, valueNode, wanted, eol)
   if (out !== undefined && check(out)) return { text: out, changed: true }
-  throw new ManifestError(`cannot rewrite ${describe} spec.${spec.routes}[${index}].${spec.value} in place; the file was left unchanged`)
+  throw new ManifestError(
+    `cannot rewrite ${describe} spec.${spec.routes}[${index}].${spec.value} in place; the file was left unchanged`,
+  )
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a parsed manifest document of any shape, walked by the spec's paths
 type Json = Record<string, any>
 
 function plain(value: unknown): unknown {
@@ -175,12 +199,18 @@ function routeIndexOf(items: unknown[], target: HandBackTarget, where: string): 
     const byName = items.findIndex((item) => nameOf(item) === target.routeName)
     if (byName >= 0) return byName
     const names = items.map(nameOf).filter((n): n is string => typeof n === 'string')
-    throw new ManifestError(`${where} has no route named '${target.routeName}' (named routes: ${names.length > 0 ? names.join(', ') : 'none'})`)
+    throw new ManifestError(
+      `${where} has no route named '${target.routeName}' (named routes: ${names.length > 0 ? names.join(', ') : 'none'})`,
+    )
   }
-  const own = items.map((item, i) => ({ i, name: nameOf(item) })).filter(({ name }) => !(typeof name === 'string' && name.startsWith(PREVIEW_PREFIX)))
+  const own = items
+    .map((item, i) => ({ i, name: nameOf(item) }))
+    .filter(({ name }) => !(typeof name === 'string' && name.startsWith(PREVIEW_PREFIX)))
   const hit = own[target.routeIndex]
   if (!Number.isInteger(target.routeIndex) || target.routeIndex < 0 || !hit) {
-    throw new ManifestError(`${where} has ${own.length} route(s) besides istio-canary's previews; index ${target.routeIndex} is out of range`)
+    throw new ManifestError(
+      `${where} has ${own.length} route(s) besides istio-canary's previews; index ${target.routeIndex} is out of range`,
+    )
   }
   return hit.i
 }
@@ -246,7 +276,8 @@ function patch(node: ParsedNode, value: unknown, doc: Document.Parsed, inFlow = 
  */
 function pairItems(old: unknown[], value: unknown[]): Array<[number, number]> {
   if (old.length > value.length) {
-    const identity = (x: unknown): string => JSON.stringify(canonical(x && typeof x === 'object' && !Array.isArray(x) ? { ...x, weight: undefined } : x))
+    const identity = (x: unknown): string =>
+      JSON.stringify(canonical(x && typeof x === 'object' && !Array.isArray(x) ? { ...x, weight: undefined } : x))
     const pairs: Array<[number, number]> = []
     let from = 0
     for (const [v, item] of value.entries()) {
@@ -263,16 +294,28 @@ function pairItems(old: unknown[], value: unknown[]): Array<[number, number]> {
 function canonical(x: unknown): unknown {
   if (Array.isArray(x)) return x.map(canonical)
   if (x && typeof x === 'object') {
-    return Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, canonical(v)]))
+    return Object.fromEntries(
+      Object.entries(x)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, canonical(v)]),
+    )
   }
   return x
 }
 
 function setScalar(token: Token, value: unknown, inFlow: boolean): boolean {
-  if (!(token.type === 'scalar' || token.type === 'single-quoted-scalar' || token.type === 'double-quoted-scalar')) return false
+  if (!(token.type === 'scalar' || token.type === 'single-quoted-scalar' || token.type === 'double-quoted-scalar'))
+    return false
   if (typeof value === 'string') {
     const quoted = token.type !== 'scalar'
-    const type = quoted ? (token.type === 'single-quoted-scalar' ? 'QUOTE_SINGLE' : 'QUOTE_DOUBLE') : plainSafe(value, inFlow) ? 'PLAIN' : 'QUOTE_DOUBLE'
+    const type = quoted
+      ? token.type === 'single-quoted-scalar'
+        ? 'QUOTE_SINGLE'
+        : 'QUOTE_DOUBLE'
+      : plainSafe(value, inFlow)
+        ? 'PLAIN'
+        : 'QUOTE_DOUBLE'
     CST.setScalarValue(token, value, { type, inFlow })
   } else {
     CST.setScalarValue(token, value === null ? 'null' : String(value), { type: 'PLAIN', inFlow })
@@ -321,7 +364,9 @@ function reemit(text: string, node: ParsedNode, value: unknown, eol: string): st
     body = stringify(value, { collectionStyle: 'flow', flowCollectionPadding: false, lineWidth: 0 }).trimEnd()
   } else if (token.type === 'block-seq' || token.type === 'block-map') {
     const column = start - (text.lastIndexOf('\n', start - 1) + 1)
-    const lines = stringify(value, { collectionStyle: 'block', lineWidth: 0, indentSeq: indentsSeqs(text) }).trimEnd().split('\n')
+    const lines = stringify(value, { collectionStyle: 'block', lineWidth: 0, indentSeq: indentsSeqs(text) })
+      .trimEnd()
+      .split('\n')
     body = lines.map((l, i) => (i === 0 ? l : ' '.repeat(column) + l)).join('\n')
     const original = text.slice(start, valueEnd)
     if (original.endsWith('\n')) body += '\n'

@@ -56,7 +56,11 @@ export interface InstallResult {
 }
 
 /** Finds istioctl <version> in the tool cache, or downloads, verifies, extracts and caches it; adds it to PATH. */
-export async function installIstioctl(version: string, mirror: string, p: Platform = { platform: process.platform, arch: process.arch }): Promise<InstallResult> {
+export async function installIstioctl(
+  version: string,
+  mirror: string,
+  p: Platform = { platform: process.platform, arch: process.arch },
+): Promise<InstallResult> {
   const arch = p.arch
   const exe = p.platform === 'win32' ? 'istioctl.exe' : 'istioctl'
   const hit = tc.find('istioctl', version, arch)
@@ -72,12 +76,16 @@ export async function installIstioctl(version: string, mirror: string, p: Platfo
     archive = await tc.downloadTool(url)
     sumFile = await tc.downloadTool(`${url}.sha256`)
   } catch (err) {
-    throw new IstioctlError(`could not download istioctl ${version} from ${url} (or its .sha256): ${(err as Error).message}. Check istioctl-version and istioctl-mirror`)
+    throw new IstioctlError(
+      `could not download istioctl ${version} from ${url} (or its .sha256): ${(err as Error).message}. Check istioctl-version and istioctl-mirror`,
+    )
   }
   const expected = parseSha256File(await readFile(sumFile, 'utf8'), file)
   const actual = await sha256(archive)
   if (actual !== expected) {
-    throw new IstioctlError(`checksum mismatch for ${url}: published SHA-256 ${expected}, downloaded file has ${actual}. Nothing was extracted or run`)
+    throw new IstioctlError(
+      `checksum mismatch for ${url}: published SHA-256 ${expected}, downloaded file has ${actual}. Nothing was extracted or run`,
+    )
   }
   const dir = file.endsWith('.zip') ? await tc.extractZip(archive) : await tc.extractTar(archive)
   const cached = await tc.cacheDir(dir, 'istioctl', version, arch)
@@ -114,10 +122,15 @@ function revisionArgs(o: { istioNamespace: string; revision: string }): string[]
 }
 
 /** `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. */
-export async function analyze(r: IstioctlRunner, o: { namespace: string; istioNamespace: string; revision: string }): Promise<AnalyzeMessage[]> {
+export async function analyze(
+  r: IstioctlRunner,
+  o: { namespace: string; istioNamespace: string; revision: string },
+): Promise<AnalyzeMessage[]> {
   const out = await r.run(['analyze', '--namespace', o.namespace, ...revisionArgs(o), '--output', 'json'])
   if (out.exitCode !== 0) {
-    throw new IstioctlError(`istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
+    throw new IstioctlError(
+      `istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`,
+    )
   }
   const text = out.stdout.trim()
   if (text === '' || text === '[]') return []
@@ -135,11 +148,26 @@ export function formatFinding(m: AnalyzeMessage): string {
   return `${m.level} [${m.code}] ${m.origin ? `(${m.origin}) ` : ''}${m.message}`
 }
 
-export async function installControlPlane(r: IstioctlRunner, o: { profile: string; revision: string | 'auto' }): Promise<string> {
+export async function installControlPlane(
+  r: IstioctlRunner,
+  o: { profile: string; revision: string | 'auto' },
+): Promise<string> {
   const pre = await r.run(['x', 'precheck'])
-  if (pre.exitCode !== 0) throw new IstioctlError(`istioctl x precheck found problems; Istio was not installed:\n${(pre.stdout + pre.stderr).trim().slice(0, 2000)}`)
-  const args = ['install', '--skip-confirmation', '--set', `profile=${o.profile}`, ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : [])]
+  if (pre.exitCode !== 0)
+    throw new IstioctlError(
+      `istioctl x precheck found problems; Istio was not installed:\n${(pre.stdout + pre.stderr).trim().slice(0, 2000)}`,
+    )
+  const args = [
+    'install',
+    '--skip-confirmation',
+    '--set',
+    `profile=${o.profile}`,
+    ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : []),
+  ]
   const out = await r.run(args)
-  if (out.exitCode !== 0) throw new IstioctlError(`istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`)
+  if (out.exitCode !== 0)
+    throw new IstioctlError(
+      `istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`,
+    )
   return out.stdout
 }

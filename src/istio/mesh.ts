@@ -22,7 +22,9 @@ export interface ControlPlane {
 export class ReadinessError extends Error {
   override name = 'ReadinessError'
   constructor(readonly failures: string[]) {
-    super(`the mesh is not ready for a traffic change (${failures.length} check${failures.length > 1 ? 's' : ''} failed):\n  - ${failures.join('\n  - ')}`)
+    super(
+      `the mesh is not ready for a traffic change (${failures.length} check${failures.length > 1 ? 's' : ''} failed):\n  - ${failures.join('\n  - ')}`,
+    )
   }
 }
 
@@ -63,9 +65,13 @@ export async function findControlPlane(
   const wanted = o.istioRevision !== 'auto' ? o.istioRevision : o.appNamespaceLabels['istio.io/rev']
   const pick =
     (wanted ? found.find((f) => revisionOf(f.d) === wanted) : undefined) ??
-    (o.istioRevision === 'auto' ? (found.find((f) => revisionOf(f.d) === 'default') ?? (found.length === 1 ? found[0] : undefined)) : undefined)
+    (o.istioRevision === 'auto'
+      ? (found.find((f) => revisionOf(f.d) === 'default') ?? (found.length === 1 ? found[0] : undefined))
+      : undefined)
   if (!pick) return undefined
-  const container = pick.d.spec?.template.spec?.containers.find((c) => c.name === 'discovery') ?? pick.d.spec?.template.spec?.containers[0]
+  const container =
+    pick.d.spec?.template.spec?.containers.find((c) => c.name === 'discovery') ??
+    pick.d.spec?.template.spec?.containers[0]
   return {
     namespace: pick.ns,
     revision: revisionOf(pick.d),
@@ -107,15 +113,22 @@ function selects(selector: Record<string, string>, svc: V1Service): boolean {
 }
 
 /** The ingress gateway Service: given, else the one the application's Istio Gateway selects, else the usual defaults. */
-export async function findGateway(kube: Kube, o: { service?: { namespace: string; name: string }; appNamespace: string; virtualServices: VirtualService[] }): Promise<GatewayInfo | undefined> {
+export async function findGateway(
+  kube: Kube,
+  o: { service?: { namespace: string; name: string }; appNamespace: string; virtualServices: VirtualService[] },
+): Promise<GatewayInfo | undefined> {
   if (o.service) {
     const svc = await kube.getService(o.service.namespace, o.service.name)
-    if (!svc) throw new ReadinessError([`gateway-service ${o.service.namespace}/${o.service.name} does not exist (kubectl get svc -A | grep ingressgateway lists the candidates)`])
+    if (!svc)
+      throw new ReadinessError([
+        `gateway-service ${o.service.namespace}/${o.service.name} does not exist (kubectl get svc -A | grep ingressgateway lists the candidates)`,
+      ])
     return { ...o.service, url: gatewayUrl(svc) }
   }
   const gatewayRefs = new Set<string>()
   for (const vs of o.virtualServices) {
-    for (const g of vs.spec.gateways ?? []) if (g !== 'mesh') gatewayRefs.add(g.includes('/') ? g : `${o.appNamespace}/${g}`)
+    for (const g of vs.spec.gateways ?? [])
+      if (g !== 'mesh') gatewayRefs.add(g.includes('/') ? g : `${o.appNamespace}/${g}`)
   }
   let services: V1Service[] | undefined
   for (const ref of [...gatewayRefs].sort()) {
@@ -125,7 +138,8 @@ export async function findGateway(kube: Kube, o: { service?: { namespace: string
     services ??= await kube.listServices(undefined)
     const match = services.filter((s) => selects(gw.spec.selector as Record<string, string>, s))
     const svc = match.find((s) => s.spec?.type === 'LoadBalancer') ?? match[0]
-    if (svc) return { namespace: svc.metadata?.namespace as string, name: svc.metadata?.name as string, url: gatewayUrl(svc) }
+    if (svc)
+      return { namespace: svc.metadata?.namespace as string, name: svc.metadata?.name as string, url: gatewayUrl(svc) }
   }
   let refused: ForbiddenError | undefined
   for (const d of DEFAULT_GATEWAYS) {
@@ -143,19 +157,34 @@ export async function findGateway(kube: Kube, o: { service?: { namespace: string
 }
 
 /** The DestinationRule holding the subsets: the named one, else the one whose host is the route's destination host. */
-export function pickDestinationRule(rules: DestinationRule[], name: string | undefined, host: string, namespace: string): DestinationRule | undefined {
+export function pickDestinationRule(
+  rules: DestinationRule[],
+  name: string | undefined,
+  host: string,
+  namespace: string,
+): DestinationRule | undefined {
   if (name) return rules.find((r) => r.metadata.name === name)
-  const short = (h: string): string => (h.endsWith(`.${namespace}.svc.cluster.local`) || h.endsWith(`.${namespace}.svc`) || h.endsWith(`.${namespace}`) ? (h.split('.')[0] as string) : h)
+  const short = (h: string): string =>
+    h.endsWith(`.${namespace}.svc.cluster.local`) || h.endsWith(`.${namespace}.svc`) || h.endsWith(`.${namespace}`)
+      ? (h.split('.')[0] as string)
+      : h
   return rules.find((r) => short(r.spec.host) === short(host))
 }
 
 function podReady(p: V1Pod): boolean {
-  return p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp && (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  return (
+    p.status?.phase === 'Running' &&
+    !p.metadata?.deletionTimestamp &&
+    (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  )
 }
 
 export function hasSidecar(p: V1Pod): boolean {
   const spec = p.spec
-  return (spec?.containers ?? []).some((c) => c.name === 'istio-proxy') || (spec?.initContainers ?? []).some((c) => c.name === 'istio-proxy' && c.restartPolicy === 'Always')
+  return (
+    (spec?.containers ?? []).some((c) => c.name === 'istio-proxy') ||
+    (spec?.initContainers ?? []).some((c) => c.name === 'istio-proxy' && c.restartPolicy === 'Always')
+  )
 }
 
 export interface ReadinessInput {
@@ -170,19 +199,30 @@ export interface ReadinessInput {
 }
 
 /** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
-export async function checkReadiness(kube: Kube, r: ReadinessInput): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
+export async function checkReadiness(
+  kube: Kube,
+  r: ReadinessInput,
+): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
   const failures: string[] = []
   const cp = r.controlPlane
   if (!cp) {
-    failures.push(`no Istio control plane found (looked for Deployments labelled app=istiod in ${OSS_NAMESPACE} and ${AKS_NAMESPACE}): install Istio (istioctl install, or set install-istio: true) or enable the AKS add-on (az aks mesh enable -g <rg> -n <cluster>); set istio-namespace/istio-revision if yours differ`)
+    failures.push(
+      `no Istio control plane found (looked for Deployments labelled app=istiod in ${OSS_NAMESPACE} and ${AKS_NAMESPACE}): install Istio (istioctl install, or set install-istio: true) or enable the AKS add-on (az aks mesh enable -g <rg> -n <cluster>); set istio-namespace/istio-revision if yours differ`,
+    )
   } else if (!cp.ready) {
-    failures.push(`the Istio control plane ${cp.namespace}/${cp.deployment} has no ready replica: kubectl -n ${cp.namespace} rollout status deployment/${cp.deployment} (and kubectl -n ${cp.namespace} describe pods -l app=istiod)`)
+    failures.push(
+      `the Istio control plane ${cp.namespace}/${cp.deployment} has no ready replica: kubectl -n ${cp.namespace} rollout status deployment/${cp.deployment} (and kubectl -n ${cp.namespace} describe pods -l app=istiod)`,
+    )
   }
   if (!r.gatewayUrlGiven) {
     if (!r.gateway) {
-      failures.push(`no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): set gateway-service or gateway-url${cp?.aksAddon ? '; on the AKS add-on enable it with az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external' : ''}`)
+      failures.push(
+        `no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): set gateway-service or gateway-url${cp?.aksAddon ? '; on the AKS add-on enable it with az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external' : ''}`,
+      )
     } else if (!r.gateway.url) {
-      failures.push(`the ingress gateway Service ${r.gateway.namespace}/${r.gateway.name} has no external address yet (status.loadBalancer.ingress is empty): wait for the load balancer (kubectl -n ${r.gateway.namespace} get service ${r.gateway.name} -w) or set gateway-url`)
+      failures.push(
+        `the ingress gateway Service ${r.gateway.namespace}/${r.gateway.name} has no external address yet (status.loadBalancer.ingress is empty): wait for the load balancer (kubectl -n ${r.gateway.namespace} get service ${r.gateway.name} -w) or set gateway-url`,
+      )
     }
   }
   const labels = r.namespaceLabels
@@ -191,12 +231,24 @@ export async function checkReadiness(kube: Kube, r: ReadinessInput): Promise<{ r
   } else {
     const rev = labels['istio.io/rev']
     const injection = labels['istio-injection']
-    const label = !cp ? '' : !cp.aksAddon && cp.revision === 'default' ? 'istio-injection=enabled' : `istio.io/rev=${cp.revision}`
-    const fixRev = cp ? `kubectl label namespace ${r.namespace} ${label} --overwrite, then restart its deployments (kubectl -n ${r.namespace} rollout restart deployment)` : 'install the control plane first'
+    const label = !cp
+      ? ''
+      : !cp.aksAddon && cp.revision === 'default'
+        ? 'istio-injection=enabled'
+        : `istio.io/rev=${cp.revision}`
+    const fixRev = cp
+      ? `kubectl label namespace ${r.namespace} ${label} --overwrite, then restart its deployments (kubectl -n ${r.namespace} rollout restart deployment)`
+      : 'install the control plane first'
     if (rev !== undefined) {
-      if (cp && !cp.revisions.includes(rev)) failures.push(`namespace ${r.namespace} is labelled istio.io/rev=${rev}, but no such revision is installed (installed: ${cp.revisions.join(', ')}): ${fixRev}`)
+      if (cp && !cp.revisions.includes(rev))
+        failures.push(
+          `namespace ${r.namespace} is labelled istio.io/rev=${rev}, but no such revision is installed (installed: ${cp.revisions.join(', ')}): ${fixRev}`,
+        )
     } else if (injection === 'enabled') {
-      if (cp?.aksAddon) failures.push(`namespace ${r.namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace ${r.namespace} istio-injection- istio.io/rev=${cp.revision}, then restart its deployments`)
+      if (cp?.aksAddon)
+        failures.push(
+          `namespace ${r.namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace ${r.namespace} istio-injection- istio.io/rev=${cp.revision}, then restart its deployments`,
+        )
     } else {
       failures.push(`namespace ${r.namespace} is not enabled for sidecar injection: ${fixRev}`)
     }
@@ -207,14 +259,18 @@ export async function checkReadiness(kube: Kube, r: ReadinessInput): Promise<{ r
   const rule = pickDestinationRule(rules, r.destinationRuleName, host, r.namespace)
   const subsets = new Map<string, Subset>()
   if (!rule) {
-    failures.push(r.destinationRuleName
-      ? `DestinationRule ${r.namespace}/${r.destinationRuleName} does not exist (kubectl -n ${r.namespace} get destinationrules)`
-      : `no DestinationRule in ${r.namespace} has host '${host}': create one with the subsets ${r.subsets.join(', ')} (e.g. kubectl apply -f samples/bookinfo/networking/destination-rule-all.yaml)`)
+    failures.push(
+      r.destinationRuleName
+        ? `DestinationRule ${r.namespace}/${r.destinationRuleName} does not exist (kubectl -n ${r.namespace} get destinationrules)`
+        : `no DestinationRule in ${r.namespace} has host '${host}': create one with the subsets ${r.subsets.join(', ')} (e.g. kubectl apply -f samples/bookinfo/networking/destination-rule-all.yaml)`,
+    )
   } else {
     for (const name of r.subsets) {
       const subset = rule.spec.subsets?.find((s) => s.name === name)
       if (!subset) {
-        failures.push(`DestinationRule ${r.namespace}/${rule.metadata.name} has no subset '${name}' (it has: ${(rule.spec.subsets ?? []).map((s) => s.name).join(', ') || 'none'}): add it with the labels of that version's pods, e.g. {name: ${name}, labels: {version: ${name}}}`)
+        failures.push(
+          `DestinationRule ${r.namespace}/${rule.metadata.name} has no subset '${name}' (it has: ${(rule.spec.subsets ?? []).map((s) => s.name).join(', ') || 'none'}): add it with the labels of that version's pods, e.g. {name: ${name}, labels: {version: ${name}}}`,
+        )
         continue
       }
       subsets.set(name, subset)
@@ -226,13 +282,24 @@ export async function checkReadiness(kube: Kube, r: ReadinessInput): Promise<{ r
   } else {
     for (const [name, subset] of subsets) {
       const selector = { ...(service.spec?.selector ?? {}), ...(subset.labels ?? {}) }
-      const sel = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')
+      const sel = Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')
       const pods = await kube.listPods(r.namespace, sel)
       const ready = pods.filter(podReady)
       const meshed = ready.filter(hasSidecar)
-      if (pods.length === 0) failures.push(`subset '${name}' has no pods (selector ${sel}): deploy that version (kubectl -n ${r.namespace} get deployments -l ${sel})`)
-      else if (ready.length === 0) failures.push(`subset '${name}' has ${pods.length} pod(s) but none is ready (selector ${sel}): kubectl -n ${r.namespace} describe pods -l ${sel}`)
-      else if (meshed.length === 0) failures.push(`subset '${name}' has ready pods without the istio-proxy sidecar: enable injection for namespace ${r.namespace}, then kubectl -n ${r.namespace} rollout restart deployment -l ${sel}`)
+      if (pods.length === 0)
+        failures.push(
+          `subset '${name}' has no pods (selector ${sel}): deploy that version (kubectl -n ${r.namespace} get deployments -l ${sel})`,
+        )
+      else if (ready.length === 0)
+        failures.push(
+          `subset '${name}' has ${pods.length} pod(s) but none is ready (selector ${sel}): kubectl -n ${r.namespace} describe pods -l ${sel}`,
+        )
+      else if (meshed.length === 0)
+        failures.push(
+          `subset '${name}' has ready pods without the istio-proxy sidecar: enable injection for namespace ${r.namespace}, then kubectl -n ${r.namespace} rollout restart deployment -l ${sel}`,
+        )
     }
   }
   if (failures.length > 0) throw new ReadinessError(failures)

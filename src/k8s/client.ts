@@ -1,8 +1,18 @@
 // The action's window on the Kubernetes API: the few reads and writes it needs, typed, retried on
 // transient failures, with errors turned into plain messages. Built on @kubernetes/client-node.
 import {
-  ApiException, ApisApi, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig,
-  type V1Deployment, type V1Lease, type V1Namespace, type V1Pod, type V1Service,
+  ApiException,
+  ApisApi,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1Deployment,
+  type V1Lease,
+  type V1Namespace,
+  type V1Pod,
+  type V1Service,
 } from '@kubernetes/client-node'
 import { type Sleep, defaultRetry, isRetryableStatus, isTransientNetworkError, realSleep, withRetry } from '../retry.js'
 import type { HttpRoute, VirtualServiceSpec } from '../rollout/routes.js'
@@ -120,8 +130,10 @@ export class Kube {
         ...defaultRetry,
         attempts: opts.retry === false ? 1 : defaultRetry.attempts,
         sleep: this.opts.sleep ?? realSleep,
-        retryable: (err) => err instanceof KubeError && (isRetryableStatus(err.status) || err.reason === 'NetworkError'),
-        onRetry: (err, attempt, delay) => this.opts.log?.(`${what}: ${(err as Error).message}; retry ${attempt} in ${delay} ms`),
+        retryable: (err) =>
+          err instanceof KubeError && (isRetryableStatus(err.status) || err.reason === 'NetworkError'),
+        onRetry: (err, attempt, delay) =>
+          this.opts.log?.(`${what}: ${(err as Error).message}; retry ${attempt} in ${delay} ms`),
       },
     )
   }
@@ -132,49 +144,106 @@ export class Kube {
     const list = await this.call('list API groups', () => this.kc.makeApiClient(ApisApi).getAPIVersions())
     const group = list.groups.find((g) => g.name === ISTIO_GROUP)
     if (!group) {
-      throw new KubeError(404, 'NotFound', `the cluster at ${this.server} does not serve ${ISTIO_GROUP}: Istio's CRDs are not installed (install Istio, or enable the AKS Istio add-on: az aks mesh enable)`)
+      throw new KubeError(
+        404,
+        'NotFound',
+        `the cluster at ${this.server} does not serve ${ISTIO_GROUP}: Istio's CRDs are not installed (install Istio, or enable the AKS Istio add-on: az aks mesh enable)`,
+      )
     }
     const versions = group.versions.map((v) => v.version)
-    this.istioVersion = versions.includes('v1') ? 'v1' : versions.includes('v1beta1') ? 'v1beta1' : (group.preferredVersion?.version ?? 'v1')
+    this.istioVersion = versions.includes('v1')
+      ? 'v1'
+      : versions.includes('v1beta1')
+        ? 'v1beta1'
+        : (group.preferredVersion?.version ?? 'v1')
     return this.istioVersion
   }
 
-  private async istio<T>(what: string, fn: (version: string) => Promise<T>, opts: { retry?: boolean } = {}): Promise<T> {
+  private async istio<T>(
+    what: string,
+    fn: (version: string) => Promise<T>,
+    opts: { retry?: boolean } = {},
+  ): Promise<T> {
     const version = await this.istioApiVersion()
     return this.call(what, () => fn(version), opts)
   }
 
   async getVirtualService(namespace: string, name: string): Promise<VirtualService> {
-    return this.istio(`read VirtualService ${namespace}/${name}`, (version) =>
-      this.custom.getNamespacedCustomObject({ group: ISTIO_GROUP, version, namespace, plural: 'virtualservices', name }) as Promise<VirtualService>)
+    return this.istio(
+      `read VirtualService ${namespace}/${name}`,
+      (version) =>
+        this.custom.getNamespacedCustomObject({
+          group: ISTIO_GROUP,
+          version,
+          namespace,
+          plural: 'virtualservices',
+          name,
+        }) as Promise<VirtualService>,
+    )
   }
 
   async listVirtualServices(namespace: string): Promise<VirtualService[]> {
-    const list = await this.istio(`list VirtualServices in ${namespace}`, (version) =>
-      this.custom.listNamespacedCustomObject({ group: ISTIO_GROUP, version, namespace, plural: 'virtualservices' }) as Promise<{ items: VirtualService[] }>)
+    const list = await this.istio(
+      `list VirtualServices in ${namespace}`,
+      (version) =>
+        this.custom.listNamespacedCustomObject({
+          group: ISTIO_GROUP,
+          version,
+          namespace,
+          plural: 'virtualservices',
+        }) as Promise<{ items: VirtualService[] }>,
+    )
     return list.items
   }
 
   /** PUT conditional on metadata.resourceVersion: a 409 (someone else wrote) is a ConflictError and is not retried. */
   async replaceVirtualService(vs: VirtualService): Promise<VirtualService> {
-    if (!vs.metadata.resourceVersion) throw new Error('internal: a VirtualService write must carry the resourceVersion it was read at')
+    if (!vs.metadata.resourceVersion)
+      throw new Error('internal: a VirtualService write must carry the resourceVersion it was read at')
     const { namespace, name } = vs.metadata as { namespace: string; name: string }
-    return this.istio(`update VirtualService ${namespace}/${name}`, (version) =>
-      this.custom.replaceNamespacedCustomObject({
-        group: ISTIO_GROUP, version, namespace, plural: 'virtualservices', name, body: { ...vs, apiVersion: `${ISTIO_GROUP}/${version}` },
-        fieldManager: FIELD_MANAGER,
-      }) as Promise<VirtualService>)
+    return this.istio(
+      `update VirtualService ${namespace}/${name}`,
+      (version) =>
+        this.custom.replaceNamespacedCustomObject({
+          group: ISTIO_GROUP,
+          version,
+          namespace,
+          plural: 'virtualservices',
+          name,
+          body: { ...vs, apiVersion: `${ISTIO_GROUP}/${version}` },
+          fieldManager: FIELD_MANAGER,
+        }) as Promise<VirtualService>,
+    )
   }
 
   async listDestinationRules(namespace: string): Promise<DestinationRule[]> {
-    const list = await this.istio(`list DestinationRules in ${namespace}`, (version) =>
-      this.custom.listNamespacedCustomObject({ group: ISTIO_GROUP, version, namespace, plural: 'destinationrules' }) as Promise<{ items: DestinationRule[] }>)
+    const list = await this.istio(
+      `list DestinationRules in ${namespace}`,
+      (version) =>
+        this.custom.listNamespacedCustomObject({
+          group: ISTIO_GROUP,
+          version,
+          namespace,
+          plural: 'destinationrules',
+        }) as Promise<{ items: DestinationRule[] }>,
+    )
     return list.items
   }
 
   async getGateway(namespace: string, name: string): Promise<Gateway | undefined> {
-    return orUndefined(this.istio(`read Gateway ${namespace}/${name}`, (version) =>
-      this.custom.getNamespacedCustomObject({ group: ISTIO_GROUP, version, namespace, plural: 'gateways', name }) as Promise<Gateway>))
+    return orUndefined(
+      this.istio(
+        `read Gateway ${namespace}/${name}`,
+        (version) =>
+          this.custom.getNamespacedCustomObject({
+            group: ISTIO_GROUP,
+            version,
+            namespace,
+            plural: 'gateways',
+            name,
+          }) as Promise<Gateway>,
+      ),
+    )
   }
 
   async getNamespace(name: string): Promise<V1Namespace | undefined> {
@@ -182,42 +251,60 @@ export class Kube {
   }
 
   async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
-    return (await this.call(`list Pods in ${namespace}`, () => this.core.listNamespacedPod({ namespace, labelSelector }))).items
+    return (
+      await this.call(`list Pods in ${namespace}`, () => this.core.listNamespacedPod({ namespace, labelSelector }))
+    ).items
   }
 
   async getService(namespace: string, name: string): Promise<V1Service | undefined> {
-    return orUndefined(this.call(`read Service ${namespace}/${name}`, () => this.core.readNamespacedService({ namespace, name })))
+    return orUndefined(
+      this.call(`read Service ${namespace}/${name}`, () => this.core.readNamespacedService({ namespace, name })),
+    )
   }
 
   async listServices(namespace: string | undefined, labelSelector?: string): Promise<V1Service[]> {
     const sel = labelSelector === undefined ? {} : { labelSelector }
-    const list = namespace === undefined
-      ? await this.call('list Services', () => this.core.listServiceForAllNamespaces(sel))
-      : await this.call(`list Services in ${namespace}`, () => this.core.listNamespacedService({ namespace, ...sel }))
+    const list =
+      namespace === undefined
+        ? await this.call('list Services', () => this.core.listServiceForAllNamespaces(sel))
+        : await this.call(`list Services in ${namespace}`, () => this.core.listNamespacedService({ namespace, ...sel }))
     return list.items
   }
 
   async listDeployments(namespace: string, labelSelector?: string): Promise<V1Deployment[]> {
     const sel = labelSelector === undefined ? {} : { labelSelector }
-    return (await this.call(`list Deployments in ${namespace}`, () => this.apps.listNamespacedDeployment({ namespace, ...sel }))).items
+    return (
+      await this.call(`list Deployments in ${namespace}`, () =>
+        this.apps.listNamespacedDeployment({ namespace, ...sel }),
+      )
+    ).items
   }
 
   async getLease(namespace: string, name: string): Promise<V1Lease | undefined> {
-    return orUndefined(this.call(`read Lease ${namespace}/${name}`, () => this.coordination.readNamespacedLease({ namespace, name })))
+    return orUndefined(
+      this.call(`read Lease ${namespace}/${name}`, () => this.coordination.readNamespacedLease({ namespace, name })),
+    )
   }
 
   async createLease(namespace: string, body: V1Lease): Promise<V1Lease> {
-    return this.call(`create Lease ${namespace}/${body.metadata?.name}`, () => this.coordination.createNamespacedLease({ namespace, body, fieldManager: FIELD_MANAGER }), { retry: false })
+    return this.call(
+      `create Lease ${namespace}/${body.metadata?.name}`,
+      () => this.coordination.createNamespacedLease({ namespace, body, fieldManager: FIELD_MANAGER }),
+      { retry: false },
+    )
   }
 
   async replaceLease(namespace: string, body: V1Lease): Promise<V1Lease> {
     const name = body.metadata?.name as string
-    return this.call(`update Lease ${namespace}/${name}`, () => this.coordination.replaceNamespacedLease({ namespace, name, body, fieldManager: FIELD_MANAGER }))
+    return this.call(`update Lease ${namespace}/${name}`, () =>
+      this.coordination.replaceNamespacedLease({ namespace, name, body, fieldManager: FIELD_MANAGER }),
+    )
   }
 
   async deleteLease(namespace: string, name: string, resourceVersion: string): Promise<void> {
     await this.call(`delete Lease ${namespace}/${name}`, () =>
-      this.coordination.deleteNamespacedLease({ namespace, name, body: { preconditions: { resourceVersion } } }))
+      this.coordination.deleteNamespacedLease({ namespace, name, body: { preconditions: { resourceVersion } } }),
+    )
   }
 }
 
@@ -260,7 +347,11 @@ export function toKubeError(err: unknown, what: string, server: string): KubeErr
     return new Cls(code, reason, `${what} failed: ${message}${hint}`)
   }
   if (isTransientNetworkError(err)) {
-    return new KubeError(0, 'NetworkError', `${what} failed: cannot reach the Kubernetes API at ${server} (${(err as Error).message})`)
+    return new KubeError(
+      0,
+      'NetworkError',
+      `${what} failed: cannot reach the Kubernetes API at ${server} (${(err as Error).message})`,
+    )
   }
   const e = err as Error
   const cause = (e as { cause?: Error }).cause
@@ -269,16 +360,24 @@ export function toKubeError(err: unknown, what: string, server: string): KubeErr
 
 // The API server's 403 message (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage):
 // `... User "<u>" cannot <verb> resource "<resource>" in API group "<group>" in the namespace "<ns>"` or `at the cluster scope`.
-const FORBIDDEN = /cannot (\S+) resource "([^"]*)" in API group "([^"]*)" (?:in the namespace "([^"]*)"|at the cluster scope)/
+const FORBIDDEN =
+  /cannot (\S+) resource "([^"]*)" in API group "([^"]*)" (?:in the namespace "([^"]*)"|at the cluster scope)/
 
 function forbiddenError(what: string, message: string): ForbiddenError {
   const m = FORBIDDEN.exec(message)
-  const [verb, resource, group, namespace] = m ? [m[1] as string, m[2] as string, m[3] as string, m[4] ?? ''] : ['?', '?', '?', '']
+  const [verb, resource, group, namespace] = m
+    ? [m[1] as string, m[2] as string, m[3] as string, m[4] ?? '']
+    : ['?', '?', '?', '']
   const where = namespace ? `in namespace ${namespace}` : 'cluster-wide'
-  const what403 = m ? `the permission to ${verb} ${group ? `${resource}.${group}` : resource} ${where}` : 'an RBAC permission'
+  const what403 = m
+    ? `the permission to ${verb} ${group ? `${resource}.${group}` : resource} ${where}`
+    : 'an RBAC permission'
   return new ForbiddenError(
     `${what} failed: the identity lacks ${what403} (${message}). Grant it: apply the Roles and bindings in ${RBAC_MANIFEST}, as the README's "Permissions in the cluster" lists them`,
-    verb, resource, group, namespace,
+    verb,
+    resource,
+    group,
+    namespace,
   )
 }
 

@@ -51,14 +51,23 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
     try {
       kc.loadFromDefault()
     } catch (err) {
-      throw new AccessError(`cannot load the runner's kubeconfig (KUBECONFIG or ~/.kube/config): ${(err as Error).message}`)
+      throw new AccessError(
+        `cannot load the runner's kubeconfig (KUBECONFIG or ~/.kube/config): ${(err as Error).message}`,
+      )
     }
     if (!kc.getCurrentCluster()) {
-      throw new AccessError(`no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', or set KUBECONFIG in an earlier step`)
+      throw new AccessError(
+        `no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', or set KUBECONFIG in an earlier step`,
+      )
     }
     maskKubeConfig(kc, deps.setSecret)
     // istioctl reads KUBECONFIG (every file of it, merged) or ~/.kube/config itself, as kubectl does.
-    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: undefined, createdDir: undefined, describe: `runner kubeconfig, context ${kc.getCurrentContext()}` }
+    return {
+      kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
+      kubeconfigPath: undefined,
+      createdDir: undefined,
+      describe: `runner kubeconfig, context ${kc.getCurrentContext()}`,
+    }
   }
   if (access.kind === 'kubeconfig') {
     deps.setSecret(access.content)
@@ -70,7 +79,12 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
     if (!kc.getCurrentCluster()) throw new AccessError(`Input 'kubeconfig': it has no current context with a cluster`)
     maskKubeConfig(kc, deps.setSecret)
     const { dir, path } = await writePrivate(deps, access.content)
-    return { kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }), kubeconfigPath: path, createdDir: dir, describe: `kubeconfig input, context ${kc.getCurrentContext()}` }
+    return {
+      kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
+      kubeconfigPath: path,
+      createdDir: dir,
+      describe: `kubeconfig input, context ${kc.getCurrentContext()}`,
+    }
   }
   const login = await loginToAks({
     cloud: access.cloud,
@@ -109,7 +123,11 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
       deps.log('Renewed the AKS bearer token')
     }
   }
-  const kube = new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}), ...(beforeRequest ? { beforeRequest } : {}) })
+  const kube = new Kube(kc, {
+    log: deps.log,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    ...(beforeRequest ? { beforeRequest } : {}),
+  })
   return {
     kube,
     kubeconfigPath: path,

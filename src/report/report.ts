@@ -35,7 +35,12 @@ export interface RunReport {
 
 /** Keeps file-name-safe characters only. */
 function slug(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 63) || 'x'
+  return (
+    s
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[-.]+|-+$/g, '')
+      .slice(0, 63) || 'x'
+  )
 }
 
 /** 2025-01-02T03:04:05.678Z -> 20250102T030405678Z; the current time when `iso` does not parse. */

@@ -29,7 +29,6 @@ export function escapeMd(s: string): string {
 
 /** 90000 -> "1m30s", 60000 -> "1m", 500 -> "500ms", 0 -> "0s". */
 
-
 export function headline(report: RunReport): string {
   switch (report.result) {
     case 'promoted':
@@ -64,7 +63,10 @@ function facts(report: RunReport): string {
   const text = lines.join('  \n')
   if (!report.error) return text
   // A multi-line error (readiness, analyze findings) lists its items: `first line:\n  - item\n  - item`.
-  const [first = '', ...rest] = report.error.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  const [first = '', ...rest] = report.error
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
   const items = rest.map((l) => `- ${escapeMd(l.replace(/^- /, ''))}`)
   return `${text}  \n**Error:** ${escapeMd(first)}${items.length ? `\n\n${items.join('\n')}` : ''}`
 }
@@ -81,7 +83,8 @@ function successCell(step: StepRecord): string {
   const s = step.smoke
   if (!s) return '–'
   const parts = [`${pct(s.successRate)} (${s.successes}/${s.requests})`]
-  for (const [version, v] of Object.entries(s.byVersion)) parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
+  for (const [version, v] of Object.entries(s.byVersion))
+    parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
   return parts.join('<br>')
 }
 
@@ -143,12 +146,15 @@ export function renderSummaryMarkdown(report: RunReport): string {
   const row = (cells: string[]): string => `| ${cells.join(' | ')} |`
   const parts = [`## istio-canary: ${headline(report)}`, facts(report)]
   if (report.steps.length > 0) {
-    parts.push([row(STEP_TABLE_HEADER), row(STEP_TABLE_HEADER.map(() => '---')), ...stepRows(report).map(row)].join('\n'))
+    parts.push(
+      [row(STEP_TABLE_HEADER), row(STEP_TABLE_HEADER.map(() => '---')), ...stepRows(report).map(row)].join('\n'),
+    )
     parts.push(mermaidChart(report))
   } else {
     parts.push('_No traffic step in this run._')
   }
-  if (report.events.length > 0) parts.push(`<details><summary>${eventsLabel(report)}</summary>${eventsHtml(report)}</details>`)
+  if (report.events.length > 0)
+    parts.push(`<details><summary>${eventsLabel(report)}</summary>${eventsHtml(report)}</details>`)
   return `${parts.join('\n\n')}\n`
 }
 
@@ -162,7 +168,11 @@ export async function writeJobSummary(report: RunReport, summary: Summary = core
     return
   }
   // Blank lines after each HTML block, so the markdown that follows is rendered as markdown.
-  summary.addHeading(`istio-canary: ${headline(report)}`, 2).addEOL().addRaw(facts(report), true).addEOL()
+  summary
+    .addHeading(`istio-canary: ${headline(report)}`, 2)
+    .addEOL()
+    .addRaw(facts(report), true)
+    .addEOL()
   if (report.steps.length > 0) {
     summary
       .addTable([STEP_TABLE_HEADER.map((h) => ({ data: h, header: true })), ...stepRows(report)])

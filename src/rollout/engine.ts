@@ -8,8 +8,21 @@ import { ConflictError, type Kube, type VirtualService } from '../k8s/client.js'
 import type { Sleep } from '../retry.js'
 import { formatDuration, type Step } from '../parse.js'
 import {
-  type HttpRoute, type RouteSelector, canaryWeightOf, describeSelector, describeSplit, findRouteIndex,
-  RouteError, canonical, isCatchAll, previewRouteName, resolveStableSubset, routeAtWeight, sameRoute, withPreviewRoute, withoutPreviewRoute,
+  type HttpRoute,
+  type RouteSelector,
+  canaryWeightOf,
+  describeSelector,
+  describeSplit,
+  findRouteIndex,
+  RouteError,
+  canonical,
+  isCatchAll,
+  previewRouteName,
+  resolveStableSubset,
+  routeAtWeight,
+  sameRoute,
+  withPreviewRoute,
+  withoutPreviewRoute,
 } from './routes.js'
 import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
 
@@ -90,10 +103,22 @@ export class Engine {
   ) {}
 
   /** What a mode ends with: its result and subsets, with this run's steps and events. */
-  private outcome(result: Result, subsets: { stable: string; canary: string }, canaryWeight: number, error?: Error, unsettled = false): Outcome {
+  private outcome(
+    result: Result,
+    subsets: { stable: string; canary: string },
+    canaryWeight: number,
+    error?: Error,
+    unsettled = false,
+  ): Outcome {
     return {
-      result, stable: subsets.stable, canary: subsets.canary, canaryWeight, steps: this.steps, events: this.events,
-      ...(error ? { error } : {}), ...(unsettled ? { unsettled } : {}),
+      result,
+      stable: subsets.stable,
+      canary: subsets.canary,
+      canaryWeight,
+      steps: this.steps,
+      events: this.events,
+      ...(error ? { error } : {}),
+      ...(unsettled ? { unsettled } : {}),
     }
   }
 
@@ -147,7 +172,8 @@ export class Engine {
     try {
       index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
     } catch (err) {
-      if (err instanceof RouteError && this.t.route.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
+      if (err instanceof RouteError && this.t.route.by !== 'default')
+        throw new RouteError(`Input 'route': ${err.message}`)
       throw err
     }
     const http = this.http()
@@ -164,28 +190,53 @@ export class Engine {
   }
 
   /** What the run will do: the target route, subsets and where it starts. Validates before any change. */
-  plan(): { index: number; route: HttpRoute; stable: string; canary: string; base: HttpRoute; weight: number; continuing: boolean } {
+  plan(): {
+    index: number
+    route: HttpRoute
+    stable: string
+    canary: string
+    base: HttpRoute
+    weight: number
+    continuing: boolean
+  } {
     const s = this.state
     if (s && isActive(s)) {
       if (this.t.canarySubset !== undefined && this.t.canarySubset !== s.canary) {
-        throw new RolloutError(`${this.ref} has a rollout of canary '${s.canary}' in progress (${s.phase} at ${s.weight} %, run ${s.runId}); finish it with action 'promote' or 'rollback' before rolling out '${this.t.canarySubset}'`)
+        throw new RolloutError(
+          `${this.ref} has a rollout of canary '${s.canary}' in progress (${s.phase} at ${s.weight} %, run ${s.runId}); finish it with action 'promote' or 'rollback' before rolling out '${this.t.canarySubset}'`,
+        )
       }
       if (this.t.stableSubset !== 'auto' && this.t.stableSubset !== s.stable) {
-        throw new RolloutError(`${this.ref} has a rollout in progress whose stable subset is '${s.stable}', not '${this.t.stableSubset}'`)
+        throw new RolloutError(
+          `${this.ref} has a rollout in progress whose stable subset is '${s.stable}', not '${this.t.stableSubset}'`,
+        )
       }
       const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
       const route = this.http()[index] as HttpRoute
       this.assertOurs(route, s)
-      return { index, route, stable: s.stable, canary: s.canary, base: s.originalRoute, weight: s.weight, continuing: true }
+      return {
+        index,
+        route,
+        stable: s.stable,
+        canary: s.canary,
+        base: s.originalRoute,
+        weight: s.weight,
+        continuing: true,
+      }
     }
     const index = this.inputRouteIndex()
     const route = this.http()[index] as HttpRoute
     const canary = this.t.canarySubset
-    if (canary === undefined) throw new RolloutError(`${this.ref} has no rollout in progress; set 'canary-subset' to start one (or to promote that subset directly)`)
+    if (canary === undefined)
+      throw new RolloutError(
+        `${this.ref} has no rollout in progress; set 'canary-subset' to start one (or to promote that subset directly)`,
+      )
     const stable = resolveStableSubset(route, this.t.stableSubset, canary)
     if (stable === canary) throw new RolloutError(`stable and canary subset are both '${canary}'`)
     if (!(route.route ?? []).some((d) => d.destination.subset === stable)) {
-      throw new RolloutError(`${describeSelector(this.t.route)} of ${this.ref} does not route to stable subset '${stable}' (it routes: ${describeSplit(route)})`)
+      throw new RolloutError(
+        `${describeSelector(this.t.route)} of ${this.ref} does not route to stable subset '${stable}' (it routes: ${describeSplit(route)})`,
+      )
     }
     return { index, route, stable, canary, base: route, weight: canaryWeightOf(route, canary), continuing: false }
   }
@@ -204,13 +255,20 @@ export class Engine {
    * Conditional write of the target route and the state. On a conflict: re-read, and go on only where the
    * target route is still what this action last wrote (`expected`); else stop without overwriting.
    */
-  private async write(selector: RouteSelector, expected: HttpRoute, route: HttpRoute, state: RolloutState | undefined): Promise<void> {
+  private async write(
+    selector: RouteSelector,
+    expected: HttpRoute,
+    route: HttpRoute,
+    state: RolloutState | undefined,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const next: VirtualService = structuredClone(this.vs)
       const index = safeIndex(next.spec, selector, this.t.virtualService)
       const http = next.spec.http ?? []
       if (index < 0) {
-        throw new ConcurrentChangeError(`the target route of ${this.ref} (${describeSelector(selector)}) is gone: someone else changed the VirtualService during the run; not writing it`)
+        throw new ConcurrentChangeError(
+          `the target route of ${this.ref} (${describeSelector(selector)}) is gone: someone else changed the VirtualService during the run; not writing it`,
+        )
       }
       if (!sameRoute(http[index], expected)) {
         throw new ConcurrentChangeError(
@@ -230,7 +288,9 @@ export class Engine {
         return
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 5) throw err
-        this.d.log(`${this.ref} changed since it was read (resourceVersion ${this.vs.metadata.resourceVersion}); re-reading`)
+        this.d.log(
+          `${this.ref} changed since it was read (resourceVersion ${this.vs.metadata.resourceVersion}); re-reading`,
+        )
         this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
         const fresh = decodeState(this.vs.metadata.annotations, this.t.virtualService)
         const freshRoute = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
@@ -240,7 +300,9 @@ export class Engine {
           return
         }
         if (this.state && fresh?.runId !== this.state.runId) {
-          throw new ConcurrentChangeError(`the rollout state of ${this.ref} was changed by someone else during the run (now: ${fresh ? `run ${fresh.runId}, ${fresh.phase}` : 'removed'}); not overwriting it`)
+          throw new ConcurrentChangeError(
+            `the rollout state of ${this.ref} was changed by someone else during the run (now: ${fresh ? `run ${fresh.runId}, ${fresh.phase}` : 'removed'}); not overwriting it`,
+          )
         }
       }
     }
@@ -252,18 +314,31 @@ export class Engine {
     await this.d.sleep(ms, this.d.signal)
   }
 
-  private async verifyStep(index: number, weight: number, pauseMs: number, headers: Record<string, string> = {}): Promise<void> {
+  private async verifyStep(
+    index: number,
+    weight: number,
+    pauseMs: number,
+    headers: Record<string, string> = {},
+  ): Promise<void> {
     const startedAt = this.now().toISOString()
     await this.pause(pauseMs)
     this.d.signal.throwIfAborted()
     const { result, verdict } = await this.d.verify(weight, headers, this.d.signal)
     const rec: StepRecord = {
-      index: index + 1, weight, pauseMs, startedAt, endedAt: this.now().toISOString(), smoke: result,
-      verdict: verdict.pass ? 'pass' : 'fail', reasons: verdict.reasons,
+      index: index + 1,
+      weight,
+      pauseMs,
+      startedAt,
+      endedAt: this.now().toISOString(),
+      smoke: result,
+      verdict: verdict.pass ? 'pass' : 'fail',
+      reasons: verdict.reasons,
     }
     this.steps.push(rec)
     const rate = result.requests ? `${((100 * result.successes) / result.requests).toFixed(1)} %` : 'n/a'
-    this.event(`Step ${index + 1} at ${weight} %: ${result.successes}/${result.requests} passed (${rate}), p95 ${Math.round(result.p95Ms)} ms: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`)
+    this.event(
+      `Step ${index + 1} at ${weight} %: ${result.successes}/${result.requests} passed (${rate}), p95 ${Math.round(result.p95Ms)} ms: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`,
+    )
     if (!verdict.pass) throw new StepFailedError(`smoke test failed at ${weight} %: ${verdict.reasons.join('; ')}`)
   }
 
@@ -287,10 +362,14 @@ export class Engine {
   private async verifyCurrent(weight: number, route: HttpRoute, failure: string): Promise<void> {
     this.d.signal.throwIfAborted()
     const { result, verdict } = await this.d.verify(weight, {}, this.d.signal)
-    this.event(`Smoke test of the route as it is (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`)
+    this.event(
+      `Smoke test of the route as it is (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`,
+    )
     if (!verdict.pass) {
       const what = this.changed ? '' : ' Nothing was changed; fix the application or the smoke test inputs first.'
-      throw new RolloutError(`${failure}, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}.${what}`)
+      throw new RolloutError(
+        `${failure}, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}.${what}`,
+      )
     }
   }
 
@@ -311,18 +390,34 @@ export class Engine {
     const selector = this.stableSelector(p.route)
     const startedAt = this.now().toISOString()
     const before: RolloutState | undefined = this.state
-    const base: Omit<RolloutState, 'phase' | 'weight' | 'lastWritten'> = p.continuing && before
-      ? { ...before, runId: this.d.runId, route: selector }
-      : { version: 1, runId: this.d.runId, stable: p.stable, canary: p.canary, route: selector, originalRoute: p.base, startedAt, updatedAt: startedAt }
+    const base: Omit<RolloutState, 'phase' | 'weight' | 'lastWritten'> =
+      p.continuing && before
+        ? { ...before, runId: this.d.runId, route: selector }
+        : {
+            version: 1,
+            runId: this.d.runId,
+            stable: p.stable,
+            canary: p.canary,
+            route: selector,
+            originalRoute: p.base,
+            startedAt,
+            updatedAt: startedAt,
+          }
     delete (base as Partial<RolloutState>).revertTo
     // A run that died while shifting left an unverified weight: this run verifies it first, and a failure
     // restores what that run would have restored.
     const inherited = p.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
     const revertTo = inherited ?? { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
-    const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome => this.outcome(result, p, weight, error, unsettled)
-    if (p.continuing) this.event(`Continuing the rollout of '${p.canary}' (${before?.phase} at ${p.weight} %, started by run ${before?.runId})`)
+    const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome =>
+      this.outcome(result, p, weight, error, unsettled)
+    if (p.continuing)
+      this.event(
+        `Continuing the rollout of '${p.canary}' (${before?.phase} at ${p.weight} %, started by run ${before?.runId})`,
+      )
     const remaining = steps.filter((s) => s.weight > p.weight)
-    this.event(`Target route: ${describeSelector(selector)}; now ${describeSplit(p.route)}; stable '${p.stable}', canary '${p.canary}'`)
+    this.event(
+      `Target route: ${describeSelector(selector)}; now ${describeSplit(p.route)}; stable '${p.stable}', canary '${p.canary}'`,
+    )
     let current = p.route
     let weight = p.weight
     let attempted = false
@@ -333,14 +428,27 @@ export class Engine {
         // any later run all see it as this run's.
         this.d.onTrafficChange?.()
         this.changed = true
-        await this.write(selector, current, current, { ...base, phase: 'shifting', weight: p.weight, lastWritten: current, revertTo, updatedAt: this.now().toISOString() })
+        await this.write(selector, current, current, {
+          ...base,
+          phase: 'shifting',
+          weight: p.weight,
+          lastWritten: current,
+          revertTo,
+          updatedAt: this.now().toISOString(),
+        })
         this.event(`Run ${before?.runId} ended while shifting to ${p.weight} %, unverified: verifying it first`)
         await this.verifyCurrent(p.weight, p.route, `the weight run ${before?.runId} left unverified fails`)
       } else if (remaining.length > 0) {
         await this.verifyCurrent(p.weight, p.route, 'the smoke test already fails before any change')
       }
       if (remaining.length === 0 && weight < 100) {
-        const st: RolloutState = { ...base, phase: 'paused', weight, lastWritten: current, updatedAt: this.now().toISOString() }
+        const st: RolloutState = {
+          ...base,
+          phase: 'paused',
+          weight,
+          lastWritten: current,
+          updatedAt: this.now().toISOString(),
+        }
         if (!sameState(this.state, st)) await this.write(selector, current, current, st)
         this.event(`Canary at ${weight} %, no step above it: paused`)
         return outcome('paused', weight)
@@ -350,7 +458,14 @@ export class Engine {
         this.d.signal.throwIfAborted()
         const route = routeAtWeight(p.base, p.stable, p.canary, step.weight)
         if (!this.changed) this.d.onTrafficChange?.()
-        const st: RolloutState = { ...base, phase: 'shifting', weight: step.weight, lastWritten: route, revertTo, updatedAt: this.now().toISOString() }
+        const st: RolloutState = {
+          ...base,
+          phase: 'shifting',
+          weight: step.weight,
+          lastWritten: route,
+          revertTo,
+          updatedAt: this.now().toISOString(),
+        }
         attempted = true
         await this.write(selector, current, route, st)
         this.changed = true
@@ -360,13 +475,24 @@ export class Engine {
         await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs)
       }
       const final = weight === 100 ? 'promoted' : 'paused'
-      const st: RolloutState = { ...base, phase: final, weight, lastWritten: current, updatedAt: this.now().toISOString() }
+      const st: RolloutState = {
+        ...base,
+        phase: final,
+        weight,
+        lastWritten: current,
+        updatedAt: this.now().toISOString(),
+      }
       await this.write(selector, current, current, st)
-      this.event(final === 'promoted' ? `Promoted '${p.canary}': it takes 100 % of the route` : `Paused at ${weight} % for a later 'promote'`)
+      this.event(
+        final === 'promoted'
+          ? `Promoted '${p.canary}': it takes 100 % of the route`
+          : `Paused at ${weight} % for a later 'promote'`,
+      )
       return outcome(final, weight)
     } catch (err) {
       const error = err as Error
-      if (err instanceof ConcurrentChangeError) return outcome('unchanged', this.liveWeight(selector, p.canary, weight), error)
+      if (err instanceof ConcurrentChangeError)
+        return outcome('unchanged', this.liveWeight(selector, p.canary, weight), error)
       // A write whose call failed may still have landed (its answer lost): what the cluster holds decides.
       const landed = await this.ownWriteLanded()
       if (landed === undefined && attempted && !this.changed) return outcome('unchanged', weight, error, true)
@@ -406,12 +532,27 @@ export class Engine {
   }
 
   /** Restores the route (and state) as they were when the run began. Bounded in time, not cancellable. */
-  private async revert(selector: RouteSelector, current: HttpRoute, to: { route: HttpRoute; state?: RolloutState }, cause: Error): Promise<HttpRoute> {
+  private async revert(
+    selector: RouteSelector,
+    current: HttpRoute,
+    to: { route: HttpRoute; state?: RolloutState },
+    cause: Error,
+  ): Promise<HttpRoute> {
     this.event(`Reverting ${this.ref} after: ${cause.message}`)
     const st: RolloutState | undefined = to.state
       ? { ...to.state, lastWritten: to.route, updatedAt: this.now().toISOString() }
-      : this.state && { ...withoutRevert(this.state), phase: 'rolled-back', weight: canaryWeightOf(to.route, this.state.canary), lastWritten: to.route, updatedAt: this.now().toISOString() }
-    await this.bounded(() => this.write(selector, current, to.route, st), cause, `Restore the route by hand: ${JSON.stringify(to.route)}`)
+      : this.state && {
+          ...withoutRevert(this.state),
+          phase: 'rolled-back',
+          weight: canaryWeightOf(to.route, this.state.canary),
+          lastWritten: to.route,
+          updatedAt: this.now().toISOString(),
+        }
+    await this.bounded(
+      () => this.write(selector, current, to.route, st),
+      cause,
+      `Restore the route by hand: ${JSON.stringify(to.route)}`,
+    )
     this.event(`Restored the route as it was before the run: ${describeSplit(to.route)}`)
     return to.route
   }
@@ -424,12 +565,17 @@ export class Engine {
       await Promise.race([
         work(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new RolloutError(`reverting ${this.ref} did not finish within ${formatDuration(timeout)}`)), timeout)
+          timer = setTimeout(
+            () => reject(new RolloutError(`reverting ${this.ref} did not finish within ${formatDuration(timeout)}`)),
+            timeout,
+          )
         }),
       ])
     } catch (err) {
       this.event(`REVERT FAILED: ${(err as Error).message}`)
-      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`, { cause: err })
+      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`, {
+        cause: err,
+      })
     } finally {
       clearTimeout(timer)
     }
@@ -439,7 +585,9 @@ export class Engine {
   async rollback(): Promise<Outcome> {
     const s = this.state
     if (!s) {
-      throw new RolloutError(`${this.ref} carries no istio-canary state (annotation ${STATE_ANNOTATION}): there is no rollout to roll back`)
+      throw new RolloutError(
+        `${this.ref} carries no istio-canary state (annotation ${STATE_ANNOTATION}): there is no rollout to roll back`,
+      )
     }
     const out = (result: Result, weight: number): Outcome => this.outcome(result, s, weight)
     const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
@@ -454,11 +602,20 @@ export class Engine {
       this.assertOurs(route, s)
       this.d.onTrafficChange?.()
     }
-    const st: RolloutState = { ...withoutRevert(s), runId: this.d.runId, phase: 'rolled-back', weight: canaryWeightOf(s.originalRoute, s.canary), lastWritten: s.originalRoute, updatedAt: this.now().toISOString() }
+    const st: RolloutState = {
+      ...withoutRevert(s),
+      runId: this.d.runId,
+      phase: 'rolled-back',
+      weight: canaryWeightOf(s.originalRoute, s.canary),
+      lastWritten: s.originalRoute,
+      updatedAt: this.now().toISOString(),
+    }
     await this.write(s.route, route, s.originalRoute, st)
-    this.event(byHand
-      ? `${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`
-      : `Rolled back: ${describeSplit(s.originalRoute)} (was ${describeSplit(route)})`)
+    this.event(
+      byHand
+        ? `${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`
+        : `Rolled back: ${describeSplit(s.originalRoute)} (was ${describeSplit(route)})`,
+    )
     return out('rolled-back', st.weight)
   }
 
@@ -469,7 +626,11 @@ export class Engine {
     const selector = s?.route ?? this.t.route
     const route = this.http()[findRouteIndex(this.vs.spec, selector, this.t.virtualService)] as HttpRoute
     const stable = s?.stable ?? (this.t.stableSubset === 'auto' ? safeStable(route, canary) : this.t.stableSubset)
-    this.event(s ? `Rollout state: ${s.phase} at ${s.weight} % (canary '${s.canary}', stable '${s.stable}', run ${s.runId}, updated ${s.updatedAt})` : 'No istio-canary rollout state on this VirtualService')
+    this.event(
+      s
+        ? `Rollout state: ${s.phase} at ${s.weight} % (canary '${s.canary}', stable '${s.stable}', run ${s.runId}, updated ${s.updatedAt})`
+        : 'No istio-canary rollout state on this VirtualService',
+    )
     this.event(`Target route now: ${describeSplit(route)}`)
     return this.outcome('unchanged', { stable, canary }, canary ? canaryWeightOf(route, canary) : 0)
   }
@@ -481,7 +642,8 @@ export class Engine {
     const index = this.inputRouteIndex({ shadowed: 'allow' })
     const target = this.http()[index] as HttpRoute
     const stable = safeStable(target, canary)
-    const out = (result: Result, error?: Error, unsettled = false): Outcome => this.outcome(result, { stable, canary }, canaryWeightOf(target, canary), error, unsettled)
+    const out = (result: Result, error?: Error, unsettled = false): Outcome =>
+      this.outcome(result, { stable, canary }, canaryWeightOf(target, canary), error, unsettled)
     const name = previewRouteName(value)
     const before = this.previewRoute(value)
     let attempted = false
@@ -489,7 +651,9 @@ export class Engine {
       this.d.checkLock?.()
       this.d.onTrafficChange?.()
       attempted = true
-      await this.writeSpec((spec) => withPreviewRoute(spec, findRouteIndex(spec, this.t.route, this.t.virtualService), canary, header, value))
+      await this.writeSpec((spec) =>
+        withPreviewRoute(spec, findRouteIndex(spec, this.t.route, this.t.virtualService), canary, header, value),
+      )
       this.changed = true
       this.event(`Preview route '${name}': requests with '${header}: ${value}' go to '${canary}'`)
       await this.verifyStep(0, 100, pauseMs, { [header]: value })
@@ -499,7 +663,11 @@ export class Engine {
       if (!this.changed) return out('unchanged', err as Error, attempted)
       this.event(`Removing the preview route after: ${(err as Error).message}`)
       try {
-        await this.bounded(async () => void (await this.restorePreview(value, before)), err as Error, `Remove the http route '${name}' of ${this.ref} by hand`)
+        await this.bounded(
+          async () => void (await this.restorePreview(value, before)),
+          err as Error,
+          `Remove the http route '${name}' of ${this.ref} by hand`,
+        )
       } catch (revertError) {
         // The preview route is still live (the post step tries again).
         return out('previewed', revertError as Error, true)
@@ -532,7 +700,11 @@ export class Engine {
     } else {
       this.event(`No preview route '${name}' on ${this.ref}: nothing to remove`)
     }
-    return this.outcome(has ? 'cleaned-up' : 'unchanged', { stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary }, 0)
+    return this.outcome(
+      has ? 'cleaned-up' : 'unchanged',
+      { stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary },
+      0,
+    )
   }
 
   /**

@@ -50,14 +50,18 @@ export class RolloutLock {
         name: this.name,
         namespace: this.o.namespace,
         labels: { ...(base?.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': 'istio-canary' },
-        annotations: { ...(base?.metadata?.annotations ?? {}), 'istio-canary.io/virtual-service': this.o.virtualService },
+        annotations: {
+          ...(base?.metadata?.annotations ?? {}),
+          'istio-canary.io/virtual-service': this.o.virtualService,
+        },
       },
       spec: {
         holderIdentity: this.o.holder,
         leaseDurationSeconds: Math.ceil(this.o.ttlMs / 1000),
         acquireTime: (base?.spec?.holderIdentity === this.o.holder ? base.spec.acquireTime : undefined) ?? now,
         renewTime: now,
-        leaseTransitions: (base?.spec?.leaseTransitions ?? 0) + (base && base.spec?.holderIdentity !== this.o.holder ? 1 : 0),
+        leaseTransitions:
+          (base?.spec?.leaseTransitions ?? 0) + (base && base.spec?.holderIdentity !== this.o.holder ? 1 : 0),
       },
     }
   }
@@ -120,7 +124,10 @@ export class RolloutLock {
 
   /** Throws when the lock could not be renewed: the run must stop changing traffic. */
   check(): void {
-    if (this.lost) throw new LockHeldError(`lost the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ${this.lost.message}`)
+    if (this.lost)
+      throw new LockHeldError(
+        `lost the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ${this.lost.message}`,
+      )
   }
 
   /** Stops renewing without releasing: the lease expires unless someone (the post step) releases it first. */
@@ -145,10 +152,14 @@ export class RolloutLock {
 }
 
 /** Post step: remove the lock if this run still holds it (the main step was killed before releasing it). */
-export async function releaseIfHeld(kube: Kube, namespace: string, virtualService: string, holder: string): Promise<boolean> {
+export async function releaseIfHeld(
+  kube: Kube,
+  namespace: string,
+  virtualService: string,
+  holder: string,
+): Promise<boolean> {
   const cur = await kube.getLease(namespace, leaseName(virtualService))
   if (!cur || cur.spec?.holderIdentity !== holder || !cur.metadata?.resourceVersion) return false
   await kube.deleteLease(namespace, leaseName(virtualService), cur.metadata.resourceVersion)
   return true
 }
-

@@ -50,7 +50,11 @@ function rawWeight(d: RouteDestination, destinations: number): number {
 }
 
 export function describeSelector(sel: RouteSelector): string {
-  return sel.by === 'default' ? 'the default route (the last http route without match)' : sel.by === 'name' ? `route '${sel.name}'` : `http route #${sel.index}`
+  return sel.by === 'default'
+    ? 'the default route (the last http route without match)'
+    : sel.by === 'name'
+      ? `route '${sel.name}'`
+      : `http route #${sel.index}`
 }
 
 /** Index of the target route in spec.http. */
@@ -62,21 +66,31 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
     index = http.findIndex((r) => r.name === sel.name)
     if (index < 0) {
       const names = http.map((r) => r.name).filter((n): n is string => typeof n === 'string')
-      throw new RouteError(`VirtualService '${vsName}' has no http route named '${sel.name}' (named routes: ${names.length ? names.join(', ') : 'none'})`)
+      throw new RouteError(
+        `VirtualService '${vsName}' has no http route named '${sel.name}' (named routes: ${names.length ? names.join(', ') : 'none'})`,
+      )
     }
   } else if (sel.by === 'index') {
     // Counted among the user's routes: the action's own preview routes (inserted first) do not shift indexes.
     const own = http.flatMap((r, i) => (isPreviewRoute(r) ? [] : [i]))
     const found = own[sel.index]
-    if (found === undefined) throw new RouteError(`VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; index ${sel.index} is out of range (0..${own.length - 1})`)
+    if (found === undefined)
+      throw new RouteError(
+        `VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; index ${sel.index} is out of range (0..${own.length - 1})`,
+      )
     index = found
   } else {
     index = http.findLastIndex(isCatchAll)
-    if (index < 0) throw new RouteError(`VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`)
+    if (index < 0)
+      throw new RouteError(
+        `VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`,
+      )
   }
   const route = http[index] as HttpRoute
   if (!route.route || route.route.length === 0) {
-    throw new RouteError(`${describeSelector(sel)} of VirtualService '${vsName}' has no destinations (redirect or direct response routes cannot be shifted)`)
+    throw new RouteError(
+      `${describeSelector(sel)} of VirtualService '${vsName}' has no destinations (redirect or direct response routes cannot be shifted)`,
+    )
   }
   return index
 }
@@ -116,7 +130,9 @@ export function resolveStableSubset(route: HttpRoute, requested: string, canary:
     if (!best || w > best[1]) best = [subset, w]
   }
   if (!best) {
-    const hint = weights.has('') ? ' (its destinations name no subset: add subsets to the DestinationRule and route to one)' : ''
+    const hint = weights.has('')
+      ? ' (its destinations name no subset: add subsets to the DestinationRule and route to one)'
+      : ''
     throw new RouteError(`cannot tell the stable subset from the target route${hint}; set the 'stable-subset' input`)
   }
   return best[0]
@@ -126,7 +142,11 @@ export function resolveStableSubset(route: HttpRoute, requested: string, canary:
 export function apportion(shares: number[], total: number): number[] {
   const sum = shares.reduce((a, b) => a + b, 0)
   if (shares.length === 0) return []
-  if (sum === 0) return apportion(shares.map((_, i) => (i === 0 ? 1 : 0)), total)
+  if (sum === 0)
+    return apportion(
+      shares.map((_, i) => (i === 0 ? 1 : 0)),
+      total,
+    )
   const exact = shares.map((s) => (s * total) / sum)
   const floor = exact.map(Math.floor)
   let left = total - floor.reduce((a, b) => a + b, 0)
@@ -145,14 +165,18 @@ export function apportion(shares: number[], total: number): number[] {
  * At 100 the route is left clean: a single destination, the canary, without weight. At 0 the base comes back unchanged.
  */
 export function routeAtWeight(base: HttpRoute, stable: string, canary: string, weight: number): HttpRoute {
-  if (!Number.isInteger(weight) || weight < 0 || weight > 100) throw new RouteError(`canary weight ${weight} is not an integer in 0..100`)
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100)
+    throw new RouteError(`canary weight ${weight} is not an integer in 0..100`)
   const dests = base.route ?? []
   const stableDest = dests.find((d) => d.destination.subset === stable)
   if (!stableDest) throw new RouteError(`the target route has no destination with subset '${stable}'`)
   if (weight === 0) return structuredClone(base)
   const canaryDest: RouteDestination = {
     ...structuredClone(dests.find((d) => d.destination.subset === canary) ?? stableDest),
-    destination: { ...structuredClone((dests.find((d) => d.destination.subset === canary) ?? stableDest).destination), subset: canary },
+    destination: {
+      ...structuredClone((dests.find((d) => d.destination.subset === canary) ?? stableDest).destination),
+      subset: canary,
+    },
   }
   delete canaryDest.weight
   const next = structuredClone(base)
@@ -165,7 +189,8 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
   const parts = apportion(baseWeights, 100 - weight)
   const kept: RouteDestination[] = []
   others.forEach((d, i) => {
-    if ((parts[i] as number) > 0 || d.destination.subset === stable) kept.push({ ...structuredClone(d), weight: parts[i] as number })
+    if ((parts[i] as number) > 0 || d.destination.subset === stable)
+      kept.push({ ...structuredClone(d), weight: parts[i] as number })
   })
   next.route = [...kept, { ...canaryDest, weight }]
   return next
@@ -173,17 +198,28 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
 
 /** A readable name per preview value, with a digest of the exact value so that distinct values never share one. */
 export function previewRouteName(value: string): string {
-  const slug = value.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40)
+  const slug = value
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
   const digest = createHash('sha256').update(value).digest('hex').slice(0, 8)
   return `${PREVIEW_ROUTE_PREFIX}${slug ? `${slug}-` : ''}${digest}`
 }
 
 /** A route sending requests whose header equals value exactly to the canary subset, placed before every other route. */
-export function withPreviewRoute(spec: VirtualServiceSpec, targetIndex: number, canary: string, header: string, value: string): VirtualServiceSpec {
+export function withPreviewRoute(
+  spec: VirtualServiceSpec,
+  targetIndex: number,
+  canary: string,
+  header: string,
+  value: string,
+): VirtualServiceSpec {
   const http = spec.http ?? []
   const target = http[targetIndex]
   if (!target?.route?.length) throw new RouteError(`http route #${targetIndex} has no destinations`)
-  const template = (target.route.find((d) => d.destination.subset === canary) ?? (target.route[0] as RouteDestination)).destination
+  const template = (target.route.find((d) => d.destination.subset === canary) ?? (target.route[0] as RouteDestination))
+    .destination
   const name = previewRouteName(value)
   const preview: HttpRoute = {
     name,
@@ -194,7 +230,10 @@ export function withPreviewRoute(spec: VirtualServiceSpec, targetIndex: number, 
   return { ...structuredClone(spec), http: [preview, ...structuredClone(rest)] }
 }
 
-export function withoutPreviewRoute(spec: VirtualServiceSpec, value: string): { spec: VirtualServiceSpec; removed: boolean } {
+export function withoutPreviewRoute(
+  spec: VirtualServiceSpec,
+  value: string,
+): { spec: VirtualServiceSpec; removed: boolean } {
   const name = previewRouteName(value)
   const http = spec.http ?? []
   const rest = http.filter((r) => r.name !== name)
@@ -205,7 +244,9 @@ export function withoutPreviewRoute(spec: VirtualServiceSpec, value: string): { 
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
       : v,
   )
 }

@@ -45,15 +45,26 @@ export function decodeState(annotations: Record<string, string> | undefined, vsN
   try {
     s = JSON.parse(raw)
   } catch {
-    throw new StateError(`annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not valid JSON; remove it (kubectl annotate virtualservice ${vsName} ${STATE_ANNOTATION}-) after checking the route by hand`)
+    throw new StateError(
+      `annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not valid JSON; remove it (kubectl annotate virtualservice ${vsName} ${STATE_ANNOTATION}-) after checking the route by hand`,
+    )
   }
   const o = s as Partial<RolloutState>
   const phases: Phase[] = ['shifting', 'paused', 'promoted', 'rolled-back']
   if (
-    o.version !== 1 || !phases.includes(o.phase as Phase) || typeof o.stable !== 'string' || typeof o.canary !== 'string' ||
-    typeof o.weight !== 'number' || typeof o.route !== 'object' || !o.originalRoute || !o.lastWritten || typeof o.runId !== 'string'
+    o.version !== 1 ||
+    !phases.includes(o.phase as Phase) ||
+    typeof o.stable !== 'string' ||
+    typeof o.canary !== 'string' ||
+    typeof o.weight !== 'number' ||
+    typeof o.route !== 'object' ||
+    !o.originalRoute ||
+    !o.lastWritten ||
+    typeof o.runId !== 'string'
   ) {
-    throw new StateError(`annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not a state this version of istio-canary understands`)
+    throw new StateError(
+      `annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not a state this version of istio-canary understands`,
+    )
   }
   return o as RolloutState
 }

@@ -67,7 +67,9 @@ function stateless(re: RegExp): RegExp {
 }
 
 function decoded(res: http.IncomingMessage): Readable {
-  const enc = String(res.headers['content-encoding'] ?? '').trim().toLowerCase()
+  const enc = String(res.headers['content-encoding'] ?? '')
+    .trim()
+    .toLowerCase()
   if (enc === 'gzip' || enc === 'x-gzip') return res.pipe(zlib.createGunzip())
   if (enc === 'deflate') return res.pipe(zlib.createInflate())
   if (enc === 'br') return res.pipe(zlib.createBrotliDecompress())
@@ -75,7 +77,12 @@ function decoded(res: http.IncomingMessage): Readable {
 }
 
 /** One GET, body included; rejects with signal.reason as soon as the signal aborts. */
-function exchange(url: URL, headers: Record<string, string>, agent: http.Agent, signal: AbortSignal): Promise<Exchange> {
+function exchange(
+  url: URL,
+  headers: Record<string, string>,
+  agent: http.Agent,
+  signal: AbortSignal,
+): Promise<Exchange> {
   return new Promise<Exchange>((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason as Error)
@@ -110,12 +117,14 @@ function exchange(url: URL, headers: Record<string, string>, agent: http.Agent, 
       })
       stream.on('error', fail)
       res.on('close', () => {
-        if (!res.complete) fail(Object.assign(new Error('connection closed before the response ended'), { code: 'ECONNRESET' }))
+        if (!res.complete)
+          fail(Object.assign(new Error('connection closed before the response ended'), { code: 'ECONNRESET' }))
       })
       stream.on('end', () => {
         signal.removeEventListener('abort', onAbort)
         const lines: string[] = []
-        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+          lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
         resolve({
           status: res.statusCode ?? 0,
           headerText: lines.join('\n'),
@@ -151,7 +160,9 @@ function checkConfig(cfg: SmokeConfig): URL {
     ['timeoutMs', cfg.timeoutMs],
   ] as const) {
     if (!Number.isInteger(value) || value < (name === 'requests' ? 0 : 1)) {
-      throw new RangeError(`smoke test: ${name} must be a ${name === 'requests' ? 'non-negative' : 'positive'} integer, got ${value}`)
+      throw new RangeError(
+        `smoke test: ${name} must be a ${name === 'requests' ? 'non-negative' : 'positive'} integer, got ${value}`,
+      )
     }
   }
   let url: URL
@@ -160,7 +171,8 @@ function checkConfig(cfg: SmokeConfig): URL {
   } catch {
     throw new TypeError(`smoke test: not a valid URL: ${cfg.url}`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`smoke test: URL must be http or https: ${cfg.url}`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new TypeError(`smoke test: URL must be http or https: ${cfg.url}`)
   for (const [name, value] of Object.entries(cfg.headers)) {
     try {
       http.validateHeaderName(name)
@@ -265,7 +277,10 @@ export async function runSmokeTest(cfg: SmokeConfig, signal?: AbortSignal): Prom
   const expect = cfg.expect ? stateless(cfg.expect) : undefined
   const versionPattern = cfg.versionPattern ? stateless(cfg.versionPattern) : undefined
   const workers = Math.min(cfg.concurrency, cfg.requests)
-  const agent = new (url.protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: workers || 1 })
+  const agent = new (url.protocol === 'https:' ? https.Agent : http.Agent)({
+    keepAlive: true,
+    maxSockets: workers || 1,
+  })
   const outcomes: RequestOutcome[] = []
   let next = 0
   const worker = async (): Promise<void> => {

@@ -25,7 +25,6 @@ export interface Verdict {
 /** Significance level of the share check: a correct rollout fails it once in a thousand tests. */
 export const SHARE_ALPHA = 0.001
 
-
 export function judge(v: VerdictInput): Verdict {
   const { result: r, threshold } = v
   const reasons: string[] = []
@@ -77,7 +76,9 @@ export function judge(v: VerdictInput): Verdict {
     const strays = Object.entries(r.byVersion).filter(([version]) => !known.has(version))
     if (strays.length > 0) {
       const list = strays.map(([version, s]) => `${version} (${s.requests})`).join(', ')
-      reasons.push(`responses from versions that are neither stable (${v.stableVersions.join('/')}) nor canary (${canaryLabel}): ${list}`)
+      reasons.push(
+        `responses from versions that are neither stable (${v.stableVersions.join('/')}) nor canary (${canaryLabel}): ${list}`,
+      )
     }
   }
 

@@ -53,17 +53,23 @@ export function nodeHttpGet(tls: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'r
   return (url, headers, timeoutMs) =>
     new Promise((resolve, reject) => {
       const u = new URL(url)
-      const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', headers, ...(u.protocol === 'https:' ? tls : {}) }, (res) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (c: Buffer) => {
-          size += c.length
-          if (size <= 16 * 1024 * 1024) chunks.push(c)
-        })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
-        res.on('error', reject)
-      })
-      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })))
+      const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+        u,
+        { method: 'GET', headers, ...(u.protocol === 'https:' ? tls : {}) },
+        (res) => {
+          const chunks: Buffer[] = []
+          let size = 0
+          res.on('data', (c: Buffer) => {
+            size += c.length
+            if (size <= 16 * 1024 * 1024) chunks.push(c)
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
+          res.on('error', reject)
+        },
+      )
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      )
       req.on('error', reject)
       req.end()
     })
@@ -117,8 +123,8 @@ export interface ClientOptions {
 export function parseServiceRef(ref: string): { namespace: string; name: string; port: number | string } {
   const m = ref.trim().match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9-]+)$/)
   if (!m) throw new Error(`prometheus-service '${ref}' is not namespace/name:port (e.g. istio-system/prometheus:9090)`)
-  const port = /^\d+$/.test(m[5]!) ? Number(m[5]) : m[5]!
-  return { namespace: m[1]!, name: m[3]!, port }
+  const [, namespace = '', , name = '', , portName = ''] = m
+  return { namespace, name, port: /^\d+$/.test(portName) ? Number(portName) : portName }
 }
 
 const trimSlash = (u: string): string => u.replace(/\/+$/, '')
@@ -151,7 +157,10 @@ export function createPrometheusClient(target: PrometheusTarget, opts: ClientOpt
         try {
           t = await target.credential.getToken(scope)
         } catch (err) {
-          throw new PrometheusError(`could not get an Entra token for ${scope}: ${err instanceof Error ? err.message : String(err)}`, 'unauthorized')
+          throw new PrometheusError(
+            `could not get an Entra token for ${scope}: ${err instanceof Error ? err.message : String(err)}`,
+            'unauthorized',
+          )
         }
         if (!t) throw new PrometheusError(`the Azure credential gave no token for ${scope}`, 'unauthorized')
         return { authorization: `Bearer ${t.token}` }
@@ -172,8 +181,12 @@ export function createPrometheusClient(target: PrometheusTarget, opts: ClientOpt
         res = await get(url, headers, timeoutMs)
       } catch (err) {
         const code = (err as { code?: string }).code
-        if (code === 'ETIMEDOUT') throw new PrometheusError(`${describe} did not answer within ${timeoutMs} ms`, 'timeout')
-        throw new PrometheusError(`${describe} is unreachable: ${err instanceof Error ? err.message : String(err)}`, 'unreachable')
+        if (code === 'ETIMEDOUT')
+          throw new PrometheusError(`${describe} did not answer within ${timeoutMs} ms`, 'timeout')
+        throw new PrometheusError(
+          `${describe} is unreachable: ${err instanceof Error ? err.message : String(err)}`,
+          'unreachable',
+        )
       }
       return parseQueryResponse(res, describe)
     },
@@ -192,17 +205,33 @@ export function parseQueryResponse(res: HttpResponse, describe = 'Prometheus'): 
   if (j?.['status'] === 'error') {
     const type = typeof j['errorType'] === 'string' ? j['errorType'] : 'error'
     const msg = typeof j['error'] === 'string' ? j['error'] : 'no message'
-    throw new PrometheusError(`${describe} refused the query (${type}, HTTP ${res.status}): ${msg}`, type === 'timeout' ? 'timeout' : 'query', res.status)
+    throw new PrometheusError(
+      `${describe} refused the query (${type}, HTTP ${res.status}): ${msg}`,
+      type === 'timeout' ? 'timeout' : 'query',
+      res.status,
+    )
   }
-  if (res.status === 401) throw new PrometheusError(`${describe} answered 401 Unauthorized: the credential was not accepted`, 'unauthorized', 401)
+  if (res.status === 401)
+    throw new PrometheusError(
+      `${describe} answered 401 Unauthorized: the credential was not accepted`,
+      'unauthorized',
+      401,
+    )
   if (res.status === 403) {
-    const hint = describe.includes('service proxy') ? ' (the identity needs get on services/proxy in that namespace)' : ''
+    const hint = describe.includes('service proxy')
+      ? ' (the identity needs get on services/proxy in that namespace)'
+      : ''
     throw new PrometheusError(`${describe} answered 403 Forbidden${hint}: ${snippet(res.body)}`, 'forbidden', 403)
   }
-  if (res.status < 200 || res.status >= 300) throw new PrometheusError(`${describe} answered HTTP ${res.status}: ${snippet(res.body)}`, 'http', res.status)
+  if (res.status < 200 || res.status >= 300)
+    throw new PrometheusError(`${describe} answered HTTP ${res.status}: ${snippet(res.body)}`, 'http', res.status)
   const data = j?.['data']
   if (j?.['status'] !== 'success' || typeof data !== 'object' || data === null) {
-    throw new PrometheusError(`${describe} gave an answer that is not a Prometheus query result: ${snippet(res.body)}`, 'malformed', res.status)
+    throw new PrometheusError(
+      `${describe} gave an answer that is not a Prometheus query result: ${snippet(res.body)}`,
+      'malformed',
+      res.status,
+    )
   }
   const d = data as Record<string, unknown>
   if (d['resultType'] === 'scalar') return { type: 'scalar', value: sampleValue(d['result'], describe) }
@@ -211,18 +240,28 @@ export function parseQueryResponse(res: HttpResponse, describe = 'Prometheus'): 
       type: 'vector',
       samples: d['result'].map((s: unknown) => {
         const o = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>
-        const m = (typeof o['metric'] === 'object' && o['metric'] !== null ? o['metric'] : {}) as Record<string, unknown>
-        const labels = Object.fromEntries(Object.entries(m).filter((e): e is [string, string] => typeof e[1] === 'string'))
+        const m = (typeof o['metric'] === 'object' && o['metric'] !== null ? o['metric'] : {}) as Record<
+          string,
+          unknown
+        >
+        const labels = Object.fromEntries(
+          Object.entries(m).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        )
         return { labels, value: sampleValue(o['value'], describe) }
       }),
     }
   }
-  throw new PrometheusError(`${describe} answered a ${String(d['resultType'])} result; an instant vector or scalar was expected`, 'malformed', res.status)
+  throw new PrometheusError(
+    `${describe} answered a ${String(d['resultType'])} result; an instant vector or scalar was expected`,
+    'malformed',
+    res.status,
+  )
 }
 
 /** [unixSeconds, "value"]; values are strings, NaN and ±Inf included. */
 function sampleValue(v: unknown, describe: string): number {
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string') throw new PrometheusError(`${describe} gave a malformed sample`, 'malformed')
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string')
+    throw new PrometheusError(`${describe} gave a malformed sample`, 'malformed')
   const s = v[1]
   return s === '+Inf' ? Infinity : s === '-Inf' ? -Infinity : Number(s)
 }

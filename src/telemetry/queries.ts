@@ -34,11 +34,13 @@ export function quoteLabel(v: string, regex = false): string {
 }
 
 /** A quoted RE2 alternation matching exactly these values. */
-const regexAlternatives = (values: string[]): string => JSON.stringify(values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))
+const regexAlternatives = (values: string[]): string =>
+  JSON.stringify(values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'))
 
 /** `[60s]`: a window in whole seconds, at least 1. */
 export function windowOf(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`query window must be a positive number of seconds, got ${seconds}`)
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new Error(`query window must be a positive number of seconds, got ${seconds}`)
   return `[${Math.max(1, Math.round(seconds))}s]`
 }
 
@@ -74,7 +76,10 @@ export function buildCounterQueries(t: QueryTarget): { requests: string; errors:
 }
 
 /** Per-version values of a vector result, keyed by the grouping label (Linkerd deployments mapped back to versions). */
-export function perVersion(t: QueryTarget, samples: Array<{ labels: Record<string, string>; value: number }>): Record<string, number> {
+export function perVersion(
+  t: QueryTarget,
+  samples: Array<{ labels: Record<string, string>; value: number }>,
+): Record<string, number> {
   const out: Record<string, number> = Object.fromEntries(t.versions.map((v) => [v, 0]))
   for (const s of samples) {
     let v: string | undefined

@@ -75,7 +75,13 @@ const ZERO: Counts = { canaryRequests: 0, canaryErrors: 0, stableRequests: 0, st
 
 export function initialState(opts: SequentialOptions = {}): SequentialState {
   const k = (opts.ratios ?? DEFAULT_RATIOS).length
-  return { logLr2: Array(k).fill(0), logLrBase: Array(k).fill(0), logLrMax: Array(k).fill(0), total: { ...ZERO }, step: { ...ZERO } }
+  return {
+    logLr2: Array(k).fill(0),
+    logLrBase: Array(k).fill(0),
+    logLrMax: Array(k).fill(0),
+    total: { ...ZERO },
+    step: { ...ZERO },
+  }
 }
 
 /** A new step: the rollout-wide martingale carries on, the step's own counts restart. */
@@ -110,8 +116,10 @@ export function observe(s: SequentialState, d: Counts, opts: SequentialOptions =
   const ratios = opts.ratios ?? DEFAULT_RATIOS
   const clean = (x: number): number => (Number.isFinite(x) && x > 0 ? x : 0)
   const inc: Counts = {
-    canaryRequests: clean(d.canaryRequests), canaryErrors: Math.min(clean(d.canaryErrors), clean(d.canaryRequests)),
-    stableRequests: clean(d.stableRequests), stableErrors: Math.min(clean(d.stableErrors), clean(d.stableRequests)),
+    canaryRequests: clean(d.canaryRequests),
+    canaryErrors: Math.min(clean(d.canaryErrors), clean(d.canaryRequests)),
+    stableRequests: clean(d.stableRequests),
+    stableErrors: Math.min(clean(d.stableErrors), clean(d.stableRequests)),
   }
   const logLr2 = [...s.logLr2]
   const n = inc.canaryRequests + inc.stableRequests
@@ -120,14 +128,19 @@ export function observe(s: SequentialState, d: Counts, opts: SequentialOptions =
     const pi = inc.canaryRequests / n
     ratios.forEach((r, i) => {
       const piR = (r * pi) / (r * pi + 1 - pi)
-      logLr2[i]! += inc.canaryErrors * Math.log(piR / pi) + inc.stableErrors * Math.log((1 - piR) / (1 - pi))
+      logLr2[i] =
+        (logLr2[i] ?? 0) + inc.canaryErrors * Math.log(piR / pi) + inc.stableErrors * Math.log((1 - piR) / (1 - pi))
     })
   }
   const bern = (lr: number[], p0: number): number[] =>
     lr.map((l, i) => {
-      const p1 = Math.min(0.999999, ratios[i]! * p0)
+      const p1 = Math.min(0.999999, (ratios[i] ?? 1) * p0)
       if (p1 <= p0) return l
-      return l + inc.canaryErrors * Math.log(p1 / p0) + (inc.canaryRequests - inc.canaryErrors) * Math.log((1 - p1) / (1 - p0))
+      return (
+        l +
+        inc.canaryErrors * Math.log(p1 / p0) +
+        (inc.canaryRequests - inc.canaryErrors) * Math.log((1 - p1) / (1 - p0))
+      )
     })
   // Canary alone (no stable traffic in this interval): against stable's earlier rate, if any was measured.
   let logLrBase = s.logLrBase
@@ -147,37 +160,64 @@ export function observe(s: SequentialState, d: Counts, opts: SequentialOptions =
  * the step fails without blaming the canary. accept: pause over, enough canary requests, not rejected.
  * inconclusive: max-step-time reached without enough evidence.
  */
-export function evaluate(s: SequentialState, when: { pauseOver: boolean; stepTimeUp: boolean }, opts: SequentialOptions = {}): Evaluation {
+export function evaluate(
+  s: SequentialState,
+  when: { pauseOver: boolean; stepTimeUp: boolean },
+  opts: SequentialOptions = {},
+): Evaluation {
   const alpha = opts.alpha ?? 0.01
   const minCanary = opts.minCanaryRequests ?? 100
   const oneSample = opts.maxErrorRate !== undefined ? 2 : 1
   const t2 = Math.log(2 / alpha)
   const t1 = Math.log((2 * oneSample) / alpha)
+  const twoSample: Pick<Evaluation, 'statistic' | 'threshold' | 'test'> = {
+    test: 'canary-vs-stable',
+    statistic: logMeanExp(s.logLr2),
+    threshold: t2,
+  }
   const tests: Array<Pick<Evaluation, 'statistic' | 'threshold' | 'test'>> = [
-    { test: 'canary-vs-stable', statistic: logMeanExp(s.logLr2), threshold: t2 },
+    twoSample,
     { test: 'canary-vs-earlier-stable', statistic: logMeanExp(s.logLrBase), threshold: t1 },
   ]
-  if (opts.maxErrorRate !== undefined) tests.push({ test: 'canary-vs-max-error-rate', statistic: logMeanExp(s.logLrMax), threshold: t1 })
+  if (opts.maxErrorRate !== undefined)
+    tests.push({ test: 'canary-vs-max-error-rate', statistic: logMeanExp(s.logLrMax), threshold: t1 })
   const worst = tests.reduce((a, b) => (b.statistic - b.threshold > a.statistic - a.threshold ? b : a))
   const c = s.step
   const rate = (e: number, n: number): string => (n > 0 ? `${((100 * e) / n).toFixed(2)} %` : 'n/a')
   const summary = `canary ${c.canaryErrors}/${c.canaryRequests} errors (${rate(c.canaryErrors, c.canaryRequests)}), stable ${c.stableErrors}/${c.stableRequests} (${rate(c.stableErrors, c.stableRequests)}) this step`
-  const out = (decision: Decision, reason: string): Evaluation => ({ decision, ...worst, reason: `${reason}: ${summary}`, counts: { ...c } })
+  const out = (decision: Decision, reason: string): Evaluation => ({
+    decision,
+    ...worst,
+    reason: `${reason}: ${summary}`,
+    counts: { ...c },
+  })
 
   const unhealthy = opts.stableUnhealthyRate ?? Math.min(0.05, opts.maxErrorRate ?? 0.05)
   // At least 10 stable errors so that a single unlucky error in a small sample does not count as an outage.
   const stableUnhealthy = c.stableErrors >= 10 && c.stableErrors / c.stableRequests >= unhealthy
-  const twoSample = tests[0]!
   // The canary is blamed only when it errs more than stable, or stable itself is healthy.
   if (worst.statistic >= worst.threshold && (!stableUnhealthy || twoSample.statistic >= twoSample.threshold)) {
-    const what = worst.test === 'canary-vs-stable' ? 'the canary errs more than stable' : worst.test === 'canary-vs-earlier-stable' ? "the canary errs more than stable did earlier in the rollout" : 'the canary errs more than max-error-rate'
-    return out('reject', `${what} (log likelihood ratio ${worst.statistic.toFixed(2)} >= ${worst.threshold.toFixed(2)})`)
+    const what =
+      worst.test === 'canary-vs-stable'
+        ? 'the canary errs more than stable'
+        : worst.test === 'canary-vs-earlier-stable'
+          ? 'the canary errs more than stable did earlier in the rollout'
+          : 'the canary errs more than max-error-rate'
+    return out(
+      'reject',
+      `${what} (log likelihood ratio ${worst.statistic.toFixed(2)} >= ${worst.threshold.toFixed(2)})`,
+    )
   }
   // Stable as broken as the canary: a global outage, not the canary's fault.
   if (stableUnhealthy) {
-    return out('stable-unhealthy', `stable is unhealthy (error rate at least ${(unhealthy * 100).toFixed(1)} %), the canary is not blamed`)
+    return out(
+      'stable-unhealthy',
+      `stable is unhealthy (error rate at least ${(unhealthy * 100).toFixed(1)} %), the canary is not blamed`,
+    )
   }
-  if (when.pauseOver && c.canaryRequests >= minCanary) return out('accept', `no evidence that the canary errs more, ${c.canaryRequests} >= ${minCanary} canary requests`)
-  if (when.stepTimeUp) return out('inconclusive', `max-step-time reached with ${c.canaryRequests} of ${minCanary} canary requests needed`)
+  if (when.pauseOver && c.canaryRequests >= minCanary)
+    return out('accept', `no evidence that the canary errs more, ${c.canaryRequests} >= ${minCanary} canary requests`)
+  if (when.stepTimeUp)
+    return out('inconclusive', `max-step-time reached with ${c.canaryRequests} of ${minCanary} canary requests needed`)
   return out('continue', when.pauseOver ? `waiting for ${minCanary} canary requests` : 'observing')
 }

@@ -12,7 +12,9 @@ import { startSimulation } from '../index.js'
 const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p))
 const VS = { group: 'networking.istio.io', resource: 'virtualservices' }
 
-describe('real kubectl against the simulated API server', { skip: KUBECTL === undefined ? 'no kubectl installed' : false }, () => {
+describe('real kubectl against the simulated API server', {
+  skip: KUBECTL === undefined ? 'no kubectl installed' : false,
+}, () => {
   it('get, apply, patch, and replace with a stale resourceVersion (409, kubectl error text)', async () => {
     // Full rights: this drives the API server as a cluster admin would, not the action.
     const sim = await startSimulation({ rbac: 'cluster-admin' })
@@ -24,7 +26,8 @@ describe('real kubectl against the simulated API server', { skip: KUBECTL === un
       const kubectl = (...args: string[]): Promise<{ code: number; out: string; err: string }> =>
         new Promise((resolve) => {
           execFile(KUBECTL as string, ['--kubeconfig', kubeconfig, ...args], { timeout: 30_000 }, (e, out, err) =>
-            resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }))
+            resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }),
+          )
         })
 
       const got = await kubectl('get', 'virtualservices.networking.istio.io', '-n', 'bookinfo', 'reviews', '-o', 'json')
@@ -32,30 +35,63 @@ describe('real kubectl against the simulated API server', { skip: KUBECTL === un
       assert.equal(JSON.parse(got.out).metadata.name, 'reviews')
 
       const file = join(dir, 'vs.yaml')
-      writeFileSync(file, 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: canary-test\n  namespace: bookinfo\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n')
+      writeFileSync(
+        file,
+        'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: canary-test\n  namespace: bookinfo\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n',
+      )
       const applied = await kubectl('apply', '-f', file)
       assert.equal(applied.code, 0, applied.err)
       assert.match(applied.out, /virtualservice\.networking\.istio\.io\/canary-test created/)
-      assert.ok(sim.kube.requests.some((r) => r.path.startsWith('/openapi/v3/apis/networking.istio.io/v1?hash=') && r.status === 200))
+      assert.ok(
+        sim.kube.requests.some(
+          (r) => r.path.startsWith('/openapi/v3/apis/networking.istio.io/v1?hash=') && r.status === 200,
+        ),
+      )
       const created = sim.store.get(VS, 'bookinfo', 'canary-test')
       assert.ok(created?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'])
-      assert.ok((created?.metadata['managedFields'] as Array<{ manager: string }>).some((e) => e.manager === 'kubectl-client-side-apply'))
+      assert.ok(
+        (created?.metadata['managedFields'] as Array<{ manager: string }>).some(
+          (e) => e.manager === 'kubectl-client-side-apply',
+        ),
+      )
 
-      writeFileSync(file, 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: canary-test\n  namespace: bookinfo\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v2}\n')
+      writeFileSync(
+        file,
+        'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: canary-test\n  namespace: bookinfo\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v2}\n',
+      )
       const reapplied = await kubectl('apply', '-f', file)
       assert.equal(reapplied.code, 0, reapplied.err)
       assert.match(reapplied.out, /canary-test configured/)
 
-      const patched = await kubectl('patch', 'virtualservices.networking.istio.io', 'canary-test', '-n', 'bookinfo', '--type', 'merge', '-p', '{"metadata":{"labels":{"team":"a"}}}')
+      const patched = await kubectl(
+        'patch',
+        'virtualservices.networking.istio.io',
+        'canary-test',
+        '-n',
+        'bookinfo',
+        '--type',
+        'merge',
+        '-p',
+        '{"metadata":{"labels":{"team":"a"}}}',
+      )
       assert.equal(patched.code, 0, patched.err)
       assert.equal(sim.store.get(VS, 'bookinfo', 'canary-test')?.metadata.labels?.['team'], 'a')
 
-      const stale = { ...(sim.store.get(VS, 'bookinfo', 'canary-test') as object), metadata: { ...sim.store.get(VS, 'bookinfo', 'canary-test')!.metadata, resourceVersion: '1' } }
+      const stale = {
+        ...(sim.store.get(VS, 'bookinfo', 'canary-test') as object),
+        metadata: { ...sim.store.get(VS, 'bookinfo', 'canary-test')!.metadata, resourceVersion: '1' },
+      }
       const staleFile = join(dir, 'stale.json')
-      writeFileSync(staleFile, JSON.stringify({ ...stale, apiVersion: 'networking.istio.io/v1', kind: 'VirtualService' }))
+      writeFileSync(
+        staleFile,
+        JSON.stringify({ ...stale, apiVersion: 'networking.istio.io/v1', kind: 'VirtualService' }),
+      )
       const replaced = await kubectl('replace', '-f', staleFile)
       assert.notEqual(replaced.code, 0)
-      assert.match(replaced.err, /Error from server \(Conflict\): error when replacing ".*stale\.json": Operation cannot be fulfilled on virtualservices\.networking\.istio\.io "canary-test": the object has been modified; please apply your changes to the latest version and try again/)
+      assert.match(
+        replaced.err,
+        /Error from server \(Conflict\): error when replacing ".*stale\.json": Operation cannot be fulfilled on virtualservices\.networking\.istio\.io "canary-test": the object has been modified; please apply your changes to the latest version and try again/,
+      )
     } finally {
       await sim.close()
     }

@@ -53,13 +53,17 @@ export function ruleAllows(a: Attributes, r: PolicyRule): boolean {
   const verbs = arr<string>(r.verbs)
   if (!verbs.includes('*') && !verbs.includes(a.verb)) return false
   if (!a.resourceRequest) {
-    return arr<string>(r.nonResourceURLs).some((u) => u === '*' || u === a.path || (u.endsWith('*') && a.path.startsWith(u.slice(0, -1))))
+    return arr<string>(r.nonResourceURLs).some(
+      (u) => u === '*' || u === a.path || (u.endsWith('*') && a.path.startsWith(u.slice(0, -1))),
+    )
   }
   const groups = arr<string>(r.apiGroups)
   if (!groups.includes('*') && !groups.includes(a.apiGroup)) return false
   const combined = a.subresource ? `${a.resource}/${a.subresource}` : a.resource
   const resources = arr<string>(r.resources)
-  const resourceOk = resources.some((x) => x === '*' || x === combined || (a.subresource !== '' && x === `*/${a.subresource}`))
+  const resourceOk = resources.some(
+    (x) => x === '*' || x === combined || (a.subresource !== '' && x === `*/${a.subresource}`),
+  )
   if (!resourceOk) return false
   const names = arr<string>(r.resourceNames)
   return names.length === 0 || names.includes(a.name)
@@ -87,9 +91,14 @@ export interface Decision {
 export function authorize(store: KubeStore, a: Attributes): Decision {
   const errors: string[] = []
   const rulesOf = (kind: string, name: string, namespace: string | undefined): PolicyRule[] | undefined => {
-    const role: KubeObject | undefined = kind === 'ClusterRole' ? store.get(CLUSTER_ROLES, undefined, name) : store.get(ROLES, namespace, name)
+    const role: KubeObject | undefined =
+      kind === 'ClusterRole' ? store.get(CLUSTER_ROLES, undefined, name) : store.get(ROLES, namespace, name)
     if (!role) {
-      errors.push(kind === 'ClusterRole' ? `clusterrole.rbac.authorization.k8s.io "${name}" not found` : `role.rbac.authorization.k8s.io "${name}" not found`)
+      errors.push(
+        kind === 'ClusterRole'
+          ? `clusterrole.rbac.authorization.k8s.io "${name}" not found`
+          : `role.rbac.authorization.k8s.io "${name}" not found`,
+      )
       return undefined
     }
     return arr<PolicyRule>(role['rules'])
@@ -103,7 +112,8 @@ export function authorize(store: KubeStore, a: Attributes): Decision {
   }
   for (const b of store.list(CLUSTER_ROLE_BINDINGS)) if (allowedBy(b, undefined)) return { allowed: true, reason: '' }
   if (a.resourceRequest && a.namespace !== '') {
-    for (const b of store.list(ROLE_BINDINGS, a.namespace)) if (allowedBy(b, a.namespace)) return { allowed: true, reason: '' }
+    for (const b of store.list(ROLE_BINDINGS, a.namespace))
+      if (allowedBy(b, a.namespace)) return { allowed: true, reason: '' }
   }
   // utilerrors.NewAggregate(...).Error(): one error as is, several as "[a, b]".
   const aggregate = errors.length === 1 ? errors[0]! : `[${errors.join(', ')}]`
@@ -114,7 +124,8 @@ export function authorize(store: KubeStore, a: Attributes): Decision {
 export function forbiddenMessage(a: Attributes): string {
   if (!a.resourceRequest) return `User "${a.user}" cannot ${a.verb} path "${a.path}"`
   const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource
-  if (a.namespace) return `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" in the namespace "${a.namespace}"`
+  if (a.namespace)
+    return `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" in the namespace "${a.namespace}"`
   return `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" at the cluster scope`
 }
 
@@ -124,37 +135,83 @@ export function forbiddenMessage(a: Attributes): string {
  */
 export function seedBootstrapPolicy(store: KubeStore): void {
   const role = (name: string, rules: PolicyRule[]): void => {
-    store.create(CLUSTER_ROLES, { apiVersion: `${RBAC_GROUP}/v1`, kind: 'ClusterRole', metadata: { name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } }, rules })
+    store.create(CLUSTER_ROLES, {
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'ClusterRole',
+      metadata: { name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } },
+      rules,
+    })
   }
   const bind = (name: string, roleName: string, group: string): void => {
     store.create(CLUSTER_ROLE_BINDINGS, {
-      apiVersion: `${RBAC_GROUP}/v1`, kind: 'ClusterRoleBinding', metadata: { name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } },
+      apiVersion: `${RBAC_GROUP}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } },
       roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: roleName },
       subjects: [{ apiGroup: RBAC_GROUP, kind: 'Group', name: group }],
     })
   }
-  role('cluster-admin', [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }, { nonResourceURLs: ['*'], verbs: ['*'] }])
+  role('cluster-admin', [
+    { apiGroups: ['*'], resources: ['*'], verbs: ['*'] },
+    { nonResourceURLs: ['*'], verbs: ['*'] },
+  ])
   bind('cluster-admin', 'cluster-admin', 'system:masters')
-  role('system:discovery', [{ nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/openapi', '/openapi/*', '/readyz', '/version', '/version/'], verbs: ['get'] }])
+  role('system:discovery', [
+    {
+      nonResourceURLs: [
+        '/api',
+        '/api/*',
+        '/apis',
+        '/apis/*',
+        '/healthz',
+        '/livez',
+        '/openapi',
+        '/openapi/*',
+        '/readyz',
+        '/version',
+        '/version/',
+      ],
+      verbs: ['get'],
+    },
+  ])
   bind('system:discovery', 'system:discovery', 'system:authenticated')
-  role('system:public-info-viewer', [{ nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] }])
+  role('system:public-info-viewer', [
+    { nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] },
+  ])
   bind('system:public-info-viewer', 'system:public-info-viewer', 'system:authenticated')
-  role('system:basic-user', [{ apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'], verbs: ['create'] }])
+  role('system:basic-user', [
+    {
+      apiGroups: ['authorization.k8s.io'],
+      resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'],
+      verbs: ['create'],
+    },
+  ])
   bind('system:basic-user', 'system:basic-user', 'system:authenticated')
 }
 
 /** The shipped manifests, deploy/rbac/<name>.yaml. */
 export type RbacManifest = 'istio-canary' | 'analyze' | 'install-istio'
 
-export const MANIFEST_PLACEHOLDERS = { user: '00000000-0000-0000-0000-000000000000', namespace: 'bookinfo', istioNamespace: 'istio-system' }
+export const MANIFEST_PLACEHOLDERS = {
+  user: '00000000-0000-0000-0000-000000000000',
+  namespace: 'bookinfo',
+  istioNamespace: 'istio-system',
+}
 
 /**
  * Stores the objects of deploy/rbac/*.yaml as `kubectl apply` would, after the substitutions its comments ask
  * for: the application namespace, the control plane's namespace and the identity (one User subject per name).
  */
-export function applyRbacManifests(store: KubeStore, docs: KubeObject[], o: { users: string[]; namespace: string; istioNamespace: string }): void {
+export function applyRbacManifests(
+  store: KubeStore,
+  docs: KubeObject[],
+  o: { users: string[]; namespace: string; istioNamespace: string },
+): void {
   const refs: Record<string, { group: string; resource: string }> = {
-    Role: ROLES, ClusterRole: CLUSTER_ROLES, RoleBinding: ROLE_BINDINGS, ClusterRoleBinding: CLUSTER_ROLE_BINDINGS,
+    Role: ROLES,
+    ClusterRole: CLUSTER_ROLES,
+    RoleBinding: ROLE_BINDINGS,
+    ClusterRoleBinding: CLUSTER_ROLE_BINDINGS,
   }
   for (const d of docs) {
     const ref = refs[d.kind ?? '']
@@ -165,10 +222,12 @@ export function applyRbacManifests(store: KubeStore, docs: KubeObject[], o: { us
     else if (ns === MANIFEST_PLACEHOLDERS.istioNamespace) obj.metadata.namespace = o.istioNamespace
     if (Array.isArray(obj['subjects'])) {
       obj['subjects'] = (obj['subjects'] as Subject[]).flatMap((s) =>
-        s.kind === 'User' && s.name === MANIFEST_PLACEHOLDERS.user ? o.users.map((u) => ({ ...s, name: u })) : [s])
+        s.kind === 'User' && s.name === MANIFEST_PLACEHOLDERS.user ? o.users.map((u) => ({ ...s, name: u })) : [s],
+      )
     }
     const cur = store.get(ref, obj.metadata.namespace, obj.metadata.name)
-    if (cur) store.update(ref, { ...obj, metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion ?? '' } })
+    if (cur)
+      store.update(ref, { ...obj, metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion ?? '' } })
     else store.create(ref, obj)
   }
 }

@@ -129,7 +129,11 @@ function serviceDefaults(svc: KubeObject): KubeObject {
   spec['ipFamilyPolicy'] = 'SingleStack'
   spec['internalTrafficPolicy'] = 'Cluster'
   spec['sessionAffinity'] = 'None'
-  spec['ports'] = ((spec['ports'] as Obj[] | undefined) ?? []).map((p) => ({ protocol: 'TCP', targetPort: p['port'], ...p }))
+  spec['ports'] = ((spec['ports'] as Obj[] | undefined) ?? []).map((p) => ({
+    protocol: 'TCP',
+    targetPort: p['port'],
+    ...p,
+  }))
   return { ...svc, spec, status: { loadBalancer: {} } }
 }
 
@@ -150,7 +154,16 @@ function sidecarStatus(revision: string): string {
   return JSON.stringify({
     initContainers: ['istio-init'],
     containers: ['istio-proxy'],
-    volumes: ['workload-socket', 'credential-socket', 'workload-certs', 'istio-envoy', 'istio-data', 'istio-podinfo', 'istio-token', 'istiod-ca-cert'],
+    volumes: [
+      'workload-socket',
+      'credential-socket',
+      'workload-certs',
+      'istio-envoy',
+      'istio-data',
+      'istio-podinfo',
+      'istio-token',
+      'istiod-ca-cert',
+    ],
     imagePullSecrets: null,
     revision,
   })
@@ -160,16 +173,42 @@ function proxyContainer(mesh: MeshInfo, mode: 'sidecar' | 'router'): Obj {
   return {
     name: 'istio-proxy',
     image: mesh.proxyImage,
-    args: ['proxy', mode, '--domain', '$(POD_NAMESPACE).svc.cluster.local', '--proxyLogLevel=warning',
-      '--proxyComponentLogLevel=misc:error', '--log_output_level=default:info'],
+    args: [
+      'proxy',
+      mode,
+      '--domain',
+      '$(POD_NAMESPACE).svc.cluster.local',
+      '--proxyLogLevel=warning',
+      '--proxyComponentLogLevel=misc:error',
+      '--log_output_level=default:info',
+    ],
     ports: [
-      ...(mode === 'router' ? [{ containerPort: 15021, name: 'status-port', protocol: 'TCP' }, { containerPort: 8080, name: 'http2', protocol: 'TCP' },
-        { containerPort: 8443, name: 'https', protocol: 'TCP' }] : []),
+      ...(mode === 'router'
+        ? [
+            { containerPort: 15021, name: 'status-port', protocol: 'TCP' },
+            { containerPort: 8080, name: 'http2', protocol: 'TCP' },
+            { containerPort: 8443, name: 'https', protocol: 'TCP' },
+          ]
+        : []),
       { containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' },
     ],
-    readinessProbe: { failureThreshold: 4, httpGet: { path: '/healthz/ready', port: 15021, scheme: 'HTTP' }, periodSeconds: 15, successThreshold: 1, timeoutSeconds: 3 },
+    readinessProbe: {
+      failureThreshold: 4,
+      httpGet: { path: '/healthz/ready', port: 15021, scheme: 'HTTP' },
+      periodSeconds: 15,
+      successThreshold: 1,
+      timeoutSeconds: 3,
+    },
     resources: { limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '100m', memory: '128Mi' } },
-    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, privileged: false, readOnlyRootFilesystem: true, runAsGroup: 1337, runAsNonRoot: true, runAsUser: 1337 },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      runAsGroup: 1337,
+      runAsNonRoot: true,
+      runAsUser: 1337,
+    },
   }
 }
 
@@ -198,44 +237,118 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
   const rsName = `${name}-${h}`
   const replicas = 1
   d.metadata.annotations = { 'deployment.kubernetes.io/revision': '1', ...d.metadata.annotations }
-  d['spec'] = { progressDeadlineSeconds: 600, revisionHistoryLimit: 10, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } }, ...spec, replicas }
+  d['spec'] = {
+    progressDeadlineSeconds: 600,
+    revisionHistoryLimit: 10,
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } },
+    ...spec,
+    replicas,
+  }
   d['status'] = w.ready
     ? {
-      observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas,
-      conditions: [
-        { type: 'Available', status: 'True', lastUpdateTime: t0, lastTransitionTime: t0, reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' },
-        { type: 'Progressing', status: 'True', lastUpdateTime: t0, lastTransitionTime: t0, reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${rsName}" has successfully progressed.` },
-      ],
-    }
+        observedGeneration: 1,
+        replicas,
+        updatedReplicas: replicas,
+        readyReplicas: replicas,
+        availableReplicas: replicas,
+        conditions: [
+          {
+            type: 'Available',
+            status: 'True',
+            lastUpdateTime: t0,
+            lastTransitionTime: t0,
+            reason: 'MinimumReplicasAvailable',
+            message: 'Deployment has minimum availability.',
+          },
+          {
+            type: 'Progressing',
+            status: 'True',
+            lastUpdateTime: t0,
+            lastTransitionTime: t0,
+            reason: 'NewReplicaSetAvailable',
+            message: `ReplicaSet "${rsName}" has successfully progressed.`,
+          },
+        ],
+      }
     : {
-      observedGeneration: 1, replicas, updatedReplicas: replicas, unavailableReplicas: replicas,
-      conditions: [
-        { type: 'Available', status: 'False', lastUpdateTime: t0, lastTransitionTime: t0, reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' },
-        { type: 'Progressing', status: 'True', lastUpdateTime: t0, lastTransitionTime: t0, reason: 'ReplicaSetUpdated', message: `ReplicaSet "${rsName}" is progressing.` },
-      ],
-    }
+        observedGeneration: 1,
+        replicas,
+        updatedReplicas: replicas,
+        unavailableReplicas: replicas,
+        conditions: [
+          {
+            type: 'Available',
+            status: 'False',
+            lastUpdateTime: t0,
+            lastTransitionTime: t0,
+            reason: 'MinimumReplicasUnavailable',
+            message: 'Deployment does not have minimum availability.',
+          },
+          {
+            type: 'Progressing',
+            status: 'True',
+            lastUpdateTime: t0,
+            lastTransitionTime: t0,
+            reason: 'ReplicaSetUpdated',
+            message: `ReplicaSet "${rsName}" is progressing.`,
+          },
+        ],
+      }
   const dep = put(store, R.deployments, d)
 
-  const podLabels: Record<string, string> = { ...(template.metadata['labels'] as Record<string, string>), 'pod-template-hash': h }
+  const podLabels: Record<string, string> = {
+    ...(template.metadata['labels'] as Record<string, string>),
+    'pod-template-hash': h,
+  }
   const rs = put(store, R.replicasets, {
     apiVersion: 'apps/v1',
     kind: 'ReplicaSet',
     metadata: {
-      name: rsName, namespace: ns, labels: podLabels,
-      annotations: { 'deployment.kubernetes.io/desired-replicas': String(replicas), 'deployment.kubernetes.io/max-replicas': String(replicas + 1), 'deployment.kubernetes.io/revision': '1' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name, uid: dep.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      name: rsName,
+      namespace: ns,
+      labels: podLabels,
+      annotations: {
+        'deployment.kubernetes.io/desired-replicas': String(replicas),
+        'deployment.kubernetes.io/max-replicas': String(replicas + 1),
+        'deployment.kubernetes.io/revision': '1',
+      },
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name,
+          uid: dep.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
-    spec: { replicas, selector: { matchLabels: { ...((spec['selector'] as Obj)['matchLabels'] as Obj), 'pod-template-hash': h } }, template: { ...template, metadata: { ...template.metadata, labels: podLabels } } },
-    status: { replicas, fullyLabeledReplicas: replicas, observedGeneration: 1, ...(w.ready ? { readyReplicas: replicas, availableReplicas: replicas } : {}) },
+    spec: {
+      replicas,
+      selector: { matchLabels: { ...((spec['selector'] as Obj)['matchLabels'] as Obj), 'pod-template-hash': h } },
+      template: { ...template, metadata: { ...template.metadata, labels: podLabels } },
+    },
+    status: {
+      replicas,
+      fullyLabeledReplicas: replicas,
+      observedGeneration: 1,
+      ...(w.ready ? { readyReplicas: replicas, availableReplicas: replicas } : {}),
+    },
   })
 
   const podName = `${rsName}-${podSuffix(name)}`
   const labels = { ...podLabels }
-  const annotations: Record<string, string> = { ...(template.metadata['annotations'] as Record<string, string> | undefined) }
+  const annotations: Record<string, string> = {
+    ...(template.metadata['annotations'] as Record<string, string> | undefined),
+  }
   const podSpec = structuredClone(template.spec)
-  const appContainers = (podSpec['containers'] as Obj[]).map((c): Obj => ({
-    terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File', ...c,
-  }))
+  const appContainers = (podSpec['containers'] as Obj[]).map(
+    (c): Obj => ({
+      terminationMessagePath: '/dev/termination-log',
+      terminationMessagePolicy: 'File',
+      ...c,
+    }),
+  )
   let containers: Obj[] = appContainers
   let initContainers: Obj[] = []
   const injected = w.inject && mesh !== undefined
@@ -255,24 +368,63 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
       'prometheus.io/scrape': 'true',
       'sidecar.istio.io/status': sidecarStatus(mesh.revision),
     })
-    initContainers = [{
-      name: 'istio-init',
-      image: mesh.proxyImage,
-      args: ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020', '--log_output_level=default:info'],
-    }]
+    initContainers = [
+      {
+        name: 'istio-init',
+        image: mesh.proxyImage,
+        args: [
+          'istio-iptables',
+          '-p',
+          '15001',
+          '-z',
+          '15006',
+          '-u',
+          '1337',
+          '-m',
+          'REDIRECT',
+          '-i',
+          '*',
+          '-x',
+          '',
+          '-b',
+          '*',
+          '-d',
+          '15090,15021,15020',
+          '--log_output_level=default:info',
+        ],
+      },
+    ]
     containers = [...appContainers, proxyContainer(mesh, 'sidecar')]
   }
   const podIp = nextIp('10.244')
   const notReady = containers.filter((c) => c['name'] !== 'istio-proxy').map((c) => String(c['name']))
-  const cond = (type: string, ok: boolean, extra: Obj = {}): Obj => ({ type, status: ok ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: t0, ...extra })
+  const cond = (type: string, ok: boolean, extra: Obj = {}): Obj => ({
+    type,
+    status: ok ? 'True' : 'False',
+    lastProbeTime: null,
+    lastTransitionTime: t0,
+    ...extra,
+  })
   const why = { reason: 'ContainersNotReady', message: `containers with unready status: [${notReady.join(' ')}]` }
   put(store, R.pods, {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: podName, namespace: ns, labels, ...(Object.keys(annotations).length ? { annotations } : {}),
+      name: podName,
+      namespace: ns,
+      labels,
+      ...(Object.keys(annotations).length ? { annotations } : {}),
       generateName: `${rsName}-`,
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rsName, uid: rs.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: rsName,
+          uid: rs.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       ...podSpec,
@@ -301,23 +453,46 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
       podIPs: [{ ip: podIp }],
       qosClass: injected ? 'Burstable' : 'BestEffort',
       startTime: t0,
-      ...(initContainers.length ? {
-        initContainerStatuses: initContainers.map((c) => ({
-          ...containerStatus(c, true, t0, podName), started: false,
-          state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: t0, finishedAt: t0, containerID: containerId(podName + 'istio-init') } },
-        })),
-      } : {}),
+      ...(initContainers.length
+        ? {
+            initContainerStatuses: initContainers.map((c) => ({
+              ...containerStatus(c, true, t0, podName),
+              started: false,
+              state: {
+                terminated: {
+                  exitCode: 0,
+                  reason: 'Completed',
+                  startedAt: t0,
+                  finishedAt: t0,
+                  containerID: containerId(podName + 'istio-init'),
+                },
+              },
+            })),
+          }
+        : {}),
       containerStatuses: containers.map((c) => containerStatus(c, w.ready || c['name'] === 'istio-proxy', t0, podName)),
     },
   })
 }
 
-function deployment(name: string, ns: string, labels: Record<string, string>, podLabels: Record<string, string>, selector: Record<string, string>, containers: Obj[], extra: Obj = {}): KubeObject {
+function deployment(
+  name: string,
+  ns: string,
+  labels: Record<string, string>,
+  podLabels: Record<string, string>,
+  selector: Record<string, string>,
+  containers: Obj[],
+  extra: Obj = {},
+): KubeObject {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace: ns, labels },
-    spec: { replicas: 1, selector: { matchLabels: selector }, template: { metadata: { labels: podLabels }, spec: { containers, ...extra } } },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: selector },
+      template: { metadata: { labels: podLabels }, spec: { containers, ...extra } },
+    },
   }
 }
 
@@ -348,7 +523,13 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
   const injection = opts.injection ?? true
   const t0 = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z')
   const mesh: MeshInfo | undefined = controlPlane
-    ? { revision, version, proxyImage: aks ? `mcr.microsoft.com/oss/istio/proxyv2:${version}-distroless` : `docker.io/istio/proxyv2:${version}` }
+    ? {
+        revision,
+        version,
+        proxyImage: aks
+          ? `mcr.microsoft.com/oss/istio/proxyv2:${version}-distroless`
+          : `docker.io/istio/proxyv2:${version}`,
+      }
     : undefined
 
   // Namespaces
@@ -357,48 +538,104 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     put(store, R.namespaces, namespace(istioNamespace))
     if (aks) put(store, R.namespaces, namespace(ingressNamespace))
   }
-  const injectionLabel: Record<string, string> = !injection ? {} : aks ? { 'istio.io/rev': revision } : { 'istio-injection': 'enabled' }
+  const injectionLabel: Record<string, string> = !injection
+    ? {}
+    : aks
+      ? { 'istio.io/rev': revision }
+      : { 'istio-injection': 'enabled' }
   put(store, R.namespaces, namespace(ns, injectionLabel))
 
   // Control plane and ingress gateway
   if (mesh) {
     const istiod = aks ? `istiod-${revision}` : 'istiod'
     const common = aks
-      ? { 'install.operator.istio.io/owning-resource': 'unknown', 'operator.istio.io/component': 'Pilot', release: 'azure-service-mesh-istio-discovery' }
-      : { 'install.operator.istio.io/owning-resource': 'unknown', 'operator.istio.io/component': 'Pilot', release: 'istio' }
+      ? {
+          'install.operator.istio.io/owning-resource': 'unknown',
+          'operator.istio.io/component': 'Pilot',
+          release: 'azure-service-mesh-istio-discovery',
+        }
+      : {
+          'install.operator.istio.io/owning-resource': 'unknown',
+          'operator.istio.io/component': 'Pilot',
+          release: 'istio',
+        }
     const istiodLabels = { app: 'istiod', istio: 'pilot', 'istio.io/rev': revision, ...common }
-    const pilotImage = aks ? `mcr.microsoft.com/oss/istio/pilot:${version}-distroless` : `docker.io/istio/pilot:${version}`
-    addWorkload(store, {
-      deployment: deployment(istiod, istioNamespace, istiodLabels,
-        { app: 'istiod', istio: 'pilot', 'istio.io/rev': revision, 'sidecar.istio.io/inject': 'false', ...common },
-        { istio: 'pilot', 'istio.io/rev': revision },
-        [{
-          name: 'discovery', image: pilotImage,
-          args: ['discovery', '--monitoringAddr=:15014', '--log_output_level=default:info', '--domain', 'cluster.local', '--keepaliveMaxServerConnectionAge', '30m'],
-          ports: [{ containerPort: 8080, protocol: 'TCP' }, { containerPort: 15010, protocol: 'TCP' }, { containerPort: 15017, protocol: 'TCP' }],
-          readinessProbe: { httpGet: { path: '/ready', port: 8080, scheme: 'HTTP' }, initialDelaySeconds: 1, periodSeconds: 3, timeoutSeconds: 5 },
-          env: [{ name: 'REVISION', value: revision }, { name: 'PILOT_CERT_PROVIDER', value: 'istiod' }],
-        }],
-        { serviceAccountName: `istiod${aks ? `-${revision}` : ''}` }),
-      ready: true,
-      inject: false,
-    }, mesh, t0)
-    put(store, R.services, serviceDefaults({
-      apiVersion: 'v1', kind: 'Service',
-      metadata: { name: istiod, namespace: istioNamespace, labels: istiodLabels },
-      spec: {
-        selector: { app: 'istiod', 'istio.io/rev': revision },
-        ports: [
-          { name: 'grpc-xds', port: 15010, targetPort: 15010 },
-          { name: 'https-dns', port: 15012, targetPort: 15012 },
-          { name: 'https-webhook', port: 443, targetPort: 15017 },
-          { name: 'http-monitoring', port: 15014, targetPort: 15014 },
-        ],
+    const pilotImage = aks
+      ? `mcr.microsoft.com/oss/istio/pilot:${version}-distroless`
+      : `docker.io/istio/pilot:${version}`
+    addWorkload(
+      store,
+      {
+        deployment: deployment(
+          istiod,
+          istioNamespace,
+          istiodLabels,
+          { app: 'istiod', istio: 'pilot', 'istio.io/rev': revision, 'sidecar.istio.io/inject': 'false', ...common },
+          { istio: 'pilot', 'istio.io/rev': revision },
+          [
+            {
+              name: 'discovery',
+              image: pilotImage,
+              args: [
+                'discovery',
+                '--monitoringAddr=:15014',
+                '--log_output_level=default:info',
+                '--domain',
+                'cluster.local',
+                '--keepaliveMaxServerConnectionAge',
+                '30m',
+              ],
+              ports: [
+                { containerPort: 8080, protocol: 'TCP' },
+                { containerPort: 15010, protocol: 'TCP' },
+                { containerPort: 15017, protocol: 'TCP' },
+              ],
+              readinessProbe: {
+                httpGet: { path: '/ready', port: 8080, scheme: 'HTTP' },
+                initialDelaySeconds: 1,
+                periodSeconds: 3,
+                timeoutSeconds: 5,
+              },
+              env: [
+                { name: 'REVISION', value: revision },
+                { name: 'PILOT_CERT_PROVIDER', value: 'istiod' },
+              ],
+            },
+          ],
+          { serviceAccountName: `istiod${aks ? `-${revision}` : ''}` },
+        ),
+        ready: true,
+        inject: false,
       },
-    }))
+      mesh,
+      t0,
+    )
+    put(
+      store,
+      R.services,
+      serviceDefaults({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: istiod, namespace: istioNamespace, labels: istiodLabels },
+        spec: {
+          selector: { app: 'istiod', 'istio.io/rev': revision },
+          ports: [
+            { name: 'grpc-xds', port: 15010, targetPort: 15010 },
+            { name: 'https-dns', port: 15012, targetPort: 15012 },
+            { name: 'https-webhook', port: 443, targetPort: 15017 },
+            { name: 'http-monitoring', port: 15014, targetPort: 15014 },
+          ],
+        },
+      }),
+    )
     put(store, R.configmaps, {
-      apiVersion: 'v1', kind: 'ConfigMap',
-      metadata: { name: aks ? `istio-${revision}` : 'istio', namespace: istioNamespace, labels: { 'istio.io/rev': revision, ...common } },
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: aks ? `istio-${revision}` : 'istio',
+        namespace: istioNamespace,
+        labels: { 'istio.io/rev': revision, ...common },
+      },
       data: { mesh: meshConfig(istioNamespace, istiod), meshNetworks: 'networks: {}' },
     })
 
@@ -407,20 +644,42 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     const gwIstio = aks ? ingressService : 'ingressgateway'
     const gwLabels = aks
       ? { app: gwApp, istio: gwIstio, 'istio.io/rev': revision }
-      : { app: gwApp, istio: gwIstio, 'istio.io/rev': revision, 'install.operator.istio.io/owning-resource': 'unknown', 'operator.istio.io/component': 'IngressGateways', release: 'istio' }
-    addWorkload(store, {
-      deployment: deployment(gwName, ingressNamespace, gwLabels,
-        { ...gwLabels, 'sidecar.istio.io/inject': 'false', 'service.istio.io/canonical-name': gwApp, 'service.istio.io/canonical-revision': 'latest' },
-        { app: gwApp, istio: gwIstio },
-        [proxyContainer(mesh, 'router')],
-        { serviceAccountName: aks ? gwName : 'istio-ingressgateway-service-account' }),
-      ready: true,
-      inject: false,
-    }, mesh, t0)
+      : {
+          app: gwApp,
+          istio: gwIstio,
+          'istio.io/rev': revision,
+          'install.operator.istio.io/owning-resource': 'unknown',
+          'operator.istio.io/component': 'IngressGateways',
+          release: 'istio',
+        }
+    addWorkload(
+      store,
+      {
+        deployment: deployment(
+          gwName,
+          ingressNamespace,
+          gwLabels,
+          {
+            ...gwLabels,
+            'sidecar.istio.io/inject': 'false',
+            'service.istio.io/canonical-name': gwApp,
+            'service.istio.io/canonical-revision': 'latest',
+          },
+          { app: gwApp, istio: gwIstio },
+          [proxyContainer(mesh, 'router')],
+          { serviceAccountName: aks ? gwName : 'istio-ingressgateway-service-account' },
+        ),
+        ready: true,
+        inject: false,
+      },
+      mesh,
+      t0,
+    )
     const nodePort = (n: number): number => 30000 + (hash(`${gwName}/${n}`).readUInt16BE(0) % 2767)
     put(store, R.services, {
       ...serviceDefaults({
-        apiVersion: 'v1', kind: 'Service',
+        apiVersion: 'v1',
+        kind: 'Service',
         metadata: { name: ingressService, namespace: ingressNamespace, labels: gwLabels },
         spec: {
           type: 'LoadBalancer',

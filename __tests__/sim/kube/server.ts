@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../https.js'
 import type { TestPki } from '../tls.js'
-import { KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
+import { type KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
 import { type ServiceUpstreams, handleServiceProxy, parseServiceProxyPath } from './service-proxy.js'
 import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
 
@@ -81,22 +81,109 @@ const ISTIO = 'networking.istio.io'
 const ISTIO_CATEGORIES = ['istio-io', 'networking-istio-io']
 
 const RESOURCES: ResourceDef[] = [
-  { group: '', resource: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], status: true },
-  { group: '', resource: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], categories: ['all'], status: true },
-  { group: '', resource: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], categories: ['all'], status: true },
+  {
+    group: '',
+    resource: 'namespaces',
+    singular: 'namespace',
+    kind: 'Namespace',
+    namespaced: false,
+    shortNames: ['ns'],
+    status: true,
+  },
+  {
+    group: '',
+    resource: 'pods',
+    singular: 'pod',
+    kind: 'Pod',
+    namespaced: true,
+    shortNames: ['po'],
+    categories: ['all'],
+    status: true,
+  },
+  {
+    group: '',
+    resource: 'services',
+    singular: 'service',
+    kind: 'Service',
+    namespaced: true,
+    shortNames: ['svc'],
+    categories: ['all'],
+    status: true,
+  },
   { group: '', resource: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'] },
   { group: '', resource: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true },
-  { group: '', resource: 'serviceaccounts', singular: 'serviceaccount', kind: 'ServiceAccount', namespaced: true, shortNames: ['sa'] },
-  { group: 'apps', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], categories: ['all'], status: true },
-  { group: 'apps', resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', namespaced: true, shortNames: ['rs'], categories: ['all'], status: true },
+  {
+    group: '',
+    resource: 'serviceaccounts',
+    singular: 'serviceaccount',
+    kind: 'ServiceAccount',
+    namespaced: true,
+    shortNames: ['sa'],
+  },
+  {
+    group: 'apps',
+    resource: 'deployments',
+    singular: 'deployment',
+    kind: 'Deployment',
+    namespaced: true,
+    shortNames: ['deploy'],
+    categories: ['all'],
+    status: true,
+  },
+  {
+    group: 'apps',
+    resource: 'replicasets',
+    singular: 'replicaset',
+    kind: 'ReplicaSet',
+    namespaced: true,
+    shortNames: ['rs'],
+    categories: ['all'],
+    status: true,
+  },
   { group: 'coordination.k8s.io', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true },
-  { group: ISTIO, resource: 'virtualservices', singular: 'virtualservice', kind: 'VirtualService', namespaced: true, shortNames: ['vs'], categories: ISTIO_CATEGORIES, status: true, custom: true },
-  { group: ISTIO, resource: 'destinationrules', singular: 'destinationrule', kind: 'DestinationRule', namespaced: true, shortNames: ['dr'], categories: ISTIO_CATEGORIES, status: true, custom: true },
-  { group: ISTIO, resource: 'gateways', singular: 'gateway', kind: 'Gateway', namespaced: true, shortNames: ['gw'], categories: ISTIO_CATEGORIES, status: true, custom: true },
+  {
+    group: ISTIO,
+    resource: 'virtualservices',
+    singular: 'virtualservice',
+    kind: 'VirtualService',
+    namespaced: true,
+    shortNames: ['vs'],
+    categories: ISTIO_CATEGORIES,
+    status: true,
+    custom: true,
+  },
+  {
+    group: ISTIO,
+    resource: 'destinationrules',
+    singular: 'destinationrule',
+    kind: 'DestinationRule',
+    namespaced: true,
+    shortNames: ['dr'],
+    categories: ISTIO_CATEGORIES,
+    status: true,
+    custom: true,
+  },
+  {
+    group: ISTIO,
+    resource: 'gateways',
+    singular: 'gateway',
+    kind: 'Gateway',
+    namespaced: true,
+    shortNames: ['gw'],
+    categories: ISTIO_CATEGORIES,
+    status: true,
+    custom: true,
+  },
   { group: RBAC_GROUP, resource: 'roles', singular: 'role', kind: 'Role', namespaced: true },
   { group: RBAC_GROUP, resource: 'rolebindings', singular: 'rolebinding', kind: 'RoleBinding', namespaced: true },
   { group: RBAC_GROUP, resource: 'clusterroles', singular: 'clusterrole', kind: 'ClusterRole', namespaced: false },
-  { group: RBAC_GROUP, resource: 'clusterrolebindings', singular: 'clusterrolebinding', kind: 'ClusterRoleBinding', namespaced: false },
+  {
+    group: RBAC_GROUP,
+    resource: 'clusterrolebindings',
+    singular: 'clusterrolebinding',
+    kind: 'ClusterRoleBinding',
+    namespaced: false,
+  },
 ]
 
 const VERSION_INFO = {
@@ -170,7 +257,11 @@ const conflict = (def: ResourceDef, name: string, why: string): ApiError =>
   })
 const OPTIMISTIC_LOCK = 'the object has been modified; please apply your changes to the latest version and try again'
 
-function invalid(def: ResourceDef, name: string, causes: Array<{ reason: string; field: string; message: string }>): ApiError {
+function invalid(
+  def: ResourceDef,
+  name: string,
+  causes: Array<{ reason: string; field: string; message: string }>,
+): ApiError {
   const text = causes.map((c) => `${c.field}: ${c.message}`).join(', ')
   const list = causes.length > 1 ? `[${text}]` : text
   return new ApiError(422, 'Invalid', `${groupKind(def)} "${name}" is invalid: ${list}`, {
@@ -204,18 +295,33 @@ function faultError(status: number, retryAfterSeconds: number | undefined): ApiE
   const retry = retryAfterSeconds ?? 1
   switch (status) {
     case 429:
-      return new ApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: retry }, {
-        'retry-after': String(retry),
-      })
+      return new ApiError(
+        429,
+        'TooManyRequests',
+        'Too many requests, please try again later.',
+        { retryAfterSeconds: retry },
+        {
+          'retry-after': String(retry),
+        },
+      )
     case 500:
       return new ApiError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out', {
         causes: [{ reason: '', message: 'etcdserver: request timed out' }],
       })
     case 503:
-      return new ApiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', {},
-        retryAfterSeconds !== undefined ? { 'retry-after': String(retry) } : {})
+      return new ApiError(
+        503,
+        'ServiceUnavailable',
+        'the server is currently unable to handle the request',
+        {},
+        retryAfterSeconds !== undefined ? { 'retry-after': String(retry) } : {},
+      )
     case 504:
-      return new ApiError(504, 'Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request')
+      return new ApiError(
+        504,
+        'Timeout',
+        'the server was unable to return a response in the time allotted, but may still be processing the request',
+      )
     default:
       return new ApiError(status, status >= 500 ? 'InternalError' : 'BadRequest', `injected fault: HTTP ${status}`)
   }
@@ -243,7 +349,10 @@ function pointer(path: unknown): string[] {
   if (typeof path !== 'string') throw new PatchNotApplied('missing path')
   if (path === '') return []
   if (!path.startsWith('/')) throw new PatchNotApplied(`invalid JSON pointer ${path}`)
-  return path.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
+  return path
+    .slice(1)
+    .split('/')
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
 }
 
 function arrayIndex(token: string, length: number, insert: boolean): number {
@@ -326,9 +435,11 @@ export function applyJsonPatch(doc: unknown, patch: unknown): unknown {
       case 'copy': {
         const from = pointer(raw['from'])
         const v = resolve(out, from)
-        if (v === MISSING) throw new PatchNotApplied(`${String(raw['op'])} operation does not apply: doc is missing from path`)
+        if (v === MISSING)
+          throw new PatchNotApplied(`${String(raw['op'])} operation does not apply: doc is missing from path`)
         if (raw['op'] === 'move') {
-          if (path.length > from.length && from.every((t, i) => path[i] === t)) throw new PatchNotApplied('cannot move into a child')
+          if (path.length > from.length && from.every((t, i) => path[i] === t))
+            throw new PatchNotApplied('cannot move into a child')
           out = opRemove(out, from)
         }
         out = opAdd(out, path, structuredClone(v))
@@ -387,7 +498,9 @@ function validateObject(def: ResourceDef, obj: KubeObject): void {
       const v = spec[f]
       if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v))) {
         const frac = typeof v === 'string' ? (/\.[0-9]*.*$/.exec(v)?.[0] ?? v) : String(v)
-        throw badRequest(`Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`)
+        throw badRequest(
+          `Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`,
+        )
       }
     }
   }
@@ -396,7 +509,11 @@ function validateObject(def: ResourceDef, obj: KubeObject): void {
     const spec = obj['spec']
     const http = isObj(spec) ? spec['http'] : undefined
     if (http !== undefined && !Array.isArray(http)) {
-      causes.push({ reason: 'FieldValueTypeInvalid', field: 'spec.http', message: `Invalid value: "${typeof http}": spec.http in body must be of type array: "${typeof http}"` })
+      causes.push({
+        reason: 'FieldValueTypeInvalid',
+        field: 'spec.http',
+        message: `Invalid value: "${typeof http}": spec.http in body must be of type array: "${typeof http}"`,
+      })
     }
     ;(Array.isArray(http) ? http : []).forEach((r: unknown, i) => {
       const route = isObj(r) ? r['route'] : undefined
@@ -405,7 +522,11 @@ function validateObject(def: ResourceDef, obj: KubeObject): void {
         const field = `spec.http[${i}].route[${j}].weight`
         if (w !== undefined && !Number.isInteger(w)) {
           const t = typeof w === 'number' ? 'number' : typeof w
-          causes.push({ reason: 'FieldValueTypeInvalid', field, message: `Invalid value: "${t}": ${field} in body must be of type integer: "${t}"` })
+          causes.push({
+            reason: 'FieldValueTypeInvalid',
+            field,
+            message: `Invalid value: "${t}": ${field} in body must be of type integer: "${t}"`,
+          })
         }
       })
     })
@@ -441,11 +562,17 @@ function istioWebhook(obj: KubeObject): void {
     // Match header names: Istio's webhook denies names outside ^[-_A-Za-z0-9]+$ (e.g. x.canary).
     for (const m of Array.isArray(r['match']) ? r['match'] : []) {
       const headers = isObj(m) && isObj(m['headers']) ? m['headers'] : {}
-      for (const h of Object.keys(headers)) if (!/^[-_A-Za-z0-9]+$/.test(h)) errs.push(`header name ${h} is not a valid header name`)
+      for (const h of Object.keys(headers))
+        if (!/^[-_A-Za-z0-9]+$/.test(h)) errs.push(`header name ${h} is not a valid header name`)
     }
   }
   if (errs.length) {
-    throw new ApiError(400, '', `admission webhook "validation.istio.io" denied the request: configuration is invalid: ${errs.join(', ')}`, null)
+    throw new ApiError(
+      400,
+      '',
+      `admission webhook "validation.istio.io" denied the request: configuration is invalid: ${errs.join(', ')}`,
+      null,
+    )
   }
 }
 
@@ -489,7 +616,9 @@ function decodeObject(route: ResourceRoute, raw: unknown): KubeObject {
     throw badRequest(`Object 'Kind' is missing in '${JSON.stringify(raw)}'`)
   }
   if (raw['apiVersion'] !== undefined && raw['apiVersion'] !== want) {
-    throw badRequest(`the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${want})`)
+    throw badRequest(
+      `the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${want})`,
+    )
   }
   if (raw['kind'] !== undefined && raw['kind'] !== def.kind) {
     throw badRequest(`the kind in the data (${String(raw['kind'])}) does not match the expected kind (${def.kind})`)
@@ -518,16 +647,22 @@ function parseFieldSelector(def: ResourceDef, selector: string | null): (o: Kube
 function fieldGetter(def: ResourceDef, field: string): (o: KubeObject) => string {
   if (field === 'metadata.name') return (o) => o.metadata.name
   if (field === 'metadata.namespace') return (o) => o.metadata.namespace ?? ''
-  const sub = (path: string[]) => (o: KubeObject): string => {
-    let cur: unknown = o
-    for (const p of path) cur = isObj(cur) ? cur[p] : undefined
-    return typeof cur === 'string' ? cur : ''
-  }
-  if (def.resource === 'pods' && ['status.phase', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP'].includes(field)) {
+  const sub =
+    (path: string[]) =>
+    (o: KubeObject): string => {
+      let cur: unknown = o
+      for (const p of path) cur = isObj(cur) ? cur[p] : undefined
+      return typeof cur === 'string' ? cur : ''
+    }
+  if (
+    def.resource === 'pods' &&
+    ['status.phase', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP'].includes(field)
+  ) {
     return sub(field.split('.'))
   }
   if (def.resource === 'secrets' && field === 'type') return sub(['type'])
-  if (def.custom) throw badRequest(`"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`)
+  if (def.custom)
+    throw badRequest(`"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`)
   throw badRequest(`field label not supported: ${field}`)
 }
 
@@ -566,7 +701,10 @@ export function requestAttributes(method: string, url: URL, user: string, groups
   const httpVerb = method === 'HEAD' ? 'get' : method.toLowerCase()
   const base = { user, groups, path, apiGroup: '', resource: '', subresource: '', name: '', namespace: '' }
   const nonResource: Attributes = { ...base, verb: httpVerb, resourceRequest: false }
-  const parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p))
+  const parts = path
+    .split('/')
+    .filter(Boolean)
+    .map((p) => decodeURIComponent(p))
   let rest: string[]
   let apiGroup = ''
   if (parts[0] === 'api' && parts.length >= 3) rest = parts.slice(2)
@@ -580,7 +718,14 @@ export function requestAttributes(method: string, url: URL, user: string, groups
     if (rest.length > 2 && !NAMESPACE_SUBRESOURCES.has(rest[2]!)) rest = rest.slice(2)
   }
   const [resource = '', name = '', subresource = ''] = rest
-  const verbs: Record<string, string> = { POST: 'create', GET: 'get', HEAD: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }
+  const verbs: Record<string, string> = {
+    POST: 'create',
+    GET: 'get',
+    HEAD: 'get',
+    PUT: 'update',
+    PATCH: 'patch',
+    DELETE: 'delete',
+  }
   let verb = verbs[method] ?? httpVerb
   if (name === '') {
     const watch = url.searchParams.get('watch')
@@ -609,7 +754,16 @@ export interface ManagedFieldsEntry {
   subresource?: string
 }
 
-const IGNORED_META = new Set(['resourceVersion', 'managedFields', 'generation', 'uid', 'creationTimestamp', 'selfLink', 'name', 'namespace'])
+const IGNORED_META = new Set([
+  'resourceVersion',
+  'managedFields',
+  'generation',
+  'uid',
+  'creationTimestamp',
+  'selfLink',
+  'name',
+  'namespace',
+])
 
 /** FieldsV1 of the leaves that differ between a and b (all of b's when a is undefined). */
 function changedFields(a: unknown, b: unknown, top = true): Obj | undefined {
@@ -619,7 +773,10 @@ function changedFields(a: unknown, b: unknown, top = true): Obj | undefined {
       if (top && (k === 'apiVersion' || k === 'kind')) continue
       if (top && k === 'metadata' && isObj(v)) {
         const meta = Object.fromEntries(Object.entries(v).filter(([mk]) => !IGNORED_META.has(mk)))
-        const prev = isObj(a) && isObj(a['metadata']) ? Object.fromEntries(Object.entries(a['metadata']).filter(([mk]) => !IGNORED_META.has(mk))) : undefined
+        const prev =
+          isObj(a) && isObj(a['metadata'])
+            ? Object.fromEntries(Object.entries(a['metadata']).filter(([mk]) => !IGNORED_META.has(mk)))
+            : undefined
         const f = changedFields(prev, meta, false)
         if (f && Object.keys(f).length) out['f:metadata'] = f
         continue
@@ -638,20 +795,37 @@ function mergeFields(a: Obj, b: Obj): Obj {
   return out
 }
 
-export function recordManagedFields(prev: KubeObject | undefined, next: KubeObject, manager: string, subresource: string | undefined, now = new Date()): void {
-  const entries = (Array.isArray(next.metadata['managedFields']) ? next.metadata['managedFields']
-    : Array.isArray(prev?.metadata['managedFields']) ? prev.metadata['managedFields'] : []) as ManagedFieldsEntry[]
+export function recordManagedFields(
+  prev: KubeObject | undefined,
+  next: KubeObject,
+  manager: string,
+  subresource: string | undefined,
+  now = new Date(),
+): void {
+  const entries = (
+    Array.isArray(next.metadata['managedFields'])
+      ? next.metadata['managedFields']
+      : Array.isArray(prev?.metadata['managedFields'])
+        ? prev.metadata['managedFields']
+        : []
+  ) as ManagedFieldsEntry[]
   const fields = changedFields(prev, next) ?? {}
   if (prev && Object.keys(fields).length === 0) {
     next.metadata['managedFields'] = entries
     return
   }
   const time = now.toISOString().replace(/\.\d+Z$/, 'Z')
-  const same = (e: ManagedFieldsEntry): boolean => e.manager === manager && e.operation === 'Update' && (e.subresource ?? '') === (subresource ?? '')
+  const same = (e: ManagedFieldsEntry): boolean =>
+    e.manager === manager && e.operation === 'Update' && (e.subresource ?? '') === (subresource ?? '')
   const old = entries.find(same)
   const entry: ManagedFieldsEntry = {
-    manager, operation: 'Update', apiVersion: String(next.apiVersion ?? ''), time, fieldsType: 'FieldsV1',
-    fieldsV1: old ? mergeFields(old.fieldsV1, fields) : fields, ...(subresource ? { subresource } : {}),
+    manager,
+    operation: 'Update',
+    apiVersion: String(next.apiVersion ?? ''),
+    time,
+    fieldsType: 'FieldsV1',
+    fieldsV1: old ? mergeFields(old.fieldsV1, fields) : fields,
+    ...(subresource ? { subresource } : {}),
   }
   next.metadata['managedFields'] = [...entries.filter((e) => !same(e)), entry]
 }
@@ -662,7 +836,11 @@ function forbidden(a: Attributes, reason: string): ApiError {
   if (!a.resourceRequest || a.resource === '') return new ApiError(403, 'Forbidden', `forbidden: ${message}`, {})
   const qualifiedResource = a.apiGroup ? `${a.resource}.${a.apiGroup}` : a.resource
   const subject = a.name ? `${qualifiedResource} "${a.name}"` : qualifiedResource
-  return new ApiError(403, 'Forbidden', `${subject} is forbidden: ${message}`, { name: a.name || undefined, group: a.apiGroup, kind: a.resource })
+  return new ApiError(403, 'Forbidden', `${subject} is forbidden: ${message}`, {
+    name: a.name || undefined,
+    group: a.apiGroup,
+    kind: a.resource,
+  })
 }
 
 export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
@@ -686,7 +864,10 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   }
 
   const takeFault = (method: string, path: string): Fault | undefined => {
-    const f = faults.find((x) => (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)))
+    const f = faults.find(
+      (x) =>
+        (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)),
+    )
     if (f && --f.times <= 0) faults.splice(faults.indexOf(f), 1)
     return f
   }
@@ -704,22 +885,31 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
     }
   }
-  const servedGroups = (): string[] => ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
+  const servedGroups = (): string[] =>
+    ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
   const resourceList = (group: string, version: string): Obj => {
     const resources: Obj[] = []
     for (const d of RESOURCES.filter((r) => r.group === group)) {
       const verbs = d.resource === 'namespaces' ? ALL_VERBS.filter((v) => v !== 'deletecollection') : ALL_VERBS
-      resources.push(dropEmpty({
-        name: d.resource,
-        singularName: d.singular,
-        namespaced: d.namespaced,
-        kind: d.kind,
-        verbs,
-        shortNames: d.shortNames,
-        categories: d.categories,
-      }))
+      resources.push(
+        dropEmpty({
+          name: d.resource,
+          singularName: d.singular,
+          namespaced: d.namespaced,
+          kind: d.kind,
+          verbs,
+          shortNames: d.shortNames,
+          categories: d.categories,
+        }),
+      )
       if (d.status) {
-        resources.push({ name: `${d.resource}/status`, singularName: '', namespaced: d.namespaced, kind: d.kind, verbs: ['get', 'patch', 'update'] })
+        resources.push({
+          name: `${d.resource}/status`,
+          singularName: '',
+          namespaced: d.namespaced,
+          kind: d.kind,
+          verbs: ['get', 'patch', 'update'],
+        })
       }
     }
     return group === ''
@@ -733,7 +923,10 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   // each document carries the operations (with their query parameters, e.g. fieldValidation, which kubectl
   // checks before asking for server-side field validation) and components.schemas tagged with
   // x-kubernetes-group-version-kind. Schemas here preserve unknown fields (the server validates).
-  const openapiGroupVersions = (): string[] => ['api/v1', ...servedGroups().flatMap((g) => groupVersions(g, api.istioVersions).map((v) => `apis/${g}/${v}`))]
+  const openapiGroupVersions = (): string[] => [
+    'api/v1',
+    ...servedGroups().flatMap((g) => groupVersions(g, api.istioVersions).map((v) => `apis/${g}/${v}`)),
+  ]
   const openapiDoc = (gv: string): Obj => {
     const [group, version] = gv === 'api/v1' ? ['', 'v1'] : (gv.slice(5).split('/') as [string, string])
     const paths: Obj = {}
@@ -742,35 +935,68 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const writeParams = ['dryRun', 'fieldManager', 'fieldValidation'].map(param)
     for (const d of RESOURCES.filter((r) => r.group === group)) {
       const ref = `${d.group || 'core'}.${version}.${d.kind}`
-      schemas[ref] = { type: 'object', 'x-kubernetes-group-version-kind': [{ group: d.group, version, kind: d.kind }], 'x-kubernetes-preserve-unknown-fields': true }
+      schemas[ref] = {
+        type: 'object',
+        'x-kubernetes-group-version-kind': [{ group: d.group, version, kind: d.kind }],
+        'x-kubernetes-preserve-unknown-fields': true,
+      }
       const body = { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } }
       const base = `/${gv}${d.namespaced ? '/namespaces/{namespace}' : ''}/${d.resource}`
-      paths[base] = { get: { parameters: ['labelSelector', 'fieldSelector', 'watch'].map(param) }, post: { parameters: writeParams, requestBody: body } }
+      paths[base] = {
+        get: { parameters: ['labelSelector', 'fieldSelector', 'watch'].map(param) },
+        post: { parameters: writeParams, requestBody: body },
+      }
       // kubectl (staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go) finds the PATCH operation
       // of a kind by its x-kubernetes-group-version-kind extension and looks for fieldValidation among its parameters.
       const gvk = { 'x-kubernetes-group-version-kind': { group: d.group, version, kind: d.kind } }
       paths[`${base}/{name}`] = {
-        get: { ...gvk, 'x-kubernetes-action': 'get' }, put: { ...gvk, 'x-kubernetes-action': 'put', parameters: writeParams, requestBody: body },
-        patch: { ...gvk, 'x-kubernetes-action': 'patch', parameters: [...writeParams, param('force')] }, delete: { ...gvk, 'x-kubernetes-action': 'delete', parameters: [param('dryRun')] },
+        get: { ...gvk, 'x-kubernetes-action': 'get' },
+        put: { ...gvk, 'x-kubernetes-action': 'put', parameters: writeParams, requestBody: body },
+        patch: { ...gvk, 'x-kubernetes-action': 'patch', parameters: [...writeParams, param('force')] },
+        delete: { ...gvk, 'x-kubernetes-action': 'delete', parameters: [param('dryRun')] },
       }
     }
-    return { openapi: '3.0.0', info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion }, paths, components: { schemas } }
+    return {
+      openapi: '3.0.0',
+      info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
+      paths,
+      components: { schemas },
+    }
   }
-  const etag = (gv: string): string => createHash('sha512').update(JSON.stringify(openapiDoc(gv))).digest('hex').slice(0, 128).toUpperCase()
+  const etag = (gv: string): string =>
+    createHash('sha512')
+      .update(JSON.stringify(openapiDoc(gv)))
+      .digest('hex')
+      .slice(0, 128)
+      .toUpperCase()
 
   function discovery(segs: string[]): Obj | undefined {
     if (segs[0] === 'openapi' && segs[1] === 'v3') {
-      if (segs.length === 2) return { paths: Object.fromEntries(openapiGroupVersions().map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${etag(gv)}` }])) }
+      if (segs.length === 2)
+        return {
+          paths: Object.fromEntries(
+            openapiGroupVersions().map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${etag(gv)}` }]),
+          ),
+        }
       const gv = segs.slice(2).join('/')
       if (!openapiGroupVersions().includes(gv)) throw pathNotFound()
       return openapiDoc(gv)
     }
     if (segs.length === 2 && segs[0] === 'openapi' && segs[1] === 'v2') {
-      return { swagger: '2.0', info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion }, paths: {}, definitions: {} }
+      return {
+        swagger: '2.0',
+        info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
+        paths: {},
+        definitions: {},
+      }
     }
     if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
     if (segs.length === 1 && segs[0] === 'api') {
-      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }] }
+      return {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }],
+      }
     }
     if (segs.length === 2 && segs[0] === 'api' && segs[1] === 'v1') return resourceList('', 'v1')
     if (segs.length === 1 && segs[0] === 'apis') {
@@ -847,7 +1073,9 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   function checkIdentity(route: ResourceRoute, obj: KubeObject): void {
     const { def, namespace, name } = route
     if (name !== undefined && obj.metadata.name !== name) {
-      throw badRequest(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`)
+      throw badRequest(
+        `the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`,
+      )
     }
     if (def.namespaced) {
       if (obj.metadata.namespace === undefined || obj.metadata.namespace === '') obj.metadata.namespace = namespace!
@@ -873,10 +1101,11 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
         spec['clusterIPs'] = [ip]
       }
       if (Array.isArray(spec['ports'])) {
-        for (const p of spec['ports']) if (isObj(p)) {
-          p['protocol'] ??= 'TCP'
-          p['targetPort'] ??= p['port']
-        }
+        for (const p of spec['ports'])
+          if (isObj(p)) {
+            p['protocol'] ??= 'TCP'
+            p['targetPort'] ??= p['port']
+          }
       }
       obj['spec'] = spec
       obj['status'] = { loadBalancer: {} }
@@ -895,11 +1124,20 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       obj.metadata.name = `${obj.metadata['generateName']}${randomSuffix(5)}`
     }
     if (!obj.metadata.name) {
-      throw invalid(def, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }])
+      throw invalid(def, '', [
+        {
+          reason: 'FieldValueRequired',
+          field: 'metadata.name',
+          message: 'Required value: name or generateName is required',
+        },
+      ])
     }
     validateName(def, obj.metadata.name)
     if (def.namespaced && !store.get({ group: '', resource: 'namespaces' }, undefined, route.namespace!)) {
-      throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, { name: route.namespace!, kind: 'namespaces' })
+      throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, {
+        name: route.namespace!,
+        kind: 'namespaces',
+      })
     }
     delete obj.metadata.resourceVersion
     delete obj.metadata.uid
@@ -907,8 +1145,17 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     validateObject(def, obj)
     if (def.resource === 'virtualservices' && istioValidation) istioWebhook(obj)
     if (dryRun) {
-      if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name)) throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
-      return { ...obj, metadata: { ...obj.metadata, uid: randomUUID(), generation: 1, creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } }
+      if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name))
+        throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
+      return {
+        ...obj,
+        metadata: {
+          ...obj.metadata,
+          uid: randomUUID(),
+          generation: 1,
+          creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      }
     }
     recordManagedFields(undefined, obj, manager, undefined)
     try {
@@ -935,21 +1182,29 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     }
     const rv = obj.metadata.resourceVersion
     if (def.custom && (rv === undefined || rv === '')) {
-      throw invalid({ ...def, kind: def.resource }, name, [{
-        reason: 'FieldValueInvalid',
-        field: 'metadata.resourceVersion',
-        message: 'Invalid value: 0x0: must be specified for an update',
-      }])
+      throw invalid({ ...def, kind: def.resource }, name, [
+        {
+          reason: 'FieldValueInvalid',
+          field: 'metadata.resourceVersion',
+          message: 'Invalid value: 0x0: must be specified for an update',
+        },
+      ])
     }
     validateObject(def, obj)
     if (def.resource === 'virtualservices' && istioValidation && route.subresource !== 'status') istioWebhook(obj)
     if (dryRun) {
-      if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion) throw conflict(def, name, OPTIMISTIC_LOCK)
+      if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion)
+        throw conflict(def, name, OPTIMISTIC_LOCK)
       const specChanged = !deepEqual(obj['spec'], cur['spec'])
       return {
         ...obj,
-        metadata: { ...obj.metadata, uid: cur.metadata.uid!, creationTimestamp: cur.metadata.creationTimestamp!,
-          resourceVersion: cur.metadata.resourceVersion!, generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0) },
+        metadata: {
+          ...obj.metadata,
+          uid: cur.metadata.uid!,
+          creationTimestamp: cur.metadata.creationTimestamp!,
+          resourceVersion: cur.metadata.resourceVersion!,
+          generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0),
+        },
       }
     }
     recordManagedFields(cur, obj, manager, route.subresource)
@@ -965,10 +1220,18 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim()
     const accepted = def.custom
       ? ['application/json-patch+json', 'application/merge-patch+json', 'application/apply-patch+yaml']
-      : ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml']
+      : [
+          'application/json-patch+json',
+          'application/merge-patch+json',
+          'application/strategic-merge-patch+json',
+          'application/apply-patch+yaml',
+        ]
     if (!accepted.includes(type) || type === 'application/apply-patch+yaml') {
-      throw new ApiError(415, 'UnsupportedMediaType',
-        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`)
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
+      )
     }
     let patchDoc: unknown
     try {
@@ -995,7 +1258,9 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     }
     const obj = decodeObject(route, patched)
     if (obj.metadata.name !== route.name) {
-      throw badRequest(`the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${route.name!})`)
+      throw badRequest(
+        `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${route.name!})`,
+      )
     }
     return update(route, obj, dryRun)
   }
@@ -1006,11 +1271,18 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const cur = mustGet(route)
     const pre = isObj(raw) && isObj(raw['preconditions']) ? raw['preconditions'] : {}
     if (typeof pre['uid'] === 'string' && pre['uid'] !== cur.metadata.uid) {
-      throw conflict(def, name, `Precondition failed: UID in precondition: ${pre['uid']}, UID in object meta: ${cur.metadata.uid ?? ''}`)
+      throw conflict(
+        def,
+        name,
+        `Precondition failed: UID in precondition: ${pre['uid']}, UID in object meta: ${cur.metadata.uid ?? ''}`,
+      )
     }
     if (typeof pre['resourceVersion'] === 'string' && pre['resourceVersion'] !== cur.metadata.resourceVersion) {
-      throw conflict(def, name,
-        `Precondition failed: ResourceVersion in precondition: ${pre['resourceVersion']}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`)
+      throw conflict(
+        def,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre['resourceVersion']}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`,
+      )
     }
     let deleted = cur
     if (!dryRun) {
@@ -1053,12 +1325,23 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     }
   }
 
-  function serve(req: IncomingMessage, body: Buffer, url: URL, who: { user: string; groups: string[] }): { status: number; body: unknown } {
+  function serve(
+    req: IncomingMessage,
+    body: Buffer,
+    url: URL,
+    who: { user: string; groups: string[] },
+  ): { status: number; body: unknown } {
     const method = (req.method ?? 'GET').toUpperCase()
     // The tests' knob of the simulated istioctl (findings to report) is not a read the real istioctl makes: exempt.
-    const knob = method === 'GET' && req.headers['x-simulation-knob'] === 'analyze-findings' && url.pathname.endsWith('/configmaps/istioctl-analyze-findings')
+    const knob =
+      method === 'GET' &&
+      req.headers['x-simulation-knob'] === 'analyze-findings' &&
+      url.pathname.endsWith('/configmaps/istioctl-analyze-findings')
     if (!knob) authorizeOrThrow(requestAttributes(method, url, who.user, who.groups))
-    const segs = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s))
+    const segs = url.pathname
+      .split('/')
+      .filter(Boolean)
+      .map((s) => decodeURIComponent(s))
     const disc = discovery(segs)
     if (disc) {
       if (method !== 'GET') throw methodNotAllowed()
@@ -1083,7 +1366,10 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       case 'PUT': {
         if (!item) throw methodNotAllowed()
         const dryRun = dryRunOf(q)
-        return { status: 200, body: present(def, version, update(route, decodeObject(route, bodyObject(req, body)), dryRun)) }
+        return {
+          status: 200,
+          body: present(def, version, update(route, decodeObject(route, bodyObject(req, body)), dryRun)),
+        }
       }
       case 'PATCH': {
         if (!item) throw methodNotAllowed()
@@ -1133,15 +1419,21 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       // The service proxy (GET services/proxy), authorized like any subresource, streams the upstream's answer.
       const proxyParts = new URL(path, 'https://127.0.0.1').pathname.split('/').filter(Boolean)
       if (parseServiceProxyPath(proxyParts)) {
-        authorizeOrThrow(requestAttributes((req.method ?? 'GET').toUpperCase(), new URL(path, 'https://127.0.0.1'), who.user, groups))
+        authorizeOrThrow(
+          requestAttributes((req.method ?? 'GET').toUpperCase(), new URL(path, 'https://127.0.0.1'), who.user, groups),
+        )
         record(200)
         void handleServiceProxy(req, res, proxyParts, opts.serviceUpstreams ?? new Map()).catch(() => res.destroy())
         return
       }
       ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), { user: who.user, groups }))
     } catch (err) {
-      const e = err instanceof ApiError ? err
-        : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, { causes: [{ reason: '', message: String(err) }] })
+      const e =
+        err instanceof ApiError
+          ? err
+          : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, {
+              causes: [{ reason: '', message: String(err) }],
+            })
       status = e.code
       payload = e.body
       headers = e.headers

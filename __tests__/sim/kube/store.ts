@@ -77,7 +77,11 @@ export class KubeStore extends EventEmitter {
     return [...this.bucket(ref).values()]
       .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
       .filter((o) => match(o.metadata.labels ?? {}))
-      .sort((a, b) => KubeStore.key(a.metadata.namespace, a.metadata.name).localeCompare(KubeStore.key(b.metadata.namespace, b.metadata.name)))
+      .sort((a, b) =>
+        KubeStore.key(a.metadata.namespace, a.metadata.name).localeCompare(
+          KubeStore.key(b.metadata.namespace, b.metadata.name),
+        ),
+      )
       .map(clone)
   }
 
@@ -103,8 +107,11 @@ export class KubeStore extends EventEmitter {
     if (!cur) throw new StoreError(404, 'NotFound', `${ref.resource} "${obj.metadata.name}" not found`)
     const want = obj.metadata.resourceVersion
     if (want !== undefined && want !== '' && want !== cur.metadata.resourceVersion) {
-      throw new StoreError(409, 'Conflict',
-        `Operation cannot be fulfilled on ${ref.resource} "${obj.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`)
+      throw new StoreError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${ref.resource} "${obj.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`,
+      )
     }
     const o = clone(obj)
     o.metadata.uid = cur.metadata.uid as string
@@ -144,7 +151,13 @@ export class KubeStore extends EventEmitter {
   }
 
   private record(verb: WriteEvent['verb'], ref: ResourceRef, object: KubeObject): void {
-    const ev: WriteEvent = { verb, ref, namespace: object.metadata.namespace, name: object.metadata.name, object: clone(object) }
+    const ev: WriteEvent = {
+      verb,
+      ref,
+      namespace: object.metadata.namespace,
+      name: object.metadata.name,
+      object: clone(object),
+    }
     this.writes.push(ev)
     this.emit('write', ev)
   }
@@ -160,7 +173,8 @@ export function parseLabelSelector(selector: string | undefined): (labels: Recor
     if (m) {
       const [, key, op, vals] = m as unknown as [string, string, string, string]
       const set = new Set(vals.split(',').map((v) => v.trim()))
-      return (l: Record<string, string>) => (op === 'in' ? key in l && set.has(l[key]!) : !(key in l) || !set.has(l[key]!))
+      return (l: Record<string, string>) =>
+        op === 'in' ? key in l && set.has(l[key]!) : !(key in l) || !set.has(l[key]!)
     }
     m = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(t)
     if (m) {
