@@ -1,7 +1,7 @@
 // The main step's side of the GitOps hand-back: which route of the manifest is the target (by name, else by
 // its index among the routes that are not istio-canary's previews), checked before any change, written after.
 import { readFile, writeFile } from 'node:fs/promises'
-import type { VirtualService } from '../k8s/client.js'
+import type { VirtualService } from '../k8s/resources.js'
 import { type HttpRoute, type RouteSelector, findRouteIndex, isPreviewRoute } from '../rollout/routes.js'
 import { type HandBackTarget, handBack } from './manifest.js'
 

@@ -1,7 +1,8 @@
 // Finding the mesh: the control plane (namespace, revision, version), the ingress gateway and its URL, and
 // the readiness checks that must all pass before any traffic change (SPEC rule 8), each with a fix.
 import type { V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node'
-import { type DestinationRule, ForbiddenError, type Kube, type Subset, type VirtualService } from '../k8s/client.js'
+import type { ControlPlaneApi, GatewayApi, ReadinessApi } from '../k8s/ports.js'
+import { type DestinationRule, ForbiddenError, type Subset, type VirtualService } from '../k8s/resources.js'
 import type { HttpRoute } from '../rollout/routes.js'
 
 export const OSS_NAMESPACE = 'istio-system'
@@ -44,7 +45,7 @@ function deploymentReady(d: V1Deployment): boolean {
 }
 
 export async function findControlPlane(
-  kube: Kube,
+  kube: ControlPlaneApi,
   o: { istioNamespace: string | 'auto'; istioRevision: string | 'auto'; appNamespaceLabels: Record<string, string> },
 ): Promise<ControlPlane | undefined> {
   const namespaces = o.istioNamespace === 'auto' ? [OSS_NAMESPACE, AKS_NAMESPACE] : [o.istioNamespace]
@@ -114,7 +115,7 @@ function selects(selector: Record<string, string>, svc: V1Service): boolean {
 
 /** The ingress gateway Service: given, else the one the application's Istio Gateway selects, else the usual defaults. */
 export async function findGateway(
-  kube: Kube,
+  kube: GatewayApi,
   o: { service?: { namespace: string; name: string }; appNamespace: string; virtualServices: VirtualService[] },
 ): Promise<GatewayInfo | undefined> {
   if (o.service) {
@@ -200,7 +201,7 @@ export interface ReadinessInput {
 
 /** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
 export async function checkReadiness(
-  kube: Kube,
+  kube: ReadinessApi,
   r: ReadinessInput,
 ): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
   const failures: string[] = []

@@ -15,66 +15,15 @@ import {
   type V1Service,
 } from '@kubernetes/client-node'
 import { type Sleep, defaultRetry, isRetryableStatus, isTransientNetworkError, realSleep, withRetry } from '../retry.js'
-import type { HttpRoute, VirtualServiceSpec } from '../rollout/routes.js'
-
-export interface ObjectMeta {
-  name: string
-  namespace?: string
-  resourceVersion?: string
-  labels?: Record<string, string>
-  annotations?: Record<string, string>
-  [k: string]: unknown
-}
-export interface VirtualService {
-  apiVersion: string
-  kind: 'VirtualService'
-  metadata: ObjectMeta
-  spec: VirtualServiceSpec & { http?: HttpRoute[] }
-}
-export interface Subset {
-  name: string
-  labels?: Record<string, string>
-  [k: string]: unknown
-}
-export interface DestinationRule {
-  metadata: ObjectMeta
-  spec: { host: string; subsets?: Subset[]; [k: string]: unknown }
-}
-export interface Gateway {
-  metadata: ObjectMeta
-  spec: { selector?: Record<string, string>; servers?: unknown[]; [k: string]: unknown }
-}
-
-/** A failed API call, with the Kubernetes Status reason and message. */
-export class KubeError extends Error {
-  override name = 'KubeError'
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
-export class ConflictError extends KubeError {
-  override name = 'ConflictError'
-}
-
-/** A 403: the identity lacks an RBAC permission. What it was refused, as the API server's message names it. */
-export class ForbiddenError extends KubeError {
-  override name = 'ForbiddenError'
-  constructor(
-    message: string,
-    readonly verb: string,
-    readonly resource: string,
-    readonly group: string,
-    /** '' at the cluster scope. */
-    readonly namespace: string,
-  ) {
-    super(403, 'Forbidden', message)
-  }
-}
+import type { Ports } from './ports.js'
+import {
+  ConflictError,
+  type DestinationRule,
+  ForbiddenError,
+  type Gateway,
+  KubeError,
+  type VirtualService,
+} from './resources.js'
 
 /** Where the shipped least-privilege permissions are (and the README's list comes from). */
 export const RBAC_MANIFEST = 'deploy/rbac/ of istio-canary (istio-canary.yaml, analyze.yaml, install-istio.yaml)'
@@ -91,7 +40,8 @@ export interface KubeOptions {
 
 const ISTIO_GROUP = 'networking.istio.io'
 
-export class Kube {
+/** The Kubernetes API client: every port the action's parts use, over @kubernetes/client-node. */
+export class Kube implements Ports {
   private readonly core: CoreV1Api
   private readonly apps: AppsV1Api
   private readonly coordination: CoordinationV1Api

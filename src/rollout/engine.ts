@@ -4,7 +4,8 @@
 import type { SmokeResult } from '../smoke/smoke.js'
 import type { Verdict } from '../smoke/verdict.js'
 import type { StepRecord } from '../report/report.js'
-import { ConflictError, type Kube, type VirtualService } from '../k8s/client.js'
+import type { VirtualServiceApi } from '../k8s/ports.js'
+import { ConflictError, type VirtualService } from '../k8s/resources.js'
 import type { Sleep } from '../retry.js'
 import { formatDuration, type Step } from '../parse.js'
 import {
@@ -42,7 +43,7 @@ export interface Verification {
 }
 
 export interface EngineDeps {
-  kube: Kube
+  kube: VirtualServiceApi
   /** Smoke-tests the gateway with the canary expected at `weight` percent of the traffic. */
   verify: (weight: number, headers: Record<string, string>, signal: AbortSignal) => Promise<Verification>
   sleep: Sleep

@@ -1,7 +1,8 @@
 // One rollout at a time per VirtualService: a coordination.k8s.io Lease named after it, held by the run,
 // renewed while the run lives, and taken over only once it has expired (its holder died).
 import { type V1Lease, V1MicroTime } from '@kubernetes/client-node'
-import { KubeError, type Kube } from '../k8s/client.js'
+import type { LeaseApi } from '../k8s/ports.js'
+import { KubeError } from '../k8s/resources.js'
 
 export class LockHeldError extends Error {
   override name = 'LockHeldError'
@@ -27,7 +28,7 @@ export class RolloutLock {
   private lost: Error | undefined
 
   constructor(
-    private readonly kube: Kube,
+    private readonly kube: LeaseApi,
     private readonly o: LockOptions,
   ) {}
 
@@ -153,7 +154,7 @@ export class RolloutLock {
 
 /** Post step: remove the lock if this run still holds it (the main step was killed before releasing it). */
 export async function releaseIfHeld(
-  kube: Kube,
+  kube: LeaseApi,
   namespace: string,
   virtualService: string,
   holder: string,

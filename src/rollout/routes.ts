@@ -3,29 +3,9 @@
 
 import { createHash } from 'node:crypto'
 
-export interface Destination {
-  host: string
-  subset?: string
-  port?: { number?: number; [k: string]: unknown }
-  [k: string]: unknown
-}
-export interface RouteDestination {
-  destination: Destination
-  weight?: number
-  [k: string]: unknown
-}
-export interface HttpRoute {
-  name?: string
-  match?: Array<Record<string, unknown>>
-  route?: RouteDestination[]
-  [k: string]: unknown
-}
-export interface VirtualServiceSpec {
-  hosts?: string[]
-  gateways?: string[]
-  http?: HttpRoute[]
-  [k: string]: unknown
-}
+import type { HttpRoute, RouteDestination, VirtualServiceSpec } from '../k8s/resources.js'
+
+export type { Destination, HttpRoute, RouteDestination, VirtualServiceSpec } from '../k8s/resources.js'
 
 export class RouteError extends Error {
   override name = 'RouteError'
