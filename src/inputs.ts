@@ -1,7 +1,8 @@
 // The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
 import * as core from '@actions/core'
 import { resolveManifestPath } from './gitops/manifest.js'
-import type { RouteSelector } from './rollout/routes.js'
+import { ACTIONS, MODES, type Mode } from './modes.js'
+import type { RouteSelector } from './routing/router.js'
 import {
   InputError,
   type Step,
@@ -20,8 +21,7 @@ import {
   parseSteps,
 } from './parse.js'
 
-export const ACTIONS = ['rollout', 'promote', 'rollback', 'status', 'preview', 'preview-cleanup'] as const
-export type Mode = (typeof ACTIONS)[number]
+export { ACTIONS, type Mode } from './modes.js'
 export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const
 export type CloudName = (typeof CLOUDS)[number]
 
@@ -136,13 +136,13 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
   const access = readAccess(raw, env, attempt)
   const namespace = required('namespace', '(the application namespace, e.g. bookinfo)')
   const vs = required('virtual-service', '(the VirtualService to shift, e.g. reviews)')
-  const needsCanary = action === 'rollout' || action === 'preview'
-  const canary = needsCanary
+  const mode = action === undefined ? undefined : MODES[action]
+  const canary = mode?.needsCanary
     ? required('canary-subset', `for action '${action}' (the DestinationRule subset of the new version, e.g. v3)`)
     : raw('canary-subset') || undefined
   const pause = withDefault('pause', '60s', (v) => parseDuration('pause', v, { maxMs: MAX_PAUSE_MS }))
   const previewValue = raw('preview-value')
-  if ((action === 'preview' || action === 'preview-cleanup') && previewValue === '') {
+  if (mode?.needsPreviewValue && previewValue === '') {
     errors.push(
       `Input 'preview-value': required for action '${action}' (the header value that selects the preview, e.g. pr-123)`,
     )

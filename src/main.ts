@@ -1,62 +1,48 @@
-// The action's main and post steps. One bundle serves both: the main step saves `isPost`.
+// The action's main and post steps, as named phases (each a log group). One bundle serves both: the main step
+// saves `isPost`. What each mode needs is the table in ./modes.ts.
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import * as core from '@actions/core'
+import { type JobState, actionsJobState } from './action/job-state.js'
+import { RUNNERS } from './action/modes.js'
+import { checkManifest, handBackManifest } from './gitops/hand-back.js'
 import { type Inputs, getInputs } from './inputs.js'
-import { type Sleep, realSleep } from './retry.js'
-import { type Session, openSession, removeDir } from './k8s/session.js'
-import type { Kube } from './k8s/client.js'
+import { describeMesh, prepareMesh } from './istio/prepare.js'
 import type { Subset } from './k8s/resources.js'
-import { Engine, type EngineDeps, type Outcome } from './rollout/engine.js'
-import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
-import { type HttpRoute, describeSelector } from './rollout/routes.js'
-import { isActive } from './rollout/state.js'
-import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from './istio/mesh.js'
-import { analyze, formatFinding, installControlPlane, installIstioctl, istioctlRunner } from './istio/istioctl.js'
-import { runSmokeTest } from './smoke/smoke.js'
-import { judge } from './smoke/verdict.js'
+import { type Session, openSession, removeDir } from './k8s/session.js'
+import { MODES } from './modes.js'
 import { type RunReport, writeReport } from './report/report.js'
 import { writeJobSummary } from './report/summary.js'
-import { checkManifest, handBackManifest } from './gitops/hand-back.js'
-
-/** Names of the values the main step hands to the post step. */
-export enum State {
-  IsPost = 'isPost',
-  RunId = 'runId',
-  TempDir = 'tempDir',
-  Target = 'target',
-  MainDone = 'mainDone',
-  Changed = 'changed',
-  LockHolder = 'lockHolder',
-  /** For a preview: its value and the preview route before the run (null: none), for the post step to restore. */
-  Preview = 'preview',
-  /** The main step ended without knowing its traffic change settled (its revert failed, or a write's outcome was
-   * unknown): the post step looks again. */
-  Unsettled = 'unsettled',
-}
+import { Engine, type Outcome } from './rollout/engine.js'
+import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
+import { outputResult } from './rollout/machine.js'
+import { createRouter } from './routing/index.js'
+import { type TargetRef, type TrafficRouter, describeSelector } from './routing/router.js'
+import { isActive } from './routing/state.js'
+import { type Sleep, realSleep } from './retry.js'
+import { createVerifiers } from './verify/index.js'
 
 export interface Deps {
   sleep: Sleep
   env: NodeJS.ProcessEnv
   now: () => Date
+  jobState: JobState
 }
 
-const defaultDeps: Deps = { sleep: realSleep, env: process.env, now: () => new Date() }
+const defaultDeps: Deps = { sleep: realSleep, env: process.env, now: () => new Date(), jobState: actionsJobState }
 
 export async function entry(): Promise<void> {
-  if (core.getState(State.IsPost) === 'true') {
+  if (actionsJobState.get('isPost') === true) {
     await post()
     return
   }
-  core.saveState(State.IsPost, 'true')
+  actionsJobState.save('isPost', true)
   await run()
 }
 
 function runIdentity(env: NodeJS.ProcessEnv): string {
-  const gh = env['GITHUB_RUN_ID']
-    ? `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}`
-    : 'local'
-  return `${gh}/${randomBytes(3).toString('hex')}`
+  const job = `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}`
+  return `${env['GITHUB_RUN_ID'] ? job : 'local'}/${randomBytes(3).toString('hex')}`
 }
 
 class Cancelled extends Error {
@@ -67,12 +53,12 @@ class Cancelled extends Error {
 function cancellation(): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController()
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
-    const h = (): void => {
+    const handler = (): void => {
       core.warning(`Received ${sig}: the workflow is being cancelled; stopping and reverting`)
       controller.abort(new Cancelled(`cancelled by ${sig}`))
     }
-    process.on(sig, h)
-    return () => process.off(sig, h)
+    process.on(sig, handler)
+    return () => process.off(sig, handler)
   })
   return {
     signal: controller.signal,
@@ -82,205 +68,262 @@ function cancellation(): { signal: AbortSignal; dispose: () => void } {
   }
 }
 
+function targetOf(inputs: Inputs): TargetRef {
+  return { kind: 'VirtualService', namespace: inputs.namespace, name: inputs['virtual-service'], route: inputs.route }
+}
+
+async function connect(inputs: Inputs, deps: Deps): Promise<Session> {
+  return openSession(inputs.access, {
+    tempDir: deps.env['RUNNER_TEMP'],
+    setSecret: core.setSecret,
+    log: core.info,
+    getIdToken: (audience) => core.getIDToken(audience),
+    sleep: deps.sleep,
+  })
+}
+
 function versionKeys(name: string, subset: Subset | undefined): string[] {
-  return [...new Set([name, subset?.labels?.['version']].filter((v): v is string => typeof v === 'string' && v !== ''))]
+  const keys = [name, subset?.labels?.['version']]
+  return [...new Set(keys.filter((v): v is string => typeof v === 'string' && v !== ''))]
 }
 
-interface Mesh {
-  controlPlane: ControlPlane | undefined
-  gatewayUrl: string
-  subsets: Map<string, Subset>
-}
+/** The main step: its phases in order, and what they found out along the way. */
+class MainStep {
+  private readonly report: RunReport
+  private readonly cancel = cancellation()
+  private readonly runId: string
+  private lock: RolloutLock | undefined
+  /** A traffic change of this run began. */
+  private touched = false
+  private failure: Error | undefined
+  private outcome: Outcome | undefined
+  private manifestChanged = false
 
-/** The application namespace's labels (undefined: no such namespace) and the control plane they point to. */
-async function locateControlPlane(
-  inputs: Inputs,
-  kube: Kube,
-): Promise<{ nsLabels: Record<string, string> | undefined; find: () => Promise<ControlPlane | undefined> }> {
-  const ns = await kube.getNamespace(inputs.namespace)
-  const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
-  const query = {
-    istioNamespace: inputs['istio-namespace'],
-    istioRevision: inputs['istio-revision'],
-    appNamespaceLabels: nsLabels ?? {},
-  }
-  return { nsLabels, find: () => findControlPlane(kube, query) }
-}
-
-/** The ingress gateway to smoke-test through (none when gateway-url is given). */
-async function locateGateway(inputs: Inputs, kube: Kube): Promise<GatewayInfo | undefined> {
-  if (inputs['gateway-url']) return undefined
-  return findGateway(kube, {
-    ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
-    appNamespace: inputs.namespace,
-    virtualServices: await kube.listVirtualServices(inputs.namespace),
-  })
-}
-
-/** Control plane (installed if asked), istioctl, analyze, gateway and every readiness check; no change to routing. */
-async function prepareMesh(
-  inputs: Inputs,
-  session: Session,
-  subsets: string[],
-  route: HttpRoute,
-  found: (cp: ControlPlane) => void,
-): Promise<Mesh> {
-  const kube = session.kube
-  const { nsLabels, find } = await locateControlPlane(inputs, kube)
-  let cp = await find()
-  // analyze needs a control plane; without one (and no install) the readiness check reports it with its fix.
-  const wantIstioctl = (inputs.analyze && cp !== undefined) || (!cp && inputs['install-istio'])
-  let istioctl: ReturnType<typeof istioctlRunner> | undefined
-  if (wantIstioctl) {
-    let version = inputs['istioctl-version']
-    if (version === 'auto') {
-      if (!cp || cp.version === 'unknown') {
-        throw new Error(
-          cp
-            ? `cannot tell the Istio version from ${cp.namespace}/${cp.deployment}'s image: set istioctl-version`
-            : `istioctl-version 'auto' needs a running control plane to match; none was found${inputs['install-istio'] ? ': set istioctl-version to the version to install' : ''}`,
-        )
-      }
-      version = cp.version
+  constructor(
+    private readonly inputs: Inputs,
+    private readonly deps: Deps,
+  ) {
+    this.runId = runIdentity(deps.env)
+    const startedAt = deps.now().toISOString()
+    const target = targetOf(inputs)
+    this.report = {
+      version: 2,
+      action: inputs.action,
+      target: {
+        kind: target.kind,
+        namespace: target.namespace,
+        name: target.name,
+        route: describeSelector(target.route),
+      },
+      stableSubset: '',
+      canarySubset: inputs['canary-subset'] ?? '',
+      gatewayUrl: inputs['gateway-url'] ?? '',
+      istioVersion: '',
+      result: 'unchanged',
+      canaryWeight: 0,
+      startedAt,
+      endedAt: startedAt,
+      steps: [],
+      events: [],
     }
-    const tool = await installIstioctl(version, inputs['istioctl-mirror'])
-    core.info(
-      `istioctl ${tool.version} ${tool.cached ? 'found in the tool cache' : 'downloaded and verified (SHA-256)'}: ${tool.path}`,
-    )
-    istioctl = istioctlRunner(tool.path, session.kubeconfigPath)
+    deps.jobState.save('runId', this.runId)
+    deps.jobState.save('target', { kind: target.kind, namespace: target.namespace, name: target.name })
   }
-  if (!cp && inputs['install-istio'] && istioctl) {
-    core.info(`No control plane found: installing Istio (profile ${inputs['istio-profile']})`)
-    core.info(
-      (
-        await installControlPlane(istioctl, { profile: inputs['istio-profile'], revision: inputs['istio-revision'] })
-      ).trim(),
-    )
-    cp = await find()
+
+  private get mode() {
+    return MODES[this.inputs.action]
   }
-  if (cp) found(cp)
-  if (cp)
-    core.info(
-      `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${cp.aksAddon ? ' (AKS Istio add-on)' : ''}${cp.ready ? '' : ', NOT READY'}`,
+
+  async run(): Promise<void> {
+    try {
+      const session = await core.group('Connect to the cluster', () => this.connect())
+      const router = createRouter(session.kube, targetOf(this.inputs), { log: core.info })
+      const engine = this.engine(router)
+      await engine.load()
+      await this.checkManifest(router)
+      await this.checkMesh(session, router, engine)
+      if (this.mode.locks) await this.takeLock(session, router, engine)
+      this.cancel.signal.throwIfAborted()
+      const title = `${this.inputs.action} ${this.inputs.namespace}/${this.inputs['virtual-service']}`
+      this.outcome = await core.group(title, () => RUNNERS[this.inputs.action](engine, this.inputs, this.deps.jobState))
+      this.failure = this.outcome.error
+      await this.handBack(router)
+    } catch (err) {
+      this.failure = err as Error
+    }
+    this.cancel.dispose()
+    await this.releaseLock()
+    this.deps.jobState.save('mainDone', true)
+    await this.finish()
+  }
+
+  private async connect(): Promise<Session> {
+    const session = await connect(this.inputs, this.deps)
+    if (session.createdDir) this.deps.jobState.save('tempDir', session.createdDir)
+    core.info(`Connected: ${session.describe}, API server ${session.kube.server}`)
+    return session
+  }
+
+  private engine(router: TrafficRouter): Engine {
+    const canary = this.inputs['canary-subset']
+    return new Engine(
+      {
+        router,
+        signal: this.cancel.signal,
+        runId: this.runId,
+        log: core.info,
+        now: this.deps.now,
+        onTrafficChange: () => {
+          this.touched = true
+          this.deps.jobState.save('changed', true)
+        },
+        checkLock: () => this.lock?.check(),
+      },
+      { stableSubset: this.inputs['stable-subset'], ...(canary ? { canarySubset: canary } : {}) },
     )
-  const gateway = await locateGateway(inputs, kube)
-  const ready = await checkReadiness(kube, {
-    namespace: inputs.namespace,
-    namespaceLabels: nsLabels,
-    controlPlane: cp,
-    gateway,
-    gatewayUrlGiven: inputs['gateway-url'] !== undefined,
-    targetRoute: route,
-    destinationRuleName: inputs['destination-rule'],
-    subsets,
-  })
-  if (istioctl && inputs.analyze && cp) {
-    const findings = await analyze(istioctl, {
-      namespace: inputs.namespace,
-      istioNamespace: cp.namespace,
-      revision: cp.revision,
+  }
+
+  /** The GitOps manifest must hold the target before anything changes (the file is only read here). */
+  private async checkManifest(router: TrafficRouter): Promise<void> {
+    if (!this.inputs.manifest || !this.mode.handsBack) return
+    await checkManifest(this.inputs.manifest, router.manifestTarget(router.state?.route ?? this.inputs.route))
+  }
+
+  /**
+   * Everything to check before a traffic change (mesh, readiness, analyze) and the verifiers each step runs: the
+   * subsets come from the plan of the run (or the canary alone for a preview). Reads only.
+   */
+  private async checkMesh(session: Session, router: TrafficRouter, engine: Engine): Promise<void> {
+    if (this.inputs.action === 'status') {
+      const route = router.findRoute(this.inputs.route) ?? {}
+      Object.assign(this.report, await describeMesh(this.inputs, session, () => router.meshFacts(route)))
+      return
+    }
+    if (!this.mode.verifies || (this.inputs.action !== 'preview' && engine.alreadyPromoted())) return
+    this.cancel.signal.throwIfAborted()
+    await core.group('Check the mesh', async () => {
+      const preview = this.inputs.action === 'preview'
+      const start = preview ? undefined : engine.start()
+      const route = start?.route ?? router.inputRoute({ shadowed: 'allow' })
+      const stable = start?.stable ?? ''
+      const canary = start?.canary ?? (this.inputs['canary-subset'] as string)
+      this.report.stableSubset = stable
+      this.report.canarySubset = canary
+      const mesh = await prepareMesh(
+        this.inputs,
+        session,
+        { route, subsets: [stable, canary].filter((s) => s !== ''), facts: () => router.meshFacts(route) },
+        (cp) => {
+          this.report.istioVersion = cp.version
+        },
+      )
+      this.report.gatewayUrl = mesh.gatewayUrl
+      const state = router.state
+      const base = state && isActive(state) ? state.originalRoute : route
+      const verifiers = createVerifiers(
+        this.inputs,
+        {
+          gatewayUrl: mesh.gatewayUrl,
+          canaryVersions: versionKeys(canary, mesh.subsets.get(canary)),
+          stableVersions: stable ? versionKeys(stable, mesh.subsets.get(stable)) : [],
+          // Shares are tested where the split is exactly stable/canary, and for a preview (all of it to the canary).
+          splitIsStableCanary: preview || [...router.shares(base).keys()].every((v) => v === stable || v === canary),
+        },
+        { sleep: this.deps.sleep, log: core.info },
+      )
+      for (const verifier of verifiers) core.info(verifier.describe())
+      engine.setVerifiers(verifiers)
     })
-    for (const f of findings) {
-      const line = formatFinding(f)
-      if (f.level === 'Error') core.error(line)
-      else if (f.level === 'Warning') core.warning(line)
-      else core.info(line)
+  }
+
+  /** The lock, then a fresh read under it: a run that finished while we checked may have changed the plan. */
+  private async takeLock(session: Session, router: TrafficRouter, engine: Engine): Promise<void> {
+    const seen = router.revision
+    this.lock = new RolloutLock(session.kube, {
+      target: router.target,
+      holder: this.runId,
+      ttlMs: this.inputs['lock-ttl'],
+      log: core.info,
+    })
+    await this.lock.acquire()
+    this.deps.jobState.save('lockHolder', this.runId)
+    await engine.load()
+    if (router.revision !== seen) {
+      core.info(`The ${router.target.kind} changed while the checks ran: checking again`)
+      await this.checkMesh(session, router, engine)
     }
-    const errors = findings.filter((f) => f.level === 'Error')
-    if (errors.length > 0) {
-      throw new Error(
-        `istioctl analyze found ${errors.length} Error-level problem(s) in namespace ${inputs.namespace}; nothing was changed:\n  - ${errors.map(formatFinding).join('\n  - ')}`,
+  }
+
+  /** After `promoted` or `rolled-back`: the GitOps manifest gets the target route as the cluster now has it. */
+  private async handBack(router: TrafficRouter): Promise<void> {
+    const outcome = this.outcome
+    if (!this.inputs.manifest || !outcome || (outcome.result !== 'promoted' && outcome.result !== 'rolled-back')) return
+    try {
+      const target = router.manifestTarget(router.state?.route ?? this.inputs.route)
+      this.manifestChanged = await handBackManifest(this.inputs.manifest, target)
+      core.info(
+        this.manifestChanged
+          ? `Wrote the target route as the cluster now has it to ${this.inputs.manifest}`
+          : `${this.inputs.manifest} already has the target route as the cluster does`,
+      )
+    } catch (err) {
+      const message = (err as Error).message
+      this.failure ??= new Error(
+        `the rollout ended ${outcome.result}, but handing it back to the manifest failed: ${message}`,
       )
     }
-    core.info(
-      `istioctl analyze: ${findings.length === 0 ? 'no findings' : `${findings.length} finding(s), none at Error level`}`,
-    )
   }
-  return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
-}
 
-/**
- * Everything to check before a traffic change (mesh, readiness, analyze) and the smoke test each step runs:
- * the subsets come from the plan of the run (or the canary alone for a preview).
- */
-async function prepareVerification(
-  inputs: Inputs,
-  session: Session,
-  engine: Engine,
-  report: RunReport,
-): Promise<EngineDeps['verify']> {
-  const mode = inputs.action
-  const state = engine.currentState
-  const vs = engine.virtualService
-  let route: HttpRoute
-  let stable = ''
-  let canary: string
-  if (mode === 'preview') {
-    route = (vs.spec.http ?? [])[engine.inputRouteIndex({ shadowed: 'allow' })] as HttpRoute
-    canary = inputs['canary-subset'] as string
-  } else {
-    ;({ route, stable, canary } = engine.plan())
+  /**
+   * Unsettled: the revert failed or a traffic change's outcome is unknown (an error escaped the engine after a
+   * change began). The lock stays held, unrenewed, for the post step to finish and release; others wait.
+   */
+  private async releaseLock(): Promise<void> {
+    const unsettled = this.outcome?.unsettled === true || (this.touched && this.outcome === undefined)
+    if (unsettled) this.deps.jobState.save('unsettled', true)
+    try {
+      if (unsettled) this.lock?.stopRenewing()
+      else await this.lock?.release()
+    } catch (err) {
+      core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
+    }
   }
-  report.stableSubset = stable
-  report.canarySubset = canary
-  const m = await prepareMesh(
-    inputs,
-    session,
-    [stable, canary].filter((s) => s !== ''),
-    route,
-    (cp) => (report.istioVersion = cp.version),
-  )
-  report.gatewayUrl = m.gatewayUrl
-  const canaryVersions = versionKeys(canary, m.subsets.get(canary))
-  const stableVersions = stable ? versionKeys(stable, m.subsets.get(stable)) : []
-  const baseDests = (state && isActive(state) ? state.originalRoute : route).route ?? []
-  // Shares are checked where the split is exactly stable/canary, and for a preview (all of it to the canary).
-  const checkShares =
-    inputs['version-pattern'] !== undefined &&
-    (mode === 'preview' || baseDests.every((d) => d.destination.subset === stable || d.destination.subset === canary))
-  const url = `${m.gatewayUrl}${inputs['smoke-path']}`
-  core.info(
-    `Smoke test: ${inputs['smoke-requests']} requests to ${url} per step (${inputs['smoke-concurrency']} at once)`,
-  )
-  return async (weight, headers, signal) => {
-    const result = await runSmokeTest(
-      {
-        url,
-        requests: inputs['smoke-requests'],
-        concurrency: inputs['smoke-concurrency'],
-        timeoutMs: inputs['smoke-timeout'],
-        headers: { ...inputs['smoke-headers'], ...headers },
-        ...(inputs['smoke-expect'] ? { expect: inputs['smoke-expect'] } : {}),
-        ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
-      },
-      signal,
-    )
-    const verdict = judge({
-      result,
-      threshold: inputs['success-threshold'],
-      canaryWeight: weight,
-      canaryVersions,
-      stableVersions,
-      checkShares,
-      ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
-    })
-    return { result, verdict }
-  }
-}
 
-/** For `status`: the control plane's version and the gateway URL, read only, never failing the run. */
-async function describeMesh(inputs: Inputs, session: Session, report: RunReport): Promise<void> {
-  try {
-    const cp = await (await locateControlPlane(inputs, session.kube)).find()
-    report.istioVersion = cp?.version ?? ''
-    report.gatewayUrl = inputs['gateway-url'] ?? (await locateGateway(inputs, session.kube))?.url ?? ''
-  } catch (err) {
-    core.warning(`Could not describe the mesh: ${(err as Error).message}`)
+  /** Outputs, the report file and the job summary: written whatever happened. */
+  private async finish(): Promise<void> {
+    const report = this.report
+    const outcome = this.outcome
+    report.result = outputResult(outcome?.result ?? 'unchanged')
+    report.canaryWeight = outcome?.canaryWeight ?? 0
+    if (outcome) {
+      report.stableSubset = outcome.stable || report.stableSubset
+      report.canarySubset = outcome.canary || report.canarySubset
+      report.steps = outcome.steps
+      report.events = outcome.events
+    }
+    report.endedAt = this.deps.now().toISOString()
+    if (this.failure) report.error = this.failure.message
+    core.setOutput('result', report.result)
+    core.setOutput('canary-weight', String(report.canaryWeight))
+    core.setOutput('stable-subset', report.stableSubset)
+    core.setOutput('canary-subset', report.canarySubset)
+    core.setOutput('gateway-url', report.gatewayUrl)
+    core.setOutput('istio-version', report.istioVersion)
+    core.setOutput('manifest-changed', String(this.manifestChanged))
+    try {
+      const path = await writeReport(this.deps.env['RUNNER_TEMP'] ?? tmpdir(), report)
+      core.setOutput('report', path)
+      core.info(`Report: ${path}`)
+      await writeJobSummary(report)
+    } catch (err) {
+      core.warning(`Could not write the report or job summary: ${(err as Error).message}`)
+    }
+    core.info(`Result: ${report.result}, canary weight ${report.canaryWeight} %`)
+    if (this.failure) core.setFailed(this.failure.message)
   }
 }
 
 export async function run(deps: Deps = defaultDeps): Promise<void> {
-  const startedAt = deps.now().toISOString()
   let inputs: Inputs
   try {
     inputs = getInputs(undefined, deps.env)
@@ -288,207 +331,23 @@ export async function run(deps: Deps = defaultDeps): Promise<void> {
     core.setFailed((err as Error).message)
     return
   }
-  const runId = runIdentity(deps.env)
-  core.saveState(State.RunId, runId)
-  core.saveState(
-    State.Target,
-    JSON.stringify({ namespace: inputs.namespace, virtualService: inputs['virtual-service'] }),
-  )
-  const cancel = cancellation()
-  const report: RunReport = {
-    version: 1,
-    action: inputs.action,
-    namespace: inputs.namespace,
-    virtualService: inputs['virtual-service'],
-    route: describeSelector(inputs.route),
-    stableSubset: '',
-    canarySubset: inputs['canary-subset'] ?? '',
-    gatewayUrl: inputs['gateway-url'] ?? '',
-    istioVersion: '',
-    result: 'unchanged',
-    canaryWeight: 0,
-    startedAt,
-    endedAt: startedAt,
-    steps: [],
-    events: [],
-  }
-  let lock: RolloutLock | undefined
-  let touched = false
-  let failure: Error | undefined
-  let outcome: Outcome | undefined
-  let manifestChanged = false
-  try {
-    const session = await core.group('Connect to the cluster', async () => {
-      const s = await openSession(inputs.access, {
-        tempDir: deps.env['RUNNER_TEMP'],
-        setSecret: core.setSecret,
-        log: core.info,
-        getIdToken: (aud) => core.getIDToken(aud),
-        sleep: deps.sleep,
-      })
-      if (s.createdDir) core.saveState(State.TempDir, s.createdDir)
-      core.info(`Connected: ${s.describe}, API server ${s.kube.server}`)
-      return s
-    })
-    const kube = session.kube
-    const engine = new Engine(
-      {
-        kube,
-        sleep: deps.sleep,
-        signal: cancel.signal,
-        runId,
-        log: core.info,
-        now: deps.now,
-        verify: () => Promise.reject(new Error('internal: no smoke test configured')),
-        onTrafficChange: () => {
-          touched = true
-          core.saveState(State.Changed, 'true')
-        },
-        checkLock: () => lock?.check(),
-      },
-      {
-        namespace: inputs.namespace,
-        virtualService: inputs['virtual-service'],
-        route: inputs.route,
-        stableSubset: inputs['stable-subset'],
-        ...(inputs['canary-subset'] ? { canarySubset: inputs['canary-subset'] } : {}),
-      },
-    )
-    const mode = inputs.action
-    // Checks first (reads only: a run that cannot go ahead writes nothing, not even its lock), then the lock.
-    const check = async (): Promise<void> => {
-      if (mode === 'preview' || ((mode === 'rollout' || mode === 'promote') && !engine.alreadyPromoted())) {
-        cancel.signal.throwIfAborted()
-        engine.setVerifier(
-          await core.group('Check the mesh', () => prepareVerification(inputs, session, engine, report)),
-        )
-      }
-    }
-    await engine.load()
-    // The GitOps manifest must hold the target before anything changes (the file is only read here).
-    if (inputs.manifest && (mode === 'rollout' || mode === 'promote' || mode === 'rollback')) {
-      await checkManifest(inputs.manifest, engine.virtualService, engine.currentState?.route ?? inputs.route)
-    }
-    await check()
-    if (mode === 'status') await describeMesh(inputs, session, report)
-    if (mode !== 'status') {
-      const seen = engine.virtualService.metadata.resourceVersion
-      lock = new RolloutLock(kube, {
-        namespace: inputs.namespace,
-        virtualService: inputs['virtual-service'],
-        holder: runId,
-        ttlMs: inputs['lock-ttl'],
-        log: core.info,
-      })
-      await lock.acquire()
-      core.saveState(State.LockHolder, runId)
-      // Read again under the lock: a run that finished while we checked may have changed the plan.
-      await engine.load()
-      if (engine.virtualService.metadata.resourceVersion !== seen) {
-        core.info('The VirtualService changed while the checks ran: checking again')
-        await check()
-      }
-    }
-    cancel.signal.throwIfAborted()
-    outcome = await core.group(`${mode} ${inputs.namespace}/${inputs['virtual-service']}`, async () => {
-      switch (mode) {
-        case 'rollout':
-          return engine.rollout(inputs.steps, inputs.pause)
-        case 'promote':
-          return engine.rollout([{ weight: 100 }], inputs.pause)
-        case 'rollback':
-          return engine.rollback()
-        case 'status':
-          return engine.status()
-        case 'preview':
-          core.saveState(
-            State.Preview,
-            JSON.stringify({
-              value: inputs['preview-value'],
-              before: engine.previewRoute(inputs['preview-value'] as string) ?? null,
-            }),
-          )
-          return engine.preview(inputs['preview-header'], inputs['preview-value'] as string, inputs.pause)
-        case 'preview-cleanup':
-          return engine.previewCleanup(inputs['preview-value'] as string)
-      }
-    })
-    failure = outcome.error
-    if (inputs.manifest && (outcome.result === 'promoted' || outcome.result === 'rolled-back')) {
-      try {
-        manifestChanged = await handBackManifest(
-          inputs.manifest,
-          engine.virtualService,
-          engine.currentState?.route ?? inputs.route,
-        )
-        core.info(
-          manifestChanged
-            ? `Wrote the target route as the cluster now has it to ${inputs.manifest}`
-            : `${inputs.manifest} already has the target route as the cluster does`,
-        )
-      } catch (err) {
-        failure ??= new Error(
-          `the rollout ended ${outcome.result}, but handing it back to the manifest failed: ${(err as Error).message}`,
-        )
-      }
-    }
-  } catch (err) {
-    failure = err as Error
-  }
-  cancel.dispose()
-  // Unsettled: the revert failed or a traffic change's outcome is unknown (an error escaped the engine after a
-  // change began). The lock stays held, unrenewed, for the post step to finish and release; others wait.
-  const unsettled = outcome?.unsettled === true || (touched && outcome === undefined)
-  if (unsettled) core.saveState(State.Unsettled, 'true')
-  try {
-    if (unsettled) lock?.stopRenewing()
-    else await lock?.release()
-  } catch (err) {
-    core.warning(`Could not release the lock: ${(err as Error).message} (it expires by itself)`)
-  }
-  core.saveState(State.MainDone, 'true')
-  report.result = outcome?.result ?? 'unchanged'
-  report.canaryWeight = outcome?.canaryWeight ?? 0
-  if (outcome) {
-    report.stableSubset = outcome.stable || report.stableSubset
-    report.canarySubset = outcome.canary || report.canarySubset
-    report.steps = outcome.steps
-    report.events = outcome.events
-  }
-  report.endedAt = deps.now().toISOString()
-  if (failure) report.error = failure.message
-  core.setOutput('result', report.result)
-  core.setOutput('canary-weight', String(report.canaryWeight))
-  core.setOutput('stable-subset', report.stableSubset)
-  core.setOutput('canary-subset', report.canarySubset)
-  core.setOutput('gateway-url', report.gatewayUrl)
-  core.setOutput('istio-version', report.istioVersion)
-  core.setOutput('manifest-changed', String(manifestChanged))
-  try {
-    const path = await writeReport(deps.env['RUNNER_TEMP'] ?? tmpdir(), report)
-    core.setOutput('report', path)
-    core.info(`Report: ${path}`)
-    await writeJobSummary(report)
-  } catch (err) {
-    core.warning(`Could not write the report or job summary: ${(err as Error).message}`)
-  }
-  core.info(`Result: ${report.result}, canary weight ${report.canaryWeight} %`)
-  if (failure) core.setFailed(failure.message)
+  await new MainStep(inputs, deps).run()
 }
 
 /** Post step: finish a revert the main step could not (it was killed), release its lock, remove its kubeconfig. */
 export async function post(deps: Deps = defaultDeps): Promise<void> {
-  const runId = core.getState(State.RunId)
-  const dir = core.getState(State.TempDir)
+  const state = deps.jobState
+  const runId = state.get('runId')
+  const dir = state.get('tempDir')
   try {
-    // Killed main step (no MainDone), a revert that failed, or a traffic change whose outcome main could not
-    // read back: look at the VirtualService (the engine acts only on a change this run left unfinished).
-    const unfinished = core.getState(State.MainDone) !== 'true' || core.getState(State.Unsettled) === 'true'
-    if (unfinished && (core.getState(State.Changed) === 'true' || core.getState(State.LockHolder) !== '')) {
-      const target = JSON.parse(core.getState(State.Target) || '{}') as { namespace?: string; virtualService?: string }
-      if (runId && target.namespace && target.virtualService) {
-        await finishInterruptedRun(getInputs(undefined, deps.env), runId, target.namespace, target.virtualService, deps)
-      }
+    // Killed main step (no mainDone), a revert that failed, or a traffic change whose outcome main could not
+    // read back: look at the target (the engine acts only on a change this run left unfinished).
+    const unfinished = state.get('mainDone') !== true || state.get('unsettled') === true
+    const target = state.get('target')
+    if (unfinished && (state.get('changed') === true || state.get('lockHolder') !== undefined) && runId && target) {
+      await core.group('Finish the interrupted run', () =>
+        finishInterruptedRun(getInputs(undefined, deps.env), runId, target, deps),
+      )
     }
   } catch (err) {
     core.setFailed(`Post step: ${(err as Error).message}`)
@@ -501,57 +360,35 @@ export async function post(deps: Deps = defaultDeps): Promise<void> {
 async function finishInterruptedRun(
   inputs: Inputs,
   runId: string,
-  namespace: string,
-  virtualService: string,
+  target: Pick<TargetRef, 'kind' | 'namespace' | 'name'>,
   deps: Deps,
 ): Promise<void> {
   core.warning('The main step did not finish its run: checking whether its traffic change must be reverted')
-  const session = await openSession(inputs.access, {
-    tempDir: deps.env['RUNNER_TEMP'],
-    setSecret: core.setSecret,
-    log: core.info,
-    getIdToken: (aud) => core.getIDToken(aud),
-    sleep: deps.sleep,
-  })
+  const session = await connect(inputs, deps)
   try {
-    const kube: Kube = session.kube
+    const router = createRouter(session.kube, { ...target, route: inputs.route }, { log: core.info })
     const engine = new Engine(
-      {
-        kube,
-        sleep: deps.sleep,
-        signal: new AbortController().signal,
-        runId,
-        log: core.info,
-        now: deps.now,
-        verify: () => Promise.reject(new Error('no smoke test in post')),
-      },
-      { namespace, virtualService, route: inputs.route, stableSubset: inputs['stable-subset'] },
+      { router, signal: new AbortController().signal, runId, log: core.info, now: deps.now },
+      { stableSubset: inputs['stable-subset'] },
     )
     await engine.load()
-    const preview = JSON.parse(core.getState(State.Preview) || 'null') as {
-      value: string
-      before: HttpRoute | null
-    } | null
+    const preview = deps.jobState.get('preview')
+    const what = `${target.namespace}/${target.name}`
     if (preview) {
       // Report only what this step did: a preview write that never landed leaves nothing to restore.
       if (await engine.restorePreview(preview.value, preview.before ?? undefined)) {
         core.setOutput('result', 'rolled-back')
-        core.warning(
-          `Restored the preview route '${preview.value}' of ${namespace}/${virtualService} as it was before the interrupted run`,
-        )
+        core.warning(`Restored the preview route '${preview.value}' of ${what} as it was before the interrupted run`)
       } else {
-        core.info(
-          `The preview route '${preview.value}' of ${namespace}/${virtualService} is as it was before the run: nothing to restore`,
-        )
+        core.info(`The preview route '${preview.value}' of ${what} is as it was before the run: nothing to restore`)
       }
     } else if (await engine.finishRevert(runId)) {
       core.setOutput('result', 'rolled-back')
-      core.warning(`Reverted ${namespace}/${virtualService} to the route it had before the interrupted run`)
+      core.warning(`Reverted ${what} to the route it had before the interrupted run`)
     } else {
-      core.info('Nothing to revert: the VirtualService is not in a change made by this run')
+      core.info(`Nothing to revert: the ${target.kind} is not in a change made by this run`)
     }
-    if (await releaseIfHeld(kube, namespace, virtualService, runId))
-      core.info('Released the lock left by the main step')
+    if (await releaseIfHeld(session.kube, target, runId)) core.info('Released the lock left by the main step')
   } finally {
     await removeDir(session.createdDir)
   }

@@ -664,9 +664,9 @@ describe('gateway and smoke-test inputs', () => {
       )
       assertPromoted(lenient, sim)
       const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as {
-        steps: Array<{ smoke: { requests: number; successes: number } }>
+        steps: Array<{ checks: Array<{ evidence: { requests: number; successes: number } }> }>
       }
-      const smoke = report.steps[0]?.smoke
+      const smoke = report.steps[0]?.checks[0]?.evidence
       assert.ok(smoke && smoke.successes < smoke.requests, 'some requests failed and the step still passed')
     }))
 })

@@ -56,7 +56,14 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
       steps: Array<{
         weight: number
         verdict: string
-        smoke: { requests: number; successes: number; byVersion: Record<string, { requests: number; p95Ms: number }> }
+        checks: Array<{
+          kind: string
+          evidence: {
+            requests: number
+            successes: number
+            byVersion: Record<string, { requests: number; p95Ms: number }>
+          }
+        }>
       }>
     }
     assert.equal(report.result, 'promoted')
@@ -64,9 +71,17 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
       report.steps.map((s) => s.weight),
       [10, 25, 50, 100],
     )
-    assert.ok(report.steps.every((s) => s.verdict === 'pass' && s.smoke.requests === 40 && s.smoke.successes === 40))
-    assert.equal(report.steps[3]?.smoke.byVersion['v3']?.requests, 40)
-    assert.equal(report.steps[3]?.smoke.byVersion['v1'], undefined)
+    assert.ok(
+      report.steps.every(
+        (s) =>
+          s.verdict === 'pass' &&
+          s.checks[0]!.kind === 'smoke' &&
+          s.checks[0]!.evidence.requests === 40 &&
+          s.checks[0]!.evidence.successes === 40,
+      ),
+    )
+    assert.equal(report.steps[3]?.checks[0]?.evidence.byVersion['v3']?.requests, 40)
+    assert.equal(report.steps[3]?.checks[0]?.evidence.byVersion['v1'], undefined)
     // job summary: step table and chart
     assert.match(main.summary, /promoted/)
     assert.match(main.summary, /xychart-beta/)
@@ -217,9 +232,9 @@ describe('preview (pull requests)', () => {
     })
     assert.deepEqual(http.slice(1), (before['spec'] as { http: unknown[] }).http)
     const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
-      steps: Array<{ smoke: { byVersion: Record<string, { requests: number }> } }>
+      steps: Array<{ checks: Array<{ evidence: { byVersion: Record<string, { requests: number }> } }> }>
     }
-    assert.equal(report.steps[0]?.smoke.byVersion['v3']?.requests, 40)
+    assert.equal(report.steps[0]?.checks[0]?.evidence.byVersion['v3']?.requests, 40)
     // requests without the header still reach v1 only
     const page = await (await fetch(`${main.outputs['gateway-url']}/productpage`)).text()
     assert.match(page, /reviews-v1-/)

@@ -177,14 +177,14 @@ describe("BookInfo's own error handling: a failed reviews call is retried, then 
           weight: number
           verdict: string
           reasons: string[]
-          smoke: { byVersion: Record<string, unknown>; unattributed: number }
+          checks: Array<{ kind: string; evidence: { byVersion: Record<string, unknown>; unattributed: number } }>
         }>
       }
       assert.deepEqual(
         report.steps.map((s) => [s.weight, s.verdict]),
         [[10, 'fail']],
       )
-      assert.equal(report.steps[0]?.smoke.byVersion['v3'], undefined, 'the canary never named')
+      assert.equal(report.steps[0]?.checks[0]?.evidence.byVersion['v3'], undefined, 'the canary never named')
       assert.match(
         report.steps[0]?.reasons.join('\n') ?? '',
         /canary \(v3\) served none of \d+ attributed responses at weight 10 %/,

@@ -589,7 +589,7 @@ describe('e2e safety: transient API errors; report and summary', () => {
           ['pass', 'pass'],
         )
         for (const s of steps) {
-          const smoke = s['smoke'] as Json
+          const smoke = (s['checks'] as Json[])[0]!['evidence'] as Json
           assert.equal(smoke['requests'], 20)
           assert.equal(smoke['successes'], 20)
           assert.equal(typeof smoke['p95Ms'], 'number')
@@ -597,7 +597,7 @@ describe('e2e safety: transient API errors; report and summary', () => {
             !Number.isNaN(Date.parse(String(s['startedAt']))) && !Number.isNaN(Date.parse(String(s['endedAt']))),
           )
         }
-        const by50 = (steps[0]?.['smoke'] as Json)['byVersion'] as Record<string, Json>
+        const by50 = ((steps[0]?.['checks'] as Json[])[0]!['evidence'] as Json)['byVersion'] as Record<string, Json>
         assert.ok(by50['v1'] && by50['v3'], `per-version stats at 50 %: ${JSON.stringify(by50)}`)
 
         // The job summary: the step table (GitHub renders core.summary tables as HTML) and the chart.

@@ -12,6 +12,7 @@ import { BUNDLE, makeRunner, runAction } from '../sim/harness.js'
 import { REFS } from '../sim/mesh.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import type { RunReport } from '../../src/report/report.js'
+import { smokeEvidence } from '../../src/verify/smoke/verifier.js'
 
 const NS = 'bookinfo'
 const VS = 'reviews'
@@ -73,7 +74,7 @@ function storyLines(stdout: string): string[] {
 function stepTable(report: RunReport | undefined): string[] {
   if (!report || report.steps.length === 0) return ['  (no step was smoke-tested)']
   const rows = report.steps.map((s) => {
-    const r = s.smoke
+    const r = smokeEvidence(s.checks)
     const byVersion = r
       ? Object.entries(r.byVersion)
           .map(([v, x]) => `${v} ${x.successes}/${x.requests}`)
@@ -98,7 +99,7 @@ function stepTable(report: RunReport | undefined): string[] {
     `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - c.replace(/\x1b\[\d+m/g, '').length)).join('  ')}`
   const lines = [dim(fmt(head)), ...rows.map(fmt)]
   for (const s of report.steps) for (const reason of s.reasons) lines.push(`  ${red('why')} step ${s.index}: ${reason}`)
-  if (report.steps.some((s) => (s.smoke?.unattributed ?? 0) > 0)) {
+  if (report.steps.some((s) => (smokeEvidence(s.checks)?.unattributed ?? 0) > 0)) {
     lines.push(
       dim("  (a page whose reviews call failed shows an error instead of 'Reviews served by', so it names no version)"),
     )

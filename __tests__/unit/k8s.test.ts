@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node'
 import { Kube } from '../../src/k8s/client.js'
 import { ConflictError, KubeError } from '../../src/k8s/resources.js'
 import { LockHeldError, RolloutLock, leaseName } from '../../src/rollout/lock.js'
-import { decodeState, encodeState, type RolloutState } from '../../src/rollout/state.js'
+import { decodeState, encodeState, type RolloutState } from '../../src/routing/state.js'
 import { type KubeApi, startKubeApi } from '../sim/kube/server.js'
 import { seedCluster } from '../sim/kube/seed.js'
 import { KubeStore } from '../sim/kube/store.js'
@@ -138,19 +138,21 @@ describe('RolloutLock', () => {
 
   it('takes, refuses a second holder, and releases', async () => {
     const a = new RolloutLock(kubeFor(api), {
-      namespace: 'bookinfo',
-      virtualService: 'reviews',
+      target: { kind: 'VirtualService', namespace: 'bookinfo', name: 'reviews' },
       holder: 'run-a',
       ttlMs: 60_000,
     })
     const b = new RolloutLock(kubeFor(api), {
-      namespace: 'bookinfo',
-      virtualService: 'reviews',
+      target: { kind: 'VirtualService', namespace: 'bookinfo', name: 'reviews' },
       holder: 'run-b',
       ttlMs: 60_000,
     })
     await a.acquire()
-    const lease = store.get(LEASES, 'bookinfo', leaseName('reviews'))
+    const lease = store.get(
+      LEASES,
+      'bookinfo',
+      leaseName({ kind: 'VirtualService', namespace: 'bookinfo', name: 'reviews' }),
+    )
     assert.equal((lease?.['spec'] as { holderIdentity: string }).holderIdentity, 'run-a')
     assert.match(
       (lease?.['spec'] as { renewTime: string }).renewTime,
@@ -162,7 +164,10 @@ describe('RolloutLock', () => {
       (err: unknown) => err instanceof LockHeldError && /held by 'run-a'/.test(err.message),
     )
     await a.release()
-    assert.equal(store.get(LEASES, 'bookinfo', leaseName('reviews')), undefined)
+    assert.equal(
+      store.get(LEASES, 'bookinfo', leaseName({ kind: 'VirtualService', namespace: 'bookinfo', name: 'reviews' })),
+      undefined,
+    )
     await b.acquire()
     await b.release()
   })
@@ -172,16 +177,14 @@ describe('RolloutLock', () => {
     const clock = (): Date => new Date(now)
     // a run that took the lease and then died: never released
     const stale = new RolloutLock(kubeFor(api), {
-      namespace: 'bookinfo',
-      virtualService: 'ratings',
+      target: { kind: 'VirtualService', namespace: 'bookinfo', name: 'ratings' },
       holder: 'dead-run',
       ttlMs: 20_000,
       now: clock,
     })
     await stale.acquire()
     const live = new RolloutLock(kubeFor(api), {
-      namespace: 'bookinfo',
-      virtualService: 'ratings',
+      target: { kind: 'VirtualService', namespace: 'bookinfo', name: 'ratings' },
       holder: 'new-run',
       ttlMs: 20_000,
       now: clock,
@@ -189,7 +192,11 @@ describe('RolloutLock', () => {
     await assert.rejects(live.acquire(), LockHeldError)
     now += 21_000
     await live.acquire()
-    const spec = store.get(LEASES, 'bookinfo', leaseName('ratings'))?.['spec'] as {
+    const spec = store.get(
+      LEASES,
+      'bookinfo',
+      leaseName({ kind: 'VirtualService', namespace: 'bookinfo', name: 'ratings' }),
+    )?.['spec'] as {
       holderIdentity: string
       leaseTransitions: number
     }
@@ -221,16 +228,20 @@ describe('state annotation', () => {
     updatedAt: 't',
   }
   it('round-trips', () => {
-    assert.deepEqual(decodeState({ 'istio-canary.io/state': encodeState(s) }, 'reviews'), s)
-    assert.equal(decodeState({}, 'reviews'), undefined)
+    assert.deepEqual(
+      decodeState({ 'istio-canary.io/state': encodeState(s) }, { kind: 'VirtualService' as const, name: 'reviews' }),
+      s,
+    )
+    assert.equal(decodeState({}, { kind: 'VirtualService' as const, name: 'reviews' }), undefined)
   })
   it('refuses a damaged annotation with what to do', () => {
     assert.throws(
-      () => decodeState({ 'istio-canary.io/state': '{nope' }, 'reviews'),
+      () => decodeState({ 'istio-canary.io/state': '{nope' }, { kind: 'VirtualService' as const, name: 'reviews' }),
       /not valid JSON; remove it \(kubectl annotate virtualservice reviews istio-canary.io\/state-\)/,
     )
     assert.throws(
-      () => decodeState({ 'istio-canary.io/state': '{"version":2}' }, 'reviews'),
+      () =>
+        decodeState({ 'istio-canary.io/state': '{"version":2}' }, { kind: 'VirtualService' as const, name: 'reviews' }),
       /not a state this version of istio-canary understands/,
     )
   })

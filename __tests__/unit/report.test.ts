@@ -7,6 +7,7 @@ import * as core from '@actions/core'
 import { writeReport, type RunReport } from '../../src/report/report.js'
 import { escapeMd, headline, mermaidChart, renderSummaryMarkdown, writeJobSummary } from '../../src/report/summary.js'
 import { formatDuration } from '../../src/parse.js'
+import { smokeCheck } from '../../src/verify/smoke/verifier.js'
 
 function sampleReport(over: Partial<RunReport> = {}): RunReport {
   const smoke = (ok: number, v3: number) => ({
@@ -23,11 +24,9 @@ function sampleReport(over: Partial<RunReport> = {}): RunReport {
     failures: ok === 20 ? [] : [{ reason: 'HTTP 503', count: 20 - ok }],
   })
   return {
-    version: 1,
+    version: 2,
     action: 'rollout',
-    namespace: 'bookinfo',
-    virtualService: 'reviews',
-    route: 'default',
+    target: { kind: 'VirtualService', namespace: 'bookinfo', name: 'reviews', route: 'default' },
     stableSubset: 'v1',
     canarySubset: 'v3',
     gatewayUrl: 'http://20.1.2.3:80',
@@ -43,7 +42,7 @@ function sampleReport(over: Partial<RunReport> = {}): RunReport {
         pauseMs: 60_000,
         startedAt: '2025-03-01T10:00:01.000Z',
         endedAt: '2025-03-01T10:01:05.000Z',
-        smoke: smoke(20, 2),
+        checks: [smokeCheck(smoke(20, 2), { pass: true, reasons: [] })],
         verdict: 'pass',
         reasons: [],
       },
@@ -53,7 +52,7 @@ function sampleReport(over: Partial<RunReport> = {}): RunReport {
         pauseMs: 90_000,
         startedAt: '2025-03-01T10:01:05.000Z',
         endedAt: '2025-03-01T10:02:40.000Z',
-        smoke: smoke(19, 5),
+        checks: [smokeCheck(smoke(19, 5), { pass: true, reasons: [] })],
         verdict: 'pass',
         reasons: [],
       },
@@ -63,6 +62,7 @@ function sampleReport(over: Partial<RunReport> = {}): RunReport {
         pauseMs: 0,
         startedAt: '2025-03-01T10:02:40.000Z',
         endedAt: '2025-03-01T10:03:30.000Z',
+        checks: [],
         verdict: 'skipped',
         reasons: [],
       },
@@ -89,7 +89,7 @@ describe('writeReport', () => {
     assert.equal(path.dirname(file), out)
     assert.equal(path.basename(file), 'istio-canary-bookinfo-reviews-20250301T100000000Z-run4242-2.json')
     const text = readFileSync(file, 'utf8')
-    assert.ok(text.startsWith('{\n  "version": 1,'))
+    assert.ok(text.startsWith('{\n  "version": 2,'))
     assert.deepEqual(JSON.parse(text), report)
   })
 
@@ -109,7 +109,7 @@ describe('writeReport', () => {
   it('keeps odd names out of the file name', async () => {
     const file = await writeReport(
       dir,
-      sampleReport({ namespace: '../../etc', virtualService: 'a/b c' }),
+      sampleReport({ target: { kind: 'VirtualService', namespace: '../../etc', name: 'a/b c', route: 'default' } }),
       '',
       undefined,
     )

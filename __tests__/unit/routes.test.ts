@@ -3,9 +3,8 @@ import assert from 'node:assert/strict'
 import { load } from 'js-yaml'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { HttpRoute, VirtualServiceSpec } from '../../src/k8s/resources.js'
 import {
-  type HttpRoute,
-  type VirtualServiceSpec,
   apportion,
   canaryWeightOf,
   findRouteIndex,
@@ -16,7 +15,7 @@ import {
   weightsOf,
   withPreviewRoute,
   withoutPreviewRoute,
-} from '../../src/rollout/routes.js'
+} from '../../src/routing/vs-routes.js'
 import { REPO_ROOT } from '../sim/harness.js'
 
 const fixture = (name: string): VirtualServiceSpec =>

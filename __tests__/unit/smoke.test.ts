@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import * as tls from 'node:tls'
 import { gzipSync } from 'node:zlib'
-import { runSmokeTest, summarize, type SmokeConfig, type SmokeResult } from '../../src/smoke/smoke.js'
-import { judge, type VerdictInput } from '../../src/smoke/verdict.js'
+import { runSmokeTest, summarize, type SmokeConfig, type SmokeResult } from '../../src/verify/smoke/smoke.js'
+import { judge, type VerdictInput } from '../../src/verify/smoke/verdict.js'
 import { startHttps, type LoopbackServer } from '../sim/https.js'
 import { makePki, type TestPki } from '../sim/tls.js'
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { binomialTwoSidedPValue, logGamma, percentile, weightShareCheck } from '../../src/smoke/stats.js'
+import { binomialTwoSidedPValue, logGamma, percentile, weightShareCheck } from '../../src/verify/smoke/stats.js'
 
 const close = (actual: number, expected: number, rel = 1e-9): void => {
   assert.ok(Math.abs(actual - expected) <= rel * Math.abs(expected), `${actual} != ${expected}`)

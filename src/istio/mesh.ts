@@ -2,8 +2,7 @@
 // the readiness checks that must all pass before any traffic change (SPEC rule 8), each with a fix.
 import type { V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node'
 import type { ControlPlaneApi, GatewayApi, ReadinessApi } from '../k8s/ports.js'
-import { type DestinationRule, ForbiddenError, type Subset, type VirtualService } from '../k8s/resources.js'
-import type { HttpRoute } from '../rollout/routes.js'
+import { type DestinationRule, ForbiddenError, type Subset } from '../k8s/resources.js'
 
 export const OSS_NAMESPACE = 'istio-system'
 export const AKS_NAMESPACE = 'aks-istio-system'
@@ -116,7 +115,12 @@ function selects(selector: Record<string, string>, svc: V1Service): boolean {
 /** The ingress gateway Service: given, else the one the application's Istio Gateway selects, else the usual defaults. */
 export async function findGateway(
   kube: GatewayApi,
-  o: { service?: { namespace: string; name: string }; appNamespace: string; virtualServices: VirtualService[] },
+  o: {
+    service?: { namespace: string; name: string }
+    appNamespace: string
+    /** The Istio Gateways (namespace/name) the namespace's routes are bound to. */
+    gateways: string[]
+  },
 ): Promise<GatewayInfo | undefined> {
   if (o.service) {
     const svc = await kube.getService(o.service.namespace, o.service.name)
@@ -126,13 +130,8 @@ export async function findGateway(
       ])
     return { ...o.service, url: gatewayUrl(svc) }
   }
-  const gatewayRefs = new Set<string>()
-  for (const vs of o.virtualServices) {
-    for (const g of vs.spec.gateways ?? [])
-      if (g !== 'mesh') gatewayRefs.add(g.includes('/') ? g : `${o.appNamespace}/${g}`)
-  }
   let services: V1Service[] | undefined
-  for (const ref of [...gatewayRefs].sort()) {
+  for (const ref of o.gateways) {
     const [ns, name] = ref.split('/') as [string, string]
     const gw = await kube.getGateway(ns, name)
     if (!gw?.spec.selector) continue
@@ -194,7 +193,8 @@ export interface ReadinessInput {
   controlPlane: ControlPlane | undefined
   gateway: GatewayInfo | undefined
   gatewayUrlGiven: boolean
-  targetRoute: HttpRoute
+  /** The Service host the target route sends to. */
+  destinationHost: string
   destinationRuleName: string | undefined
   subsets: string[]
 }
@@ -254,8 +254,7 @@ export async function checkReadiness(
       failures.push(`namespace ${r.namespace} is not enabled for sidecar injection: ${fixRev}`)
     }
   }
-  const dests = r.targetRoute.route ?? []
-  const host = dests[0]?.destination.host ?? ''
+  const host = r.destinationHost
   const rules = await kube.listDestinationRules(r.namespace)
   const rule = pickDestinationRule(rules, r.destinationRuleName, host, r.namespace)
   const subsets = new Map<string, Subset>()

@@ -1,7 +1,8 @@
 // The run's JSON report (the `report` output).
 import { mkdir, writeFile } from 'node:fs/promises'
 import * as path from 'node:path'
-import type { SmokeResult } from '../smoke/smoke.js'
+import type { TargetKind } from '../routing/router.js'
+import type { Check } from '../verify/verifier.js'
 
 export interface StepRecord {
   index: number
@@ -9,17 +10,18 @@ export interface StepRecord {
   pauseMs: number
   startedAt: string
   endedAt: string
-  smoke?: SmokeResult
+  /** Each verifier's check of the step, with its evidence. */
+  checks: Check[]
   verdict: 'pass' | 'fail' | 'skipped'
   reasons: string[]
 }
 
 export interface RunReport {
-  version: 1
+  /** 2: `target` names the resource, and each step keeps its `checks`. */
+  version: 2
   action: string
-  namespace: string
-  virtualService: string
-  route: string
+  /** The resource whose route the run shifts; `route` describes which of its routes. */
+  target: { kind: TargetKind; namespace: string; name: string; route: string }
   stableSubset: string
   canarySubset: string
   gatewayUrl: string
@@ -51,7 +53,7 @@ function stamp(iso: string): string {
 
 /**
  * Writes the report as pretty JSON into `dir` (created if missing) and returns the file's absolute path.
- * Name: istio-canary-<namespace>-<virtualService>-<startedAt>[-run<runId>[-<attempt>]].json; an existing file
+ * Name: istio-canary-<namespace>-<target name>-<startedAt>[-run<runId>[-<attempt>]].json; an existing file
  * is never overwritten (a -2, -3, ... suffix is added instead).
  */
 export async function writeReport(
@@ -61,7 +63,8 @@ export async function writeReport(
   runAttempt: string | undefined = process.env['GITHUB_RUN_ATTEMPT'],
 ): Promise<string> {
   await mkdir(dir, { recursive: true })
-  let base = `istio-canary-${slug(report.namespace)}-${slug(report.virtualService)}-${stamp(report.startedAt)}`
+  const { namespace, name } = report.target
+  let base = `istio-canary-${slug(namespace)}-${slug(name)}-${stamp(report.startedAt)}`
   if (runId) base += `-run${slug(runId)}${runAttempt ? `-${slug(runAttempt)}` : ''}`
   const json = `${JSON.stringify(report, null, 2)}\n`
   const absDir = path.isAbsolute(dir) ? dir : `${process.cwd()}${path.sep}${dir}`

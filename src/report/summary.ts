@@ -2,7 +2,8 @@
 import * as core from '@actions/core'
 import type { RunReport, StepRecord } from './report.js'
 import { formatDuration } from '../parse.js'
-import { pct } from '../smoke/stats.js'
+import { pct } from '../verify/smoke/stats.js'
+import type { Check, CheckFigures } from '../verify/verifier.js'
 
 type Summary = typeof core.summary
 
@@ -53,8 +54,8 @@ function facts(report: RunReport): string {
   const ended = Date.parse(report.endedAt)
   const took = Number.isNaN(started) || Number.isNaN(ended) ? '' : ` (${formatDuration(ended - started)})`
   const lines = [
-    `**Target:** namespace ${escapeMd(report.namespace)} · VirtualService ${escapeMd(report.virtualService)} · ` +
-      `route ${escapeMd(report.route)} · stable ${escapeMd(report.stableSubset)} → canary ${escapeMd(report.canarySubset)}`,
+    `**Target:** namespace ${escapeMd(report.target.namespace)} · ${report.target.kind} ${escapeMd(report.target.name)} · ` +
+      `route ${escapeMd(report.target.route)} · stable ${escapeMd(report.stableSubset)} → canary ${escapeMd(report.canarySubset)}`,
     `**Action:** ${escapeMd(report.action)} · canary weight ${report.canaryWeight} % · gateway ${escapeMd(report.gatewayUrl)} · ` +
       `Istio ${escapeMd(report.istioVersion)}`,
     `**Time:** ${escapeMd(report.startedAt)} → ${escapeMd(report.endedAt)}${took}`,
@@ -71,21 +72,41 @@ function facts(report: RunReport): string {
   return `${text}  \n**Error:** ${escapeMd(first)}${items.length ? `\n\n${items.join('\n')}` : ''}`
 }
 
+/** The checks of a step that count requests, each with its figures. */
+function counted(step: StepRecord): Array<{ check: Check; figures: CheckFigures }> {
+  return step.checks.flatMap((check) => (check.figures ? [{ check, figures: check.figures }] : []))
+}
+
+/** One cell for every check of the step: prefixed with its kind when the step has more than one. */
+function perCheck(step: StepRecord, cell: (figures: CheckFigures) => string): string {
+  const rows = counted(step)
+  if (rows.length === 0) return '–'
+  return rows
+    .map(({ check, figures }) => (rows.length > 1 ? `${escapeMd(check.kind)}: ` : '') + cell(figures))
+    .join('<br>')
+}
+
+function requestsCell(step: StepRecord): string {
+  return perCheck(step, (f) => String(f.requests))
+}
+
 function latencyCell(step: StepRecord): string {
-  const s = step.smoke
-  if (!s || s.requests === 0) return '–'
-  const parts = [`all ${s.p50Ms} / ${s.p95Ms} ms`]
-  for (const [version, v] of Object.entries(s.byVersion)) parts.push(`${escapeMd(version)} ${v.p50Ms} / ${v.p95Ms} ms`)
-  return parts.join('<br>')
+  return perCheck(step, (f) => {
+    if (f.requests === 0) return '–'
+    const parts = [`all ${f.p50Ms} / ${f.p95Ms} ms`]
+    for (const [version, v] of Object.entries(f.byVersion))
+      parts.push(`${escapeMd(version)} ${v.p50Ms} / ${v.p95Ms} ms`)
+    return parts.join('<br>')
+  })
 }
 
 function successCell(step: StepRecord): string {
-  const s = step.smoke
-  if (!s) return '–'
-  const parts = [`${pct(s.successRate)} (${s.successes}/${s.requests})`]
-  for (const [version, v] of Object.entries(s.byVersion))
-    parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
-  return parts.join('<br>')
+  return perCheck(step, (f) => {
+    const parts = [`${pct(f.successRate)} (${f.successes}/${f.requests})`]
+    for (const [version, v] of Object.entries(f.byVersion))
+      parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
+    return parts.join('<br>')
+  })
 }
 
 function verdictCell(step: StepRecord): string {
@@ -101,7 +122,7 @@ export function stepRows(report: RunReport): string[][] {
     String(step.index),
     `${step.weight} %`,
     formatDuration(step.pauseMs),
-    step.smoke ? String(step.smoke.requests) : '–',
+    requestsCell(step),
     successCell(step),
     latencyCell(step),
     verdictCell(step),
@@ -116,9 +137,10 @@ const chartNumber = (x: number): string => String(Math.round(x * 10) / 10)
  */
 export function mermaidChart(report: RunReport): string {
   if (report.steps.length === 0) return ''
-  const labels = report.steps.map((s) => `"${s.index}${s.smoke ? '' : ' (no test)'}"`)
+  const figures = report.steps.map((s) => counted(s)[0]?.figures)
+  const labels = report.steps.map((s, i) => `"${s.index}${figures[i] ? '' : ' (no test)'}"`)
   const weights = report.steps.map((s) => chartNumber(s.weight))
-  const rates = report.steps.map((s) => chartNumber(s.smoke ? s.smoke.successRate * 100 : 0))
+  const rates = figures.map((f) => chartNumber(f ? f.successRate * 100 : 0))
   return [
     '```mermaid',
     'xychart-beta',

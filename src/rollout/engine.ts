@@ -1,56 +1,37 @@
-// The rollout state machine. Every transition is written to the VirtualService (route and state annotation
-// in one conditional write) before the action acts on it; a failure after the first traffic change restores
-// the target route as it was when the run began.
-import type { SmokeResult } from '../smoke/smoke.js'
-import type { Verdict } from '../smoke/verdict.js'
+// The rollout engine: loads the target, asks the state machine (./machine.ts) what comes next, and commits each
+// transition through the traffic router (route and state in one conditional write) before acting on it. A
+// failure after the first traffic change restores the target route as it was when the run began.
 import type { StepRecord } from '../report/report.js'
-import type { VirtualServiceApi } from '../k8s/ports.js'
-import { ConflictError, type VirtualService } from '../k8s/resources.js'
-import type { Sleep } from '../retry.js'
-import { formatDuration, type Step } from '../parse.js'
+import { type Step, formatDuration } from '../parse.js'
 import {
-  type HttpRoute,
+  ConcurrentChangeError,
+  type Route,
   type RouteSelector,
-  canaryWeightOf,
+  type TrafficRouter,
   describeSelector,
-  describeSplit,
-  findRouteIndex,
-  RouteError,
-  canonical,
-  isCatchAll,
-  previewRouteName,
-  resolveStableSubset,
-  routeAtWeight,
-  sameRoute,
-  withPreviewRoute,
-  withoutPreviewRoute,
-} from './routes.js'
-import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
+  describeTarget,
+} from '../routing/router.js'
+import { type RolloutState, STATE_ANNOTATION, isActive } from '../routing/state.js'
+import { previewRouteName } from '../routing/vs-routes.js'
+import { type Check, type StepContext, type Verifier, failureReasons, passed, runChecks } from '../verify/verifier.js'
+import { type Result, type RunContext, TransitionError, afterFailure, next } from './machine.js'
 
-export type Result = 'promoted' | 'rolled-back' | 'paused' | 'previewed' | 'cleaned-up' | 'unchanged'
+export type { Result } from './machine.js'
 
-export interface Target {
-  namespace: string
-  virtualService: string
-  route: RouteSelector
+/** What the inputs ask of the rollout (the router knows the target and its route). */
+export interface Plan {
   stableSubset: string | 'auto'
   canarySubset?: string
 }
 
-export interface Verification {
-  result: SmokeResult
-  verdict: Verdict
-}
-
 export interface EngineDeps {
-  kube: VirtualServiceApi
-  /** Smoke-tests the gateway with the canary expected at `weight` percent of the traffic. */
-  verify: (weight: number, headers: Record<string, string>, signal: AbortSignal) => Promise<Verification>
-  sleep: Sleep
+  router: TrafficRouter
+  /** Each step's verifiers: known once the mesh is checked (setVerifiers). */
+  verifiers?: Verifier[]
   /** Aborted on cancellation (SIGINT/SIGTERM). */
   signal: AbortSignal
   runId: string
-  log: (msg: string) => void
+  log: (message: string) => void
   /** Called before the first traffic change with what a post step needs to finish a revert. */
   onTrafficChange?: () => void
   /** Raises when the lock was lost (checked before each change). */
@@ -73,10 +54,7 @@ export interface Outcome {
   events: Array<{ at: string; message: string }>
 }
 
-/** Someone else changed the target route: the action stops rather than overwrite it. */
-export class ConcurrentChangeError extends Error {
-  override name = 'ConcurrentChangeError'
-}
+export { ConcurrentChangeError }
 
 export class RolloutError extends Error {
   override name = 'RolloutError'
@@ -91,30 +69,45 @@ export class StepFailedError extends Error {
   override name = 'StepFailedError'
 }
 
+/** Where a rollout starts: the target route, its versions and the canary weight it has now. */
+export interface Start {
+  route: Route
+  stable: string
+  canary: string
+  /** The route as it was before the rollout began (a continued rollout's original route). */
+  base: Route
+  weight: number
+  continuing: boolean
+}
+
+const capitalized = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1)
+
 export class Engine {
-  private vs!: VirtualService
-  private state: RolloutState | undefined
   readonly steps: StepRecord[] = []
   readonly events: Array<{ at: string; message: string }> = []
+  /** A traffic change of this run is known to have landed. */
   private changed = false
+  private readonly router: TrafficRouter
 
   constructor(
-    private readonly d: EngineDeps,
-    private readonly t: Target,
-  ) {}
+    private readonly deps: EngineDeps,
+    private readonly plan: Plan,
+  ) {
+    this.router = deps.router
+  }
 
-  /** What a mode ends with: its result and subsets, with this run's steps and events. */
+  /** What a mode ends with: its result and versions, with this run's steps and events. */
   private outcome(
     result: Result,
-    subsets: { stable: string; canary: string },
+    versions: { stable: string; canary: string },
     canaryWeight: number,
     error?: Error,
     unsettled = false,
   ): Outcome {
     return {
       result,
-      stable: subsets.stable,
-      canary: subsets.canary,
+      stable: versions.stable,
+      canary: versions.canary,
       canaryWeight,
       steps: this.steps,
       events: this.events,
@@ -123,224 +116,140 @@ export class Engine {
     }
   }
 
-  /** The smoke test, known once the gateway is found. */
-  setVerifier(verify: EngineDeps['verify']): void {
-    this.d.verify = verify
+  /** The step's verifiers, known once the gateway is found. */
+  setVerifiers(verifiers: Verifier[]): void {
+    this.deps.verifiers = verifiers
   }
 
   private now(): Date {
-    return this.d.now?.() ?? new Date()
+    return this.deps.now?.() ?? new Date()
   }
 
   private event(message: string): void {
     this.events.push({ at: this.now().toISOString(), message })
-    this.d.log(message)
+    this.deps.log(message)
   }
 
   private get ref(): string {
-    return `VirtualService ${this.t.namespace}/${this.t.virtualService}`
+    return describeTarget(this.router.target)
+  }
+
+  private get inputSelector(): RouteSelector {
+    return this.router.target.route
   }
 
   async load(): Promise<void> {
-    this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
-    this.state = decodeState(this.vs.metadata.annotations, this.t.virtualService)
+    await this.router.load()
   }
 
   get currentState(): RolloutState | undefined {
-    return this.state
-  }
-
-  get virtualService(): VirtualService {
-    return this.vs
-  }
-
-  private http(vs: VirtualService = this.vs): HttpRoute[] {
-    return vs.spec.http ?? []
+    return this.router.state
   }
 
   /** The selector to find the target route again: by name when it has one, else as the rollout first found it. */
-  private stableSelector(route: HttpRoute): RouteSelector {
-    if (typeof route.name === 'string' && route.name !== '') return { by: 'name', name: route.name }
-    return this.state && isActive(this.state) ? this.state.route : this.t.route
+  private stableSelector(route: Route): RouteSelector {
+    const state = this.router.state
+    return this.router.selectorFor(route, state && isActive(state) ? state.route : this.inputSelector)
   }
 
-  /**
-   * Index of the route the `route` input names (no rollout in progress): a missing route is the input's error,
-   * and a route that an earlier catch-all route (no match) shadows gets no traffic, so it is refused.
-   */
-  inputRouteIndex(o: { shadowed: 'refuse' | 'allow' } = { shadowed: 'refuse' }): number {
-    let index: number
-    try {
-      index = findRouteIndex(this.vs.spec, this.t.route, this.t.virtualService)
-    } catch (err) {
-      if (err instanceof RouteError && this.t.route.by !== 'default')
-        throw new RouteError(`Input 'route': ${err.message}`)
-      throw err
-    }
-    const http = this.http()
-    const shadow = http.slice(0, index).findIndex(isCatchAll)
-    if (shadow >= 0 && o.shadowed === 'refuse') {
-      const shadowName = http[shadow]?.name
-      const name = shadowName ? `'${shadowName}'` : `#${shadow}`
-      throw new RouteError(
-        `Input 'route': ${describeSelector(this.t.route)} of ${this.ref} receives no traffic: http route ${name} before it has no match and takes every request. ` +
-          `Shift route ${name} instead, or give it a match`,
-      )
-    }
-    return index
-  }
-
-  /** What the run will do: the target route, subsets and where it starts. Validates before any change. */
-  plan(): {
-    index: number
-    route: HttpRoute
-    stable: string
-    canary: string
-    base: HttpRoute
-    weight: number
-    continuing: boolean
-  } {
-    const s = this.state
-    if (s && isActive(s)) {
-      if (this.t.canarySubset !== undefined && this.t.canarySubset !== s.canary) {
+  /** What the run will do: the target route, versions and where it starts. Validates before any change. */
+  start(): Start {
+    const state = this.router.state
+    const { canarySubset, stableSubset } = this.plan
+    if (state && isActive(state)) {
+      if (canarySubset !== undefined && canarySubset !== state.canary) {
         throw new RolloutError(
-          `${this.ref} has a rollout of canary '${s.canary}' in progress (${s.phase} at ${s.weight} %, run ${s.runId}); finish it with action 'promote' or 'rollback' before rolling out '${this.t.canarySubset}'`,
+          `${this.ref} has a rollout of canary '${state.canary}' in progress ` +
+            `(${state.phase} at ${state.weight} %, run ${state.runId}); ` +
+            `finish it with action 'promote' or 'rollback' before rolling out '${canarySubset}'`,
         )
       }
-      if (this.t.stableSubset !== 'auto' && this.t.stableSubset !== s.stable) {
+      if (stableSubset !== 'auto' && stableSubset !== state.stable) {
         throw new RolloutError(
-          `${this.ref} has a rollout in progress whose stable subset is '${s.stable}', not '${this.t.stableSubset}'`,
+          `${this.ref} has a rollout in progress whose stable subset is '${state.stable}', not '${stableSubset}'`,
         )
       }
-      const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
-      const route = this.http()[index] as HttpRoute
-      this.assertOurs(route, s)
+      const route = this.router.route(state.route)
+      this.assertOurs(route, state)
       return {
-        index,
         route,
-        stable: s.stable,
-        canary: s.canary,
-        base: s.originalRoute,
-        weight: s.weight,
+        stable: state.stable,
+        canary: state.canary,
+        base: state.originalRoute,
+        weight: state.weight,
         continuing: true,
       }
     }
-    const index = this.inputRouteIndex()
-    const route = this.http()[index] as HttpRoute
-    const canary = this.t.canarySubset
-    if (canary === undefined)
+    const route = this.router.inputRoute()
+    if (canarySubset === undefined) {
       throw new RolloutError(
         `${this.ref} has no rollout in progress; set 'canary-subset' to start one (or to promote that subset directly)`,
       )
-    const stable = resolveStableSubset(route, this.t.stableSubset, canary)
-    if (stable === canary) throw new RolloutError(`stable and canary subset are both '${canary}'`)
-    if (!(route.route ?? []).some((d) => d.destination.subset === stable)) {
+    }
+    const stable = this.router.resolveStable(route, stableSubset, canarySubset)
+    if (stable === canarySubset) throw new RolloutError(`stable and canary subset are both '${canarySubset}'`)
+    if (!this.router.shares(route).has(stable)) {
       throw new RolloutError(
-        `${describeSelector(this.t.route)} of ${this.ref} does not route to stable subset '${stable}' (it routes: ${describeSplit(route)})`,
+        `${describeSelector(this.inputSelector)} of ${this.ref} does not route to stable subset '${stable}' ` +
+          `(it routes: ${this.router.describe(route)})`,
       )
     }
-    return { index, route, stable, canary, base: route, weight: canaryWeightOf(route, canary), continuing: false }
+    const weight = this.router.weightOf(route, canarySubset)
+    return { route, stable, canary: canarySubset, base: route, weight, continuing: false }
   }
 
-  private assertOurs(route: HttpRoute | undefined, s: RolloutState): void {
-    if (!sameRoute(route, s.lastWritten)) {
+  private assertOurs(route: Route | undefined, state: RolloutState): void {
+    if (!this.router.same(route, state.lastWritten)) {
       throw new ConcurrentChangeError(
-        `the target route of ${this.ref} was changed by someone else since istio-canary last wrote it (run ${s.runId}); ` +
-          `not overwriting it. It now routes: ${route ? describeSplit(route) : '(route missing)'}; istio-canary wrote: ${describeSplit(s.lastWritten)}. ` +
+        `the target route of ${this.ref} was changed by someone else since istio-canary last wrote it ` +
+          `(run ${state.runId}); not overwriting it. ` +
+          `It now routes: ${route ? this.router.describe(route) : '(route missing)'}; ` +
+          `istio-canary wrote: ${this.router.describe(state.lastWritten)}. ` +
           `Decide on the route by hand, then remove the annotation ${STATE_ANNOTATION} to let istio-canary start afresh`,
       )
     }
   }
 
-  /**
-   * Conditional write of the target route and the state. On a conflict: re-read, and go on only where the
-   * target route is still what this action last wrote (`expected`); else stop without overwriting.
-   */
-  private async write(
-    selector: RouteSelector,
-    expected: HttpRoute,
-    route: HttpRoute,
-    state: RolloutState | undefined,
-  ): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const next: VirtualService = structuredClone(this.vs)
-      const index = safeIndex(next.spec, selector, this.t.virtualService)
-      const http = next.spec.http ?? []
-      if (index < 0) {
-        throw new ConcurrentChangeError(
-          `the target route of ${this.ref} (${describeSelector(selector)}) is gone: someone else changed the VirtualService during the run; not writing it`,
-        )
-      }
-      if (!sameRoute(http[index], expected)) {
-        throw new ConcurrentChangeError(
-          `the target route of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
-            `It now routes: ${describeSplit(http[index] as HttpRoute)}; istio-canary expected: ${describeSplit(expected)}. ` +
-            `Check who changed it (kubectl -n ${this.t.namespace} get virtualservice ${this.t.virtualService} -o yaml)`,
-        )
-      }
-      http[index] = route
-      const annotations = { ...(next.metadata.annotations ?? {}) }
-      if (state) annotations[STATE_ANNOTATION] = encodeState(state)
-      else delete annotations[STATE_ANNOTATION]
-      next.metadata.annotations = annotations
-      try {
-        this.vs = await this.d.kube.replaceVirtualService(next)
-        this.state = state
-        return
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err
-        this.d.log(
-          `${this.ref} changed since it was read (resourceVersion ${this.vs.metadata.resourceVersion}); re-reading`,
-        )
-        this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
-        const fresh = decodeState(this.vs.metadata.annotations, this.t.virtualService)
-        const freshRoute = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
-        if (sameRoute(freshRoute, route) && canonical(fresh) === canonical(state)) {
-          // Our own write went through and only its answer was lost (a retried PUT then conflicts with itself).
-          this.state = state
-          return
-        }
-        if (this.state && fresh?.runId !== this.state.runId) {
-          throw new ConcurrentChangeError(
-            `the rollout state of ${this.ref} was changed by someone else during the run (now: ${fresh ? `run ${fresh.runId}, ${fresh.phase}` : 'removed'}); not overwriting it`,
-          )
-        }
-      }
-    }
+  private get verifiers(): Verifier[] {
+    const verifiers = this.deps.verifiers
+    if (!verifiers || verifiers.length === 0) throw new Error('internal: no verifier configured')
+    return verifiers
   }
 
-  private async pause(ms: number): Promise<void> {
-    if (ms <= 0) return
-    this.d.log(`Pausing ${formatDuration(ms)}`)
-    await this.d.sleep(ms, this.d.signal)
+  /** What the step's log lines call its checks: "smoke", "smoke + telemetry". */
+  private get checkLabel(): string {
+    return this.verifiers.map((v) => v.kind).join(' + ')
+  }
+
+  private async check(step: Omit<StepContext, 'signal'>): Promise<Check[]> {
+    this.deps.signal.throwIfAborted()
+    return runChecks(this.verifiers, { ...step, signal: this.deps.signal })
   }
 
   private async verifyStep(
     index: number,
     weight: number,
     pauseMs: number,
+    kind: 'step' | 'preview',
     headers: Record<string, string> = {},
   ): Promise<void> {
     const startedAt = this.now().toISOString()
-    await this.pause(pauseMs)
-    this.d.signal.throwIfAborted()
-    const { result, verdict } = await this.d.verify(weight, headers, this.d.signal)
-    const rec: StepRecord = {
+    const checks = await this.check({ kind, index: index + 1, weight, pauseMs, headers })
+    const pass = passed(checks)
+    const reasons = failureReasons(checks)
+    this.steps.push({
       index: index + 1,
       weight,
       pauseMs,
       startedAt,
       endedAt: this.now().toISOString(),
-      smoke: result,
-      verdict: verdict.pass ? 'pass' : 'fail',
-      reasons: verdict.reasons,
-    }
-    this.steps.push(rec)
-    const rate = result.requests ? `${((100 * result.successes) / result.requests).toFixed(1)} %` : 'n/a'
-    this.event(
-      `Step ${index + 1} at ${weight} %: ${result.successes}/${result.requests} passed (${rate}), p95 ${Math.round(result.p95Ms)} ms: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`,
-    )
-    if (!verdict.pass) throw new StepFailedError(`smoke test failed at ${weight} %: ${verdict.reasons.join('; ')}`)
+      checks,
+      verdict: pass ? 'pass' : 'fail',
+      reasons,
+    })
+    const seen = checks.map((c) => c.summary).join('; ')
+    this.event(`Step ${index + 1} at ${weight} %: ${seen}: ${pass ? 'pass' : `FAIL (${reasons.join('; ')})`}`)
+    if (!pass) throw new StepFailedError(`${this.checkLabel} test failed at ${weight} %: ${reasons.join('; ')}`)
   }
 
   /**
@@ -348,219 +257,216 @@ export class Engine {
    * earlier run, or no rollout in progress and the target route sends everything to canary-subset already.
    */
   alreadyPromoted(): boolean {
-    const s = this.state
-    if (s?.phase === 'promoted') return this.t.canarySubset === undefined || this.t.canarySubset === s.canary
-    if (isActive(s) || this.t.canarySubset === undefined) return false
-    const route = this.http()[safeIndex(this.vs.spec, this.t.route, this.t.virtualService)]
-    return route !== undefined && canaryWeightOf(route, this.t.canarySubset) === 100
+    const state = this.router.state
+    const canary = this.plan.canarySubset
+    if (state?.phase === 'promoted') return canary === undefined || canary === state.canary
+    if (isActive(state) || canary === undefined) return false
+    const route = this.router.findRoute(this.inputSelector)
+    return route !== undefined && this.router.weightOf(route, canary) === 100
   }
 
   /**
-   * Smoke test of the route as it is: before the first change, so that a rollout never starts into an application
+   * Check of the route as it is: before the first change, so that a rollout never starts into an application
    * that already fails (a failing stable version would otherwise be blamed on the canary); and of a weight a dead
    * run left unverified.
    */
-  private async verifyCurrent(weight: number, route: HttpRoute, failure: string): Promise<void> {
-    this.d.signal.throwIfAborted()
-    const { result, verdict } = await this.d.verify(weight, {}, this.d.signal)
+  private async verifyCurrent(weight: number, route: Route, failure: string): Promise<void> {
+    const checks = await this.check({ kind: 'baseline', index: 0, weight, pauseMs: 0, headers: {} })
+    const pass = passed(checks)
+    const reasons = failureReasons(checks)
+    const seen = checks.map((c) => c.summary.replace(/ \(.*$/, '')).join('; ')
     this.event(
-      `Smoke test of the route as it is (${describeSplit(route)}): ${result.successes}/${result.requests} passed: ${verdict.pass ? 'pass' : `FAIL (${verdict.reasons.join('; ')})`}`,
+      `${capitalized(this.checkLabel)} test of the route as it is (${this.router.describe(route)}): ${seen}: ` +
+        `${pass ? 'pass' : `FAIL (${reasons.join('; ')})`}`,
     )
-    if (!verdict.pass) {
+    if (!pass) {
       const what = this.changed ? '' : ' Nothing was changed; fix the application or the smoke test inputs first.'
       throw new RolloutError(
-        `${failure}, with the route at ${describeSplit(route)}: ${verdict.reasons.join('; ')}.${what}`,
+        `${failure}, with the route at ${this.router.describe(route)}: ${reasons.join('; ')}.${what}`,
       )
     }
   }
 
   /** `rollout` (and `promote`, which is a rollout to 100). */
   async rollout(steps: Step[], pauseMs: number): Promise<Outcome> {
-    if (this.alreadyPromoted()) {
-      const s = this.state
-      const canary = this.t.canarySubset ?? s?.canary ?? ''
-      if (s?.phase === 'promoted' && s.canary === canary) {
-        this.assertOurs(this.http()[findRouteIndex(this.vs.spec, s.route, this.t.virtualService)], s)
-        this.event(`'${canary}' is already promoted (run ${s.runId}); nothing to do`)
-        return this.outcome('promoted', { stable: s.stable, canary }, 100)
-      }
-      this.event(`${describeSelector(this.t.route)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`)
-      return this.outcome('promoted', { stable: '', canary }, 100)
+    if (this.alreadyPromoted()) return this.promotedAlready()
+    const start = this.start()
+    const selector = this.stableSelector(start.route)
+    const before = this.router.state
+    const context: RunContext = {
+      runId: this.deps.runId,
+      now: this.now().toISOString(),
+      startedAt: this.now().toISOString(),
+      stable: start.stable,
+      canary: start.canary,
+      selector,
+      originalRoute: start.base,
+      ...(before ? { before } : {}),
     }
-    const p = this.plan()
-    const selector = this.stableSelector(p.route)
-    const startedAt = this.now().toISOString()
-    const before: RolloutState | undefined = this.state
-    const base: Omit<RolloutState, 'phase' | 'weight' | 'lastWritten'> =
-      p.continuing && before
-        ? { ...before, runId: this.d.runId, route: selector }
-        : {
-            version: 1,
-            runId: this.d.runId,
-            stable: p.stable,
-            canary: p.canary,
-            route: selector,
-            originalRoute: p.base,
-            startedAt,
-            updatedAt: startedAt,
-          }
-    delete (base as Partial<RolloutState>).revertTo
+    const at = (): RunContext => ({ ...context, now: this.now().toISOString() })
     // A run that died while shifting left an unverified weight: this run verifies it first, and a failure
     // restores what that run would have restored.
-    const inherited = p.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
-    const revertTo = inherited ?? { route: p.route, ...(before ? { state: withoutRevert(before) } : {}) }
+    const inherited = start.continuing && before?.phase === 'shifting' ? before.revertTo : undefined
+    const revertTo = inherited ?? { route: start.route, ...(before ? { state: withoutRevert(before) } : {}) }
     const outcome = (result: Result, weight: number, error?: Error, unsettled = false): Outcome =>
-      this.outcome(result, p, weight, error, unsettled)
-    if (p.continuing)
+      this.outcome(result, start, weight, error, unsettled)
+    if (start.continuing) {
       this.event(
-        `Continuing the rollout of '${p.canary}' (${before?.phase} at ${p.weight} %, started by run ${before?.runId})`,
+        `Continuing the rollout of '${start.canary}' ` +
+          `(${before?.phase} at ${start.weight} %, started by run ${before?.runId})`,
       )
-    const remaining = steps.filter((s) => s.weight > p.weight)
+    }
+    const remaining = steps.filter((s) => s.weight > start.weight)
     this.event(
-      `Target route: ${describeSelector(selector)}; now ${describeSplit(p.route)}; stable '${p.stable}', canary '${p.canary}'`,
+      `Target route: ${describeSelector(selector)}; now ${this.router.describe(start.route)}; ` +
+        `stable '${start.stable}', canary '${start.canary}'`,
     )
-    let current = p.route
-    let weight = p.weight
+    let current = start.route
+    let weight = start.weight
     let attempted = false
+    const commit = async (state: RolloutState | undefined, route: Route): Promise<void> => {
+      await this.router.write(selector, current, route, state)
+    }
     try {
       if (inherited) {
         attempted = true
         // Take the dead run's change over under this run's id first, so that this run's revert, a post step and
         // any later run all see it as this run's.
-        this.d.onTrafficChange?.()
+        this.deps.onTrafficChange?.()
         this.changed = true
-        await this.write(selector, current, current, {
-          ...base,
-          phase: 'shifting',
-          weight: p.weight,
-          lastWritten: current,
-          revertTo,
-          updatedAt: this.now().toISOString(),
-        })
-        this.event(`Run ${before?.runId} ended while shifting to ${p.weight} %, unverified: verifying it first`)
-        await this.verifyCurrent(p.weight, p.route, `the weight run ${before?.runId} left unverified fails`)
+        await commit(next(this.router.state, { type: 'take-over', weight, route: current, revertTo }, at()), current)
+        this.event(`Run ${before?.runId} ended while shifting to ${weight} %, unverified: verifying it first`)
+        await this.verifyCurrent(weight, start.route, `the weight run ${before?.runId} left unverified fails`)
       } else if (remaining.length > 0) {
-        await this.verifyCurrent(p.weight, p.route, 'the smoke test already fails before any change')
+        await this.verifyCurrent(weight, start.route, 'the smoke test already fails before any change')
       }
       if (remaining.length === 0 && weight < 100) {
-        const st: RolloutState = {
-          ...base,
-          phase: 'paused',
-          weight,
-          lastWritten: current,
-          updatedAt: this.now().toISOString(),
-        }
-        if (!sameState(this.state, st)) await this.write(selector, current, current, st)
+        const held = next(this.router.state, { type: 'hold', weight, route: current }, at())
+        if (!sameState(this.router.state, held, this.router)) await commit(held, current)
         this.event(`Canary at ${weight} %, no step above it: paused`)
         return outcome('paused', weight)
       }
       for (const [i, step] of remaining.entries()) {
-        this.d.checkLock?.()
-        this.d.signal.throwIfAborted()
-        const route = routeAtWeight(p.base, p.stable, p.canary, step.weight)
-        if (!this.changed) this.d.onTrafficChange?.()
-        const st: RolloutState = {
-          ...base,
-          phase: 'shifting',
-          weight: step.weight,
-          lastWritten: route,
-          revertTo,
-          updatedAt: this.now().toISOString(),
-        }
+        this.deps.checkLock?.()
+        this.deps.signal.throwIfAborted()
+        const route = this.router.atWeight(start.base, start.stable, start.canary, step.weight)
+        if (!this.changed) this.deps.onTrafficChange?.()
+        const shifted = next(this.router.state, { type: 'shift', weight: step.weight, route, revertTo }, at())
         attempted = true
-        await this.write(selector, current, route, st)
+        await commit(shifted, route)
         this.changed = true
         current = route
         weight = step.weight
-        this.event(`Shifted to ${describeSplit(route)}`)
-        await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs)
+        this.event(`Shifted to ${this.router.describe(route)}`)
+        await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs, 'step')
       }
-      const final = weight === 100 ? 'promoted' : 'paused'
-      const st: RolloutState = {
-        ...base,
-        phase: final,
-        weight,
-        lastWritten: current,
-        updatedAt: this.now().toISOString(),
-      }
-      await this.write(selector, current, current, st)
+      const finished = next(this.router.state, { type: 'finish', weight, route: current }, at())
+      await commit(finished, current)
       this.event(
-        final === 'promoted'
-          ? `Promoted '${p.canary}': it takes 100 % of the route`
+        weight === 100
+          ? `Promoted '${start.canary}': it takes 100 % of the route`
           : `Paused at ${weight} % for a later 'promote'`,
       )
-      return outcome(final, weight)
+      return outcome(weight === 100 ? 'promoted' : 'paused', weight)
     } catch (err) {
       const error = err as Error
-      if (err instanceof ConcurrentChangeError)
-        return outcome('unchanged', this.liveWeight(selector, p.canary, weight), error)
+      const concurrentChange = err instanceof ConcurrentChangeError
       // A write whose call failed may still have landed (its answer lost): what the cluster holds decides.
-      const landed = await this.ownWriteLanded()
-      if (landed === undefined && attempted && !this.changed) return outcome('unchanged', weight, error, true)
-      if (landed) {
+      const landed = concurrentChange ? false : await this.ownWriteLanded()
+      if (landed) current = (this.router.state as RolloutState).lastWritten
+      const facts = { concurrentChange, attempted, changed: this.changed, landed }
+      let decision = afterFailure(facts)
+      let failure = error
+      if ('revert' in decision) {
         this.changed = true
-        current = (this.state as RolloutState).lastWritten
-      }
-      if (!this.changed) return outcome('unchanged', weight, error)
-      try {
-        const restored = await this.revert(selector, current, revertTo, error)
-        return outcome('rolled-back', canaryWeightOf(restored, p.canary), error)
-      } catch (revertError) {
-        if ((revertError as Error).cause instanceof ConcurrentChangeError) {
+        try {
+          await this.revert(selector, current, revertTo, error, at)
+          decision = afterFailure({ ...facts, revert: 'done' })
+        } catch (revertError) {
+          failure = revertError as Error
           // Someone else changed the route meanwhile: theirs stands.
-          return outcome('unchanged', this.liveWeight(selector, p.canary, weight), revertError as Error)
+          const overtaken = failure.cause instanceof ConcurrentChangeError
+          decision = afterFailure({ ...facts, revert: overtaken ? 'overtaken' : 'failed' })
         }
-        // Traffic stays where this run left it, mid-rollout: report that weight; the post step tries again.
-        return outcome('paused', canaryWeightOf(current, p.canary), revertError as Error, true)
       }
+      if ('revert' in decision) throw new Error('internal: the state machine asked for a second revert')
+      const weights = {
+        live: () => this.liveWeight(selector, start.canary, weight),
+        run: () => weight,
+        restored: () => this.router.weightOf(revertTo.route, start.canary),
+        // Traffic stays where this run left it, mid-rollout: report that weight; the post step tries again.
+        current: () => this.router.weightOf(current, start.canary),
+      }
+      return outcome(decision.result, weights[decision.weight](), failure, decision.unsettled)
     }
+  }
+
+  /** The canary already has the whole route: nothing to do. */
+  private promotedAlready(): Outcome {
+    const state = this.router.state
+    const canary = this.plan.canarySubset ?? state?.canary ?? ''
+    if (state?.phase === 'promoted' && state.canary === canary) {
+      this.assertOurs(this.router.route(state.route), state)
+      this.event(`'${canary}' is already promoted (run ${state.runId}); nothing to do`)
+      return this.outcome('promoted', { stable: state.stable, canary }, 100)
+    }
+    this.event(
+      `${describeSelector(this.inputSelector)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`,
+    )
+    return this.outcome('promoted', { stable: '', canary }, 100)
   }
 
   /** The canary weight of the target route as last read (someone else may have changed it). */
   private liveWeight(selector: RouteSelector, canary: string, fallback: number): number {
-    const now = this.http()[safeIndex(this.vs.spec, selector, this.t.virtualService)]
-    return now ? canaryWeightOf(now, canary) : fallback
+    const now = this.router.findRoute(selector)
+    return now ? this.router.weightOf(now, canary) : fallback
   }
 
-  /** After a failure: does the VirtualService show a shift of this run (a write whose answer was lost)? undefined: cannot tell. */
+  /** After a failure: does the target show a shift of this run (a write whose answer was lost)? undefined: cannot tell. */
   private async ownWriteLanded(): Promise<boolean | undefined> {
     try {
-      await this.load()
+      await this.router.load()
     } catch {
       return undefined
     }
-    return this.state?.runId === this.d.runId && this.state.phase === 'shifting'
+    const state = this.router.state
+    return state?.runId === this.deps.runId && state.phase === 'shifting'
   }
 
   /** Restores the route (and state) as they were when the run began. Bounded in time, not cancellable. */
   private async revert(
     selector: RouteSelector,
-    current: HttpRoute,
-    to: { route: HttpRoute; state?: RolloutState },
+    current: Route,
+    to: { route: Route; state?: RolloutState },
     cause: Error,
-  ): Promise<HttpRoute> {
+    at: () => RunContext,
+  ): Promise<void> {
     this.event(`Reverting ${this.ref} after: ${cause.message}`)
-    const st: RolloutState | undefined = to.state
-      ? { ...to.state, lastWritten: to.route, updatedAt: this.now().toISOString() }
-      : this.state && {
-          ...withoutRevert(this.state),
-          phase: 'rolled-back',
-          weight: canaryWeightOf(to.route, this.state.canary),
-          lastWritten: to.route,
-          updatedAt: this.now().toISOString(),
-        }
-    await this.bounded(
-      () => this.write(selector, current, to.route, st),
-      cause,
-      `Restore the route by hand: ${JSON.stringify(to.route)}`,
-    )
-    this.event(`Restored the route as it was before the run: ${describeSplit(to.route)}`)
-    return to.route
+    const restore = async (): Promise<void> => {
+      const state = this.router.state
+      const restoredWeight = state ? this.router.weightOf(to.route, state.canary) : 0
+      const event = { type: 'revert', route: to.route, restoredWeight, ...(to.state ? { to: to.state } : {}) } as const
+      let reverted: RolloutState | undefined
+      try {
+        reverted = next(state, event, at())
+      } catch (err) {
+        if (!(err instanceof TransitionError)) throw err
+        // Only someone else can have put the target in a state this run's revert cannot follow.
+        throw new ConcurrentChangeError(
+          `the rollout state of ${this.ref} was changed by someone else during the run ` +
+            `(now: ${state ? `run ${state.runId}, ${state.phase}` : 'removed'}); not overwriting it`,
+          { cause: err },
+        )
+      }
+      await this.router.write(selector, current, to.route, reverted)
+    }
+    await this.bounded(restore, cause, `Restore the route by hand: ${JSON.stringify(to.route)}`)
+    this.event(`Restored the route as it was before the run: ${this.router.describe(to.route)}`)
   }
 
   /** A revert: bounded in time (it does not obey the cancelled signal); its failure says what to do by hand. */
-  private async bounded(work: () => Promise<void>, cause: Error, byHand: string): Promise<void> {
-    const timeout = this.d.revertTimeoutMs ?? 60_000
+  private async bounded(work: () => Promise<unknown>, cause: Error, byHand: string): Promise<void> {
+    const timeout = this.deps.revertTimeoutMs ?? 60_000
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
@@ -584,80 +490,82 @@ export class Engine {
 
   /** `rollback`: the target route back to what it was before the rollout began. */
   async rollback(): Promise<Outcome> {
-    const s = this.state
-    if (!s) {
+    const state = this.router.state
+    if (!state) {
       throw new RolloutError(
         `${this.ref} carries no istio-canary state (annotation ${STATE_ANNOTATION}): there is no rollout to roll back`,
       )
     }
-    const out = (result: Result, weight: number): Outcome => this.outcome(result, s, weight)
-    const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
-    const route = this.http()[index] as HttpRoute
-    if (s.phase === 'rolled-back' && sameRoute(route, s.originalRoute)) {
-      this.event(`${this.ref} is already rolled back: ${describeSplit(route)}`)
-      return out('rolled-back', canaryWeightOf(route, s.canary))
+    const out = (result: Result, weight: number): Outcome => this.outcome(result, state, weight)
+    const route = this.router.route(state.route)
+    if (state.phase === 'rolled-back' && this.router.same(route, state.originalRoute)) {
+      this.event(`${this.ref} is already rolled back: ${this.router.describe(route)}`)
+      return out('rolled-back', this.router.weightOf(route, state.canary))
     }
     // Someone already put the route back by hand: that is what rollback writes, so only the state changes.
-    const byHand = !sameRoute(route, s.lastWritten) && sameRoute(route, s.originalRoute)
+    const byHand = !this.router.same(route, state.lastWritten) && this.router.same(route, state.originalRoute)
     if (!byHand) {
-      this.assertOurs(route, s)
-      this.d.onTrafficChange?.()
+      this.assertOurs(route, state)
+      this.deps.onTrafficChange?.()
     }
-    const st: RolloutState = {
-      ...withoutRevert(s),
-      runId: this.d.runId,
-      phase: 'rolled-back',
-      weight: canaryWeightOf(s.originalRoute, s.canary),
-      lastWritten: s.originalRoute,
-      updatedAt: this.now().toISOString(),
+    const context: RunContext = {
+      runId: this.deps.runId,
+      now: this.now().toISOString(),
+      startedAt: state.startedAt,
+      stable: state.stable,
+      canary: state.canary,
+      selector: state.route,
+      originalRoute: state.originalRoute,
+      before: state,
     }
-    await this.write(s.route, route, s.originalRoute, st)
+    const originalWeight = this.router.weightOf(state.originalRoute, state.canary)
+    const rolledBack = next(state, { type: 'rollback', originalWeight }, context) as RolloutState
+    await this.router.write(state.route, route, state.originalRoute, rolledBack)
+    const was = this.router.describe(route)
     this.event(
       byHand
-        ? `${this.ref} was already reverted by hand to the route before the rollout (${describeSplit(route)}): recorded as rolled back`
-        : `Rolled back: ${describeSplit(s.originalRoute)} (was ${describeSplit(route)})`,
+        ? `${this.ref} was already reverted by hand to the route before the rollout (${was}): recorded as rolled back`
+        : `Rolled back: ${this.router.describe(state.originalRoute)} (was ${was})`,
     )
-    return out('rolled-back', st.weight)
+    return out('rolled-back', rolledBack.weight)
   }
 
   /** `status`: change nothing. */
   status(): Outcome {
-    const s = this.state
-    const canary = s?.canary ?? this.t.canarySubset ?? ''
-    const selector = s?.route ?? this.t.route
-    const route = this.http()[findRouteIndex(this.vs.spec, selector, this.t.virtualService)] as HttpRoute
-    const stable = s?.stable ?? (this.t.stableSubset === 'auto' ? safeStable(route, canary) : this.t.stableSubset)
+    const state = this.router.state
+    const canary = state?.canary ?? this.plan.canarySubset ?? ''
+    const route = this.router.route(state?.route ?? this.inputSelector)
+    const stableSubset = this.plan.stableSubset
+    const stable = state?.stable ?? (stableSubset === 'auto' ? this.safeStable(route, canary) : stableSubset)
     this.event(
-      s
-        ? `Rollout state: ${s.phase} at ${s.weight} % (canary '${s.canary}', stable '${s.stable}', run ${s.runId}, updated ${s.updatedAt})`
-        : 'No istio-canary rollout state on this VirtualService',
+      state
+        ? `Rollout state: ${state.phase} at ${state.weight} % (canary '${state.canary}', stable '${state.stable}', ` +
+            `run ${state.runId}, updated ${state.updatedAt})`
+        : `No istio-canary rollout state on this ${this.router.target.kind}`,
     )
-    this.event(`Target route now: ${describeSplit(route)}`)
-    return this.outcome('unchanged', { stable, canary }, canary ? canaryWeightOf(route, canary) : 0)
+    this.event(`Target route now: ${this.router.describe(route)}`)
+    return this.outcome('unchanged', { stable, canary }, canary ? this.router.weightOf(route, canary) : 0)
   }
 
   /** `preview`: a header-matched route to the canary before every other route; the default route is untouched. */
   async preview(header: string, value: string, pauseMs: number): Promise<Outcome> {
-    const canary = this.t.canarySubset as string
+    const canary = this.plan.canarySubset as string
     // A preview route goes before every other route: a shadowed target only lends it its destination host.
-    const index = this.inputRouteIndex({ shadowed: 'allow' })
-    const target = this.http()[index] as HttpRoute
-    const stable = safeStable(target, canary)
+    const target = this.router.inputRoute({ shadowed: 'allow' })
+    const stable = this.safeStable(target, canary)
     const out = (result: Result, error?: Error, unsettled = false): Outcome =>
-      this.outcome(result, { stable, canary }, canaryWeightOf(target, canary), error, unsettled)
+      this.outcome(result, { stable, canary }, this.router.weightOf(target, canary), error, unsettled)
     const name = previewRouteName(value)
-    const before = this.previewRoute(value)
+    const before = this.router.previewRoute(value)
     let attempted = false
     try {
-      this.d.checkLock?.()
-      this.d.onTrafficChange?.()
+      this.deps.checkLock?.()
+      this.deps.onTrafficChange?.()
       attempted = true
-      await this.writeSpec((spec) =>
-        withPreviewRoute(spec, findRouteIndex(spec, this.t.route, this.t.virtualService), canary, header, value),
-      )
+      await this.router.setPreview(canary, header, value)
       this.changed = true
       this.event(`Preview route '${name}': requests with '${header}: ${value}' go to '${canary}'`)
-      await this.verifyStep(0, 100, pauseMs, { [header]: value })
+      await this.verifyStep(0, 100, pauseMs, 'preview', { [header]: value })
       return out('previewed')
     } catch (err) {
       // A failed write may still have landed: the post step looks again.
@@ -665,105 +573,89 @@ export class Engine {
       this.event(`Removing the preview route after: ${(err as Error).message}`)
       try {
         await this.bounded(
-          async () => void (await this.restorePreview(value, before)),
+          () => this.router.restorePreview(value, before),
           err as Error,
           `Remove the http route '${name}' of ${this.ref} by hand`,
         )
       } catch (revertError) {
         // The preview route is still live (the post step tries again).
-        return out('previewed', revertError as Error, true)
+        return out('revert-failed', revertError as Error, true)
       }
       return out('rolled-back', err as Error)
     }
   }
 
   /** The preview route for this value, as it is now. */
-  previewRoute(value: string): HttpRoute | undefined {
-    return this.http().find((r) => r.name === previewRouteName(value))
+  previewRoute(value: string): Route | undefined {
+    return this.router.previewRoute(value)
   }
 
   /** Puts the preview route for this value back as it was before a run: removed, or the earlier one first again. */
-  async restorePreview(value: string, before: HttpRoute | undefined): Promise<boolean> {
-    return this.writeSpec((spec) => {
-      const removed = withoutPreviewRoute(spec, value).spec
-      return before ? { ...removed, http: [before, ...(removed.http ?? [])] } : removed
-    })
+  restorePreview(value: string, before: Route | undefined): Promise<boolean> {
+    return this.router.restorePreview(value, before)
   }
 
   /** `preview-cleanup`: remove the preview route for this value. */
   async previewCleanup(value: string): Promise<Outcome> {
-    const canary = this.t.canarySubset ?? ''
+    const canary = this.plan.canarySubset ?? ''
     const name = previewRouteName(value)
-    const has = this.http().some((r) => r.name === name)
-    if (has) {
-      await this.writeSpec((spec) => withoutPreviewRoute(spec, value).spec)
-      this.event(`Removed preview route '${name}'`)
-    } else {
-      this.event(`No preview route '${name}' on ${this.ref}: nothing to remove`)
-    }
-    return this.outcome(
-      has ? 'cleaned-up' : 'unchanged',
-      { stable: this.t.stableSubset === 'auto' ? '' : this.t.stableSubset, canary },
-      0,
+    const removed = await this.router.restorePreview(value, undefined)
+    this.event(
+      removed ? `Removed preview route '${name}'` : `No preview route '${name}' on ${this.ref}: nothing to remove`,
     )
-  }
-
-  /**
-   * Conditional write of a spec change that only adds/removes preview routes: re-applied on a fresh read after a
-   * conflict. Returns false when the spec already was as the change makes it (nothing written).
-   */
-  private async writeSpec(change: (spec: VirtualService['spec']) => VirtualService['spec']): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      const next = structuredClone(this.vs)
-      next.spec = change(next.spec)
-      if (canonical(next.spec) === canonical(this.vs.spec)) return false
-      try {
-        this.vs = await this.d.kube.replaceVirtualService(next)
-        return true
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err
-        this.d.log(`${this.ref} changed since it was read; re-reading`)
-        this.vs = await this.d.kube.getVirtualService(this.t.namespace, this.t.virtualService)
-      }
-    }
+    const stable = this.plan.stableSubset === 'auto' ? '' : this.plan.stableSubset
+    return this.outcome(removed ? 'cleaned-up' : 'unchanged', { stable, canary }, 0)
   }
 
   /** Post step: finish the revert of a run that was killed while shifting. */
   async finishRevert(runId: string): Promise<boolean> {
-    const s = this.state
-    if (!s || s.runId !== runId || s.phase !== 'shifting' || !s.revertTo) return false
-    const index = findRouteIndex(this.vs.spec, s.route, this.t.virtualService)
-    if (!sameRoute(this.http()[index], s.lastWritten)) {
-      this.event(`The target route was changed by someone else since this run wrote it: leaving it as it is`)
+    const state = this.router.state
+    if (!state || state.runId !== runId || state.phase !== 'shifting' || !state.revertTo) return false
+    if (!this.router.same(this.router.findRoute(state.route), state.lastWritten)) {
+      this.event('The target route was changed by someone else since this run wrote it: leaving it as it is')
       return false
     }
     this.changed = true
-    await this.revert(s.route, s.lastWritten, s.revertTo, new Error('the main step ended before finishing its run'))
+    const context: RunContext = {
+      runId,
+      now: this.now().toISOString(),
+      startedAt: state.startedAt,
+      stable: state.stable,
+      canary: state.canary,
+      selector: state.route,
+      originalRoute: state.originalRoute,
+      before: state,
+    }
+    await this.revert(
+      state.route,
+      state.lastWritten,
+      state.revertTo,
+      new Error('the main step ended before finishing its run'),
+      () => ({ ...context, now: this.now().toISOString() }),
+    )
     return true
+  }
+
+  private safeStable(route: Route, canary: string): string {
+    try {
+      return this.router.resolveStable(route, 'auto', canary)
+    } catch {
+      return ''
+    }
   }
 }
 
-function withoutRevert(s: RolloutState): RolloutState {
-  const { revertTo: _drop, ...rest } = s
+function withoutRevert(state: RolloutState): RolloutState {
+  const { revertTo: _drop, ...rest } = state
   return rest
 }
 
-function sameState(a: RolloutState | undefined, b: RolloutState): boolean {
-  return a !== undefined && a.phase === b.phase && a.weight === b.weight && sameRoute(a.lastWritten, b.lastWritten)
-}
-
-function safeStable(route: HttpRoute, canary: string): string {
-  try {
-    return resolveStableSubset(route, 'auto', canary)
-  } catch {
-    return ''
-  }
-}
-
-function safeIndex(spec: VirtualService['spec'], selector: RouteSelector, name: string): number {
-  try {
-    return findRouteIndex(spec, selector, name)
-  } catch {
-    return -1
-  }
+function sameState(a: RolloutState | undefined, b: RolloutState | undefined, router: TrafficRouter): boolean {
+  return (
+    a !== undefined &&
+    b !== undefined &&
+    a.phase === b.phase &&
+    a.weight === b.weight &&
+    router.same(a.lastWritten, b.lastWritten)
+  )
 }

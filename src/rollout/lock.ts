@@ -1,20 +1,26 @@
-// One rollout at a time per VirtualService: a coordination.k8s.io Lease named after it, held by the run,
+// One rollout at a time per target: a coordination.k8s.io Lease named after it, held by the run,
 // renewed while the run lives, and taken over only once it has expired (its holder died).
 import { type V1Lease, V1MicroTime } from '@kubernetes/client-node'
 import type { LeaseApi } from '../k8s/ports.js'
 import { KubeError } from '../k8s/resources.js'
+import { type TargetRef, describeTarget } from '../routing/router.js'
+
+/** The resource a lock guards. */
+export type LockTarget = Pick<TargetRef, 'kind' | 'namespace' | 'name'>
 
 export class LockHeldError extends Error {
   override name = 'LockHeldError'
 }
 
-export function leaseName(virtualService: string): string {
-  return `istio-canary-${virtualService}`.slice(0, 253).replace(/[.-]+$/, '')
+/** One Lease per target resource: a VirtualService's keeps the name earlier releases gave it. */
+export function leaseName(target: LockTarget): string {
+  const kind: string = target.kind
+  const prefix = kind === 'VirtualService' ? '' : `${kind.toLowerCase()}-`
+  return `istio-canary-${prefix}${target.name}`.slice(0, 253).replace(/[.-]+$/, '')
 }
 
 export interface LockOptions {
-  namespace: string
-  virtualService: string
+  target: LockTarget
   holder: string
   ttlMs: number
   now?: () => Date
@@ -33,7 +39,7 @@ export class RolloutLock {
   ) {}
 
   get name(): string {
-    return leaseName(this.o.virtualService)
+    return leaseName(this.o.target)
   }
 
   private now(): Date {
@@ -49,11 +55,11 @@ export class RolloutLock {
       metadata: {
         ...(base?.metadata ?? {}),
         name: this.name,
-        namespace: this.o.namespace,
+        namespace: this.o.target.namespace,
         labels: { ...(base?.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': 'istio-canary' },
         annotations: {
           ...(base?.metadata?.annotations ?? {}),
-          'istio-canary.io/virtual-service': this.o.virtualService,
+          'istio-canary.io/target': `${this.o.target.kind}/${this.o.target.name}`,
         },
       },
       spec: {
@@ -70,22 +76,22 @@ export class RolloutLock {
   /** Takes the lock or throws LockHeldError naming the live holder. */
   async acquire(): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const cur = await this.kube.getLease(this.o.namespace, this.name)
+      const cur = await this.kube.getLease(this.o.target.namespace, this.name)
       try {
         if (!cur) {
-          this.lease = await this.kube.createLease(this.o.namespace, this.body())
+          this.lease = await this.kube.createLease(this.o.target.namespace, this.body())
         } else {
           const holder = cur.spec?.holderIdentity
           if (holder && holder !== this.o.holder && !this.expired(cur)) {
             const renewed = cur.spec?.renewTime ? new Date(cur.spec.renewTime).toISOString() : 'never'
             throw new LockHeldError(
-              `another istio-canary run holds the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ` +
-                `Lease ${this.o.namespace}/${this.name} is held by '${holder}' (renewed ${renewed}, expires after ${cur.spec?.leaseDurationSeconds ?? '?'} s without renewal). ` +
+              `another istio-canary run holds the lock on ${describeTarget(this.o.target)}: ` +
+                `Lease ${this.o.target.namespace}/${this.name} is held by '${holder}' (renewed ${renewed}, expires after ${cur.spec?.leaseDurationSeconds ?? '?'} s without renewal). ` +
                 `Wait for that run to finish; a lock left by a dead run expires by itself`,
             )
           }
           if (holder && holder !== this.o.holder) this.o.log?.(`Taking over expired lock held by '${holder}'`)
-          this.lease = await this.kube.replaceLease(this.o.namespace, this.body(cur))
+          this.lease = await this.kube.replaceLease(this.o.target.namespace, this.body(cur))
         }
         this.startRenewing()
         return
@@ -95,7 +101,9 @@ export class RolloutLock {
         throw err
       }
     }
-    throw new LockHeldError(`could not take the lock Lease ${this.o.namespace}/${this.name}: it kept changing under us`)
+    throw new LockHeldError(
+      `could not take the lock Lease ${this.o.target.namespace}/${this.name}: it kept changing under us`,
+    )
   }
 
   private expired(l: V1Lease): boolean {
@@ -116,19 +124,16 @@ export class RolloutLock {
   private async renew(): Promise<void> {
     if (!this.lease) return
     try {
-      this.lease = await this.kube.replaceLease(this.o.namespace, this.body(this.lease))
+      this.lease = await this.kube.replaceLease(this.o.target.namespace, this.body(this.lease))
     } catch (err) {
       this.lost = err as Error
-      this.o.log?.(`Could not renew the lock Lease ${this.o.namespace}/${this.name}: ${(err as Error).message}`)
+      this.o.log?.(`Could not renew the lock Lease ${this.o.target.namespace}/${this.name}: ${(err as Error).message}`)
     }
   }
 
   /** Throws when the lock could not be renewed: the run must stop changing traffic. */
   check(): void {
-    if (this.lost)
-      throw new LockHeldError(
-        `lost the lock on VirtualService ${this.o.namespace}/${this.o.virtualService}: ${this.lost.message}`,
-      )
+    if (this.lost) throw new LockHeldError(`lost the lock on ${describeTarget(this.o.target)}: ${this.lost.message}`)
   }
 
   /** Stops renewing without releasing: the lease expires unless someone (the post step) releases it first. */
@@ -144,7 +149,7 @@ export class RolloutLock {
     this.lease = undefined
     if (!lease?.metadata?.resourceVersion) return
     try {
-      await this.kube.deleteLease(this.o.namespace, this.name, lease.metadata.resourceVersion)
+      await this.kube.deleteLease(this.o.target.namespace, this.name, lease.metadata.resourceVersion)
     } catch (err) {
       if (err instanceof KubeError && (err.status === 404 || err.status === 409)) return
       throw err
@@ -153,14 +158,9 @@ export class RolloutLock {
 }
 
 /** Post step: remove the lock if this run still holds it (the main step was killed before releasing it). */
-export async function releaseIfHeld(
-  kube: LeaseApi,
-  namespace: string,
-  virtualService: string,
-  holder: string,
-): Promise<boolean> {
-  const cur = await kube.getLease(namespace, leaseName(virtualService))
+export async function releaseIfHeld(kube: LeaseApi, target: LockTarget, holder: string): Promise<boolean> {
+  const cur = await kube.getLease(target.namespace, leaseName(target))
   if (!cur || cur.spec?.holderIdentity !== holder || !cur.metadata?.resourceVersion) return false
-  await kube.deleteLease(namespace, leaseName(virtualService), cur.metadata.resourceVersion)
+  await kube.deleteLease(target.namespace, leaseName(target), cur.metadata.resourceVersion)
   return true
 }

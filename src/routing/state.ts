@@ -1,6 +1,6 @@
-// The rollout's state, kept in one annotation on the VirtualService so that any later run
+// The rollout's state, kept in one annotation on the target resource so that any later run
 // (workflow_dispatch promote/rollback, a post step) can continue it. Pure encode/decode.
-import type { HttpRoute, RouteSelector } from './routes.js'
+import type { Route, RouteSelector, TargetRef } from './router.js'
 
 export const STATE_ANNOTATION = 'istio-canary.io/state'
 
@@ -20,12 +20,12 @@ export interface RolloutState {
   /** How to find the target route again: its name when it has one, else how the run selected it. */
   route: RouteSelector
   /** The target route exactly as it was before the rollout began. */
-  originalRoute: HttpRoute
+  originalRoute: Route
   /** The target route exactly as this action last wrote it (conflict detection). */
-  lastWritten: HttpRoute
+  lastWritten: Route
   weight: number
   /** While a run is shifting: what its failure restores (the route and state as they were when that run began). */
-  revertTo?: { route: HttpRoute; state?: RolloutState }
+  revertTo?: { route: Route; state?: RolloutState }
   startedAt: string
   updatedAt: string
 }
@@ -38,7 +38,11 @@ export class StateError extends Error {
   override name = 'StateError'
 }
 
-export function decodeState(annotations: Record<string, string> | undefined, vsName: string): RolloutState | undefined {
+export function decodeState(
+  annotations: Record<string, string> | undefined,
+  target: Pick<TargetRef, 'kind' | 'name'>,
+): RolloutState | undefined {
+  const on = `${target.kind} '${target.name}'`
   const raw = annotations?.[STATE_ANNOTATION]
   if (raw === undefined) return undefined
   let s: unknown
@@ -46,7 +50,8 @@ export function decodeState(annotations: Record<string, string> | undefined, vsN
     s = JSON.parse(raw)
   } catch {
     throw new StateError(
-      `annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not valid JSON; remove it (kubectl annotate virtualservice ${vsName} ${STATE_ANNOTATION}-) after checking the route by hand`,
+      `annotation ${STATE_ANNOTATION} on ${on} is not valid JSON; remove it ` +
+        `(kubectl annotate ${target.kind.toLowerCase()} ${target.name} ${STATE_ANNOTATION}-) after checking the route by hand`,
     )
   }
   const o = s as Partial<RolloutState>
@@ -63,7 +68,7 @@ export function decodeState(annotations: Record<string, string> | undefined, vsN
     typeof o.runId !== 'string'
   ) {
     throw new StateError(
-      `annotation ${STATE_ANNOTATION} on VirtualService '${vsName}' is not a state this version of istio-canary understands`,
+      `annotation ${STATE_ANNOTATION} on ${on} is not a state this version of istio-canary understands`,
     )
   }
   return o as RolloutState

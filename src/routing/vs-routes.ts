@@ -4,14 +4,7 @@
 import { createHash } from 'node:crypto'
 
 import type { HttpRoute, RouteDestination, VirtualServiceSpec } from '../k8s/resources.js'
-
-export type { Destination, HttpRoute, RouteDestination, VirtualServiceSpec } from '../k8s/resources.js'
-
-export class RouteError extends Error {
-  override name = 'RouteError'
-}
-
-export type RouteSelector = { by: 'default' } | { by: 'name'; name: string } | { by: 'index'; index: number }
+import { RouteError, type RouteSelector, describeSelector } from './router.js'
 
 export const PREVIEW_ROUTE_PREFIX = 'istio-canary-preview-'
 
@@ -27,14 +20,6 @@ export function isCatchAll(r: HttpRoute): boolean {
 /** A destination's weight as written; a lone destination without weight takes everything (100). */
 function rawWeight(d: RouteDestination, destinations: number): number {
   return destinations === 1 ? (d.weight ?? 100) : (d.weight ?? 0)
-}
-
-export function describeSelector(sel: RouteSelector): string {
-  return sel.by === 'default'
-    ? 'the default route (the last http route without match)'
-    : sel.by === 'name'
-      ? `route '${sel.name}'`
-      : `http route #${sel.index}`
 }
 
 /** Index of the target route in spec.http. */

@@ -1,0 +1,111 @@
+// The traffic router: what the rollout needs from a routing API (an Istio VirtualService today, a Gateway API
+// HTTPRoute next), as one interface. The engine, the lock and the reports speak of a "target" and its routes
+// through it, never of a routing API's fields. One implementation per API, registered in ./index.ts.
+import type { RolloutState } from './state.js'
+
+/** One route of the target resource, as its API holds it: opaque to everything but its router. */
+export type Route = Readonly<Record<string, unknown>>
+
+/** How the `route` input (or a rollout state) names the route to shift. */
+export type RouteSelector = { by: 'default' } | { by: 'name'; name: string } | { by: 'index'; index: number }
+
+export type TargetKind = 'VirtualService'
+
+/** The resource whose route the rollout shifts, and which of its routes. */
+export interface TargetRef {
+  kind: TargetKind
+  namespace: string
+  name: string
+  route: RouteSelector
+}
+
+/** A route that cannot be found or shifted as asked (the message names the input where one is to blame). */
+export class RouteError extends Error {
+  override name = 'RouteError'
+}
+
+/** Someone else changed the target route: the action stops rather than overwrite it. */
+export class ConcurrentChangeError extends Error {
+  override name = 'ConcurrentChangeError'
+}
+
+export function describeSelector(selector: RouteSelector): string {
+  if (selector.by === 'default') return 'the default route (the last http route without match)'
+  if (selector.by === 'name') return `route '${selector.name}'`
+  return `http route #${selector.index}`
+}
+
+export function describeTarget(target: Pick<TargetRef, 'kind' | 'namespace' | 'name'>): string {
+  return `${target.kind} ${target.namespace}/${target.name}`
+}
+
+/** What a GitOps manifest must hold for the target: its resource and route, and the destinations to write. */
+export interface ManifestTarget {
+  kind: TargetKind
+  namespace: string
+  name: string
+  /** The route's index among the user's routes (the action's previews not counted). */
+  routeIndex: number
+  routeName?: string
+  destinations: unknown
+}
+
+/** What the mesh checks need to know of the target route. */
+export interface MeshFacts {
+  /** The Service host the route sends to (its first destination). */
+  destinationHost: string
+  /** Gateways (namespace/name) the namespace's routes are bound to, to find the ingress gateway through. */
+  gateways: string[]
+}
+
+export interface TrafficRouter {
+  readonly target: TargetRef
+  /** Reads the target resource (again); `state` and `revision` follow it. */
+  load(): Promise<void>
+  /** The rollout state stored on the target resource, as last read. */
+  readonly state: RolloutState | undefined
+  /** The resource's version as last read: a change between two reads shows in it. */
+  readonly revision: string | undefined
+
+  /** The route the selector names (a RouteError when there is none or it has no destinations). */
+  route(selector: RouteSelector): Route
+  /** The same, or undefined instead of an error. */
+  findRoute(selector: RouteSelector): Route | undefined
+  /**
+   * The route the `route` input names, before a rollout: a missing route is the input's error, and one that an
+   * earlier catch-all route shadows receives no traffic, so it is refused unless `shadowed` is 'allow'.
+   */
+  inputRoute(options?: { shadowed: 'refuse' | 'allow' }): Route
+  /** How to find this route again: by its name when it has one, else `fallback`. */
+  selectorFor(route: Route, fallback: RouteSelector): RouteSelector
+
+  /** Percent of the route's traffic per version (subset), as integers summing to 100. */
+  shares(route: Route): Map<string, number>
+  weightOf(route: Route, version: string): number
+  /** `requested`, or for 'auto' the version with the highest share other than the canary. */
+  resolveStable(route: Route, requested: string, canary: string | undefined): string
+  /** The route at a canary weight, derived from the route before the rollout (`base`). */
+  atWeight(base: Route, stable: string, canary: string, weight: number): Route
+  same(a: Route | undefined, b: Route | undefined): boolean
+  /** A readable split, e.g. "v1 90 % / v3 10 %". */
+  describe(route: Route): string
+
+  /**
+   * One conditional write of the route `selector` names (expected to be `expected`, to become `next`) and the
+   * rollout state (undefined: removed). A conflict is re-read and retried while the route is still `expected`;
+   * else a ConcurrentChangeError. A write whose answer was lost but which landed counts as written.
+   */
+  write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void>
+
+  /** The preview route for a header value, as it is now. */
+  previewRoute(value: string): Route | undefined
+  /** Inserts (or replaces) the preview route before every other route; false when it already was so. */
+  setPreview(canary: string, header: string, value: string): Promise<boolean>
+  /** The preview route for `value` back as it was before a run: removed, or `before` again. */
+  restorePreview(value: string, before: Route | undefined): Promise<boolean>
+
+  /** For the GitOps hand-back: where the route the selector names is in a manifest, and what it routes. */
+  manifestTarget(selector: RouteSelector): ManifestTarget
+  /** For the mesh checks. */
+  meshFacts(route: Route): Promise<MeshFacts>
+}

@@ -1,0 +1,272 @@
+// The TrafficRouter for an Istio VirtualService: its spec.http routes, weights per destination subset, the
+// rollout state in an annotation, and preview routes inserted before every other route.
+import type { VirtualServiceApi } from '../k8s/ports.js'
+import type { HttpRoute, VirtualService, VirtualServiceSpec } from '../k8s/resources.js'
+import { writeConditionally } from './conditional.js'
+import {
+  ConcurrentChangeError,
+  type ManifestTarget,
+  type MeshFacts,
+  type Route,
+  RouteError,
+  type RouteSelector,
+  type TargetRef,
+  type TrafficRouter,
+  describeSelector,
+  describeTarget,
+} from './router.js'
+import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState } from './state.js'
+import {
+  canaryWeightOf,
+  canonical,
+  describeSplit,
+  findRouteIndex,
+  isCatchAll,
+  isPreviewRoute,
+  previewRouteName,
+  resolveStableSubset,
+  routeAtWeight,
+  sameRoute,
+  weightsOf,
+  withPreviewRoute,
+  withoutPreviewRoute,
+} from './vs-routes.js'
+
+export interface RouterDeps {
+  log: (message: string) => void
+}
+
+const asHttp = (route: Route): HttpRoute => route as HttpRoute
+
+export class VirtualServiceRouter implements TrafficRouter {
+  private resource: VirtualService | undefined
+  private stateRead: RolloutState | undefined
+
+  constructor(
+    private readonly api: VirtualServiceApi,
+    readonly target: TargetRef,
+    private readonly deps: RouterDeps,
+  ) {}
+
+  private get ref(): string {
+    return describeTarget(this.target)
+  }
+
+  private get vs(): VirtualService {
+    if (!this.resource) throw new Error(`internal: ${this.ref} was not read`)
+    return this.resource
+  }
+
+  private http(spec: VirtualServiceSpec = this.vs.spec): HttpRoute[] {
+    return spec.http ?? []
+  }
+
+  private set(vs: VirtualService): void {
+    this.resource = vs
+    this.stateRead = decodeState(vs.metadata.annotations, this.target)
+  }
+
+  async load(): Promise<void> {
+    this.set(await this.api.getVirtualService(this.target.namespace, this.target.name))
+  }
+
+  get state(): RolloutState | undefined {
+    return this.stateRead
+  }
+
+  get revision(): string | undefined {
+    return this.resource?.metadata.resourceVersion
+  }
+
+  private index(selector: RouteSelector, spec: VirtualServiceSpec = this.vs.spec): number {
+    return findRouteIndex(spec, selector, this.target.name)
+  }
+
+  private safeIndex(selector: RouteSelector, spec: VirtualServiceSpec = this.vs.spec): number {
+    try {
+      return this.index(selector, spec)
+    } catch {
+      return -1
+    }
+  }
+
+  route(selector: RouteSelector): Route {
+    return this.http()[this.index(selector)] as HttpRoute
+  }
+
+  findRoute(selector: RouteSelector): Route | undefined {
+    return this.http()[this.safeIndex(selector)]
+  }
+
+  inputRoute(options: { shadowed: 'refuse' | 'allow' } = { shadowed: 'refuse' }): Route {
+    const selector = this.target.route
+    let index: number
+    try {
+      index = this.index(selector)
+    } catch (err) {
+      if (err instanceof RouteError && selector.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
+      throw err
+    }
+    const http = this.http()
+    const shadow = http.slice(0, index).findIndex(isCatchAll)
+    if (shadow >= 0 && options.shadowed === 'refuse') {
+      const shadowName = http[shadow]?.name
+      const name = shadowName ? `'${shadowName}'` : `#${shadow}`
+      throw new RouteError(
+        `Input 'route': ${describeSelector(selector)} of ${this.ref} receives no traffic: ` +
+          `http route ${name} before it has no match and takes every request. ` +
+          `Shift route ${name} instead, or give it a match`,
+      )
+    }
+    return http[index] as HttpRoute
+  }
+
+  selectorFor(route: Route, fallback: RouteSelector): RouteSelector {
+    const name = asHttp(route).name
+    return typeof name === 'string' && name !== '' ? { by: 'name', name } : fallback
+  }
+
+  shares(route: Route): Map<string, number> {
+    return weightsOf(asHttp(route))
+  }
+
+  weightOf(route: Route, version: string): number {
+    return canaryWeightOf(asHttp(route), version)
+  }
+
+  resolveStable(route: Route, requested: string, canary: string | undefined): string {
+    return resolveStableSubset(asHttp(route), requested, canary)
+  }
+
+  atWeight(base: Route, stable: string, canary: string, weight: number): Route {
+    return routeAtWeight(asHttp(base), stable, canary, weight)
+  }
+
+  same(a: Route | undefined, b: Route | undefined): boolean {
+    return sameRoute(a as HttpRoute | undefined, b as HttpRoute | undefined)
+  }
+
+  describe(route: Route): string {
+    return describeSplit(asHttp(route))
+  }
+
+  async write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void> {
+    const before = this.stateRead
+    let reread = false
+    const { resource } = await writeConditionally<VirtualService>({
+      current: this.vs,
+      read: async () => {
+        reread = true
+        // Kept at once: after a refusal the caller decides on what the cluster holds now (e.g. its live weight).
+        this.resource = await this.api.getVirtualService(this.target.namespace, this.target.name)
+        return this.resource
+      },
+      replace: (vs) => this.api.replaceVirtualService(vs),
+      what: this.ref,
+      log: this.deps.log,
+      landed: (fresh) =>
+        sameRoute(this.http(fresh.spec)[this.safeIndex(selector, fresh.spec)], asHttp(next)) &&
+        canonical(decodeState(fresh.metadata.annotations, this.target)) === canonical(state),
+      change: (vs) => {
+        if (reread) this.checkStateOwner(vs, before)
+        const index = this.safeIndex(selector, vs.spec)
+        const http = this.http(vs.spec)
+        if (index < 0) {
+          throw new ConcurrentChangeError(
+            `the target route of ${this.ref} (${describeSelector(selector)}) is gone: ` +
+              'someone else changed the VirtualService during the run; not writing it',
+          )
+        }
+        if (!sameRoute(http[index], asHttp(expected))) {
+          throw new ConcurrentChangeError(
+            `the target route of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
+              `It now routes: ${describeSplit(http[index] as HttpRoute)}; ` +
+              `istio-canary expected: ${this.describe(expected)}. ` +
+              `Check who changed it (kubectl -n ${this.target.namespace} get virtualservice ${this.target.name} -o yaml)`,
+          )
+        }
+        http[index] = structuredClone(asHttp(next))
+        const annotations = { ...(vs.metadata.annotations ?? {}) }
+        if (state) annotations[STATE_ANNOTATION] = encodeState(state)
+        else delete annotations[STATE_ANNOTATION]
+        vs.metadata.annotations = annotations
+        vs.spec.http = http
+        return vs
+      },
+    })
+    this.resource = resource
+    this.stateRead = state
+  }
+
+  /** After a conflict: the rollout state must still be the one this run wrote (or read), else someone took over. */
+  private checkStateOwner(fresh: VirtualService, before: RolloutState | undefined): void {
+    const now = decodeState(fresh.metadata.annotations, this.target)
+    if (before && now?.runId !== before.runId) {
+      throw new ConcurrentChangeError(
+        `the rollout state of ${this.ref} was changed by someone else during the run ` +
+          `(now: ${now ? `run ${now.runId}, ${now.phase}` : 'removed'}); not overwriting it`,
+      )
+    }
+  }
+
+  previewRoute(value: string): Route | undefined {
+    return this.http().find((r) => r.name === previewRouteName(value))
+  }
+
+  setPreview(canary: string, header: string, value: string): Promise<boolean> {
+    return this.writeSpec((spec) =>
+      withPreviewRoute(spec, findRouteIndex(spec, this.target.route, this.target.name), canary, header, value),
+    )
+  }
+
+  restorePreview(value: string, before: Route | undefined): Promise<boolean> {
+    return this.writeSpec((spec) => {
+      const removed = withoutPreviewRoute(spec, value).spec
+      return before ? { ...removed, http: [asHttp(before), ...(removed.http ?? [])] } : removed
+    })
+  }
+
+  /** A spec change that only adds/removes preview routes: re-applied on a fresh read after a conflict. */
+  private async writeSpec(change: (spec: VirtualServiceSpec) => VirtualServiceSpec): Promise<boolean> {
+    const { resource, written } = await writeConditionally<VirtualService>({
+      current: this.vs,
+      read: async () => {
+        this.set(await this.api.getVirtualService(this.target.namespace, this.target.name))
+        return this.vs
+      },
+      replace: (vs) => this.api.replaceVirtualService(vs),
+      what: this.ref,
+      log: this.deps.log,
+      change: (vs) => {
+        const spec = change(vs.spec)
+        return canonical(spec) === canonical(vs.spec) ? undefined : { ...vs, spec }
+      },
+    })
+    this.set(resource)
+    return written
+  }
+
+  manifestTarget(selector: RouteSelector): ManifestTarget {
+    const http = this.http()
+    const index = this.index(selector)
+    const route = http[index] as HttpRoute
+    return {
+      kind: 'VirtualService',
+      namespace: this.target.namespace,
+      name: this.target.name,
+      routeIndex: http.slice(0, index).filter((r) => !isPreviewRoute(r)).length,
+      ...(typeof route.name === 'string' && route.name !== '' ? { routeName: route.name } : {}),
+      destinations: route.route ?? [],
+    }
+  }
+
+  async meshFacts(route: Route): Promise<MeshFacts> {
+    const gateways = new Set<string>()
+    for (const vs of await this.api.listVirtualServices(this.target.namespace)) {
+      for (const gateway of vs.spec.gateways ?? []) {
+        if (gateway !== 'mesh') gateways.add(gateway.includes('/') ? gateway : `${this.target.namespace}/${gateway}`)
+      }
+    }
+    return { destinationHost: asHttp(route).route?.[0]?.destination.host ?? '', gateways: [...gateways].sort() }
+  }
+}

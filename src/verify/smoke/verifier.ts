@@ -1,0 +1,84 @@
+// The smoke test as a Verifier: after the step's pause, N requests through the ingress gateway, judged on their
+// success rate, latency and (with a version pattern) the share of answers each version gave.
+import { formatDuration } from '../../parse.js'
+import type { Sleep } from '../../retry.js'
+import type { Check, StepContext, Verifier } from '../verifier.js'
+import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
+import { type Verdict, judge } from './verdict.js'
+
+export interface SmokeVerifierConfig {
+  /** The smoke test of every step; the step's headers are added to `request.headers`. */
+  request: SmokeConfig
+  /** Minimum success rate, 0..1. */
+  threshold: number
+  maxLatencyMs?: number
+  /** Version strings that mean canary (its subset name and version label), and stable. */
+  canaryVersions: string[]
+  stableVersions: string[]
+  /** The answers' version shares are tested against the weights (version pattern set, split stable/canary only). */
+  checkShares: boolean
+}
+
+export interface SmokeVerifierDeps {
+  sleep: Sleep
+  log: (message: string) => void
+}
+
+/** A smoke test's result and verdict as a Check. */
+export function smokeCheck(result: SmokeResult, verdict: Verdict): Check {
+  const rate = result.requests ? `${((100 * result.successes) / result.requests).toFixed(1)} %` : 'n/a'
+  return {
+    kind: 'smoke',
+    verdict: verdict.pass ? 'pass' : 'fail',
+    reasons: verdict.reasons,
+    summary: `${result.successes}/${result.requests} passed (${rate}), p95 ${Math.round(result.p95Ms)} ms`,
+    figures: {
+      requests: result.requests,
+      successes: result.successes,
+      successRate: result.successRate,
+      p50Ms: result.p50Ms,
+      p95Ms: result.p95Ms,
+      byVersion: result.byVersion,
+    },
+    evidence: result,
+  }
+}
+
+export class SmokeVerifier implements Verifier {
+  readonly kind = 'smoke'
+
+  constructor(
+    private readonly config: SmokeVerifierConfig,
+    private readonly deps: SmokeVerifierDeps,
+  ) {}
+
+  describe(): string {
+    const r = this.config.request
+    return `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once)`
+  }
+
+  async verify(step: StepContext): Promise<Check> {
+    if (step.pauseMs > 0) {
+      this.deps.log(`Pausing ${formatDuration(step.pauseMs)}`)
+      await this.deps.sleep(step.pauseMs, step.signal)
+    }
+    step.signal.throwIfAborted()
+    const request = { ...this.config.request, headers: { ...this.config.request.headers, ...step.headers } }
+    const result = await runSmokeTest(request, step.signal)
+    const verdict = judge({
+      result,
+      threshold: this.config.threshold,
+      canaryWeight: step.weight,
+      canaryVersions: this.config.canaryVersions,
+      stableVersions: this.config.stableVersions,
+      checkShares: this.config.checkShares,
+      ...(this.config.maxLatencyMs !== undefined ? { maxLatencyMs: this.config.maxLatencyMs } : {}),
+    })
+    return smokeCheck(result, verdict)
+  }
+}
+
+/** The smoke test's result among a step's checks (a report's reader's accessor). */
+export function smokeEvidence(checks: readonly Check[]): SmokeResult | undefined {
+  return checks.find((c) => c.kind === 'smoke')?.evidence as SmokeResult | undefined
+}

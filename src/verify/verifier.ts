@@ -1,0 +1,81 @@
+// The verifier: what judges one step of a rollout (the smoke test today; the mesh's own telemetry next), as one
+// interface. Each step runs every configured verifier; each gives a Check with its verdict and its evidence.
+// One implementation per folder, registered in ./index.ts.
+
+/** The step a verifier judges. */
+export interface StepContext {
+  /** baseline: the route as it is, before any change (or as a dead run left it); preview: the header route. */
+  kind: 'baseline' | 'step' | 'preview'
+  /** 1-based step number (0 for a baseline). */
+  index: number
+  /** Canary percent of the target route in force. */
+  weight: number
+  /** How long the step lasts before its verdict (the pause the user set): a verifier observes or waits it. */
+  pauseMs: number
+  /** Headers a request must carry to reach the canary (a preview's). */
+  headers: Record<string, string>
+  /** Aborted on cancellation, and when another verifier of the step has already failed it. */
+  signal: AbortSignal
+}
+
+/** Per-version request figures, where a check counts requests. */
+export interface VersionFigures {
+  requests: number
+  successes: number
+  p50Ms: number
+  p95Ms: number
+}
+
+/** The figures every request-counting check reports the same way (for the summary's table and chart). */
+export interface CheckFigures extends VersionFigures {
+  successRate: number
+  byVersion: Record<string, VersionFigures>
+}
+
+export interface Check {
+  /** Which verifier made it, e.g. 'smoke'. */
+  kind: string
+  verdict: 'pass' | 'fail'
+  /** Each failed criterion, readable, with numbers. */
+  reasons: string[]
+  /** One line for the log: what was seen. */
+  summary: string
+  figures?: CheckFigures
+  /** What the verdict rests on, in the verifier's own shape (kept in the report). */
+  evidence: unknown
+}
+
+export interface Verifier {
+  readonly kind: string
+  /** What it checks, for the log before the first step. */
+  describe(): string
+  verify(step: StepContext): Promise<Check>
+}
+
+export const passed = (checks: readonly Check[]): boolean => checks.every((c) => c.verdict === 'pass')
+
+export const failureReasons = (checks: readonly Check[]): string[] =>
+  checks.flatMap((c) => (c.verdict === 'fail' ? c.reasons.map((r) => (checks.length > 1 ? `${c.kind}: ${r}` : r)) : []))
+
+/**
+ * Runs every verifier on the step at once. The first failing check ends the step: the others are aborted, and
+ * only checks that finished are returned (a cancelled step is an error, not a check).
+ */
+export async function runChecks(verifiers: readonly Verifier[], step: StepContext): Promise<Check[]> {
+  if (verifiers.length === 1) return [await (verifiers[0] as Verifier).verify(step)]
+  const failed = new AbortController()
+  const signal = AbortSignal.any([step.signal, failed.signal])
+  const checks: Check[] = []
+  const settled = await Promise.allSettled(
+    verifiers.map(async (verifier) => {
+      const check = await verifier.verify({ ...step, signal })
+      checks.push(check)
+      if (check.verdict === 'fail') failed.abort(new Error(`${verifier.kind} failed the step`))
+    }),
+  )
+  step.signal.throwIfAborted()
+  if (checks.some((c) => c.verdict === 'fail')) return checks
+  const error = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (error) throw error.reason
+  return checks
+}
