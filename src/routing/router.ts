@@ -2,22 +2,9 @@
 // HTTPRoute next), as one interface. The engine, the lock and the reports speak of a "target" and its routes
 // through it, never of a routing API's fields. One implementation per API, registered in ./index.ts.
 import type { RolloutState } from './state.js'
+import type { Route, RouteSelector, TargetKind, TargetRef } from './target.js'
 
-/** One route of the target resource, as its API holds it: opaque to everything but its router. */
-export type Route = Readonly<Record<string, unknown>>
-
-/** How the `route` input (or a rollout state) names the route to shift. */
-export type RouteSelector = { by: 'default' } | { by: 'name'; name: string } | { by: 'index'; index: number }
-
-export type TargetKind = 'VirtualService'
-
-/** The resource whose route the rollout shifts, and which of its routes. */
-export interface TargetRef {
-  kind: TargetKind
-  namespace: string
-  name: string
-  route: RouteSelector
-}
+export type { Route, RouteSelector, TargetKind, TargetRef } from './target.js'
 
 /** A route that cannot be found or shifted as asked (the message names the input where one is to blame). */
 export class RouteError extends Error {

@@ -1,6 +1,6 @@
 // The rollout's state, kept in one annotation on the target resource so that any later run
 // (workflow_dispatch promote/rollback, a post step) can continue it. Pure encode/decode.
-import type { Route, RouteSelector, TargetRef } from './router.js'
+import type { Route, RouteSelector, TargetRef } from './target.js'
 
 export const STATE_ANNOTATION = 'istio-canary.io/state'
 
