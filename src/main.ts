@@ -41,7 +41,8 @@ export async function entry(): Promise<void> {
 }
 
 function runIdentity(env: NodeJS.ProcessEnv): string {
-  const job = `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}/${env['GITHUB_JOB'] ?? 'job'}`
+  const run = `${env['GITHUB_RUN_ID']}.${env['GITHUB_RUN_ATTEMPT'] ?? '1'}`
+  const job = `${env['GITHUB_REPOSITORY'] ?? 'repo'}#${run}/${env['GITHUB_JOB'] ?? 'job'}`
   return `${env['GITHUB_RUN_ID'] ? job : 'local'}/${randomBytes(3).toString('hex')}`
 }
 
@@ -142,19 +143,23 @@ class MainStep {
       await engine.load()
       await this.checkManifest(router)
       await this.checkMesh(session, router, engine)
-      if (this.mode.locks) await this.takeLock(session, router, engine)
+      if (this.mode.locks && (await core.group('Take the lock', () => this.takeLock(session, router, engine)))) {
+        core.info(`The ${router.target.kind} changed while the checks ran: checking again`)
+        await this.checkMesh(session, router, engine)
+      }
       this.cancel.signal.throwIfAborted()
       const title = `${this.inputs.action} ${this.inputs.namespace}/${this.inputs['virtual-service']}`
       this.outcome = await core.group(title, () => RUNNERS[this.inputs.action](engine, this.inputs, this.deps.jobState))
       this.failure = this.outcome.error
-      await this.handBack(router)
+      if (this.inputs.manifest) await core.group('Hand back to the manifest', () => this.handBack(router))
     } catch (err) {
       this.failure = err as Error
     }
     this.cancel.dispose()
     await this.releaseLock()
     this.deps.jobState.save('mainDone', true)
-    await this.finish()
+    await core.group('Report', () => this.finish())
+    if (this.failure) core.setFailed(this.failure.message)
   }
 
   private async connect(): Promise<Session> {
@@ -236,8 +241,11 @@ class MainStep {
     })
   }
 
-  /** The lock, then a fresh read under it: a run that finished while we checked may have changed the plan. */
-  private async takeLock(session: Session, router: TrafficRouter, engine: Engine): Promise<void> {
+  /**
+   * The lock, then a fresh read under it: a run that finished while we checked may have changed the plan.
+   * True when the target changed since the checks.
+   */
+  private async takeLock(session: Session, router: TrafficRouter, engine: Engine): Promise<boolean> {
     const seen = router.revision
     this.lock = new RolloutLock(session.kube, {
       target: router.target,
@@ -248,10 +256,7 @@ class MainStep {
     await this.lock.acquire()
     this.deps.jobState.save('lockHolder', this.runId)
     await engine.load()
-    if (router.revision !== seen) {
-      core.info(`The ${router.target.kind} changed while the checks ran: checking again`)
-      await this.checkMesh(session, router, engine)
-    }
+    return router.revision !== seen
   }
 
   /** After `promoted` or `rolled-back`: the GitOps manifest gets the target route as the cluster now has it. */
@@ -319,7 +324,6 @@ class MainStep {
       core.warning(`Could not write the report or job summary: ${(err as Error).message}`)
     }
     core.info(`Result: ${report.result}, canary weight ${report.canaryWeight} %`)
-    if (this.failure) core.setFailed(this.failure.message)
   }
 }
 

@@ -97,7 +97,8 @@ export class Kube implements Ports {
       throw new KubeError(
         404,
         'NotFound',
-        `the cluster at ${this.server} does not serve ${ISTIO_GROUP}: Istio's CRDs are not installed (install Istio, or enable the AKS Istio add-on: az aks mesh enable)`,
+        `the cluster at ${this.server} does not serve ${ISTIO_GROUP}: Istio's CRDs are not installed ` +
+          '(install Istio, or enable the AKS Istio add-on: az aks mesh enable)',
       )
     }
     const versions = group.versions.map((v) => v.version)
@@ -309,7 +310,8 @@ export function toKubeError(err: unknown, what: string, server: string): KubeErr
 }
 
 // The API server's 403 message (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage):
-// `... User "<u>" cannot <verb> resource "<resource>" in API group "<group>" in the namespace "<ns>"` or `at the cluster scope`.
+// `... User "<u>" cannot <verb> resource "<resource>" in API group "<group>" in the namespace "<ns>"`
+// or `at the cluster scope`.
 const FORBIDDEN =
   /cannot (\S+) resource "([^"]*)" in API group "([^"]*)" (?:in the namespace "([^"]*)"|at the cluster scope)/
 
@@ -323,7 +325,9 @@ function forbiddenError(what: string, message: string): ForbiddenError {
     ? `the permission to ${verb} ${group ? `${resource}.${group}` : resource} ${where}`
     : 'an RBAC permission'
   return new ForbiddenError(
-    `${what} failed: the identity lacks ${what403} (${message}). Grant it: apply the Roles and bindings in ${RBAC_MANIFEST}, as the README's "Permissions in the cluster" lists them`,
+    `${what} failed: the identity lacks ${what403} (${message}). ` +
+      `Grant it: apply the Roles and bindings in ${RBAC_MANIFEST}, ` +
+      `as the README's "Permissions in the cluster" lists them`,
     verb,
     resource,
     group,

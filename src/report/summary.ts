@@ -54,9 +54,11 @@ function facts(report: RunReport): string {
   const ended = Date.parse(report.endedAt)
   const took = Number.isNaN(started) || Number.isNaN(ended) ? '' : ` (${formatDuration(ended - started)})`
   const lines = [
-    `**Target:** namespace ${escapeMd(report.target.namespace)} · ${report.target.kind} ${escapeMd(report.target.name)} · ` +
-      `route ${escapeMd(report.target.route)} · stable ${escapeMd(report.stableSubset)} → canary ${escapeMd(report.canarySubset)}`,
-    `**Action:** ${escapeMd(report.action)} · canary weight ${report.canaryWeight} % · gateway ${escapeMd(report.gatewayUrl)} · ` +
+    `**Target:** namespace ${escapeMd(report.target.namespace)} · ` +
+      `${report.target.kind} ${escapeMd(report.target.name)} · route ${escapeMd(report.target.route)} · ` +
+      `stable ${escapeMd(report.stableSubset)} → canary ${escapeMd(report.canarySubset)}`,
+    `**Action:** ${escapeMd(report.action)} · canary weight ${report.canaryWeight} % · ` +
+      `gateway ${escapeMd(report.gatewayUrl)} · ` +
       `Istio ${escapeMd(report.istioVersion)}`,
     `**Time:** ${escapeMd(report.startedAt)} → ${escapeMd(report.endedAt)}${took}`,
   ]

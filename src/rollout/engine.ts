@@ -12,7 +12,6 @@ import {
   describeTarget,
 } from '../routing/router.js'
 import { type RolloutState, STATE_ANNOTATION, isActive } from '../routing/state.js'
-import { previewRouteName } from '../routing/vs-routes.js'
 import { type Check, type StepContext, type Verifier, failureReasons, passed, runChecks } from '../verify/verifier.js'
 import { type Result, type RunContext, TransitionError, afterFailure, next } from './machine.js'
 
@@ -205,7 +204,8 @@ export class Engine {
           `(run ${state.runId}); not overwriting it. ` +
           `It now routes: ${route ? this.router.describe(route) : '(route missing)'}; ` +
           `istio-canary wrote: ${this.router.describe(state.lastWritten)}. ` +
-          `Decide on the route by hand, then remove the annotation ${STATE_ANNOTATION} to let istio-canary start afresh`,
+          `Decide on the route by hand, then remove the annotation ${STATE_ANNOTATION} ` +
+          'to let istio-canary start afresh',
       )
     }
   }
@@ -422,7 +422,10 @@ export class Engine {
     return now ? this.router.weightOf(now, canary) : fallback
   }
 
-  /** After a failure: does the target show a shift of this run (a write whose answer was lost)? undefined: cannot tell. */
+  /**
+   * After a failure: does the target show a shift of this run (a write whose answer was lost)?
+   * undefined: cannot tell.
+   */
   private async ownWriteLanded(): Promise<boolean | undefined> {
     try {
       await this.router.load()
@@ -555,7 +558,7 @@ export class Engine {
     const stable = this.safeStable(target, canary)
     const out = (result: Result, error?: Error, unsettled = false): Outcome =>
       this.outcome(result, { stable, canary }, this.router.weightOf(target, canary), error, unsettled)
-    const name = previewRouteName(value)
+    const name = this.router.previewName(value)
     const before = this.router.previewRoute(value)
     let attempted = false
     try {
@@ -598,7 +601,7 @@ export class Engine {
   /** `preview-cleanup`: remove the preview route for this value. */
   async previewCleanup(value: string): Promise<Outcome> {
     const canary = this.plan.canarySubset ?? ''
-    const name = previewRouteName(value)
+    const name = this.router.previewName(value)
     const removed = await this.router.restorePreview(value, undefined)
     this.event(
       removed ? `Removed preview route '${name}'` : `No preview route '${name}' on ${this.ref}: nothing to remove`,

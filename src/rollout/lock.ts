@@ -86,7 +86,8 @@ export class RolloutLock {
             const renewed = cur.spec?.renewTime ? new Date(cur.spec.renewTime).toISOString() : 'never'
             throw new LockHeldError(
               `another istio-canary run holds the lock on ${describeTarget(this.o.target)}: ` +
-                `Lease ${this.o.target.namespace}/${this.name} is held by '${holder}' (renewed ${renewed}, expires after ${cur.spec?.leaseDurationSeconds ?? '?'} s without renewal). ` +
+                `Lease ${this.o.target.namespace}/${this.name} is held by '${holder}' (renewed ${renewed}, ` +
+                `expires after ${cur.spec?.leaseDurationSeconds ?? '?'} s without renewal). ` +
                 `Wait for that run to finish; a lock left by a dead run expires by itself`,
             )
           }

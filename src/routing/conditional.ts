@@ -12,7 +12,8 @@ export interface ConditionalWrite<T> {
   read: () => Promise<T>
   /** The conditional write (PUT with the resourceVersion read): a ConflictError when someone else wrote. */
   replace: (next: T) => Promise<T>
-  /** The resource as it should be, made from a fresh copy of the one read; undefined: nothing to write. Throws to stop. */
+  /** The resource as it should be, made from a fresh copy of the one read; undefined: nothing to write.
+   * Throws to stop. */
   change: (resource: T) => T | undefined
   /** After a conflict, on the fresh read: true when this write already landed (a lost answer of an applied write). */
   landed?: (fresh: T) => boolean

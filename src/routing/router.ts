@@ -84,6 +84,8 @@ export interface TrafficRouter {
    */
   write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void>
 
+  /** The name of the preview route for a header value. */
+  previewName(value: string): string
   /** The preview route for a header value, as it is now. */
   previewRoute(value: string): Route | undefined
   /** Inserts (or replaces) the preview route before every other route; false when it already was so. */

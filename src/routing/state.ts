@@ -51,7 +51,8 @@ export function decodeState(
   } catch {
     throw new StateError(
       `annotation ${STATE_ANNOTATION} on ${on} is not valid JSON; remove it ` +
-        `(kubectl annotate ${target.kind.toLowerCase()} ${target.name} ${STATE_ANNOTATION}-) after checking the route by hand`,
+        `(kubectl annotate ${target.kind.toLowerCase()} ${target.name} ${STATE_ANNOTATION}-) ` +
+        'after checking the route by hand',
     )
   }
   const o = s as Partial<RolloutState>

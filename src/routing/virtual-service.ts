@@ -182,7 +182,8 @@ export class VirtualServiceRouter implements TrafficRouter {
             `the target route of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
               `It now routes: ${describeSplit(http[index] as HttpRoute)}; ` +
               `istio-canary expected: ${this.describe(expected)}. ` +
-              `Check who changed it (kubectl -n ${this.target.namespace} get virtualservice ${this.target.name} -o yaml)`,
+              `Check who changed it (kubectl -n ${this.target.namespace} ` +
+              `get virtualservice ${this.target.name} -o yaml)`,
           )
         }
         http[index] = structuredClone(asHttp(next))
@@ -207,6 +208,10 @@ export class VirtualServiceRouter implements TrafficRouter {
           `(now: ${now ? `run ${now.runId}, ${now.phase}` : 'removed'}); not overwriting it`,
       )
     }
+  }
+
+  previewName(value: string): string {
+    return previewRouteName(value)
   }
 
   previewRoute(value: string): Route | undefined {

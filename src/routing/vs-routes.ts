@@ -32,7 +32,8 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
     if (index < 0) {
       const names = http.map((r) => r.name).filter((n): n is string => typeof n === 'string')
       throw new RouteError(
-        `VirtualService '${vsName}' has no http route named '${sel.name}' (named routes: ${names.length ? names.join(', ') : 'none'})`,
+        `VirtualService '${vsName}' has no http route named '${sel.name}' ` +
+          `(named routes: ${names.length ? names.join(', ') : 'none'})`,
       )
     }
   } else if (sel.by === 'index') {
@@ -41,20 +42,23 @@ export function findRouteIndex(spec: VirtualServiceSpec, sel: RouteSelector, vsN
     const found = own[sel.index]
     if (found === undefined)
       throw new RouteError(
-        `VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; index ${sel.index} is out of range (0..${own.length - 1})`,
+        `VirtualService '${vsName}' has ${own.length} http route(s) besides istio-canary's previews; ` +
+          `index ${sel.index} is out of range (0..${own.length - 1})`,
       )
     index = found
   } else {
     index = http.findLastIndex(isCatchAll)
     if (index < 0)
       throw new RouteError(
-        `VirtualService '${vsName}' has no default route (an http route without match); name the route to shift with the 'route' input`,
+        `VirtualService '${vsName}' has no default route (an http route without match); ` +
+          "name the route to shift with the 'route' input",
       )
   }
   const route = http[index] as HttpRoute
   if (!route.route || route.route.length === 0) {
     throw new RouteError(
-      `${describeSelector(sel)} of VirtualService '${vsName}' has no destinations (redirect or direct response routes cannot be shifted)`,
+      `${describeSelector(sel)} of VirtualService '${vsName}' has no destinations ` +
+        '(redirect or direct response routes cannot be shifted)',
     )
   }
   return index

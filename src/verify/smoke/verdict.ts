@@ -52,7 +52,8 @@ export function judge(v: VerdictInput): Verdict {
 
   if (canaryServed > 0 && canaryOk / canaryServed < threshold) {
     reasons.push(
-      `canary (${canaryLabel}) success rate ${pct(canaryOk / canaryServed)} (${canaryOk}/${canaryServed}) below threshold ${pct(threshold)}`,
+      `canary (${canaryLabel}) success rate ${pct(canaryOk / canaryServed)} (${canaryOk}/${canaryServed}) ` +
+        `below threshold ${pct(threshold)}`,
     )
   }
 
@@ -62,7 +63,8 @@ export function judge(v: VerdictInput): Verdict {
       if (canaryServed === 0 && v.canaryWeight > 0) {
         reasons.push(
           `canary (${canaryLabel}) served none of ${attributed} attributed responses at weight ${v.canaryWeight} % ` +
-            `(binomial p=${share.pValue.toExponential(2)} < ${SHARE_ALPHA}): is the canary reachable through the route?`,
+            `(binomial p=${share.pValue.toExponential(2)} < ${SHARE_ALPHA}): ` +
+            'is the canary reachable through the route?',
         )
       } else {
         reasons.push(`served shares do not follow the weights: ${share.message}`)
@@ -77,7 +79,8 @@ export function judge(v: VerdictInput): Verdict {
     if (strays.length > 0) {
       const list = strays.map(([version, s]) => `${version} (${s.requests})`).join(', ')
       reasons.push(
-        `responses from versions that are neither stable (${v.stableVersions.join('/')}) nor canary (${canaryLabel}): ${list}`,
+        `responses from versions that are neither stable (${v.stableVersions.join('/')}) ` +
+          `nor canary (${canaryLabel}): ${list}`,
       )
     }
   }
