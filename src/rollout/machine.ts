@@ -240,6 +240,7 @@ export function next(
   ctx: RunContext | TransitionContext,
 ): RolloutState | undefined {
   assertAllowed(state, event, ctx.runId)
+  // The overloads give a run event a RunContext; only a restore may come with the bare TransitionContext.
   switch (event.type) {
     case 'take-over':
     case 'shift':
