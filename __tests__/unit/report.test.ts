@@ -237,6 +237,34 @@ describe('job summary', () => {
     assert.equal(parseXyChart(md).labels.length, 3)
   })
 
+  it('renders any check kind: several per step are labelled, one without request figures shows its summary', () => {
+    const report = sampleReport({})
+    const step = report.steps[0]!
+    const other = {
+      kind: 'telemetry',
+      verdict: 'fail' as const,
+      reasons: ['canary 5xx rate 4.0 % above stable 0.1 %'],
+      summary: 'canary 12/300 errors, stable 1/900',
+      evidence: { decision: 'reject' },
+    }
+    step.checks = [...step.checks, other]
+    step.verdict = 'fail'
+    step.reasons = ['telemetry: canary 5xx rate 4.0 % above stable 0.1 %']
+    const md = renderSummaryMarkdown(report)
+    const row = md.split('\n').find((l) => l.startsWith('| 1 |')) ?? ''
+    assert.match(row, /\| 20 \|/, 'one counting check: its figures, unlabelled')
+    assert.match(
+      row,
+      /❌ fail: telemetry: canary 5xx rate 4\.0 % above stable 0\.1 %<br>telemetry: canary 12\/300 errors, stable 1\/900 \|$/,
+    )
+    step.checks = [...step.checks, { ...step.checks[0]!, kind: 'second' }]
+    const two =
+      renderSummaryMarkdown(report)
+        .split('\n')
+        .find((l) => l.startsWith('| 1 |')) ?? ''
+    assert.match(two, /\| smoke: 20<br>second: 20 \|/)
+  })
+
   it('without steps there is no chart; without GITHUB_STEP_SUMMARY nothing is written', async () => {
     const report = sampleReport({ result: 'unchanged', canaryWeight: 0, steps: [], events: [] })
     assert.equal(mermaidChart(report), '')

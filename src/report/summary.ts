@@ -111,9 +111,14 @@ function successCell(step: StepRecord): string {
   })
 }
 
+const VERDICT_ICONS: Record<StepRecord['verdict'], string> = { pass: '✅ pass', fail: '❌ fail', skipped: '⏭️ skipped' }
+
+/** The verdict with its reasons, and what each check that counts no requests saw (its own summary). */
 function verdictCell(step: StepRecord): string {
-  const icon = step.verdict === 'pass' ? '✅ pass' : step.verdict === 'fail' ? '❌ fail' : '⏭️ skipped'
-  return step.reasons.length > 0 ? `${icon}: ${step.reasons.map(escapeMd).join('; ')}` : icon
+  const icon = VERDICT_ICONS[step.verdict]
+  const verdict = step.reasons.length > 0 ? `${icon}: ${step.reasons.map(escapeMd).join('; ')}` : icon
+  const seen = step.checks.filter((c) => !c.figures).map((c) => `${escapeMd(c.kind)}: ${escapeMd(c.summary)}`)
+  return [verdict, ...seen].join('<br>')
 }
 
 export const STEP_TABLE_HEADER = ['Step', 'Weight', 'Pause', 'Requests', 'Success', 'p50 / p95 latency', 'Verdict']
