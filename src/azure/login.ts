@@ -3,7 +3,14 @@
 // clusters the kubelogin exec user is replaced by a bearer token for the AKS server application.
 import { ClientAssertionCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity'
 import { dump, load } from 'js-yaml'
-import { defaultRetry, isRetryableStatus, isTransientNetworkError, withRetry, type Sleep } from '../retry.js'
+import {
+  causeChain,
+  defaultRetry,
+  isRetryableStatus,
+  isTransientNetworkError,
+  withRetry,
+  type Sleep,
+} from '../retry.js'
 import { AKS_SERVER_APP_ID, getAzureCloud, type AzureCloudName } from './clouds.js'
 
 export interface AksLoginOptions {
@@ -395,7 +402,7 @@ function entraError(
   scrub: (s: string) => string,
 ): Error {
   if (err instanceof AzureLoginError) return err
-  const cause = findCause(err, (e) => e instanceof AzureLoginError)
+  const cause = causeChain(err).find((e) => e instanceof AzureLoginError)
   if (cause instanceof AzureLoginError) return cause
   const text = messageChain(err)
   const code = /AADSTS(\d+)/.exec(text)?.[1]
@@ -426,23 +433,8 @@ function entraError(
   )
 }
 
-function findCause(err: unknown, pred: (e: unknown) => boolean): unknown {
-  let e: unknown = err
-  for (let depth = 0; e && depth < 6; depth++) {
-    if (pred(e)) return e
-    e = (e as { cause?: unknown }).cause
-  }
-  return undefined
-}
-
 function messageChain(err: unknown): string {
-  const parts: string[] = []
-  let e: unknown = err
-  for (let depth = 0; e && depth < 6; depth++) {
-    parts.push(message(e))
-    e = (e as { cause?: unknown }).cause
-  }
-  return parts.join('\n')
+  return causeChain(err).map(message).join('\n')
 }
 
 function message(err: unknown): string {
@@ -452,7 +444,7 @@ function message(err: unknown): string {
 function describeTransient(err: unknown): string {
   if (err instanceof ArmHttpError) return `HTTP ${err.status} ${err.code}`
   const code = (
-    findCause(err, (e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined
+    causeChain(err).find((e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined
   )?.code
   return code ?? message(err)
 }
