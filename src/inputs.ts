@@ -1,6 +1,7 @@
 // The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
 import * as core from '@actions/core'
 import { resolveManifestPath } from './gitops/manifest.js'
+import type { ClusterAccess } from './k8s/access.js'
 import type { RouteSelector } from './rollout/routes.js'
 import {
   InputError,
@@ -24,25 +25,6 @@ export const ACTIONS = ['rollout', 'promote', 'rollback', 'status', 'preview', '
 export type Mode = (typeof ACTIONS)[number]
 export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const
 export type CloudName = (typeof CLOUDS)[number]
-
-/** Where the cluster credential comes from. */
-export type ClusterAccess =
-  | {
-      kind: 'aks'
-      resourceGroup: string
-      clusterName: string
-      subscriptionId: string
-      tenantId: string
-      clientId: string
-      clientSecret?: string
-      audience?: string
-      cloud: CloudName
-      authorityHost?: string
-      armEndpoint?: string
-      admin: boolean
-    }
-  | { kind: 'kubeconfig'; content: string }
-  | { kind: 'runner' }
 
 export interface Inputs {
   access: ClusterAccess
@@ -306,7 +288,6 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
     armEndpoint: raw('arm-endpoint') ? check(() => parseHttpUrl('arm-endpoint', raw('arm-endpoint'))) : undefined,
   }
   if (Object.values(fields).some((v) => v === undefined)) return undefined
-  const access = { kind: 'aks', ...fields } as Extract<ClusterAccess, { kind: 'aks' }>
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) (access as Record<string, unknown>)[k] = v
-  return access
+  const given = Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined))
+  return { kind: 'aks', ...fields, ...given } as Extract<ClusterAccess, { kind: 'aks' }>
 }

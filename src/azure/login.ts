@@ -13,7 +13,8 @@ import {
 } from '../retry.js'
 import { AKS_SERVER_APP_ID, getAzureCloud, type AzureCloudName } from './clouds.js'
 
-export interface AksLoginOptions {
+/** The AKS cluster and the Entra ID identity to reach it with: what the action's AKS login inputs give. */
+export interface AksCluster {
   cloud: AzureCloudName
   /** Entra authority host override; when set, instance discovery is disabled. */
   authorityHost?: string
@@ -30,6 +31,9 @@ export interface AksLoginOptions {
   resourceGroup: string
   clusterName: string
   admin: boolean
+}
+
+export interface AksLoginOptions extends AksCluster {
   /** The caller passes core.getIDToken. */
   getIdToken: (audience: string) => Promise<string>
   /** The caller passes core.setSecret. */

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
 import { loginToAks } from '../azure/login.js'
-import type { ClusterAccess } from '../inputs.js'
 import type { Sleep } from '../retry.js'
+import type { ClusterAccess } from './access.js'
 import { Kube } from './client.js'
 
 export interface SessionDeps {
@@ -86,18 +86,9 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
       describe: `kubeconfig input, context ${kc.getCurrentContext()}`,
     }
   }
+  const { kind: _aks, ...cluster } = access
   const login = await loginToAks({
-    cloud: access.cloud,
-    ...(access.authorityHost ? { authorityHost: access.authorityHost } : {}),
-    ...(access.armEndpoint ? { armEndpoint: access.armEndpoint } : {}),
-    ...(access.audience ? { audience: access.audience } : {}),
-    ...(access.clientSecret ? { clientSecret: access.clientSecret } : {}),
-    tenantId: access.tenantId,
-    clientId: access.clientId,
-    subscriptionId: access.subscriptionId,
-    resourceGroup: access.resourceGroup,
-    clusterName: access.clusterName,
-    admin: access.admin,
+    ...cluster,
     getIdToken: deps.getIdToken,
     setSecret: deps.setSecret,
     log: deps.log,
