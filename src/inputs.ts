@@ -1,5 +1,6 @@
 // The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
 import * as core from '@actions/core'
+import { AZURE_CLOUD_NAMES } from './azure/clouds.js'
 import { resolveManifestPath } from './gitops/manifest.js'
 import type { ClusterAccess } from './k8s/access.js'
 import type { RouteSelector } from './rollout/routes.js'
@@ -23,8 +24,6 @@ import {
 
 export const ACTIONS = ['rollout', 'promote', 'rollback', 'status', 'preview', 'preview-cleanup'] as const
 export type Mode = (typeof ACTIONS)[number]
-export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const
-export type CloudName = (typeof CLOUDS)[number]
 
 export interface Inputs {
   access: ClusterAccess
@@ -276,7 +275,7 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
     subscriptionId: fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription', true),
     tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant', false),
     clientId: fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id', true),
-    cloud: check(() => oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', CLOUDS)),
+    cloud: check(() => oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', AZURE_CLOUD_NAMES)),
     admin: check(() => parseBoolean('admin', raw('admin') || 'false')),
   }
   const optional = {
