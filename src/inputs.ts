@@ -212,13 +212,13 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
 }
 
 export function parseRouteSelector(raw: string): RouteSelector {
-  const t = raw.trim()
-  if (t === '') return { by: 'default' }
-  if (/^\d+$/.test(t)) return { by: 'index', index: Number(t) }
-  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(t)) {
+  const selector = raw.trim()
+  if (selector === '') return { by: 'default' }
+  if (/^\d+$/.test(selector)) return { by: 'index', index: Number(selector) }
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(selector)) {
     throw new InputError('route', `'${raw}' is not a route name or a 0-based index of the VirtualService's http routes`)
   }
-  return { by: 'name', name: t }
+  return { by: 'name', name: selector }
 }
 
 type Check = <T>(fn: () => T) => T | undefined
@@ -245,15 +245,17 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
   if (rg === '') return { kind: 'runner' }
   const fromEnv = (name: string, envName: string, what: string, guid: boolean): string | undefined =>
     check(() => {
-      const v = raw(name) || (env[envName] ?? '').trim()
-      if (v === '')
+      const value = raw(name) || (env[envName] ?? '').trim()
+      if (value === '') {
         throw new InputError(
           name,
           `required for AKS login (${what}); set the input or the ${envName} environment variable`,
         )
-      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v))
-        throw new InputError(name, `'${v}' is not a GUID`)
-      return v
+      }
+      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(value)) {
+        throw new InputError(name, `'${value}' is not a GUID`)
+      }
+      return value
     })
   const fields = {
     resourceGroup: check(() =>
