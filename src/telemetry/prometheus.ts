@@ -109,7 +109,10 @@ export type PrometheusTarget =
   | { kind: 'azure'; url: string; credential: TokenCredentialLike; scope?: string }
 
 export interface ClientOptions {
-  /** Transport (default nodeHttpGet()). For `service`, one that applies the cluster credential: see kubeconfigHttpGet. */
+  /**
+   * Transport (default nodeHttpGet()). For `service`, one that applies the cluster credential: see
+   * kubeconfigHttpGet.
+   */
   get?: HttpGet
   timeoutMs?: number
 }
@@ -138,8 +141,11 @@ export function createPrometheusClient(target: PrometheusTarget, opts: ClientOpt
       break
     case 'service': {
       const svc = `${encodeURIComponent(target.name)}:${encodeURIComponent(String(target.port))}`
-      base = `${trimSlash(target.server)}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/services/${svc}/proxy`
-      describe = `Prometheus service ${target.namespace}/${target.name}:${target.port} through the API server's service proxy`
+      const namespace = encodeURIComponent(target.namespace)
+      base = `${trimSlash(target.server)}/api/v1/namespaces/${namespace}/services/${svc}/proxy`
+      describe =
+        `Prometheus service ${target.namespace}/${target.name}:${target.port} ` +
+        "through the API server's service proxy"
       auth = async () => ({})
       break
     }
@@ -257,8 +263,10 @@ export function parseQueryResponse(res: HttpResponse, describe = 'Prometheus'): 
 function sampleValue(v: unknown, describe: string): number {
   if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string')
     throw new PrometheusError(`${describe} gave a malformed sample`, 'malformed')
-  const s = v[1]
-  return s === '+Inf' ? Infinity : s === '-Inf' ? -Infinity : Number(s)
+  const text = v[1]
+  if (text === '+Inf') return Infinity
+  if (text === '-Inf') return -Infinity
+  return Number(text)
 }
 
 const snippet = (s: string): string => {
