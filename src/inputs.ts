@@ -1,6 +1,8 @@
 // The one place that reads action inputs. Everything else is built from the typed Inputs it returns.
 import * as core from '@actions/core'
+import { AZURE_CLOUD_NAMES } from './azure/clouds.js'
 import { resolveManifestPath } from './gitops/manifest.js'
+import type { ClusterAccess } from './k8s/access.js'
 import { ACTIONS, MODES, type Mode } from './modes.js'
 import type { RouteSelector } from './routing/router.js'
 import {
@@ -22,27 +24,6 @@ import {
 } from './parse.js'
 
 export { ACTIONS, type Mode } from './modes.js'
-export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const
-export type CloudName = (typeof CLOUDS)[number]
-
-/** Where the cluster credential comes from. */
-export type ClusterAccess =
-  | {
-      kind: 'aks'
-      resourceGroup: string
-      clusterName: string
-      subscriptionId: string
-      tenantId: string
-      clientId: string
-      clientSecret?: string
-      audience?: string
-      cloud: CloudName
-      authorityHost?: string
-      armEndpoint?: string
-      admin: boolean
-    }
-  | { kind: 'kubeconfig'; content: string }
-  | { kind: 'runner' }
 
 export interface Inputs {
   access: ClusterAccess
@@ -231,13 +212,13 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
 }
 
 export function parseRouteSelector(raw: string): RouteSelector {
-  const t = raw.trim()
-  if (t === '') return { by: 'default' }
-  if (/^\d+$/.test(t)) return { by: 'index', index: Number(t) }
-  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(t)) {
+  const selector = raw.trim()
+  if (selector === '') return { by: 'default' }
+  if (/^\d+$/.test(selector)) return { by: 'index', index: Number(selector) }
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(selector)) {
     throw new InputError('route', `'${raw}' is not a route name or a 0-based index of the VirtualService's http routes`)
   }
-  return { by: 'name', name: t }
+  return { by: 'name', name: selector }
 }
 
 type Check = <T>(fn: () => T) => T | undefined
@@ -264,15 +245,17 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
   if (rg === '') return { kind: 'runner' }
   const fromEnv = (name: string, envName: string, what: string, guid: boolean): string | undefined =>
     check(() => {
-      const v = raw(name) || (env[envName] ?? '').trim()
-      if (v === '')
+      const value = raw(name) || (env[envName] ?? '').trim()
+      if (value === '') {
         throw new InputError(
           name,
           `required for AKS login (${what}); set the input or the ${envName} environment variable`,
         )
-      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(v))
-        throw new InputError(name, `'${v}' is not a GUID`)
-      return v
+      }
+      if (guid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(value)) {
+        throw new InputError(name, `'${value}' is not a GUID`)
+      }
+      return value
     })
   const fields = {
     resourceGroup: check(() =>
@@ -294,7 +277,7 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
     subscriptionId: fromEnv('subscription-id', 'AZURE_SUBSCRIPTION_ID', 'the Azure subscription', true),
     tenantId: fromEnv('tenant-id', 'AZURE_TENANT_ID', 'the Entra ID tenant', false),
     clientId: fromEnv('client-id', 'AZURE_CLIENT_ID', 'the app registration or managed identity client id', true),
-    cloud: check(() => oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', CLOUDS)),
+    cloud: check(() => oneOf('azure-cloud', raw('azure-cloud') || 'AzureCloud', AZURE_CLOUD_NAMES)),
     admin: check(() => parseBoolean('admin', raw('admin') || 'false')),
   }
   const optional = {
@@ -306,7 +289,6 @@ function readAccess(raw: (n: string) => string, env: NodeJS.ProcessEnv, check: C
     armEndpoint: raw('arm-endpoint') ? check(() => parseHttpUrl('arm-endpoint', raw('arm-endpoint'))) : undefined,
   }
   if (Object.values(fields).some((v) => v === undefined)) return undefined
-  const access = { kind: 'aks', ...fields } as Extract<ClusterAccess, { kind: 'aks' }>
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) (access as Record<string, unknown>)[k] = v
-  return access
+  const given = Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined))
+  return { kind: 'aks', ...fields, ...given } as Extract<ClusterAccess, { kind: 'aks' }>
 }

@@ -56,16 +56,17 @@ export interface Step {
 }
 
 const STEPS_HELP =
-  'a comma-separated list of strictly increasing integer weights in 1..100, each optionally with its own pause (e.g. 10,25,50,100 or 10:2m,50:5m,100)'
+  'a comma-separated list of strictly increasing integer weights in 1..100, ' +
+  'each optionally with its own pause (e.g. 10,25,50,100 or 10:2m,50:5m,100)'
 
 export function parseSteps(raw: string, maxPauseMs: number): Step[] {
   const items = raw.split(',').map((s) => s.trim())
   if (items.length === 0 || items.some((s) => s === '')) throw new InputError('steps', `'${raw}' is not ${STEPS_HELP}`)
   const steps: Step[] = []
   for (const item of items) {
-    const m = /^(\d+)(?::(.+))?$/.exec(item)
-    if (!m) throw new InputError('steps', `'${item}' is not a weight; expected ${STEPS_HELP}`)
-    const weight = Number(m[1])
+    const match = /^(\d+)(?::(.+))?$/.exec(item)
+    if (!match) throw new InputError('steps', `'${item}' is not a weight; expected ${STEPS_HELP}`)
+    const weight = Number(match[1])
     if (weight < 1 || weight > 100)
       throw new InputError('steps', `weight ${weight} is outside 1..100; expected ${STEPS_HELP}`)
     const prev = steps.at(-1)
@@ -76,7 +77,7 @@ export function parseSteps(raw: string, maxPauseMs: number): Step[] {
       )
     }
     const step: Step = { weight }
-    if (m[2] !== undefined) step.pauseMs = parseDuration('steps', m[2], { maxMs: maxPauseMs })
+    if (match[2] !== undefined) step.pauseMs = parseDuration('steps', match[2], { maxMs: maxPauseMs })
     steps.push(step)
   }
   return steps
@@ -127,17 +128,18 @@ export function parseHeaders(input: string, raw: string): Record<string, string>
   const headers: Record<string, string> = {}
   for (const line of raw.split(/\r?\n/)) {
     if (line.trim() === '') continue
-    const i = line.indexOf(':')
-    const name = i > 0 ? line.slice(0, i).trim() : ''
+    const colon = line.indexOf(':')
+    const name = colon > 0 ? line.slice(0, colon).trim() : ''
     if (!HEADER_NAME.test(name))
       throw new InputError(input, `'${line.trim()}' is not a header line; expected one 'Name: value' a line`)
-    const value = line.slice(i + 1).trim()
+    const value = line.slice(colon + 1).trim()
     try {
       validateHeaderValue(name, value)
     } catch {
       throw new InputError(
         input,
-        `the value of header '${name}' has characters HTTP does not allow in a header (visible ASCII, spaces and tabs only)`,
+        `the value of header '${name}' has characters HTTP does not allow in a header ` +
+          '(visible ASCII, spaces and tabs only)',
       )
     }
     headers[name.toLowerCase()] = value
@@ -152,18 +154,18 @@ export function parseHeaderName(input: string, raw: string): string {
 }
 
 export function parseHttpUrl(input: string, raw: string): string {
-  let u: URL
+  let url: URL
   try {
-    u = new URL(raw.trim())
+    url = new URL(raw.trim())
   } catch {
     throw new InputError(
       input,
       `'${raw}' is not a URL; expected e.g. http://20.1.2.3 or https://gateway.example.com:8443`,
     )
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new InputError(input, `'${raw}' must be an http:// or https:// URL`)
-  return u.toString().replace(/\/$/, '')
+  return url.toString().replace(/\/$/, '')
 }
 
 export function parseNamespacedName(input: string, raw: string): { namespace: string; name: string } {
@@ -178,10 +180,9 @@ export function parseK8sName(input: string, raw: string, kind: 'label' | 'subdom
   const re = kind === 'label' ? /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/ : /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
   const max = kind === 'label' ? 63 : 253
   if (!re.test(t) || t.length > max) {
-    throw new InputError(
-      input,
-      `'${raw}' is not a valid Kubernetes name (lower-case letters, digits and '-'${kind === 'subdomain' ? ", '.'" : ''}, at most ${max} characters)`,
-    )
+    const punctuation = kind === 'subdomain' ? "'-', '.'" : "'-'"
+    const accepted = `lower-case letters, digits and ${punctuation}, at most ${max} characters`
+    throw new InputError(input, `'${raw}' is not a valid Kubernetes name (${accepted})`)
   }
   return t
 }

@@ -73,11 +73,15 @@ export function isTransientNetworkError(err: unknown): boolean {
     'UND_ERR_CONNECT_TIMEOUT',
     'ENOTFOUND',
   ])
-  let e: unknown = err
-  for (let depth = 0; e && depth < 4; depth++) {
+  return causeChain(err, 4).some((e) => {
     const code = (e as { code?: unknown }).code
-    if (typeof code === 'string' && codes.has(code)) return true
-    e = (e as { cause?: unknown }).cause
-  }
-  return false
+    return typeof code === 'string' && codes.has(code)
+  })
+}
+
+/** `err` and the errors of its `cause` chain, outermost first: at most `depth` of them, up to the first empty cause. */
+export function causeChain(err: unknown, depth = 6): unknown[] {
+  const chain: unknown[] = []
+  for (let e: unknown = err; e && chain.length < depth; e = (e as { cause?: unknown }).cause) chain.push(e)
+  return chain
 }

@@ -14,6 +14,8 @@ export interface AzureCloud {
   oidcAudience: string
   /** kubelogin's name for the cloud (`--environment`). */
   kubeloginEnvironment: string
+  /** Audience of Azure Monitor workspace (Prometheus) query endpoints; the scope is `<audience>/.default`. */
+  prometheusAudience: string
 }
 
 /** The AKS Entra server application: the audience of tokens for Entra-integrated clusters (same in every cloud). */
@@ -28,6 +30,7 @@ export const AZURE_CLOUDS: Readonly<Record<AzureCloudName, AzureCloud>> = {
     armScope: 'https://management.azure.com/.default',
     oidcAudience: 'api://AzureADTokenExchange',
     kubeloginEnvironment: 'AzurePublicCloud',
+    prometheusAudience: 'https://prometheus.monitor.azure.com',
   },
   AzureUSGovernment: {
     name: 'AzureUSGovernment',
@@ -36,6 +39,7 @@ export const AZURE_CLOUDS: Readonly<Record<AzureCloudName, AzureCloud>> = {
     armScope: 'https://management.usgovcloudapi.net/.default',
     oidcAudience: 'api://AzureADTokenExchangeUSGov',
     kubeloginEnvironment: 'AzureUSGovernmentCloud',
+    prometheusAudience: 'https://prometheus.monitor.azure.us',
   },
   AzureChinaCloud: {
     name: 'AzureChinaCloud',
@@ -44,8 +48,12 @@ export const AZURE_CLOUDS: Readonly<Record<AzureCloudName, AzureCloud>> = {
     armScope: 'https://management.chinacloudapi.cn/.default',
     oidcAudience: 'api://AzureADTokenExchangeChina',
     kubeloginEnvironment: 'AzureChinaCloud',
+    prometheusAudience: 'https://prometheus.monitor.azure.cn',
   },
 }
+
+/** The clouds' names, in the table's order. */
+export const AZURE_CLOUD_NAMES: readonly AzureCloudName[] = Object.values(AZURE_CLOUDS).map((cloud) => cloud.name)
 
 export function isAzureCloudName(name: string): name is AzureCloudName {
   return Object.hasOwn(AZURE_CLOUDS, name)
@@ -53,7 +61,7 @@ export function isAzureCloudName(name: string): name is AzureCloudName {
 
 /** The cloud named `name` (case-insensitive); an error naming the accepted values otherwise. */
 export function getAzureCloud(name: string): AzureCloud {
-  const found = Object.values(AZURE_CLOUDS).find((c) => c.name.toLowerCase() === name.trim().toLowerCase())
+  const found = Object.values(AZURE_CLOUDS).find((cloud) => cloud.name.toLowerCase() === name.trim().toLowerCase())
   if (!found) {
     throw new Error(`Unknown azure-cloud '${name}': use one of ${Object.keys(AZURE_CLOUDS).join(', ')}.`)
   }

@@ -3,10 +3,18 @@
 // clusters the kubelogin exec user is replaced by a bearer token for the AKS server application.
 import { ClientAssertionCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity'
 import { dump, load } from 'js-yaml'
-import { defaultRetry, isRetryableStatus, isTransientNetworkError, withRetry, type Sleep } from '../retry.js'
+import {
+  causeChain,
+  defaultRetry,
+  isRetryableStatus,
+  isTransientNetworkError,
+  withRetry,
+  type Sleep,
+} from '../retry.js'
 import { AKS_SERVER_APP_ID, getAzureCloud, type AzureCloudName } from './clouds.js'
 
-export interface AksLoginOptions {
+/** The AKS cluster and the Entra ID identity to reach it with: what the action's AKS login inputs give. */
+export interface AksCluster {
   cloud: AzureCloudName
   /** Entra authority host override; when set, instance discovery is disabled. */
   authorityHost?: string
@@ -23,6 +31,9 @@ export interface AksLoginOptions {
   resourceGroup: string
   clusterName: string
   admin: boolean
+}
+
+export interface AksLoginOptions extends AksCluster {
   /** The caller passes core.getIDToken. */
   getIdToken: (audience: string) => Promise<string>
   /** The caller passes core.setSecret. */
@@ -57,14 +68,14 @@ export class AzureLoginError extends Error {
 
 export const DEFAULT_ARM_API_VERSION = '2024-09-01'
 
-export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
-  const cloud = getAzureCloud(o.cloud)
+export async function loginToAks(options: AksLoginOptions): Promise<AksLogin> {
+  const cloud = getAzureCloud(options.cloud)
   for (const [name, value] of [
-    ['tenant-id', o.tenantId],
-    ['client-id', o.clientId],
-    ['subscription-id', o.subscriptionId],
-    ['resource-group', o.resourceGroup],
-    ['cluster-name', o.clusterName],
+    ['tenant-id', options.tenantId],
+    ['client-id', options.clientId],
+    ['subscription-id', options.subscriptionId],
+    ['resource-group', options.resourceGroup],
+    ['cluster-name', options.clusterName],
   ] as const) {
     if (value.trim() === '') throw new AzureLoginError(`Input '${name}' is required for AKS login.`)
   }
@@ -72,19 +83,19 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
   const mask = (value: string | undefined): void => {
     if (value === undefined || value === '' || secrets.has(value)) return
     secrets.add(value)
-    o.setSecret(value)
+    options.setSecret(value)
   }
   const scrub = (text: string): string => {
     let out = text
-    for (const s of secrets) out = out.split(s).join('***')
+    for (const secret of secrets) out = out.split(secret).join('***')
     return out
   }
-  mask(o.clientSecret)
+  mask(options.clientSecret)
 
-  const armEndpoint = orDefault(o.armEndpoint, cloud.armEndpoint).replace(/\/+$/, '')
-  const armScope = orDefault(o.armScope, cloud.armScope)
-  const audience = orDefault(o.audience, cloud.oidcAudience)
-  const authorityHost = orDefault(o.authorityHost, cloud.authorityHost).replace(/\/+$/, '')
+  const armEndpoint = orDefault(options.armEndpoint, cloud.armEndpoint).replace(/\/+$/, '')
+  const armScope = orDefault(options.armScope, cloud.armScope)
+  const audience = orDefault(options.audience, cloud.oidcAudience)
+  const authorityHost = orDefault(options.authorityHost, cloud.authorityHost).replace(/\/+$/, '')
   for (const [name, value] of [
     ['authority-host', authorityHost],
     ['arm-endpoint', armEndpoint],
@@ -93,40 +104,48 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
       throw new AzureLoginError(`Input '${name}' must be an https:// URL, got '${value}'.`)
     }
   }
-  const credential = makeCredential(o, authorityHost, audience, mask)
-  const principal = `client '${o.clientId}' in tenant '${o.tenantId}'`
+  const credential = makeCredential(options, authorityHost, audience, mask)
+  const principal = `client '${options.clientId}' in tenant '${options.tenantId}'`
 
   const getToken = async (scope: string): Promise<{ token: string; expiresOnTimestamp: number }> => {
     try {
-      const t = await credential.getToken(scope)
-      if (!t) throw new Error(`no access token was returned for scope ${scope}`)
-      mask(t.token)
-      return { token: t.token, expiresOnTimestamp: t.expiresOnTimestamp }
+      const accessToken = await credential.getToken(scope)
+      if (!accessToken) throw new Error(`no access token was returned for scope ${scope}`)
+      mask(accessToken.token)
+      return { token: accessToken.token, expiresOnTimestamp: accessToken.expiresOnTimestamp }
     } catch (err) {
-      throw entraError(err, principal, `${authorityHost}/${o.tenantId}`, scope, o.clientSecret !== undefined, scrub)
+      throw entraError(
+        err,
+        principal,
+        `${authorityHost}/${options.tenantId}`,
+        scope,
+        options.clientSecret !== undefined,
+        scrub,
+      )
     }
   }
 
-  o.log(
-    `Signing in to Entra ID as ${principal} with ${o.clientSecret !== undefined ? 'a client secret' : `a GitHub OIDC token (audience ${audience})`}`,
-  )
+  const how = options.clientSecret !== undefined ? 'a client secret' : `a GitHub OIDC token (audience ${audience})`
+  options.log(`Signing in to Entra ID as ${principal} with ${how}`)
   await getToken(armScope)
 
-  const action = o.admin ? 'listClusterAdminCredential' : 'listClusterUserCredential'
-  const where = { subscriptionId: o.subscriptionId, resourceGroup: o.resourceGroup, clusterName: o.clusterName }
+  const action = options.admin ? 'listClusterAdminCredential' : 'listClusterUserCredential'
   const clusterId =
-    `/subscriptions/${encodeURIComponent(o.subscriptionId)}/resourceGroups/${encodeURIComponent(o.resourceGroup)}` +
-    `/providers/Microsoft.ContainerService/managedClusters/${encodeURIComponent(o.clusterName)}`
-  const url = `${armEndpoint}${clusterId}/${action}?api-version=${encodeURIComponent(o.apiVersion ?? DEFAULT_ARM_API_VERSION)}`
-  o.log(
-    `Fetching the ${o.admin ? 'admin' : 'user'} credential of AKS cluster ${o.resourceGroup}/${o.clusterName} (subscription ${o.subscriptionId})`,
+    `/subscriptions/${encodeURIComponent(options.subscriptionId)}` +
+    `/resourceGroups/${encodeURIComponent(options.resourceGroup)}` +
+    `/providers/Microsoft.ContainerService/managedClusters/${encodeURIComponent(options.clusterName)}`
+  const apiVersion = encodeURIComponent(options.apiVersion ?? DEFAULT_ARM_API_VERSION)
+  const url = `${armEndpoint}${clusterId}/${action}?api-version=${apiVersion}`
+  options.log(
+    `Fetching the ${options.admin ? 'admin' : 'user'} credential of AKS cluster ` +
+      `${options.resourceGroup}/${options.clusterName} (subscription ${options.subscriptionId})`,
   )
 
-  const retry = { ...defaultRetry, ...(o.sleep ? { sleep: o.sleep } : {}) }
+  const retry = { ...defaultRetry, ...(options.sleep ? { sleep: options.sleep } : {}) }
   const body = await withRetry(
     async () => {
       const { token } = await getToken(armScope)
-      return callArm(url, token, o.timeoutMs ?? 30_000)
+      return callArm(url, token, options.timeoutMs ?? 30_000)
     },
     {
       ...retry,
@@ -134,19 +153,20 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
         err instanceof ArmHttpError ? isRetryableStatus(err.status) : isTransientNetworkError(err) || isTimeout(err),
       retryAfterMs: (err) => (err instanceof ArmHttpError ? err.retryAfterMs : undefined),
       onRetry: (err, attempt, delayMs) =>
-        o.log(
-          `ARM ${action} failed (${describeTransient(err)}); retrying in ${delayMs} ms (attempt ${attempt + 1} of ${retry.attempts})`,
+        options.log(
+          `ARM ${action} failed (${describeTransient(err)}); ` +
+            `retrying in ${delayMs} ms (attempt ${attempt + 1} of ${retry.attempts})`,
         ),
     },
   ).catch((err: unknown) => {
-    throw armError(err, action, where, o, scrub)
+    throw armError(err, action, options, scrub)
   })
 
   const kubeconfig = firstKubeconfig(body, action)
   mask(kubeconfig.base64)
   const config = parseKubeconfig(kubeconfig.yaml)
-  for (const u of config.users ?? []) {
-    const user = u.user ?? {}
+  for (const entry of config.users ?? []) {
+    const user = entry.user ?? {}
     mask(stringOrUndefined(user['token']))
     mask(stringOrUndefined(user['client-key-data']))
     mask(stringOrUndefined(user['client-certificate-data']))
@@ -155,8 +175,8 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
 
   let entra = false
   let serverId = AKS_SERVER_APP_ID
-  for (const u of config.users ?? []) {
-    const id = entraServerId(u.user)
+  for (const entry of config.users ?? []) {
+    const id = entraServerId(entry.user)
     if (id !== undefined) {
       entra = true
       serverId = id
@@ -167,36 +187,39 @@ export async function loginToAks(o: AksLoginOptions): Promise<AksLogin> {
   const aksScope = `${serverId}/.default`
   const aksToken = (): Promise<{ token: string; expiresOnTimestamp: number }> => getToken(aksScope)
   const { token } = await aksToken()
-  for (const u of config.users ?? []) {
-    if (entraServerId(u.user) !== undefined) u.user = { token }
+  for (const entry of config.users ?? []) {
+    if (entraServerId(entry.user) !== undefined) entry.user = { token }
   }
-  o.log(
-    `Cluster ${o.clusterName} uses Entra ID: using an access token for the AKS server application (${serverId}) instead of kubelogin`,
+  options.log(
+    `Cluster ${options.clusterName} uses Entra ID: ` +
+      `using an access token for the AKS server application (${serverId}) instead of kubelogin`,
   )
   return { kubeconfig: dump(config, { lineWidth: -1 }), entra: true, aksToken }
 }
 
 function makeCredential(
-  o: AksLoginOptions,
+  options: AksLoginOptions,
   authorityHost: string,
   audience: string,
   mask: (v: string) => void,
 ): TokenCredential {
   // An overridden authority host (Azure Stack, private clouds, simulation) is not in Microsoft's instance discovery.
-  const options =
-    orDefault(o.authorityHost, '') !== '' ? { authorityHost, disableInstanceDiscovery: true } : { authorityHost }
-  if (o.clientSecret !== undefined) return new ClientSecretCredential(o.tenantId, o.clientId, o.clientSecret, options)
+  const credentialOptions =
+    orDefault(options.authorityHost, '') !== '' ? { authorityHost, disableInstanceDiscovery: true } : { authorityHost }
+  if (options.clientSecret !== undefined) {
+    return new ClientSecretCredential(options.tenantId, options.clientId, options.clientSecret, credentialOptions)
+  }
   // MSAL asks for the assertion before every token request, cache hits included: reuse the GitHub
   // token while it has at least a minute left, so long runs do not call the OIDC endpoint each time.
   let cached: { token: string; exp: number } | undefined
   return new ClientAssertionCredential(
-    o.tenantId,
-    o.clientId,
+    options.tenantId,
+    options.clientId,
     async () => {
       if (cached && cached.exp - Date.now() / 1000 > 60) return cached.token
       let idToken: string
       try {
-        idToken = await o.getIdToken(audience)
+        idToken = await options.getIdToken(audience)
       } catch (err) {
         throw new AzureLoginError(
           `Could not get a GitHub OIDC token (audience ${audience}): ${message(err)}. Give the job ` +
@@ -209,7 +232,7 @@ function makeCredential(
       cached = exp === undefined ? undefined : { token: idToken, exp }
       return idToken
     },
-    options,
+    credentialOptions,
   )
 }
 
@@ -253,27 +276,25 @@ async function callArm(url: string, token: string, timeoutMs: number): Promise<u
   }
   if (res.ok) return json
   // ARM wraps errors as {error:{code,message}}; some resource providers answer {code,message}.
-  const e = isObject(json) && isObject(json['error']) ? json['error'] : isObject(json) ? json : {}
-  const code = typeof e['code'] === 'string' ? e['code'] : res.statusText || 'Error'
-  const msg = typeof e['message'] === 'string' ? e['message'] : text.slice(0, 300)
-  const ra = res.headers.get('retry-after')
-  const seconds = ra !== null && /^\d+$/.test(ra.trim()) ? Number(ra) : undefined
+  const armBody = isObject(json) ? json : {}
+  const problem = isObject(armBody['error']) ? armBody['error'] : armBody
+  const code = typeof problem['code'] === 'string' ? problem['code'] : res.statusText || 'Error'
+  const msg = typeof problem['message'] === 'string' ? problem['message'] : text.slice(0, 300)
+  const retryAfter = res.headers.get('retry-after')
+  const seconds = retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined
   throw new ArmHttpError(res.status, code, msg, seconds === undefined ? undefined : seconds * 1000)
 }
 
-function armError(
-  err: unknown,
-  action: string,
-  w: { subscriptionId: string; resourceGroup: string; clusterName: string },
-  o: AksLoginOptions,
-  scrub: (s: string) => string,
-): Error {
+function armError(err: unknown, action: string, options: AksLoginOptions, scrub: (s: string) => string): Error {
   if (err instanceof AzureLoginError) return err
-  const cluster = `AKS cluster '${w.clusterName}' in resource group '${w.resourceGroup}' (subscription '${w.subscriptionId}')`
+  const cluster =
+    `AKS cluster '${options.clusterName}' in resource group '${options.resourceGroup}' ` +
+    `(subscription '${options.subscriptionId}')`
   if (!(err instanceof ArmHttpError)) {
+    const armEndpoint = orDefault(options.armEndpoint, getAzureCloud(options.cloud).armEndpoint)
     return new AzureLoginError(
       scrub(
-        `Could not reach Azure Resource Manager at ${orDefault(o.armEndpoint, getAzureCloud(o.cloud).armEndpoint)} ` +
+        `Could not reach Azure Resource Manager at ${armEndpoint} ` +
           `to fetch the credential of ${cluster}: ${messageChain(err).replaceAll('\n', ': ')}` +
           (/certificate|CERT_|SELF_SIGNED/i.test(messageChain(err))
             ? '. If the endpoint uses a private CA, add it with NODE_EXTRA_CA_CERTS.'
@@ -286,17 +307,22 @@ function armError(
   const opt = { code: err.code, status: err.status }
   if (err.status === 401) {
     return new AzureLoginError(
-      `Azure Resource Manager rejected the access token of client '${o.clientId}' (${detail}). ` +
-        "Check that 'tenant-id' is the tenant of the subscription and that 'azure-cloud' / 'arm-endpoint' match the cloud.",
+      `Azure Resource Manager rejected the access token of client '${options.clientId}' (${detail}). ` +
+        "Check that 'tenant-id' is the tenant of the subscription " +
+        "and that 'azure-cloud' / 'arm-endpoint' match the cloud.",
       opt,
     )
   }
   if (err.status === 403) {
-    const role = o.admin ? 'Azure Kubernetes Service Cluster Admin Role' : 'Azure Kubernetes Service Cluster User Role'
+    const role = options.admin
+      ? 'Azure Kubernetes Service Cluster Admin Role'
+      : 'Azure Kubernetes Service Cluster User Role'
     return new AzureLoginError(
-      `Client '${o.clientId}' is not allowed to ${action} on ${cluster} (${detail}). Grant it the ` +
-        `'${role}' on the cluster, e.g. az role assignment create --assignee ${o.clientId} --role "${role}" --scope ` +
-        `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${w.clusterName}`,
+      `Client '${options.clientId}' is not allowed to ${action} on ${cluster} (${detail}). Grant it the ` +
+        `'${role}' on the cluster, e.g. ` +
+        `az role assignment create --assignee ${options.clientId} --role "${role}" --scope ` +
+        `/subscriptions/${options.subscriptionId}/resourceGroups/${options.resourceGroup}` +
+        `/providers/Microsoft.ContainerService/managedClusters/${options.clusterName}`,
       opt,
     )
   }
@@ -310,7 +336,8 @@ function armError(
   if (err.status === 400 && /disable local accounts/i.test(err.armMessage)) {
     return new AzureLoginError(
       `${cluster} has local accounts disabled, so its admin credential cannot be fetched (admin: true). ` +
-        `Use the user credential (admin: false) with Entra ID RBAC: give client '${o.clientId}' a Kubernetes role on the cluster, ` +
+        'Use the user credential (admin: false) with Entra ID RBAC: ' +
+        `give client '${options.clientId}' a Kubernetes role on the cluster, ` +
         "e.g. 'Azure Kubernetes Service RBAC Cluster Admin' or 'Azure Kubernetes Service RBAC Writer'.",
       opt,
     )
@@ -354,8 +381,8 @@ function entraServerId(user: Record<string, unknown> | undefined): string | unde
   const exec = user['exec']
   if (isObject(exec) && typeof exec['command'] === 'string' && /(^|[/\\])kubelogin(\.exe)?$/.test(exec['command'])) {
     const args = Array.isArray(exec['args']) ? exec['args'].map(String) : []
-    const i = args.indexOf('--server-id')
-    return i >= 0 && args[i + 1] ? args[i + 1] : AKS_SERVER_APP_ID
+    const flag = args.indexOf('--server-id')
+    return flag >= 0 && args[flag + 1] ? args[flag + 1] : AKS_SERVER_APP_ID
   }
   const provider = user['auth-provider']
   if (isObject(provider) && provider['name'] === 'azure') {
@@ -377,9 +404,11 @@ const AADSTS_HINTS: Record<string, string> = {
     'no federated credential of the app matches the GitHub token: add one for this repository and ref/environment',
   '700211': "no federated credential of the app has the token's issuer (https://token.actions.githubusercontent.com)",
   '700212':
-    "no federated credential of the app has the token's audience: check 'audience' (default api://AzureADTokenExchange)",
+    "no federated credential of the app has the token's audience: " +
+    "check 'audience' (default api://AzureADTokenExchange)",
   '700213':
-    "no federated credential of the app has the token's subject (e.g. repo:<owner>/<repo>:ref:refs/heads/<branch> or :environment:<name>); subjects are case-sensitive",
+    "no federated credential of the app has the token's subject " +
+    '(e.g. repo:<owner>/<repo>:ref:refs/heads/<branch> or :environment:<name>); subjects are case-sensitive',
   '7002138': "no federated credential of the app has the token's subject; subjects are case-sensitive",
   '700024': 'the GitHub OIDC token is outside its validity period (expired or clock skew)',
   '7000218': "set 'client-secret', or give the job 'permissions: id-token: write' for OIDC",
@@ -395,7 +424,7 @@ function entraError(
   scrub: (s: string) => string,
 ): Error {
   if (err instanceof AzureLoginError) return err
-  const cause = findCause(err, (e) => e instanceof AzureLoginError)
+  const cause = causeChain(err).find((e) => e instanceof AzureLoginError)
   if (cause instanceof AzureLoginError) return cause
   const text = messageChain(err)
   const code = /AADSTS(\d+)/.exec(text)?.[1]
@@ -426,23 +455,8 @@ function entraError(
   )
 }
 
-function findCause(err: unknown, pred: (e: unknown) => boolean): unknown {
-  let e: unknown = err
-  for (let depth = 0; e && depth < 6; depth++) {
-    if (pred(e)) return e
-    e = (e as { cause?: unknown }).cause
-  }
-  return undefined
-}
-
 function messageChain(err: unknown): string {
-  const parts: string[] = []
-  let e: unknown = err
-  for (let depth = 0; e && depth < 6; depth++) {
-    parts.push(message(e))
-    e = (e as { cause?: unknown }).cause
-  }
-  return parts.join('\n')
+  return causeChain(err).map(message).join('\n')
 }
 
 function message(err: unknown): string {
@@ -452,7 +466,7 @@ function message(err: unknown): string {
 function describeTransient(err: unknown): string {
   if (err instanceof ArmHttpError) return `HTTP ${err.status} ${err.code}`
   const code = (
-    findCause(err, (e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined
+    causeChain(err).find((e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string } | undefined
   )?.code
   return code ?? message(err)
 }

@@ -101,7 +101,8 @@ export function resolveManifestPath(workspace: string, input: string): string {
   }
   if (!inside(realWs, realPath)) {
     throw new ManifestError(
-      `'${input}' resolves through a symbolic link to ${realPath}, outside the workspace ${realWs}; give a path inside it`,
+      `'${input}' resolves through a symbolic link to ${realPath}, outside the workspace ${realWs}; ` +
+        'give a path inside it',
     )
   }
   return realPath
@@ -130,22 +131,24 @@ export function handBack(text: string, target: HandBackTarget, route: unknown): 
   const describe = `${target.kind} ${target.name} (namespace ${target.namespace})`
   const found: string[] = []
   const matches: number[] = []
-  docs.forEach((doc, i) => {
+  docs.forEach((doc, position) => {
     if (!isMap(doc.contents)) return // comments only, `---` separators, scalars, lists: not a resource
     const kind = doc.get('kind')
     const apiVersion = doc.get('apiVersion')
     const name = doc.getIn(['metadata', 'name'])
-    const ns = doc.getIn(['metadata', 'namespace'])
-    if (typeof kind === 'string' && typeof name === 'string')
-      found.push(`${kind}/${name}${typeof ns === 'string' ? ` (namespace ${ns})` : ''}`)
+    const namespace = doc.getIn(['metadata', 'namespace'])
+    if (typeof kind === 'string' && typeof name === 'string') {
+      found.push(`${kind}/${name}${typeof namespace === 'string' ? ` (namespace ${namespace})` : ''}`)
+    }
     if (kind !== target.kind || name !== target.name) return
     if (typeof apiVersion === 'string' && !apiVersion.startsWith(`${spec.group}/`)) return
-    if (ns !== undefined && ns !== null && ns !== target.namespace) return
-    matches.push(i)
+    if (namespace !== undefined && namespace !== null && namespace !== target.namespace) return
+    matches.push(position)
   })
   if (matches.length === 0) {
+    const resources = found.length > 0 ? found.join(', ') : 'no Kubernetes resources'
     throw new ManifestError(
-      `no ${describe} in the file (it has: ${found.length > 0 ? found.join(', ') : 'no Kubernetes resources'}); point 'manifest' at the file it is applied from`,
+      `no ${describe} in the file (it has: ${resources}); point 'manifest' at the file it is applied from`,
     )
   }
   if (matches.length > 1)
@@ -199,12 +202,11 @@ function routeIndexOf(items: unknown[], target: HandBackTarget, where: string): 
     const byName = items.findIndex((item) => nameOf(item) === target.routeName)
     if (byName >= 0) return byName
     const names = items.map(nameOf).filter((n): n is string => typeof n === 'string')
-    throw new ManifestError(
-      `${where} has no route named '${target.routeName}' (named routes: ${names.length > 0 ? names.join(', ') : 'none'})`,
-    )
+    const named = names.length > 0 ? names.join(', ') : 'none'
+    throw new ManifestError(`${where} has no route named '${target.routeName}' (named routes: ${named})`)
   }
   const own = items
-    .map((item, i) => ({ i, name: nameOf(item) }))
+    .map((item, position) => ({ position, name: nameOf(item) }))
     .filter(({ name }) => !(typeof name === 'string' && name.startsWith(PREVIEW_PREFIX)))
   const hit = own[target.routeIndex]
   if (!Number.isInteger(target.routeIndex) || target.routeIndex < 0 || !hit) {
@@ -212,7 +214,7 @@ function routeIndexOf(items: unknown[], target: HandBackTarget, where: string): 
       `${where} has ${own.length} route(s) besides istio-canary's previews; index ${target.routeIndex} is out of range`,
     )
   }
-  return hit.i
+  return hit.position
 }
 
 /** The file parses to `expected` (every document), without new lone line feeds in a CRLF file. */
@@ -244,9 +246,11 @@ function patch(node: ParsedNode, value: unknown, doc: Document.Parsed, inFlow = 
     if (items.length !== node.items.length || value.length > items.length || value.length === 0) return false
     const old = node.items.map((n) => (n as ParsedNode).toJS(doc) as unknown)
     const pairs = pairItems(old, value)
-    for (const [o, v] of pairs) if (!patch(node.items[o] as ParsedNode, value[v], doc, flow)) return false
-    const keep = new Set(pairs.map(([o]) => o))
-    for (let i = items.length - 1; i >= 0; i--) if (!keep.has(i)) removeItem(token, i)
+    for (const [from, to] of pairs) if (!patch(node.items[from] as ParsedNode, value[to], doc, flow)) return false
+    const keep = new Set(pairs.map(([from]) => from))
+    for (let position = items.length - 1; position >= 0; position--) {
+      if (!keep.has(position)) removeItem(token, position)
+    }
     return true
   }
   if (!isMap(node) || !(token.type === 'block-map' || (inFlowCollection && token.start.source === '{'))) return false
@@ -256,17 +260,17 @@ function patch(node: ParsedNode, value: unknown, doc: Document.Parsed, inFlow = 
   const keys = node.items.map((p) => (isScalar(p.key) ? p.key.value : undefined))
   if (Object.keys(obj).some((k) => !keys.includes(k))) return false // an added key: re-emit
   const remove: number[] = []
-  for (const [i, pair] of node.items.entries()) {
-    const key = keys[i]
+  for (const [position, pair] of node.items.entries()) {
+    const key = keys[position]
     if (typeof key !== 'string') return false
     if (!(key in obj)) {
-      remove.push(i)
+      remove.push(position)
       continue
     }
     if (!pair.value || !patch(pair.value as ParsedNode, obj[key], doc, flow)) return false
   }
   if (remove.length === node.items.length) return false
-  for (const i of remove.reverse()) removeItem(token, i)
+  for (const position of remove.reverse()) removeItem(token, position)
   return true
 }
 
@@ -280,11 +284,11 @@ function pairItems(old: unknown[], value: unknown[]): Array<[number, number]> {
       JSON.stringify(canonical(x && typeof x === 'object' && !Array.isArray(x) ? { ...x, weight: undefined } : x))
     const pairs: Array<[number, number]> = []
     let from = 0
-    for (const [v, item] of value.entries()) {
-      const o = old.findIndex((x, i) => i >= from && identity(x) === identity(item))
-      if (o < 0) break
-      pairs.push([o, v])
-      from = o + 1
+    for (const [to, item] of value.entries()) {
+      const match = old.findIndex((x, i) => i >= from && identity(x) === identity(item))
+      if (match < 0) break
+      pairs.push([match, to])
+      from = match + 1
     }
     if (pairs.length === value.length) return pairs
   }
@@ -308,14 +312,10 @@ function setScalar(token: Token, value: unknown, inFlow: boolean): boolean {
   if (!(token.type === 'scalar' || token.type === 'single-quoted-scalar' || token.type === 'double-quoted-scalar'))
     return false
   if (typeof value === 'string') {
-    const quoted = token.type !== 'scalar'
-    const type = quoted
-      ? token.type === 'single-quoted-scalar'
-        ? 'QUOTE_SINGLE'
-        : 'QUOTE_DOUBLE'
-      : plainSafe(value, inFlow)
-        ? 'PLAIN'
-        : 'QUOTE_DOUBLE'
+    // A quoted scalar keeps its quotes; a plain one stays plain when the new value may be.
+    let type: 'PLAIN' | 'QUOTE_SINGLE' | 'QUOTE_DOUBLE' = 'QUOTE_DOUBLE'
+    if (token.type === 'single-quoted-scalar') type = 'QUOTE_SINGLE'
+    else if (token.type === 'scalar' && plainSafe(value, inFlow)) type = 'PLAIN'
     CST.setScalarValue(token, value, { type, inFlow })
   } else {
     CST.setScalarValue(token, value === null ? 'null' : String(value), { type: 'PLAIN', inFlow })
@@ -323,20 +323,20 @@ function setScalar(token: Token, value: unknown, inFlow: boolean): boolean {
   return true
 }
 
-function plainSafe(s: string, inFlow: boolean): boolean {
-  if (s === '' || s.trim() !== s || /[\n\r\t]|: | #|^[-?:,[\]{}#&*!|>'"%@`]/.test(s)) return false
-  if (inFlow && /[,[\]{}]/.test(s)) return false
+function plainSafe(text: string, inFlow: boolean): boolean {
+  if (text === '' || text.trim() !== text || /[\n\r\t]|: | #|^[-?:,[\]{}#&*!|>'"%@`]/.test(text)) return false
+  if (inFlow && /[,[\]{}]/.test(text)) return false
   try {
-    return parseYaml(s) === s
+    return parseYaml(text) === text
   } catch {
     return false
   }
 }
 
-function removeItem(token: Token, i: number): void {
+function removeItem(token: Token, position: number): void {
   const items = (token as { items: Item[] }).items
-  const next = items[i + 1]
-  if (i === 0 && next) {
+  const next = items[position + 1]
+  if (position === 0 && next) {
     if (token.type === 'flow-collection') {
       const comma = next.start.findIndex((t) => t.type === 'comma')
       if (comma >= 0) {
@@ -349,7 +349,7 @@ function removeItem(token: Token, i: number): void {
       while (next.start[0]?.type === 'space') next.start.shift()
     }
   }
-  items.splice(i, 1)
+  items.splice(position, 1)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -378,6 +378,6 @@ function reemit(text: string, node: ParsedNode, value: unknown, eol: string): st
 
 /** Whether the file indents a block sequence under its key (`key:\n  - a`) or not (`key:\n- a`). */
 function indentsSeqs(text: string): boolean {
-  const m = /^( *)[^\s#-][^\n]*:[ \t]*\r?\n( *)- /m.exec(text)
-  return m ? (m[2] as string).length > (m[1] as string).length : true
+  const match = /^( *)[^\s#-][^\n]*:[ \t]*\r?\n( *)- /m.exec(text)
+  return match ? (match[2] as string).length > (match[1] as string).length : true
 }

@@ -17,11 +17,19 @@ export interface Platform {
   arch: string
 }
 
+/** Istio's name for each Node.js architecture it publishes istioctl for. */
+const ISTIO_ARCH = new Map([
+  ['x64', 'amd64'],
+  ['arm64', 'arm64'],
+])
+
 /** Istio's release asset name: linux-amd64/arm64, osx(-arm64), win (zip). */
-export function assetName(version: string, p: Platform): string {
-  const arch = p.arch === 'x64' ? 'amd64' : p.arch === 'arm64' ? 'arm64' : undefined
-  if (!arch) throw new IstioctlError(`istioctl has no release for architecture '${p.arch}' (supported: x64, arm64)`)
-  switch (p.platform) {
+export function assetName(version: string, system: Platform): string {
+  const arch = ISTIO_ARCH.get(system.arch)
+  if (!arch) {
+    throw new IstioctlError(`istioctl has no release for architecture '${system.arch}' (supported: x64, arm64)`)
+  }
+  switch (system.platform) {
     case 'linux':
       return `istioctl-${version}-linux-${arch}.tar.gz`
     case 'darwin':
@@ -30,15 +38,17 @@ export function assetName(version: string, p: Platform): string {
       if (arch !== 'amd64') throw new IstioctlError('istioctl for Windows is published for amd64 only')
       return `istioctl-${version}-win.zip`
     default:
-      throw new IstioctlError(`istioctl has no release for platform '${p.platform}' (supported: linux, darwin, win32)`)
+      throw new IstioctlError(
+        `istioctl has no release for platform '${system.platform}' (supported: linux, darwin, win32)`,
+      )
   }
 }
 
 /** `<hex>  <file>` or `<hex> <file>` or just `<hex>`. */
 export function parseSha256File(text: string, file: string): string {
   for (const line of text.split(/\r?\n/)) {
-    const m = /^([0-9a-fA-F]{64})(?:\s+\*?(\S+))?\s*$/.exec(line.trim())
-    if (m && (m[2] === undefined || m[2].endsWith(file))) return (m[1] as string).toLowerCase()
+    const match = /^([0-9a-fA-F]{64})(?:\s+\*?(\S+))?\s*$/.exec(line.trim())
+    if (match && (match[2] === undefined || match[2].endsWith(file))) return (match[1] as string).toLowerCase()
   }
   throw new IstioctlError(`the checksum file for ${file} holds no SHA-256 for it`)
 }
@@ -59,16 +69,16 @@ export interface InstallResult {
 export async function installIstioctl(
   version: string,
   mirror: string,
-  p: Platform = { platform: process.platform, arch: process.arch },
+  system: Platform = { platform: process.platform, arch: process.arch },
 ): Promise<InstallResult> {
-  const arch = p.arch
-  const exe = p.platform === 'win32' ? 'istioctl.exe' : 'istioctl'
+  const arch = system.arch
+  const exe = system.platform === 'win32' ? 'istioctl.exe' : 'istioctl'
   const hit = tc.find('istioctl', version, arch)
   if (hit) {
     core.addPath(hit)
     return { path: join(hit, exe), version, cached: true }
   }
-  const file = assetName(version, p)
+  const file = assetName(version, system)
   const url = `${mirror.replace(/\/+$/, '')}/${version}/${file}`
   let archive: string
   let sumFile: string
@@ -77,14 +87,16 @@ export async function installIstioctl(
     sumFile = await tc.downloadTool(`${url}.sha256`)
   } catch (err) {
     throw new IstioctlError(
-      `could not download istioctl ${version} from ${url} (or its .sha256): ${(err as Error).message}. Check istioctl-version and istioctl-mirror`,
+      `could not download istioctl ${version} from ${url} (or its .sha256): ${(err as Error).message}. ` +
+        'Check istioctl-version and istioctl-mirror',
     )
   }
   const expected = parseSha256File(await readFile(sumFile, 'utf8'), file)
   const actual = await sha256(archive)
   if (actual !== expected) {
     throw new IstioctlError(
-      `checksum mismatch for ${url}: published SHA-256 ${expected}, downloaded file has ${actual}. Nothing was extracted or run`,
+      `checksum mismatch for ${url}: published SHA-256 ${expected}, downloaded file has ${actual}. ` +
+        'Nothing was extracted or run',
     )
   }
   const dir = file.endsWith('.zip') ? await tc.extractZip(archive) : await tc.extractTar(archive)
@@ -117,16 +129,20 @@ export function istioctlRunner(path: string, kubeconfig: string | undefined): Is
 
 // Long flag forms only: every istioctl release has them, while short forms came later and per command
 // (`analyze -r` only since Istio 1.25.0: istio/istio#53339; 1.24 and older exit 64 "unknown shorthand flag").
-function revisionArgs(o: { istioNamespace: string; revision: string }): string[] {
-  return ['--istioNamespace', o.istioNamespace, ...(o.revision !== 'default' ? ['--revision', o.revision] : [])]
+function revisionArgs(mesh: { istioNamespace: string; revision: string }): string[] {
+  return [
+    '--istioNamespace',
+    mesh.istioNamespace,
+    ...(mesh.revision !== 'default' ? ['--revision', mesh.revision] : []),
+  ]
 }
 
 /** `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. */
 export async function analyze(
-  r: IstioctlRunner,
-  o: { namespace: string; istioNamespace: string; revision: string },
+  runner: IstioctlRunner,
+  scope: { namespace: string; istioNamespace: string; revision: string },
 ): Promise<AnalyzeMessage[]> {
-  const out = await r.run(['analyze', '--namespace', o.namespace, ...revisionArgs(o), '--output', 'json'])
+  const out = await runner.run(['analyze', '--namespace', scope.namespace, ...revisionArgs(scope), '--output', 'json'])
   if (out.exitCode !== 0) {
     throw new IstioctlError(
       `istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`,
@@ -144,30 +160,31 @@ export async function analyze(
   return parsed as AnalyzeMessage[]
 }
 
-export function formatFinding(m: AnalyzeMessage): string {
-  return `${m.level} [${m.code}] ${m.origin ? `(${m.origin}) ` : ''}${m.message}`
+export function formatFinding(finding: AnalyzeMessage): string {
+  return `${finding.level} [${finding.code}] ${finding.origin ? `(${finding.origin}) ` : ''}${finding.message}`
 }
 
 export async function installControlPlane(
-  r: IstioctlRunner,
-  o: { profile: string; revision: string | 'auto' },
+  runner: IstioctlRunner,
+  plan: { profile: string; revision: string | 'auto' },
 ): Promise<string> {
-  const pre = await r.run(['x', 'precheck'])
-  if (pre.exitCode !== 0)
-    throw new IstioctlError(
-      `istioctl x precheck found problems; Istio was not installed:\n${(pre.stdout + pre.stderr).trim().slice(0, 2000)}`,
-    )
+  const pre = await runner.run(['x', 'precheck'])
+  if (pre.exitCode !== 0) {
+    const problems = (pre.stdout + pre.stderr).trim().slice(0, 2000)
+    throw new IstioctlError(`istioctl x precheck found problems; Istio was not installed:\n${problems}`)
+  }
   const args = [
     'install',
     '--skip-confirmation',
     '--set',
-    `profile=${o.profile}`,
-    ...(o.revision !== 'auto' && o.revision !== 'default' ? ['--set', `revision=${o.revision}`] : []),
+    `profile=${plan.profile}`,
+    ...(plan.revision !== 'auto' && plan.revision !== 'default' ? ['--set', `revision=${plan.revision}`] : []),
   ]
-  const out = await r.run(args)
-  if (out.exitCode !== 0)
+  const out = await runner.run(args)
+  if (out.exitCode !== 0) {
     throw new IstioctlError(
       `istioctl ${args.join(' ')} failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`,
     )
+  }
   return out.stdout
 }

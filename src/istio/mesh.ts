@@ -22,39 +22,43 @@ export interface ControlPlane {
 export class ReadinessError extends Error {
   override name = 'ReadinessError'
   constructor(readonly failures: string[]) {
-    super(
-      `the mesh is not ready for a traffic change (${failures.length} check${failures.length > 1 ? 's' : ''} failed):\n  - ${failures.join('\n  - ')}`,
-    )
+    const checks = `${failures.length} check${failures.length > 1 ? 's' : ''}`
+    super(`the mesh is not ready for a traffic change (${checks} failed):\n  - ${failures.join('\n  - ')}`)
   }
 }
 
 /** `docker.io/istio/pilot:1.24.2`, `mcr.microsoft.com/oss/istio/pilot:v1.24.3-distroless` -> 1.24.x */
 export function versionFromImage(image: string | undefined): string | undefined {
   const tag = image?.split('@')[0]?.split('/').pop()?.split(':')[1]
-  const m = tag ? /^v?(\d+\.\d+\.\d+(?:-(?:alpha|beta|rc)[.\d]*)?)/.exec(tag) : null
-  return m?.[1]
+  const match = tag ? /^v?(\d+\.\d+\.\d+(?:-(?:alpha|beta|rc)[.\d]*)?)/.exec(tag) : null
+  return match?.[1]
 }
 
-function revisionOf(d: V1Deployment): string {
-  return d.metadata?.labels?.['istio.io/rev'] ?? 'default'
+function revisionOf(deployment: V1Deployment): string {
+  return deployment.metadata?.labels?.['istio.io/rev'] ?? 'default'
 }
 
-function deploymentReady(d: V1Deployment): boolean {
-  return (d.status?.readyReplicas ?? 0) >= 1
+function deploymentReady(deployment: V1Deployment): boolean {
+  return (deployment.status?.readyReplicas ?? 0) >= 1
 }
 
 export async function findControlPlane(
   kube: ControlPlaneApi,
-  o: { istioNamespace: string | 'auto'; istioRevision: string | 'auto'; appNamespaceLabels: Record<string, string> },
+  options: {
+    istioNamespace: string | 'auto'
+    istioRevision: string | 'auto'
+    appNamespaceLabels: Record<string, string>
+  },
 ): Promise<ControlPlane | undefined> {
-  const namespaces = o.istioNamespace === 'auto' ? [OSS_NAMESPACE, AKS_NAMESPACE] : [o.istioNamespace]
-  const found: Array<{ ns: string; d: V1Deployment }> = []
+  const namespaces = options.istioNamespace === 'auto' ? [OSS_NAMESPACE, AKS_NAMESPACE] : [options.istioNamespace]
+  const found: Array<{ namespace: string; deployment: V1Deployment }> = []
   // An identity is usually granted the namespace its control plane is in only: a 403 on one candidate is skipped
   // when another answers with a control plane; when none does, the 403 says which permission is missing.
   const forbidden: ForbiddenError[] = []
-  for (const ns of namespaces) {
+  for (const namespace of namespaces) {
     try {
-      for (const d of await kube.listDeployments(ns, 'app=istiod')) found.push({ ns, d })
+      for (const deployment of await kube.listDeployments(namespace, 'app=istiod'))
+        found.push({ namespace, deployment })
     } catch (err) {
       if (!(err instanceof ForbiddenError) || namespaces.length === 1) throw err
       forbidden.push(err)
@@ -62,24 +66,23 @@ export async function findControlPlane(
   }
   if (found.length === 0 && forbidden[0]) throw forbidden[0]
   if (found.length === 0) return undefined
-  const wanted = o.istioRevision !== 'auto' ? o.istioRevision : o.appNamespaceLabels['istio.io/rev']
-  const pick =
-    (wanted ? found.find((f) => revisionOf(f.d) === wanted) : undefined) ??
-    (o.istioRevision === 'auto'
-      ? (found.find((f) => revisionOf(f.d) === 'default') ?? (found.length === 1 ? found[0] : undefined))
-      : undefined)
+  const wanted = options.istioRevision !== 'auto' ? options.istioRevision : options.appNamespaceLabels['istio.io/rev']
+  let pick = wanted ? found.find((f) => revisionOf(f.deployment) === wanted) : undefined
+  if (!pick && options.istioRevision === 'auto') {
+    // No revision asked for: the default revision, else the only one there is.
+    pick = found.find((f) => revisionOf(f.deployment) === 'default') ?? (found.length === 1 ? found[0] : undefined)
+  }
   if (!pick) return undefined
-  const container =
-    pick.d.spec?.template.spec?.containers.find((c) => c.name === 'discovery') ??
-    pick.d.spec?.template.spec?.containers[0]
+  const containers = pick.deployment.spec?.template.spec?.containers
+  const container = containers?.find((c) => c.name === 'discovery') ?? containers?.[0]
   return {
-    namespace: pick.ns,
-    revision: revisionOf(pick.d),
-    deployment: pick.d.metadata?.name ?? 'istiod',
+    namespace: pick.namespace,
+    revision: revisionOf(pick.deployment),
+    deployment: pick.deployment.metadata?.name ?? 'istiod',
     version: versionFromImage(container?.image) ?? 'unknown',
-    ready: deploymentReady(pick.d),
-    aksAddon: pick.ns === AKS_NAMESPACE || /^asm-\d+-\d+$/.test(revisionOf(pick.d)),
-    revisions: [...new Set(found.map((f) => revisionOf(f.d)))],
+    ready: deploymentReady(pick.deployment),
+    aksAddon: pick.namespace === AKS_NAMESPACE || /^asm-\d+-\d+$/.test(revisionOf(pick.deployment)),
+    revisions: [...new Set(found.map((f) => revisionOf(f.deployment)))],
   }
 }
 
@@ -97,8 +100,8 @@ export function gatewayUrl(svc: V1Service): string | undefined {
   const ports = svc.spec?.ports ?? []
   const port = ports.find((p) => p.name === 'http2') ?? ports.find((p) => p.name === 'http')
   const number = port?.port ?? 80
-  const h = host.includes(':') ? `[${host}]` : host
-  return number === 80 ? `http://${h}` : `http://${h}:${number}`
+  const authority = host.includes(':') ? `[${host}]` : host
+  return number === 80 ? `http://${authority}` : `http://${authority}:${number}`
 }
 
 const DEFAULT_GATEWAYS = [
@@ -112,26 +115,31 @@ function selects(selector: Record<string, string>, svc: V1Service): boolean {
   return keys.length > 0 && keys.every((k) => labels[k] === selector[k])
 }
 
-/** The ingress gateway Service: given, else the one the application's Istio Gateway selects, else the usual defaults. */
+/**
+ * The ingress gateway Service: given, else the one the application's Istio Gateway selects, else the usual
+ * defaults.
+ */
 export async function findGateway(
   kube: GatewayApi,
-  o: {
+  options: {
     service?: { namespace: string; name: string }
-    appNamespace: string
-    /** The Istio Gateways (namespace/name) the namespace's routes are bound to. */
+    /** The Istio Gateways (namespace/name) the target's namespace binds its routes to, as the router found them. */
     gateways: string[]
   },
 ): Promise<GatewayInfo | undefined> {
-  if (o.service) {
-    const svc = await kube.getService(o.service.namespace, o.service.name)
-    if (!svc)
+  const given = options.service
+  if (given) {
+    const svc = await kube.getService(given.namespace, given.name)
+    if (!svc) {
       throw new ReadinessError([
-        `gateway-service ${o.service.namespace}/${o.service.name} does not exist (kubectl get svc -A | grep ingressgateway lists the candidates)`,
+        `gateway-service ${given.namespace}/${given.name} does not exist ` +
+          '(kubectl get svc -A | grep ingressgateway lists the candidates)',
       ])
-    return { ...o.service, url: gatewayUrl(svc) }
+    }
+    return { ...given, url: gatewayUrl(svc) }
   }
   let services: V1Service[] | undefined
-  for (const ref of o.gateways) {
+  for (const ref of options.gateways) {
     const [ns, name] = ref.split('/') as [string, string]
     const gw = await kube.getGateway(ns, name)
     if (!gw?.spec.selector) continue
@@ -142,10 +150,10 @@ export async function findGateway(
       return { namespace: svc.metadata?.namespace as string, name: svc.metadata?.name as string, url: gatewayUrl(svc) }
   }
   let refused: ForbiddenError | undefined
-  for (const d of DEFAULT_GATEWAYS) {
+  for (const candidate of DEFAULT_GATEWAYS) {
     try {
-      const svc = await kube.getService(d.namespace, d.name)
-      if (svc) return { ...d, url: gatewayUrl(svc) }
+      const svc = await kube.getService(candidate.namespace, candidate.name)
+      if (svc) return { ...candidate, url: gatewayUrl(svc) }
     } catch (err) {
       // As for the control plane: a candidate the identity may not read is skipped if another one answers.
       if (!(err instanceof ForbiddenError)) throw err
@@ -199,107 +207,139 @@ export interface ReadinessInput {
   subsets: string[]
 }
 
+/** The namespace label that turns on sidecar injection for this control plane. */
+function injectionLabel(cp: ControlPlane): string {
+  return !cp.aksAddon && cp.revision === 'default' ? 'istio-injection=enabled' : `istio.io/rev=${cp.revision}`
+}
+
 /** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
 export async function checkReadiness(
   kube: ReadinessApi,
-  r: ReadinessInput,
+  input: ReadinessInput,
 ): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
   const failures: string[] = []
-  const cp = r.controlPlane
+  const namespace = input.namespace
+  const cp = input.controlPlane
   if (!cp) {
     failures.push(
-      `no Istio control plane found (looked for Deployments labelled app=istiod in ${OSS_NAMESPACE} and ${AKS_NAMESPACE}): install Istio (istioctl install, or set install-istio: true) or enable the AKS add-on (az aks mesh enable -g <rg> -n <cluster>); set istio-namespace/istio-revision if yours differ`,
+      'no Istio control plane found ' +
+        `(looked for Deployments labelled app=istiod in ${OSS_NAMESPACE} and ${AKS_NAMESPACE}): ` +
+        'install Istio (istioctl install, or set install-istio: true) ' +
+        'or enable the AKS add-on (az aks mesh enable -g <rg> -n <cluster>); ' +
+        'set istio-namespace/istio-revision if yours differ',
     )
   } else if (!cp.ready) {
     failures.push(
-      `the Istio control plane ${cp.namespace}/${cp.deployment} has no ready replica: kubectl -n ${cp.namespace} rollout status deployment/${cp.deployment} (and kubectl -n ${cp.namespace} describe pods -l app=istiod)`,
+      `the Istio control plane ${cp.namespace}/${cp.deployment} has no ready replica: ` +
+        `kubectl -n ${cp.namespace} rollout status deployment/${cp.deployment} ` +
+        `(and kubectl -n ${cp.namespace} describe pods -l app=istiod)`,
     )
   }
-  if (!r.gatewayUrlGiven) {
-    if (!r.gateway) {
+  if (!input.gatewayUrlGiven) {
+    const gateway = input.gateway
+    if (!gateway) {
+      const addonHint = cp?.aksAddon
+        ? '; on the AKS add-on enable it with ' +
+          'az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external'
+        : ''
       failures.push(
-        `no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): set gateway-service or gateway-url${cp?.aksAddon ? '; on the AKS add-on enable it with az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external' : ''}`,
+        "no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, " +
+          'istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): ' +
+          `set gateway-service or gateway-url${addonHint}`,
       )
-    } else if (!r.gateway.url) {
+    } else if (!gateway.url) {
       failures.push(
-        `the ingress gateway Service ${r.gateway.namespace}/${r.gateway.name} has no external address yet (status.loadBalancer.ingress is empty): wait for the load balancer (kubectl -n ${r.gateway.namespace} get service ${r.gateway.name} -w) or set gateway-url`,
+        `the ingress gateway Service ${gateway.namespace}/${gateway.name} has no external address yet ` +
+          '(status.loadBalancer.ingress is empty): wait for the load balancer ' +
+          `(kubectl -n ${gateway.namespace} get service ${gateway.name} -w) or set gateway-url`,
       )
     }
   }
-  const labels = r.namespaceLabels
+  const labels = input.namespaceLabels
   if (!labels) {
-    failures.push(`namespace ${r.namespace} does not exist: kubectl create namespace ${r.namespace}`)
+    failures.push(`namespace ${namespace} does not exist: kubectl create namespace ${namespace}`)
   } else {
     const rev = labels['istio.io/rev']
     const injection = labels['istio-injection']
-    const label = !cp
-      ? ''
-      : !cp.aksAddon && cp.revision === 'default'
-        ? 'istio-injection=enabled'
-        : `istio.io/rev=${cp.revision}`
     const fixRev = cp
-      ? `kubectl label namespace ${r.namespace} ${label} --overwrite, then restart its deployments (kubectl -n ${r.namespace} rollout restart deployment)`
+      ? `kubectl label namespace ${namespace} ${injectionLabel(cp)} --overwrite, ` +
+        `then restart its deployments (kubectl -n ${namespace} rollout restart deployment)`
       : 'install the control plane first'
     if (rev !== undefined) {
-      if (cp && !cp.revisions.includes(rev))
+      if (cp && !cp.revisions.includes(rev)) {
         failures.push(
-          `namespace ${r.namespace} is labelled istio.io/rev=${rev}, but no such revision is installed (installed: ${cp.revisions.join(', ')}): ${fixRev}`,
+          `namespace ${namespace} is labelled istio.io/rev=${rev}, but no such revision is installed ` +
+            `(installed: ${cp.revisions.join(', ')}): ${fixRev}`,
         )
+      }
     } else if (injection === 'enabled') {
-      if (cp?.aksAddon)
+      if (cp?.aksAddon) {
         failures.push(
-          `namespace ${r.namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace ${r.namespace} istio-injection- istio.io/rev=${cp.revision}, then restart its deployments`,
+          `namespace ${namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: ` +
+            `kubectl label namespace ${namespace} istio-injection- istio.io/rev=${cp.revision}, ` +
+            'then restart its deployments',
         )
+      }
     } else {
-      failures.push(`namespace ${r.namespace} is not enabled for sidecar injection: ${fixRev}`)
+      failures.push(`namespace ${namespace} is not enabled for sidecar injection: ${fixRev}`)
     }
   }
-  const host = r.destinationHost
-  const rules = await kube.listDestinationRules(r.namespace)
-  const rule = pickDestinationRule(rules, r.destinationRuleName, host, r.namespace)
+  const host = input.destinationHost
+  const rules = await kube.listDestinationRules(namespace)
+  const rule = pickDestinationRule(rules, input.destinationRuleName, host, namespace)
   const subsets = new Map<string, Subset>()
   if (!rule) {
     failures.push(
-      r.destinationRuleName
-        ? `DestinationRule ${r.namespace}/${r.destinationRuleName} does not exist (kubectl -n ${r.namespace} get destinationrules)`
-        : `no DestinationRule in ${r.namespace} has host '${host}': create one with the subsets ${r.subsets.join(', ')} (e.g. kubectl apply -f samples/bookinfo/networking/destination-rule-all.yaml)`,
+      input.destinationRuleName
+        ? `DestinationRule ${namespace}/${input.destinationRuleName} does not exist ` +
+            `(kubectl -n ${namespace} get destinationrules)`
+        : `no DestinationRule in ${namespace} has host '${host}': ` +
+            `create one with the subsets ${input.subsets.join(', ')} ` +
+            '(e.g. kubectl apply -f samples/bookinfo/networking/destination-rule-all.yaml)',
     )
   } else {
-    for (const name of r.subsets) {
+    for (const name of input.subsets) {
       const subset = rule.spec.subsets?.find((s) => s.name === name)
       if (!subset) {
+        const existing = (rule.spec.subsets ?? []).map((s) => s.name).join(', ') || 'none'
         failures.push(
-          `DestinationRule ${r.namespace}/${rule.metadata.name} has no subset '${name}' (it has: ${(rule.spec.subsets ?? []).map((s) => s.name).join(', ') || 'none'}): add it with the labels of that version's pods, e.g. {name: ${name}, labels: {version: ${name}}}`,
+          `DestinationRule ${namespace}/${rule.metadata.name} has no subset '${name}' (it has: ${existing}): ` +
+            `add it with the labels of that version's pods, e.g. {name: ${name}, labels: {version: ${name}}}`,
         )
         continue
       }
       subsets.set(name, subset)
     }
   }
-  const service = await kube.getService(r.namespace, host.split('.')[0] as string)
+  const service = await kube.getService(namespace, host.split('.')[0] as string)
   if (!service) {
-    failures.push(`Service '${host}' of the target route does not exist in namespace ${r.namespace}`)
+    failures.push(`Service '${host}' of the target route does not exist in namespace ${namespace}`)
   } else {
     for (const [name, subset] of subsets) {
       const selector = { ...(service.spec?.selector ?? {}), ...(subset.labels ?? {}) }
       const sel = Object.entries(selector)
-        .map(([k, v]) => `${k}=${v}`)
+        .map(([key, value]) => `${key}=${value}`)
         .join(',')
-      const pods = await kube.listPods(r.namespace, sel)
+      const pods = await kube.listPods(namespace, sel)
       const ready = pods.filter(podReady)
       const meshed = ready.filter(hasSidecar)
-      if (pods.length === 0)
+      if (pods.length === 0) {
         failures.push(
-          `subset '${name}' has no pods (selector ${sel}): deploy that version (kubectl -n ${r.namespace} get deployments -l ${sel})`,
+          `subset '${name}' has no pods (selector ${sel}): ` +
+            `deploy that version (kubectl -n ${namespace} get deployments -l ${sel})`,
         )
-      else if (ready.length === 0)
+      } else if (ready.length === 0) {
         failures.push(
-          `subset '${name}' has ${pods.length} pod(s) but none is ready (selector ${sel}): kubectl -n ${r.namespace} describe pods -l ${sel}`,
+          `subset '${name}' has ${pods.length} pod(s) but none is ready (selector ${sel}): ` +
+            `kubectl -n ${namespace} describe pods -l ${sel}`,
         )
-      else if (meshed.length === 0)
+      } else if (meshed.length === 0) {
         failures.push(
-          `subset '${name}' has ready pods without the istio-proxy sidecar: enable injection for namespace ${r.namespace}, then kubectl -n ${r.namespace} rollout restart deployment -l ${sel}`,
+          `subset '${name}' has ready pods without the istio-proxy sidecar: ` +
+            `enable injection for namespace ${namespace}, ` +
+            `then kubectl -n ${namespace} rollout restart deployment -l ${sel}`,
         )
+      }
     }
   }
   if (failures.length > 0) throw new ReadinessError(failures)

@@ -57,7 +57,6 @@ async function locateGateway(
   if (inputs['gateway-url']) return undefined
   return findGateway(kube, {
     ...(inputs['gateway-service'] ? { service: inputs['gateway-service'] } : {}),
-    appNamespace: inputs.namespace,
     gateways: (await facts()).gateways,
   })
 }
@@ -110,7 +109,8 @@ async function runAnalyze(inputs: Inputs, istioctl: IstioctlRunner, cp: ControlP
 
 function describeControlPlane(cp: ControlPlane): string {
   const addon = cp.aksAddon ? ' (AKS Istio add-on)' : ''
-  return `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${addon}${cp.ready ? '' : ', NOT READY'}`
+  const ready = cp.ready ? '' : ', NOT READY'
+  return `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${addon}${ready}`
 }
 
 /**

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
 import { loginToAks } from '../azure/login.js'
-import type { ClusterAccess } from '../inputs.js'
 import type { Sleep } from '../retry.js'
+import type { ClusterAccess } from './access.js'
 import { Kube } from './client.js'
 
 export interface SessionDeps {
@@ -31,9 +31,9 @@ export class AccessError extends Error {
   override name = 'AccessError'
 }
 
-function maskKubeConfig(kc: KubeConfig, setSecret: (v: string) => void): void {
-  for (const u of kc.users) {
-    for (const v of [u.token, u.keyData, u.password]) if (v) setSecret(v)
+function maskKubeConfig(kubeConfig: KubeConfig, setSecret: (v: string) => void): void {
+  for (const user of kubeConfig.users) {
+    for (const secret of [user.token, user.keyData, user.password]) if (secret) setSecret(secret)
   }
 }
 
@@ -46,93 +46,88 @@ async function writePrivate(deps: SessionDeps, text: string): Promise<{ dir: str
 }
 
 export async function openSession(access: ClusterAccess, deps: SessionDeps): Promise<Session> {
-  const kc = new KubeConfig()
+  const kubeConfig = new KubeConfig()
   if (access.kind === 'runner') {
     try {
-      kc.loadFromDefault()
+      kubeConfig.loadFromDefault()
     } catch (err) {
       throw new AccessError(
         `cannot load the runner's kubeconfig (KUBECONFIG or ~/.kube/config): ${(err as Error).message}`,
       )
     }
-    if (!kc.getCurrentCluster()) {
+    if (!kubeConfig.getCurrentCluster()) {
       throw new AccessError(
-        `no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', or set KUBECONFIG in an earlier step`,
+        "no cluster to talk to: set 'resource-group' and 'cluster-name' for AKS login, or 'kubeconfig', " +
+          'or set KUBECONFIG in an earlier step',
       )
     }
-    maskKubeConfig(kc, deps.setSecret)
+    maskKubeConfig(kubeConfig, deps.setSecret)
     // istioctl reads KUBECONFIG (every file of it, merged) or ~/.kube/config itself, as kubectl does.
     return {
-      kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
+      kube: new Kube(kubeConfig, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
       kubeconfigPath: undefined,
       createdDir: undefined,
-      describe: `runner kubeconfig, context ${kc.getCurrentContext()}`,
+      describe: `runner kubeconfig, context ${kubeConfig.getCurrentContext()}`,
     }
   }
   if (access.kind === 'kubeconfig') {
     deps.setSecret(access.content)
     try {
-      kc.loadFromString(access.content)
+      kubeConfig.loadFromString(access.content)
     } catch (err) {
       throw new AccessError(`Input 'kubeconfig': not a valid kubeconfig (${(err as Error).message.split('\n')[0]})`)
     }
-    if (!kc.getCurrentCluster()) throw new AccessError(`Input 'kubeconfig': it has no current context with a cluster`)
-    maskKubeConfig(kc, deps.setSecret)
+    if (!kubeConfig.getCurrentCluster()) {
+      throw new AccessError(`Input 'kubeconfig': it has no current context with a cluster`)
+    }
+    maskKubeConfig(kubeConfig, deps.setSecret)
     const { dir, path } = await writePrivate(deps, access.content)
     return {
-      kube: new Kube(kc, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
+      kube: new Kube(kubeConfig, { log: deps.log, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
       kubeconfigPath: path,
       createdDir: dir,
-      describe: `kubeconfig input, context ${kc.getCurrentContext()}`,
+      describe: `kubeconfig input, context ${kubeConfig.getCurrentContext()}`,
     }
   }
+  const { kind: _aks, ...cluster } = access
   const login = await loginToAks({
-    cloud: access.cloud,
-    ...(access.authorityHost ? { authorityHost: access.authorityHost } : {}),
-    ...(access.armEndpoint ? { armEndpoint: access.armEndpoint } : {}),
-    ...(access.audience ? { audience: access.audience } : {}),
-    ...(access.clientSecret ? { clientSecret: access.clientSecret } : {}),
-    tenantId: access.tenantId,
-    clientId: access.clientId,
-    subscriptionId: access.subscriptionId,
-    resourceGroup: access.resourceGroup,
-    clusterName: access.clusterName,
-    admin: access.admin,
+    ...cluster,
     getIdToken: deps.getIdToken,
     setSecret: deps.setSecret,
     log: deps.log,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   })
-  kc.loadFromString(login.kubeconfig)
-  maskKubeConfig(kc, deps.setSecret)
+  kubeConfig.loadFromString(login.kubeconfig)
+  maskKubeConfig(kubeConfig, deps.setSecret)
   const { dir, path } = await writePrivate(deps, login.kubeconfig)
-  let beforeRequest: ((k: KubeConfig) => Promise<void>) | undefined
+  let beforeRequest: ((config: KubeConfig) => Promise<void>) | undefined
   const aksToken = login.aksToken
   if (aksToken) {
     // Entra-integrated cluster: the bearer token is short-lived; the credential caches it and renews it near
     // expiry. Keep the client and the file istioctl reads in step with it.
-    let current = kc.getCurrentUser()?.token
-    beforeRequest = async (k) => {
+    let current = kubeConfig.getCurrentUser()?.token
+    beforeRequest = async (config) => {
       const { token } = await aksToken()
       if (token === current) return
       deps.setSecret(token)
       current = token
-      const name = k.getCurrentUser()?.name
-      k.users = k.users.map((u) => (u.name === name ? { ...u, token } : u))
-      await writeFile(path, k.exportConfig(), { mode: 0o600 })
+      const name = config.getCurrentUser()?.name
+      config.users = config.users.map((user) => (user.name === name ? { ...user, token } : user))
+      await writeFile(path, config.exportConfig(), { mode: 0o600 })
       deps.log('Renewed the AKS bearer token')
     }
   }
-  const kube = new Kube(kc, {
+  const kube = new Kube(kubeConfig, {
     log: deps.log,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     ...(beforeRequest ? { beforeRequest } : {}),
   })
+  const credential = `${access.admin ? 'admin' : 'user'} credential${login.entra ? ', Entra ID bearer token' : ''}`
   return {
     kube,
     kubeconfigPath: path,
     createdDir: dir,
-    describe: `AKS ${access.resourceGroup}/${access.clusterName} (${access.admin ? 'admin' : 'user'} credential${login.entra ? ', Entra ID bearer token' : ''})`,
+    describe: `AKS ${access.resourceGroup}/${access.clusterName} (${credential})`,
   }
 }
 

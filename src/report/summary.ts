@@ -111,7 +111,11 @@ function successCell(step: StepRecord): string {
   })
 }
 
-const VERDICT_ICONS: Record<StepRecord['verdict'], string> = { pass: '✅ pass', fail: '❌ fail', skipped: '⏭️ skipped' }
+const VERDICT_ICONS: Record<StepRecord['verdict'], string> = {
+  pass: '✅ pass',
+  fail: '❌ fail',
+  skipped: '⏭️ skipped',
+}
 
 /** The verdict with its reasons, and what each check that counts no requests saw (its own summary). */
 function verdictCell(step: StepRecord): string {

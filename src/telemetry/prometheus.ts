@@ -13,6 +13,7 @@
 // {"status":"error","errorType":"bad_data"|"timeout"|"execution"|...,"error":"..."} with 400/422/503.
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
+import { AZURE_CLOUDS, type AzureCloudName } from '../azure/clouds.js'
 
 export interface Sample {
   labels: Record<string, string>
@@ -80,29 +81,23 @@ export interface TokenCredentialLike {
   getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null>
 }
 
-/** Audience of Azure Monitor query endpoints per cloud; the scope is `<audience>/.default`. */
-export const AZURE_MONITOR_PROMETHEUS_AUDIENCE = {
-  AzureCloud: 'https://prometheus.monitor.azure.com',
-  AzureUSGovernment: 'https://prometheus.monitor.azure.us',
-  AzureChinaCloud: 'https://prometheus.monitor.azure.cn',
-} as const
-
-export type AzureCloudName = keyof typeof AZURE_MONITOR_PROMETHEUS_AUDIENCE
+/** Audiences of Azure Monitor query endpoints, one per cloud; the scope is `<audience>/.default`. */
+const PROMETHEUS_AUDIENCES = Object.values(AZURE_CLOUDS).map((cloud) => cloud.prometheusAudience)
 
 /** The Entra scope for a workspace query endpoint: from its host suffix, else from the cloud name. */
 export function azureMonitorScope(endpoint: string, cloud: AzureCloudName = 'AzureCloud'): string {
   const host = new URL(endpoint).hostname.toLowerCase()
-  for (const aud of Object.values(AZURE_MONITOR_PROMETHEUS_AUDIENCE)) {
+  for (const aud of PROMETHEUS_AUDIENCES) {
     if (host.endsWith(`.${new URL(aud).hostname}`)) return `${aud}/.default`
   }
-  return `${AZURE_MONITOR_PROMETHEUS_AUDIENCE[cloud]}/.default`
+  return `${AZURE_CLOUDS[cloud].prometheusAudience}/.default`
 }
 
 /** True for an Azure Monitor workspace query endpoint (`*.prometheus.monitor.azure.{com,us,cn}`). */
 export function isAzureMonitorEndpoint(url: string): boolean {
   try {
     const host = new URL(url).hostname.toLowerCase()
-    return Object.values(AZURE_MONITOR_PROMETHEUS_AUDIENCE).some((a) => host.endsWith(`.${new URL(a).hostname}`))
+    return PROMETHEUS_AUDIENCES.some((a) => host.endsWith(`.${new URL(a).hostname}`))
   } catch {
     return false
   }
@@ -114,7 +109,10 @@ export type PrometheusTarget =
   | { kind: 'azure'; url: string; credential: TokenCredentialLike; scope?: string }
 
 export interface ClientOptions {
-  /** Transport (default nodeHttpGet()). For `service`, one that applies the cluster credential: see kubeconfigHttpGet. */
+  /**
+   * Transport (default nodeHttpGet()). For `service`, one that applies the cluster credential: see
+   * kubeconfigHttpGet.
+   */
   get?: HttpGet
   timeoutMs?: number
 }
@@ -143,8 +141,11 @@ export function createPrometheusClient(target: PrometheusTarget, opts: ClientOpt
       break
     case 'service': {
       const svc = `${encodeURIComponent(target.name)}:${encodeURIComponent(String(target.port))}`
-      base = `${trimSlash(target.server)}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/services/${svc}/proxy`
-      describe = `Prometheus service ${target.namespace}/${target.name}:${target.port} through the API server's service proxy`
+      const namespace = encodeURIComponent(target.namespace)
+      base = `${trimSlash(target.server)}/api/v1/namespaces/${namespace}/services/${svc}/proxy`
+      describe =
+        `Prometheus service ${target.namespace}/${target.name}:${target.port} ` +
+        "through the API server's service proxy"
       auth = async () => ({})
       break
     }
@@ -262,8 +263,10 @@ export function parseQueryResponse(res: HttpResponse, describe = 'Prometheus'): 
 function sampleValue(v: unknown, describe: string): number {
   if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string')
     throw new PrometheusError(`${describe} gave a malformed sample`, 'malformed')
-  const s = v[1]
-  return s === '+Inf' ? Infinity : s === '-Inf' ? -Infinity : Number(s)
+  const text = v[1]
+  if (text === '+Inf') return Infinity
+  if (text === '-Inf') return -Infinity
+  return Number(text)
 }
 
 const snippet = (s: string): string => {

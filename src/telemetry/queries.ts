@@ -27,9 +27,12 @@ export interface StepQueries {
   by: string
 }
 
-/** A label value for an equality/regex matcher: quotes and backslashes escaped; regex metacharacters too when `regex`. */
-export function quoteLabel(v: string, regex = false): string {
-  const body = regex ? v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : v
+/**
+ * A label value for an equality/regex matcher: quotes and backslashes escaped; regex metacharacters too when
+ * `regex`.
+ */
+export function quoteLabel(value: string, regex = false): string {
+  const body = regex ? value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : value
   return JSON.stringify(body)
 }
 
@@ -44,50 +47,56 @@ export function windowOf(seconds: number): string {
   return `[${Math.max(1, Math.round(seconds))}s]`
 }
 
-export function buildQueries(t: QueryTarget, windowSeconds: number): StepQueries {
-  if (t.versions.length === 0) throw new Error('no versions to compare')
-  const w = windowOf(windowSeconds)
-  const flavor = t.flavor ?? 'istio-sidecar'
+export function buildQueries(target: QueryTarget, windowSeconds: number): StepQueries {
+  if (target.versions.length === 0) throw new Error('no versions to compare')
+  const range = windowOf(windowSeconds)
+  const flavor = target.flavor ?? 'istio-sidecar'
   if (flavor === 'linkerd') {
-    const deps = t.versions.map((v) => t.deployments?.[v] ?? `${t.service}-${v}`)
-    const sel = `namespace=${quoteLabel(t.namespace)},direction="inbound",deployment=~${regexAlternatives(deps)}`
+    const deployments = target.versions.map((v) => target.deployments?.[v] ?? `${target.service}-${v}`)
+    const namespace = quoteLabel(target.namespace)
+    const sel = `namespace=${namespace},direction="inbound",deployment=~${regexAlternatives(deployments)}`
     return {
       by: 'deployment',
-      requests: `sum by (deployment) (increase(response_total{${sel}}${w}))`,
-      errors: `sum by (deployment) (increase(response_total{${sel},classification="failure"}${w}))`,
-      p95: `histogram_quantile(0.95, sum by (le, deployment) (rate(response_latency_ms_bucket{${sel}}${w})))`,
+      requests: `sum by (deployment) (increase(response_total{${sel}}${range}))`,
+      errors: `sum by (deployment) (increase(response_total{${sel},classification="failure"}${range}))`,
+      p95: `histogram_quantile(0.95, sum by (le, deployment) (rate(response_latency_ms_bucket{${sel}}${range})))`,
     }
   }
   const reporter = flavor === 'istio-ambient' ? 'waypoint' : 'destination'
-  const sel = `reporter="${reporter}",destination_workload_namespace=${quoteLabel(t.namespace)},destination_service_name=${quoteLabel(t.service)},destination_version=~${regexAlternatives(t.versions)}`
+  const sel =
+    `reporter="${reporter}",destination_workload_namespace=${quoteLabel(target.namespace)},` +
+    `destination_service_name=${quoteLabel(target.service)},` +
+    `destination_version=~${regexAlternatives(target.versions)}`
   return {
     by: 'destination_version',
-    requests: `sum by (destination_version) (increase(istio_requests_total{${sel}}${w}))`,
-    errors: `sum by (destination_version) (increase(istio_requests_total{${sel},response_code=~"5.."}${w}))`,
-    p95: `histogram_quantile(0.95, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket{${sel}}${w})))`,
+    requests: `sum by (destination_version) (increase(istio_requests_total{${sel}}${range}))`,
+    errors: `sum by (destination_version) (increase(istio_requests_total{${sel},response_code=~"5.."}${range}))`,
+    p95:
+      'histogram_quantile(0.95, sum by (le, destination_version) ' +
+      `(rate(istio_request_duration_milliseconds_bucket{${sel}}${range})))`,
   }
 }
 
 /** Cumulative counters (not increases) per version: for a sequential test that differences successive scrapes. */
-export function buildCounterQueries(t: QueryTarget): { requests: string; errors: string; by: string } {
-  const q = buildQueries(t, 60)
-  const strip = (s: string): string => s.replace(/increase\((.*)\[\d+s\]\)/, '$1')
-  return { by: q.by, requests: strip(q.requests), errors: strip(q.errors) }
+export function buildCounterQueries(target: QueryTarget): { requests: string; errors: string; by: string } {
+  const queries = buildQueries(target, 60)
+  const strip = (query: string): string => query.replace(/increase\((.*)\[\d+s\]\)/, '$1')
+  return { by: queries.by, requests: strip(queries.requests), errors: strip(queries.errors) }
 }
 
 /** Per-version values of a vector result, keyed by the grouping label (Linkerd deployments mapped back to versions). */
 export function perVersion(
-  t: QueryTarget,
+  target: QueryTarget,
   samples: Array<{ labels: Record<string, string>; value: number }>,
 ): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(t.versions.map((v) => [v, 0]))
-  for (const s of samples) {
-    let v: string | undefined
-    if ((t.flavor ?? 'istio-sidecar') === 'linkerd') {
-      const d = s.labels['deployment']
-      v = t.versions.find((x) => (t.deployments?.[x] ?? `${t.service}-${x}`) === d)
-    } else v = s.labels['destination_version']
-    if (v !== undefined && v in out) out[v] = s.value
+  const out: Record<string, number> = Object.fromEntries(target.versions.map((v) => [v, 0]))
+  for (const sample of samples) {
+    let version: string | undefined
+    if ((target.flavor ?? 'istio-sidecar') === 'linkerd') {
+      const deployment = sample.labels['deployment']
+      version = target.versions.find((v) => (target.deployments?.[v] ?? `${target.service}-${v}`) === deployment)
+    } else version = sample.labels['destination_version']
+    if (version !== undefined && version in out) out[version] = sample.value
   }
   return out
 }

@@ -37,7 +37,10 @@ export interface SequentialOptions {
   minCanaryRequests?: number
   /** Absolute bound on the canary's error rate (max-error-rate), 0..1. */
   maxErrorRate?: number
-  /** Stable is "unhealthy" when its error rate in the step is at least this (default: the lower of 5 % and maxErrorRate). */
+  /**
+   * Stable is "unhealthy" when its error rate in the step is at least this (default: the lower of 5 % and
+   * maxErrorRate).
+   */
   stableUnhealthyRate?: number
   /** Error-rate ratios the mixture averages over. Default [1.5, 2, 3, 5, 10, 20]. */
   ratios?: number[]
@@ -71,22 +74,29 @@ export interface Evaluation {
 }
 
 const DEFAULT_RATIOS = [1.5, 2, 3, 5, 10, 20]
+
+/** What a rejecting test found, for the reason of the decision. */
+const REJECTED_BECAUSE: Record<Evaluation['test'], string> = {
+  'canary-vs-stable': 'the canary errs more than stable',
+  'canary-vs-earlier-stable': 'the canary errs more than stable did earlier in the rollout',
+  'canary-vs-max-error-rate': 'the canary errs more than max-error-rate',
+}
 const ZERO: Counts = { canaryRequests: 0, canaryErrors: 0, stableRequests: 0, stableErrors: 0 }
 
 export function initialState(opts: SequentialOptions = {}): SequentialState {
-  const k = (opts.ratios ?? DEFAULT_RATIOS).length
+  const components = (opts.ratios ?? DEFAULT_RATIOS).length
   return {
-    logLr2: Array(k).fill(0),
-    logLrBase: Array(k).fill(0),
-    logLrMax: Array(k).fill(0),
+    logLr2: Array(components).fill(0),
+    logLrBase: Array(components).fill(0),
+    logLrMax: Array(components).fill(0),
     total: { ...ZERO },
     step: { ...ZERO },
   }
 }
 
 /** A new step: the rollout-wide martingale carries on, the step's own counts restart. */
-export function startStep(s: SequentialState): SequentialState {
-  return { ...s, step: { ...ZERO } }
+export function startStep(state: SequentialState): SequentialState {
+  return { ...state, step: { ...ZERO } }
 }
 
 const logMeanExp = (xs: number[]): number => {
@@ -112,46 +122,48 @@ export function upperRate(e: number, n: number, floor = 0.001): number {
  * Folds in the requests and errors served since the previous scrape (differences of the counters; negative
  * differences — a counter reset — must be handled by the caller, e.g. by treating the new value as the increase).
  */
-export function observe(s: SequentialState, d: Counts, opts: SequentialOptions = {}): SequentialState {
+export function observe(state: SequentialState, delta: Counts, opts: SequentialOptions = {}): SequentialState {
   const ratios = opts.ratios ?? DEFAULT_RATIOS
   const clean = (x: number): number => (Number.isFinite(x) && x > 0 ? x : 0)
   const inc: Counts = {
-    canaryRequests: clean(d.canaryRequests),
-    canaryErrors: Math.min(clean(d.canaryErrors), clean(d.canaryRequests)),
-    stableRequests: clean(d.stableRequests),
-    stableErrors: Math.min(clean(d.stableErrors), clean(d.stableRequests)),
+    canaryRequests: clean(delta.canaryRequests),
+    canaryErrors: Math.min(clean(delta.canaryErrors), clean(delta.canaryRequests)),
+    stableRequests: clean(delta.stableRequests),
+    stableErrors: Math.min(clean(delta.stableErrors), clean(delta.stableRequests)),
   }
-  const logLr2 = [...s.logLr2]
-  const n = inc.canaryRequests + inc.stableRequests
-  const e = inc.canaryErrors + inc.stableErrors
-  if (n > 0 && e > 0 && inc.stableRequests > 0 && inc.canaryRequests > 0) {
-    const pi = inc.canaryRequests / n
-    ratios.forEach((r, i) => {
-      const piR = (r * pi) / (r * pi + 1 - pi)
-      logLr2[i] =
-        (logLr2[i] ?? 0) + inc.canaryErrors * Math.log(piR / pi) + inc.stableErrors * Math.log((1 - piR) / (1 - pi))
+  const logLr2 = [...state.logLr2]
+  const requests = inc.canaryRequests + inc.stableRequests
+  const errors = inc.canaryErrors + inc.stableErrors
+  if (requests > 0 && errors > 0 && inc.stableRequests > 0 && inc.canaryRequests > 0) {
+    const pi = inc.canaryRequests / requests
+    ratios.forEach((ratio, component) => {
+      const piR = (ratio * pi) / (ratio * pi + 1 - pi)
+      logLr2[component] =
+        (logLr2[component] ?? 0) +
+        inc.canaryErrors * Math.log(piR / pi) +
+        inc.stableErrors * Math.log((1 - piR) / (1 - pi))
     })
   }
   const bern = (lr: number[], p0: number): number[] =>
-    lr.map((l, i) => {
-      const p1 = Math.min(0.999999, (ratios[i] ?? 1) * p0)
-      if (p1 <= p0) return l
+    lr.map((logLr, component) => {
+      const p1 = Math.min(0.999999, (ratios[component] ?? 1) * p0)
+      if (p1 <= p0) return logLr
       return (
-        l +
+        logLr +
         inc.canaryErrors * Math.log(p1 / p0) +
         (inc.canaryRequests - inc.canaryErrors) * Math.log((1 - p1) / (1 - p0))
       )
     })
   // Canary alone (no stable traffic in this interval): against stable's earlier rate, if any was measured.
-  let logLrBase = s.logLrBase
-  if (inc.stableRequests === 0 && inc.canaryRequests > 0 && s.total.stableRequests > 0) {
-    logLrBase = bern(s.logLrBase, upperRate(s.total.stableErrors, s.total.stableRequests))
+  let logLrBase = state.logLrBase
+  if (inc.stableRequests === 0 && inc.canaryRequests > 0 && state.total.stableRequests > 0) {
+    logLrBase = bern(state.logLrBase, upperRate(state.total.stableErrors, state.total.stableRequests))
   }
-  let logLrMax = s.logLrMax
+  let logLrMax = state.logLrMax
   if (opts.maxErrorRate !== undefined && opts.maxErrorRate > 0 && opts.maxErrorRate < 1 && inc.canaryRequests > 0) {
-    logLrMax = bern(s.logLrMax, opts.maxErrorRate)
+    logLrMax = bern(state.logLrMax, opts.maxErrorRate)
   }
-  return { logLr2, logLrBase, logLrMax, total: add(s.total, inc), step: add(s.step, inc) }
+  return { logLr2, logLrBase, logLrMax, total: add(state.total, inc), step: add(state.step, inc) }
 }
 
 /**
@@ -161,51 +173,54 @@ export function observe(s: SequentialState, d: Counts, opts: SequentialOptions =
  * inconclusive: max-step-time reached without enough evidence.
  */
 export function evaluate(
-  s: SequentialState,
+  state: SequentialState,
   when: { pauseOver: boolean; stepTimeUp: boolean },
   opts: SequentialOptions = {},
 ): Evaluation {
   const alpha = opts.alpha ?? 0.01
   const minCanary = opts.minCanaryRequests ?? 100
   const oneSample = opts.maxErrorRate !== undefined ? 2 : 1
-  const t2 = Math.log(2 / alpha)
-  const t1 = Math.log((2 * oneSample) / alpha)
+  const twoSampleThreshold = Math.log(2 / alpha)
+  const oneSampleThreshold = Math.log((2 * oneSample) / alpha)
   const twoSample: Pick<Evaluation, 'statistic' | 'threshold' | 'test'> = {
     test: 'canary-vs-stable',
-    statistic: logMeanExp(s.logLr2),
-    threshold: t2,
+    statistic: logMeanExp(state.logLr2),
+    threshold: twoSampleThreshold,
   }
   const tests: Array<Pick<Evaluation, 'statistic' | 'threshold' | 'test'>> = [
     twoSample,
-    { test: 'canary-vs-earlier-stable', statistic: logMeanExp(s.logLrBase), threshold: t1 },
+    { test: 'canary-vs-earlier-stable', statistic: logMeanExp(state.logLrBase), threshold: oneSampleThreshold },
   ]
-  if (opts.maxErrorRate !== undefined)
-    tests.push({ test: 'canary-vs-max-error-rate', statistic: logMeanExp(s.logLrMax), threshold: t1 })
+  if (opts.maxErrorRate !== undefined) {
+    tests.push({
+      test: 'canary-vs-max-error-rate',
+      statistic: logMeanExp(state.logLrMax),
+      threshold: oneSampleThreshold,
+    })
+  }
   const worst = tests.reduce((a, b) => (b.statistic - b.threshold > a.statistic - a.threshold ? b : a))
-  const c = s.step
-  const rate = (e: number, n: number): string => (n > 0 ? `${((100 * e) / n).toFixed(2)} %` : 'n/a')
-  const summary = `canary ${c.canaryErrors}/${c.canaryRequests} errors (${rate(c.canaryErrors, c.canaryRequests)}), stable ${c.stableErrors}/${c.stableRequests} (${rate(c.stableErrors, c.stableRequests)}) this step`
+  const step = state.step
+  const rate = (errors: number, requests: number): string =>
+    requests > 0 ? `${((100 * errors) / requests).toFixed(2)} %` : 'n/a'
+  const summary =
+    `canary ${step.canaryErrors}/${step.canaryRequests} errors (${rate(step.canaryErrors, step.canaryRequests)}), ` +
+    `stable ${step.stableErrors}/${step.stableRequests} (${rate(step.stableErrors, step.stableRequests)}) this step`
   const out = (decision: Decision, reason: string): Evaluation => ({
     decision,
     ...worst,
     reason: `${reason}: ${summary}`,
-    counts: { ...c },
+    counts: { ...step },
   })
 
   const unhealthy = opts.stableUnhealthyRate ?? Math.min(0.05, opts.maxErrorRate ?? 0.05)
   // At least 10 stable errors so that a single unlucky error in a small sample does not count as an outage.
-  const stableUnhealthy = c.stableErrors >= 10 && c.stableErrors / c.stableRequests >= unhealthy
+  const stableUnhealthy = step.stableErrors >= 10 && step.stableErrors / step.stableRequests >= unhealthy
   // The canary is blamed only when it errs more than stable, or stable itself is healthy.
   if (worst.statistic >= worst.threshold && (!stableUnhealthy || twoSample.statistic >= twoSample.threshold)) {
-    const what =
-      worst.test === 'canary-vs-stable'
-        ? 'the canary errs more than stable'
-        : worst.test === 'canary-vs-earlier-stable'
-          ? 'the canary errs more than stable did earlier in the rollout'
-          : 'the canary errs more than max-error-rate'
     return out(
       'reject',
-      `${what} (log likelihood ratio ${worst.statistic.toFixed(2)} >= ${worst.threshold.toFixed(2)})`,
+      `${REJECTED_BECAUSE[worst.test]} ` +
+        `(log likelihood ratio ${worst.statistic.toFixed(2)} >= ${worst.threshold.toFixed(2)})`,
     )
   }
   // Stable as broken as the canary: a global outage, not the canary's fault.
@@ -215,9 +230,17 @@ export function evaluate(
       `stable is unhealthy (error rate at least ${(unhealthy * 100).toFixed(1)} %), the canary is not blamed`,
     )
   }
-  if (when.pauseOver && c.canaryRequests >= minCanary)
-    return out('accept', `no evidence that the canary errs more, ${c.canaryRequests} >= ${minCanary} canary requests`)
-  if (when.stepTimeUp)
-    return out('inconclusive', `max-step-time reached with ${c.canaryRequests} of ${minCanary} canary requests needed`)
+  if (when.pauseOver && step.canaryRequests >= minCanary) {
+    return out(
+      'accept',
+      `no evidence that the canary errs more, ${step.canaryRequests} >= ${minCanary} canary requests`,
+    )
+  }
+  if (when.stepTimeUp) {
+    return out(
+      'inconclusive',
+      `max-step-time reached with ${step.canaryRequests} of ${minCanary} canary requests needed`,
+    )
+  }
   return out('continue', when.pauseOver ? `waiting for ${minCanary} canary requests` : 'observing')
 }
