@@ -2,7 +2,7 @@
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
 import type { ResourceRef } from '../sim/kube/store.js'
-import type { Fault } from '../sim/mesh.js'
+import type { Fault } from '../sim/mesh/mesh.js'
 
 export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
 export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { REPO_ROOT, makeRunner, runAction } from '../sim/harness.js'
+import { REPO_ROOT, makeRunner, runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { makeRunner, runAction } from '../sim/harness.js'
+import { makeRunner, runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { LEASES, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 

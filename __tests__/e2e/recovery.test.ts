@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
 import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
 

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv } from './common.js'
 

@@ -3,20 +3,20 @@
 // data plane behind an ingress gateway, and an istioctl release mirror. All HTTPS (but the gateway)
 // with a CA made at start.
 import { randomBytes, randomUUID } from 'node:crypto'
-import { type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './arm.js'
-import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './entra.js'
-import { type GithubOidcSim, startGithubOidc } from './github-oidc.js'
-import { type IstioctlReleases, startIstioctlReleases } from './istioctl.js'
+import { type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './azure/arm.js'
+import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './azure/entra.js'
+import { type GithubOidcSim, startGithubOidc } from './azure/github-oidc.js'
+import { type IstioctlReleases, startIstioctlReleases } from './istioctl/istioctl.js'
 import { type KubeApi, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
 import { KubeStore, type WriteEvent } from './kube/store.js'
 import { recordManagedFields } from './kube/server.js'
 import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
 import { loadRbacManifest } from './kube/seed.js'
-import { type Mesh, startMesh } from './mesh.js'
-import { type TestPki, makePki } from './tls.js'
-import { type AzureMonitorSim, startAzureMonitor } from './azure-monitor.js'
-import { type PrometheusSim, startPrometheus } from './prometheus.js'
+import { type Mesh, startMesh } from './mesh/mesh.js'
+import { type TestPki, makePki } from './net/tls.js'
+import { type AzureMonitorSim, startAzureMonitor } from './azure/azure-monitor.js'
+import { type PrometheusSim, startPrometheus } from './telemetry/prometheus.js'
 import type { ServiceUpstreams } from './kube/service-proxy.js'
 
 export interface SimOptions {

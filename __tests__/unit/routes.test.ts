@@ -17,7 +17,7 @@ import {
   withPreviewRoute,
   withoutPreviewRoute,
 } from '../../src/rollout/routes.js'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 const fixture = (name: string): VirtualServiceSpec =>
   (

@@ -9,7 +9,7 @@ import { decodeState, encodeState, type RolloutState } from '../../src/rollout/s
 import { type KubeApi, startKubeApi } from '../sim/kube/server.js'
 import { seedCluster } from '../sim/kube/seed.js'
 import { KubeStore } from '../sim/kube/store.js'
-import { type TestPki, makePki } from '../sim/tls.js'
+import { type TestPki, makePki } from '../sim/net/tls.js'
 
 const LEASES = { group: 'coordination.k8s.io', resource: 'leases' }
 let pki: TestPki

@@ -3,11 +3,11 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:https'
 import * as k8s from '@kubernetes/client-node'
-import { makePki, type TestPki } from '../tls.js'
-import { KubeStore, type KubeObject } from './store.js'
-import { startKubeApi, type KubeApi } from './server.js'
-import { seedCluster } from './seed.js'
-import { isTransientNetworkError, withRetry } from '../../../src/retry.js'
+import { makePki, type TestPki } from '../../../sim/net/tls.js'
+import { KubeStore, type KubeObject } from '../../../sim/kube/store.js'
+import { startKubeApi, type KubeApi } from '../../../sim/kube/server.js'
+import { seedCluster } from '../../../sim/kube/seed.js'
+import { isTransientNetworkError, withRetry } from '../../../../src/retry.js'
 
 const ISTIO = { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', namespace: 'bookinfo' }
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)

@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from './kube/store.js'
+import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from '../kube/store.js'
+import { prng } from '../../support/prng.js'
 import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
 
 export interface Fault {
@@ -73,18 +74,6 @@ const strMap = (v: unknown): Record<string, string> =>
 const spec = (o: KubeObject): Obj => obj(o['spec'])
 const labelsMatch = (want: Record<string, string>, have: Record<string, string>): boolean =>
   Object.entries(want).every(([k, v]) => have[k] === v)
-
-/** mulberry32: a small deterministic PRNG in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Istio HTTP route semantics

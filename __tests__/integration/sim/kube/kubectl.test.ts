@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startSimulation } from '../index.js'
+import { startSimulation } from '../../../sim/index.js'
 
 const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p))
 const VS = { group: 'networking.istio.io', resource: 'virtualservices' }

@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { dump } from 'js-yaml'
 import { AKS_SERVER_APP_ID, type JwtClaims } from './entra.js'
-import { sendJson, startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { sendJson, startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 /** AKS's public client app that kubelogin uses for interactive logins. */
 export const AKS_CLIENT_APP_ID = '80faf920-1908-4b52-b5ef-a8e7bedfc67a'
