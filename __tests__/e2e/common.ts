@@ -2,7 +2,7 @@
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
 import type { ResourceRef } from '../sim/kube/store.js'
-import type { Fault } from '../sim/mesh/mesh.js'
+import type { MeshFault } from '../sim/mesh/mesh.js'
 
 export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
 export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
@@ -46,7 +46,7 @@ export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): P
 export async function withFault(
   sim: Sim,
   version: string,
-  fault: Fault | undefined,
+  fault: MeshFault | undefined,
   fn: () => Promise<void>,
 ): Promise<void> {
   sim.mesh.setFault('reviews', version, fault)

@@ -39,7 +39,8 @@ export interface RecordedRequest {
   userAgent?: string
 }
 
-export interface Fault {
+/** A fault of the API server's next matching requests (a status, a reset, a lost answer); MeshFault is the data plane's. */
+export interface KubeFault {
   method?: string
   /** Tested against the path with its query string. */
   path?: RegExp
@@ -56,7 +57,7 @@ export interface KubeApi {
   /** Served networking.istio.io versions; may be changed while running (e.g. to simulate installing the CRDs). */
   istioVersions: string[]
   /** The next `times` requests matching (method, path) get this status, or a connection reset. */
-  injectFault(f: Fault): void
+  injectFault(f: KubeFault): void
   close(): Promise<void>
 }
 
@@ -846,7 +847,7 @@ function forbidden(a: Attributes, reason: string): ApiError {
 export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   const { store } = opts
   const requests: RecordedRequest[] = []
-  const faults: Fault[] = []
+  const faults: KubeFault[] = []
   const istioValidation = opts.istioValidation ?? true
   let nextIp = 10
   /** The field manager of the write being served (set per request in serve()). */
@@ -863,7 +864,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     close: async () => {},
   }
 
-  const takeFault = (method: string, path: string): Fault | undefined => {
+  const takeFault = (method: string, path: string): KubeFault | undefined => {
     const f = faults.find(
       (x) =>
         (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)),

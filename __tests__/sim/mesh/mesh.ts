@@ -13,7 +13,8 @@ import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from '../kube/sto
 import { prng } from '../../support/prng.js'
 import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
 
-export interface Fault {
+/** A fault of one version of a mesh service (its pods answer 5xx, or late); named apart from KubeFault, the API server's. */
+export interface MeshFault {
   /** Share (0..1) of the calls to this version that fail. */
   errorRate?: number
   /** Added latency of every call to this version. */
@@ -25,7 +26,7 @@ export interface Mesh {
   /** http://127.0.0.1:<port> */
   url: string
   /** Per-version fault of a service, e.g. setFault('reviews', 'v3', { errorRate: 0.5, delayMs: 200 }); undefined clears it. */
-  setFault(service: string, version: string, fault: Fault | undefined): void
+  setFault(service: string, version: string, fault: MeshFault | undefined): void
   /** Calls each `<service>-<version>` answered (including the ones a fault made fail), e.g. {'reviews-v1': 12}. */
   served: Record<string, number>
   /** Istio (and Linkerd) request metrics of every call served, as the proxies export them. */
@@ -238,7 +239,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     }
     return s
   }
-  const faults = new Map<string, Fault>()
+  const faults = new Map<string, MeshFault>()
   const served: Record<string, number> = {}
   const metrics = new MeshMetrics()
   let port = 0
