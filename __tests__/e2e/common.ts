@@ -1,11 +1,13 @@
 // What the end-to-end test files share: resource references, the runner environment and BookInfo inputs.
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
+import { REFS } from '../sim/kube/refs.js'
 import type { ResourceRef } from '../sim/kube/store.js'
 import type { MeshFault } from '../sim/mesh/mesh.js'
 
-export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
-export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
+/** The resources e2e tests read most, by their short names (defined in sim/kube/refs.ts). */
+export const VS: ResourceRef = REFS.virtualServices
+export const LEASES: ResourceRef = REFS.leases
 export const STATE = 'istio-canary.io/state'
 
 /** The simulation's runner environment, with Node 24 first on PATH (the fake istioctl is `#!/usr/bin/env node`). */

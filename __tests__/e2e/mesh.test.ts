@@ -8,16 +8,17 @@ import { dirname, join } from 'node:path'
 import { load } from 'js-yaml'
 import type { Sim, SimOptions } from '../sim/index.js'
 import { type Runner, type StepResult, makeRunner, runAction } from '../runner/harness.js'
+import { REFS } from '../sim/kube/refs.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
 import type { RecordedRequest } from '../sim/kube/server.js'
 import { AKS_SERVER_APP_ID } from '../sim/azure/entra.js'
 import { type TestPki, makePki } from '../sim/net/tls.js'
 import { LEASES, STATE, VS, bookinfoInputs, withSim as withFreshSim } from './common.js'
 
-const SERVICES = { group: '', resource: 'services' }
-const NAMESPACES = { group: '', resource: 'namespaces' }
-const CONFIGMAPS = { group: '', resource: 'configmaps' }
-const DEPLOYMENTS = { group: 'apps', resource: 'deployments' }
+const SERVICES = REFS.services
+const NAMESPACES = REFS.namespaces
+const CONFIGMAPS = REFS.configmaps
+const DEPLOYMENTS = REFS.deployments
 
 interface HttpRoute {
   name?: string

@@ -11,7 +11,7 @@ import { type Sim, startSimulation } from '../sim/index.js'
 import { handleServiceProxy } from '../sim/kube/service-proxy.js'
 import { RBAC_GROUP, ROLES, ROLE_BINDINGS } from '../sim/kube/rbac.js'
 import { startLoad } from '../sim/mesh/load.js'
-import { REFS } from '../sim/mesh/mesh.js'
+import { REFS } from '../sim/kube/refs.js'
 import type { PrometheusSim } from '../sim/telemetry/prometheus.js'
 import { KubeConfig } from '@kubernetes/client-node'
 import {

@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { dirname } from 'node:path'
 import { startSimulation, type Sim } from '../sim/index.js'
 import { BUNDLE, makeRunner, runAction } from '../runner/harness.js'
-import { REFS } from '../sim/mesh/mesh.js'
+import { REFS } from '../sim/kube/refs.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import type { RunReport } from '../../src/report/report.js'
 

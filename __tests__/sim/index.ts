@@ -9,6 +9,7 @@ import { type GithubOidcSim, startGithubOidc } from './azure/github-oidc.js'
 import { type IstioctlReleases, startIstioctlReleases } from './istioctl/istioctl.js'
 import { type KubeApi, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
+import { REFS } from './kube/refs.js'
 import { KubeStore, type WriteEvent } from './kube/store.js'
 import { recordManagedFields } from './kube/server.js'
 import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
@@ -150,16 +151,13 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   seedBootstrapPolicy(store)
   const rbac = o.rbac ?? ['istio-canary', 'analyze']
   if (rbac === 'cluster-admin') {
-    store.create(
-      { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: 'sim-full-rights' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
-      },
-    )
+    store.create(REFS.clusterRoleBindings, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'sim-full-rights' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+    })
   } else {
     for (const m of rbac)
       applyRbacManifests(store, loadRbacManifest(m), {

@@ -19,11 +19,12 @@ import {
   startIstioctlReleases,
   type IstioctlReleases,
 } from '../../sim/istioctl/istioctl.js'
-import { REFS, startMesh, type Mesh } from '../../sim/mesh/mesh.js'
+import { REFS } from '../../sim/kube/refs.js'
+import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
 
 const VS = REFS.virtualServices
-const NAMESPACES = { group: '', resource: 'namespaces' }
-const CONFIGMAPS = { group: '', resource: 'configmaps' }
+const NAMESPACES = REFS.namespaces
+const CONFIGMAPS = REFS.configmaps
 
 interface Got {
   status: number

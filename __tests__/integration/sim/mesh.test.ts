@@ -5,12 +5,13 @@ import { join } from 'node:path'
 import { loadAll } from 'js-yaml'
 import { KubeStore, type KubeObject } from '../../sim/kube/store.js'
 import { seedCluster } from '../../sim/kube/seed.js'
-import { REFS, startMesh, type Mesh } from '../../sim/mesh/mesh.js'
+import { REFS } from '../../sim/kube/refs.js'
+import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
 import { ISTIO_SAMPLES } from '../../support/paths.js'
 
 const FIXTURES = `${ISTIO_SAMPLES}/`
 const NS = 'bookinfo'
-const NAMESPACES = { group: '', resource: 'namespaces' }
+const NAMESPACES = REFS.namespaces
 
 function fixture(path: string): KubeObject[] {
   return (loadAll(readFileSync(join(FIXTURES, path), 'utf8')) as Array<KubeObject | null>).filter(

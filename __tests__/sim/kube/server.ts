@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../net/https.js'
 import type { TestPki } from '../net/tls.js'
+import { REFS } from './refs.js'
 import { type KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
 import { type ServiceUpstreams, handleServiceProxy, parseServiceProxyPath } from './service-proxy.js'
 import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
@@ -1134,7 +1135,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       ])
     }
     validateName(def, obj.metadata.name)
-    if (def.namespaced && !store.get({ group: '', resource: 'namespaces' }, undefined, route.namespace!)) {
+    if (def.namespaced && !store.get(REFS.namespaces, undefined, route.namespace!)) {
       throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, {
         name: route.namespace!,
         kind: 'namespaces',

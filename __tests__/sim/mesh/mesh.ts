@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from '../kube/store.js'
+import { REFS } from '../kube/refs.js'
+import type { KubeObject, KubeStore, WriteEvent } from '../kube/store.js'
 import { prng } from '../../support/prng.js'
 import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
 
@@ -49,15 +50,6 @@ export interface MeshOptions {
    */
   reviewsErrors?: 'status' | 'bookinfo'
 }
-
-export const REFS = {
-  services: { group: '', resource: 'services' },
-  pods: { group: '', resource: 'pods' },
-  deployments: { group: 'apps', resource: 'deployments' },
-  gateways: { group: 'networking.istio.io', resource: 'gateways' },
-  virtualServices: { group: 'networking.istio.io', resource: 'virtualservices' },
-  destinationRules: { group: 'networking.istio.io', resource: 'destinationrules' },
-} satisfies Record<string, ResourceRef>
 
 /** `istio` label values of the ingress gateways (open source and AKS add-on external gateway). */
 export const INGRESS_GATEWAY_LABELS = ['ingressgateway', 'aks-istio-ingressgateway-external']
