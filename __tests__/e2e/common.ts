@@ -51,10 +51,10 @@ export async function withFault(
   fault: MeshFault | undefined,
   fn: () => Promise<void>,
 ): Promise<void> {
-  sim.mesh.setFault('reviews', version, fault)
+  sim.faults.mesh('reviews', version, fault)
   try {
     await fn()
   } finally {
-    sim.mesh.setFault('reviews', version, undefined)
+    sim.faults.mesh('reviews', version, undefined)
   }
 }

@@ -234,7 +234,7 @@ describe('a preview whose write never landed', () => {
   it('the post step looks, finds nothing of the run, and says so: no "Restored", no rolled-back', async () => {
     const original = structuredClone(reviews(sim))
     // Every attempt of the main step's write fails (500, not applied): the run cannot tell, so the post step looks.
-    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
+    sim.faults.kube({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
     const writes = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
     const { main, post } = await runAction({
       inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-9' }),

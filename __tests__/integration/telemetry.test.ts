@@ -109,7 +109,7 @@ describe('telemetry on a real Prometheus', () => {
       }
       delete next.metadata.resourceVersion
       sim.store.update(REFS.virtualServices, next)
-      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.05 })
+      sim.faults.mesh('reviews', 'v3', { errorRate: 0.05 })
       target = { namespace: ns, service: 'reviews', versions: ['v1', 'v3'] }
 
       const load = startLoad({ url: sim.mesh.url, rate: 50, durationMs: 12_000, maxRequests: 600, loggedInShare: 0.2 })

@@ -66,6 +66,8 @@ export interface ArmSim {
   clusters: SimCluster[]
   calls: ArmCall[]
   injectFault(fault: ArmFault): void
+  /** Drops the faults not yet used up. */
+  clearFaults(): void
   close(): Promise<void>
 }
 
@@ -266,6 +268,9 @@ export async function startArm(pki: TestPki, opts: ArmOptions): Promise<ArmSim> 
     calls,
     injectFault(fault: ArmFault): void {
       if (fault.times > 0) faults.push({ ...fault })
+    },
+    clearFaults(): void {
+      faults.length = 0
     },
     close: () => server.close(),
   }

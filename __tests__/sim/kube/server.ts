@@ -59,6 +59,8 @@ export interface KubeApi {
   istioVersions: string[]
   /** The next `times` requests matching (method, path) get this status, or a connection reset. */
   injectFault(f: KubeFault): void
+  /** Drops the faults not yet used up. */
+  clearFaults(): void
   close(): Promise<void>
 }
 
@@ -861,6 +863,9 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     istioVersions: [...(opts.istioVersions ?? ['v1', 'v1beta1'])],
     injectFault(f) {
       if (f.times > 0) faults.push({ ...f })
+    },
+    clearFaults() {
+      faults.length = 0
     },
     close: async () => {},
   }
