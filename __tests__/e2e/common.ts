@@ -2,7 +2,7 @@
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
 import { REFS } from '../sim/kube/refs.js'
-import type { ResourceRef } from '../sim/kube/store.js'
+import type { KubeObject, ResourceRef } from '../sim/kube/store.js'
 import type { MeshFault } from '../sim/mesh/mesh.js'
 
 /** The resources e2e tests read most, by their short names (defined in sim/kube/refs.ts). */
@@ -32,6 +32,19 @@ export function bookinfoInputs(
     'istioctl-mirror': sim.releases.url,
     ...extra,
   }
+}
+
+/** The BookInfo reviews VirtualService as the API server holds it now. */
+export const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
+
+/** How many VirtualService writes the store has seen (since the `since`-th write of any kind). */
+export const vsWrites = (sim: Sim, since = 0): number =>
+  sim.store.writes.slice(since).filter((w) => w.ref.resource === 'virtualservices').length
+
+/** The action's state annotation of a VirtualService, parsed; undefined when there is none. */
+export function stateOf(vs: KubeObject): Record<string, unknown> | undefined {
+  const raw = vs.metadata.annotations?.[STATE]
+  return raw === undefined || raw === '' ? undefined : (JSON.parse(raw) as Record<string, unknown>)
 }
 
 /** A fresh simulation for one test, always closed. */

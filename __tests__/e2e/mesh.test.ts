@@ -13,7 +13,7 @@ import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
 import type { RecordedRequest } from '../sim/kube/server.js'
 import { AKS_SERVER_APP_ID } from '../sim/azure/entra.js'
 import { type TestPki, makePki } from '../sim/net/tls.js'
-import { LEASES, STATE, VS, bookinfoInputs, withSim as withFreshSim } from './common.js'
+import { LEASES, VS, bookinfoInputs, reviews, stateOf, withSim as withFreshSim } from './common.js'
 
 const SERVICES = REFS.services
 const NAMESPACES = REFS.namespaces
@@ -107,12 +107,7 @@ async function run(
 }
 
 const transcript = (r: Run): string => `${r.main.stdout}\n${r.main.stderr}`
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const specOf = (o: KubeObject): VsSpec => o['spec'] as VsSpec
-const stateOf = (o: KubeObject): Record<string, unknown> | undefined => {
-  const raw = o.metadata.annotations?.[STATE]
-  return raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined
-}
 const vsWrites = (r: Run): WriteEvent[] => r.writes.filter((w) => w.ref.resource === 'virtualservices')
 const only = (subset: string): HttpRoute['route'] => [{ destination: { host: 'reviews', subset } }]
 

@@ -7,9 +7,8 @@ import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
 import { runAction } from '../runner/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
-import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
+import { LEASES, STATE, VS, bookinfoInputs, reviews, runnerEnv, withFault } from './common.js'
 
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): unknown => o['spec']
 const phase = (o: KubeObject): unknown =>
   (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
