@@ -1,11 +1,13 @@
 // What the end-to-end test files share: resource references, the runner environment and BookInfo inputs.
 import { dirname } from 'node:path'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
-import type { ResourceRef } from '../sim/kube/store.js'
-import type { Fault } from '../sim/mesh.js'
+import { REFS } from '../sim/kube/refs.js'
+import type { KubeObject, ResourceRef } from '../sim/kube/store.js'
+import type { MeshFault } from '../sim/mesh/mesh.js'
 
-export const VS: ResourceRef = { group: 'networking.istio.io', resource: 'virtualservices' }
-export const LEASES: ResourceRef = { group: 'coordination.k8s.io', resource: 'leases' }
+/** The resources e2e tests read most, by their short names (defined in sim/kube/refs.ts). */
+export const VS: ResourceRef = REFS.virtualServices
+export const LEASES: ResourceRef = REFS.leases
 export const STATE = 'istio-canary.io/state'
 
 /** The simulation's runner environment, with Node 24 first on PATH (the fake istioctl is `#!/usr/bin/env node`). */
@@ -32,6 +34,19 @@ export function bookinfoInputs(
   }
 }
 
+/** The BookInfo reviews VirtualService as the API server holds it now. */
+export const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
+
+/** How many VirtualService writes the store has seen (since the `since`-th write of any kind). */
+export const vsWrites = (sim: Sim, since = 0): number =>
+  sim.store.writes.slice(since).filter((w) => w.ref.resource === 'virtualservices').length
+
+/** The action's state annotation of a VirtualService, parsed; undefined when there is none. */
+export function stateOf(vs: KubeObject): Record<string, unknown> | undefined {
+  const raw = vs.metadata.annotations?.[STATE]
+  return raw === undefined || raw === '' ? undefined : (JSON.parse(raw) as Record<string, unknown>)
+}
+
 /** A fresh simulation for one test, always closed. */
 export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): Promise<void> {
   const sim = await startSimulation(o)
@@ -46,13 +61,13 @@ export async function withSim(o: SimOptions, fn: (sim: Sim) => Promise<void>): P
 export async function withFault(
   sim: Sim,
   version: string,
-  fault: Fault | undefined,
+  fault: MeshFault | undefined,
   fn: () => Promise<void>,
 ): Promise<void> {
-  sim.mesh.setFault('reviews', version, fault)
+  sim.faults.mesh('reviews', version, fault)
   try {
     await fn()
   } finally {
-    sim.mesh.setFault('reviews', version, undefined)
+    sim.faults.mesh('reviews', version, undefined)
   }
 }

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { REPO_ROOT, makeRunner, runAction } from '../sim/harness.js'
+import { REPO_ROOT, makeRunner, runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
+import { VS, bookinfoInputs, reviews, runnerEnv, vsWrites, withFault } from './common.js'
 
 const FIXTURE = readFileSync(
   join(REPO_ROOT, '__tests__/fixtures/istio-samples/networking/virtual-service-all-v1.yaml'),
@@ -16,8 +16,6 @@ const FIXTURE = readFileSync(
 )
 // What users keep in git: comments, the BookInfo VirtualServices, CRLF line endings.
 const MANIFEST = `# BookInfo routes, applied by Argo CD\r\n${FIXTURE.replace(/\n/g, '\r\n')}`
-const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 
 function workspaceWith(text: string): { runner: ReturnType<typeof makeRunner>; file: string } {
   const runner = makeRunner()

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withSim } from './common.js'
 

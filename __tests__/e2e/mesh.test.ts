@@ -7,17 +7,18 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { load } from 'js-yaml'
 import type { Sim, SimOptions } from '../sim/index.js'
-import { type Runner, type StepResult, makeRunner, runAction } from '../sim/harness.js'
+import { type Runner, type StepResult, makeRunner, runAction } from '../runner/harness.js'
+import { REFS } from '../sim/kube/refs.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
 import type { RecordedRequest } from '../sim/kube/server.js'
-import { AKS_SERVER_APP_ID } from '../sim/entra.js'
-import { type TestPki, makePki } from '../sim/tls.js'
-import { LEASES, STATE, VS, bookinfoInputs, withSim as withFreshSim } from './common.js'
+import { AKS_SERVER_APP_ID } from '../sim/azure/entra.js'
+import { type TestPki, makePki } from '../sim/net/tls.js'
+import { LEASES, VS, bookinfoInputs, reviews, stateOf, withSim as withFreshSim } from './common.js'
 
-const SERVICES = { group: '', resource: 'services' }
-const NAMESPACES = { group: '', resource: 'namespaces' }
-const CONFIGMAPS = { group: '', resource: 'configmaps' }
-const DEPLOYMENTS = { group: 'apps', resource: 'deployments' }
+const SERVICES = REFS.services
+const NAMESPACES = REFS.namespaces
+const CONFIGMAPS = REFS.configmaps
+const DEPLOYMENTS = REFS.deployments
 
 interface HttpRoute {
   name?: string
@@ -106,12 +107,7 @@ async function run(
 }
 
 const transcript = (r: Run): string => `${r.main.stdout}\n${r.main.stderr}`
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const specOf = (o: KubeObject): VsSpec => o['spec'] as VsSpec
-const stateOf = (o: KubeObject): Record<string, unknown> | undefined => {
-  const raw = o.metadata.annotations?.[STATE]
-  return raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined
-}
 const vsWrites = (r: Run): WriteEvent[] => r.writes.filter((w) => w.ref.resource === 'virtualservices')
 const only = (subset: string): HttpRoute['route'] => [{ destination: { host: 'reviews', subset } }]
 

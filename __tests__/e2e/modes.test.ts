@@ -4,21 +4,15 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { makeRunner, runAction } from '../sim/harness.js'
+import { makeRunner, runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { LEASES, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
+import { LEASES, bookinfoInputs, reviews, runnerEnv, stateOf as state, vsWrites, withFault } from './common.js'
 
 const baseInputs = (sim: Sim): Record<string, string> => bookinfoInputs(sim, { 'smoke-requests': '40' })
 const env = runnerEnv
 
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } =>
   o['spec'] as never
-const state = (o: KubeObject): Record<string, unknown> | undefined => {
-  const raw = o.metadata.annotations?.['istio-canary.io/state']
-  return raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined
-}
-const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
 const split = (o: KubeObject): string =>
   spec(o)
     .http.at(-1)!

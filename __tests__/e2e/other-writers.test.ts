@@ -4,7 +4,7 @@
 // not someone else's edit of the route.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { ManagedFieldsEntry } from '../sim/kube/server.js'
 import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, runnerEnv, withSim } from './common.js'

@@ -7,18 +7,17 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadAll } from 'js-yaml'
-import { REPO_ROOT, runAction } from '../sim/harness.js'
+import { REPO_ROOT, runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
 import { ROLES } from '../sim/kube/rbac.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { VS, bookinfoInputs, runnerEnv, withSim } from './common.js'
+import { VS, bookinfoInputs, runnerEnv, vsWrites, withSim } from './common.js'
 
 interface Rule {
   apiGroups: string[]
   resources: string[]
   verbs: string[]
 }
-const vsWrites = (sim: Sim): number => sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
 const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
   bookinfoInputs(sim, { steps: '50,100', ...extra })
 

@@ -5,11 +5,10 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { KubeObject, WriteEvent } from '../sim/kube/store.js'
-import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withFault } from './common.js'
+import { LEASES, STATE, VS, bookinfoInputs, reviews, runnerEnv, withFault } from './common.js'
 
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const spec = (o: KubeObject): unknown => o['spec']
 const phase = (o: KubeObject): unknown =>
   (JSON.parse(o.metadata.annotations?.[STATE] ?? '{}') as { phase?: string }).phase
@@ -234,7 +233,7 @@ describe('a preview whose write never landed', () => {
   it('the post step looks, finds nothing of the run, and says so: no "Restored", no rolled-back', async () => {
     const original = structuredClone(reviews(sim))
     // Every attempt of the main step's write fails (500, not applied): the run cannot tell, so the post step looks.
-    sim.kube.injectFault({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
+    sim.faults.kube({ method: 'PUT', path: /virtualservices\/reviews/, status: 500, times: 5 })
     const writes = sim.store.writes.filter((w) => w.ref.resource === 'virtualservices').length
     const { main, post } = await runAction({
       inputs: bookinfoInputs(sim, { action: 'preview', 'preview-value': 'pr-9' }),

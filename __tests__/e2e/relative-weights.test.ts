@@ -3,12 +3,11 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { type Sim, startSimulation } from '../sim/index.js'
-import { runAction } from '../sim/harness.js'
+import { runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { VS, bookinfoInputs, runnerEnv } from './common.js'
+import { VS, bookinfoInputs, reviews, runnerEnv } from './common.js'
 
 type Dest = { destination: { host: string; subset: string }; weight?: number }
-const reviews = (sim: Sim): KubeObject => sim.store.get(VS, 'bookinfo', 'reviews') as KubeObject
 const route = (o: KubeObject): Dest[] =>
   ((o['spec'] as { http: Array<{ route: Dest[] }> }).http.at(-1) as { route: Dest[] }).route
 

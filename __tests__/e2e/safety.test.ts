@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs
 import { dirname, join, relative } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { after, describe, it } from 'node:test'
-import { type Runner, type RunOptions, type StepResult, makeRunner, runAction } from '../sim/harness.js'
+import { type Runner, type RunOptions, type StepResult, makeRunner, runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
 import type { KubeObject, ResourceRef } from '../sim/kube/store.js'
 import { LEASES, STATE, VS, bookinfoInputs, runnerEnv, withSim } from './common.js'

@@ -6,13 +6,13 @@ import { createServer } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import type { AzureMonitorSim } from '../sim/azure-monitor.js'
+import type { AzureMonitorSim } from '../sim/azure/azure-monitor.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { handleServiceProxy } from '../sim/kube/service-proxy.js'
 import { RBAC_GROUP, ROLES, ROLE_BINDINGS } from '../sim/kube/rbac.js'
-import { startLoad } from '../sim/load.js'
-import { REFS } from '../sim/mesh.js'
-import type { PrometheusSim } from '../sim/prometheus.js'
+import { startLoad } from '../sim/mesh/load.js'
+import { REFS } from '../sim/kube/refs.js'
+import type { PrometheusSim } from '../sim/telemetry/prometheus.js'
 import { KubeConfig } from '@kubernetes/client-node'
 import {
   type PrometheusClient,
@@ -109,7 +109,7 @@ describe('telemetry on a real Prometheus', () => {
       }
       delete next.metadata.resourceVersion
       sim.store.update(REFS.virtualServices, next)
-      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.05 })
+      sim.faults.mesh('reviews', 'v3', { errorRate: 0.05 })
       target = { namespace: ns, service: 'reviews', versions: ['v1', 'v3'] }
 
       const load = startLoad({ url: sim.mesh.url, rate: 50, durationMs: 12_000, maxRequests: 600, loggedInShare: 0.2 })

@@ -3,20 +3,21 @@
 // data plane behind an ingress gateway, and an istioctl release mirror. All HTTPS (but the gateway)
 // with a CA made at start.
 import { randomBytes, randomUUID } from 'node:crypto'
-import { type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './arm.js'
-import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './entra.js'
-import { type GithubOidcSim, startGithubOidc } from './github-oidc.js'
-import { type IstioctlReleases, startIstioctlReleases } from './istioctl.js'
-import { type KubeApi, startKubeApi } from './kube/server.js'
+import { type ArmFault, type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './azure/arm.js'
+import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './azure/entra.js'
+import { type GithubOidcSim, startGithubOidc } from './azure/github-oidc.js'
+import { type IstioctlReleases, startIstioctlReleases } from './istioctl/istioctl.js'
+import { type KubeApi, type KubeFault, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
+import { REFS } from './kube/refs.js'
 import { KubeStore, type WriteEvent } from './kube/store.js'
 import { recordManagedFields } from './kube/server.js'
 import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
 import { loadRbacManifest } from './kube/seed.js'
-import { type Mesh, startMesh } from './mesh.js'
-import { type TestPki, makePki } from './tls.js'
-import { type AzureMonitorSim, startAzureMonitor } from './azure-monitor.js'
-import { type PrometheusSim, startPrometheus } from './prometheus.js'
+import { type Mesh, type MeshFault, startMesh } from './mesh/mesh.js'
+import { type TestPki, makePki } from './net/tls.js'
+import { type AzureMonitorSim, startAzureMonitor } from './azure/azure-monitor.js'
+import { type PrometheusSim, startPrometheus } from './telemetry/prometheus.js'
 import type { ServiceUpstreams } from './kube/service-proxy.js'
 
 export interface SimOptions {
@@ -51,6 +52,21 @@ export interface SimOptions {
   prometheus?: boolean
 }
 
+/**
+ * One place to inject faults into any simulator (the table in sim/README.md), so a test need not know which module
+ * owns which fault. Each call delegates to that simulator's own call, which stays available.
+ */
+export interface SimFaults {
+  /** The API server's next matching requests answer a status, are reset unserved, or are applied and lose their answer. */
+  kube(fault: KubeFault): void
+  /** A version of a mesh service fails a share of its calls (5xx) or answers late; undefined clears it. */
+  mesh(service: string, version: string, fault: MeshFault | undefined): void
+  /** ARM's next calls answer a status or are reset. */
+  arm(fault: ArmFault): void
+  /** Drops the pending API server and ARM faults and clears every mesh fault set through this facade. */
+  clear(): void
+}
+
 export interface Sim {
   pki: TestPki
   store: KubeStore
@@ -78,6 +94,8 @@ export interface Sim {
   azureMonitor?: AzureMonitorSim
   /** Services the API server's service proxy forwards to (`ns/name:port` -> URL); see kube/service-proxy.ts. */
   serviceUpstreams: ServiceUpstreams
+  /** Fault injection into every simulator; see SimFaults and sim/README.md. */
+  faults: SimFaults
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
   /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
@@ -150,16 +168,13 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   seedBootstrapPolicy(store)
   const rbac = o.rbac ?? ['istio-canary', 'analyze']
   if (rbac === 'cluster-admin') {
-    store.create(
-      { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: 'sim-full-rights' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
-      },
-    )
+    store.create(REFS.clusterRoleBindings, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'sim-full-rights' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: users.map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+    })
   } else {
     for (const m of rbac)
       applyRbacManifests(store, loadRbacManifest(m), {
@@ -241,8 +256,29 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       throw err
     }
   }
+  const meshFaults = new Set<string>()
+  const faults: SimFaults = {
+    kube: (fault) => kube.injectFault(fault),
+    mesh: (service, version, fault) => {
+      mesh.setFault(service, version, fault)
+      const key = JSON.stringify([service, version])
+      if (fault) meshFaults.add(key)
+      else meshFaults.delete(key)
+    },
+    arm: (fault) => arm.injectFault(fault),
+    clear: () => {
+      kube.clearFaults()
+      arm.clearFaults()
+      for (const key of meshFaults) {
+        const [service, version] = JSON.parse(key) as [string, string]
+        mesh.setFault(service, version, undefined)
+      }
+      meshFaults.clear()
+    },
+  }
   return {
     pki,
+    faults,
     store,
     kube,
     mesh,

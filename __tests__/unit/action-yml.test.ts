@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { load } from 'js-yaml'
 import { getInputs } from '../../src/inputs.js'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 interface ActionYml {
   runs: { using: string; main: string; post: string; 'post-if': string }

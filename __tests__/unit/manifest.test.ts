@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type HandBackTarget, handBack, resolveManifestPath } from '../../src/gitops/manifest.js'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 const fixture = (path: string): string =>
   readFileSync(join(REPO_ROOT, '__tests__/fixtures/istio-samples', path), 'utf8')

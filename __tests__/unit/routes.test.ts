@@ -16,7 +16,7 @@ import {
   withPreviewRoute,
   withoutPreviewRoute,
 } from '../../src/routing/vs-routes.js'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 const fixture = (name: string): VirtualServiceSpec =>
   (

@@ -16,7 +16,7 @@ import {
   observe,
   startStep,
 } from '../../src/telemetry/sequential.js'
-import { prng } from '../sim/mesh.js'
+import { prng } from '../support/prng.js'
 
 describe('telemetry queries', () => {
   const t = { namespace: 'bookinfo', service: 'reviews', versions: ['v1', 'v3'] }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { load } from 'js-yaml'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 interface Declared {
   inputs: Record<string, unknown>

@@ -10,13 +10,14 @@
 //    without a name such as list or create; NonResourceURLMatches with a trailing "*").
 // Request attributes (verb from the HTTP method, list/watch/deletecollection on collections) come from
 // staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go; server.ts derives them.
+import { REFS } from './refs.js'
 import type { KubeObject, KubeStore } from './store.js'
 
 export const RBAC_GROUP = 'rbac.authorization.k8s.io'
-export const ROLES = { group: RBAC_GROUP, resource: 'roles' }
-export const CLUSTER_ROLES = { group: RBAC_GROUP, resource: 'clusterroles' }
-export const ROLE_BINDINGS = { group: RBAC_GROUP, resource: 'rolebindings' }
-export const CLUSTER_ROLE_BINDINGS = { group: RBAC_GROUP, resource: 'clusterrolebindings' }
+export const ROLES = REFS.roles
+export const CLUSTER_ROLES = REFS.clusterRoles
+export const ROLE_BINDINGS = REFS.roleBindings
+export const CLUSTER_ROLE_BINDINGS = REFS.clusterRoleBindings
 
 export interface Attributes {
   user: string

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadAll } from 'js-yaml'
+import { REFS, REF_OF_KIND } from './refs.js'
 import type { KubeObject, KubeStore, ResourceRef } from './store.js'
 
 export interface SeedOptions {
@@ -35,28 +36,6 @@ export interface SeedInfo {
 }
 
 type Obj = Record<string, unknown>
-
-const R = {
-  namespaces: { group: '', resource: 'namespaces' },
-  pods: { group: '', resource: 'pods' },
-  services: { group: '', resource: 'services' },
-  configmaps: { group: '', resource: 'configmaps' },
-  serviceaccounts: { group: '', resource: 'serviceaccounts' },
-  deployments: { group: 'apps', resource: 'deployments' },
-  replicasets: { group: 'apps', resource: 'replicasets' },
-  virtualservices: { group: 'networking.istio.io', resource: 'virtualservices' },
-  destinationrules: { group: 'networking.istio.io', resource: 'destinationrules' },
-  gateways: { group: 'networking.istio.io', resource: 'gateways' },
-} satisfies Record<string, ResourceRef>
-
-const KIND_REF: Record<string, ResourceRef> = {
-  Service: R.services,
-  ServiceAccount: R.serviceaccounts,
-  Deployment: R.deployments,
-  VirtualService: R.virtualservices,
-  DestinationRule: R.destinationrules,
-  Gateway: R.gateways,
-}
 
 const NODE = 'aks-nodepool1-31687461-vmss000000'
 const HOST_IP = '10.224.0.4'
@@ -294,13 +273,13 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
           },
         ],
       }
-  const dep = put(store, R.deployments, d)
+  const dep = put(store, REFS.deployments, d)
 
   const podLabels: Record<string, string> = {
     ...(template.metadata['labels'] as Record<string, string>),
     'pod-template-hash': h,
   }
-  const rs = put(store, R.replicasets, {
+  const rs = put(store, REFS.replicaSets, {
     apiVersion: 'apps/v1',
     kind: 'ReplicaSet',
     metadata: {
@@ -406,7 +385,7 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
     ...extra,
   })
   const why = { reason: 'ContainersNotReady', message: `containers with unready status: [${notReady.join(' ')}]` }
-  put(store, R.pods, {
+  put(store, REFS.pods, {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
@@ -533,17 +512,18 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     : undefined
 
   // Namespaces
-  for (const n of ['default', 'kube-node-lease', 'kube-public', 'kube-system']) put(store, R.namespaces, namespace(n))
+  for (const n of ['default', 'kube-node-lease', 'kube-public', 'kube-system'])
+    put(store, REFS.namespaces, namespace(n))
   if (controlPlane) {
-    put(store, R.namespaces, namespace(istioNamespace))
-    if (aks) put(store, R.namespaces, namespace(ingressNamespace))
+    put(store, REFS.namespaces, namespace(istioNamespace))
+    if (aks) put(store, REFS.namespaces, namespace(ingressNamespace))
   }
   const injectionLabel: Record<string, string> = !injection
     ? {}
     : aks
       ? { 'istio.io/rev': revision }
       : { 'istio-injection': 'enabled' }
-  put(store, R.namespaces, namespace(ns, injectionLabel))
+  put(store, REFS.namespaces, namespace(ns, injectionLabel))
 
   // Control plane and ingress gateway
   if (mesh) {
@@ -612,7 +592,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     )
     put(
       store,
-      R.services,
+      REFS.services,
       serviceDefaults({
         apiVersion: 'v1',
         kind: 'Service',
@@ -628,7 +608,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
         },
       }),
     )
-    put(store, R.configmaps, {
+    put(store, REFS.configmaps, {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: {
@@ -676,7 +656,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
       t0,
     )
     const nodePort = (n: number): number => 30000 + (hash(`${gwName}/${n}`).readUInt16BE(0) % 2767)
-    put(store, R.services, {
+    put(store, REFS.services, {
       ...serviceDefaults({
         apiVersion: 'v1',
         kind: 'Service',
@@ -701,8 +681,8 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
   const ready = opts.readyVersions ?? {}
   for (const doc of loadFixture('platform/kube/bookinfo.yaml')) {
     const obj: KubeObject = { ...doc, metadata: { ...doc.metadata, namespace: ns } }
-    if (obj.kind === 'Service') put(store, R.services, serviceDefaults(obj))
-    else if (obj.kind === 'ServiceAccount') put(store, R.serviceaccounts, obj)
+    if (obj.kind === 'Service') put(store, REFS.services, serviceDefaults(obj))
+    else if (obj.kind === 'ServiceAccount') put(store, REFS.serviceAccounts, obj)
     else if (obj.kind === 'Deployment') {
       const v = obj.metadata.labels?.['version'] ?? ''
       const isReady = ready[obj.metadata.name] ?? ready[v] ?? true
@@ -714,11 +694,11 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
 
   // Istio networking
   const istioObj = (doc: KubeObject): KubeObject => ({ ...doc, metadata: { ...doc.metadata, namespace: ns } })
-  for (const dr of loadFixture('networking/destination-rule-all.yaml')) put(store, R.destinationrules, istioObj(dr))
+  for (const dr of loadFixture('networking/destination-rule-all.yaml')) put(store, REFS.destinationRules, istioObj(dr))
   for (const doc of loadFixture('networking/bookinfo-gateway.yaml')) {
     const o = istioObj(doc)
     if (o.kind === 'Gateway' && aks) (o['spec'] as Obj)['selector'] = { istio: 'aks-istio-ingressgateway-external' }
-    put(store, KIND_REF[String(o.kind)]!, o)
+    put(store, REF_OF_KIND[String(o.kind)]!, o)
   }
   for (const vs of loadFixture('networking/virtual-service-all-v1.yaml')) {
     let o = istioObj(vs)
@@ -729,7 +709,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
       const def = http.find((r) => r.match === undefined)!
       for (const d of def.route) d.destination['subset'] = 'v1'
     }
-    put(store, R.virtualservices, o)
+    put(store, REFS.virtualServices, o)
   }
 
   return { istioNamespace, revision, ingressNamespace, ingressService, namespace: ns }

@@ -4,8 +4,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { load } from 'js-yaml'
-import { startHttps, sendJson } from '../https.js'
-import type { TestPki } from '../tls.js'
+import { startHttps, sendJson } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
+import { REFS } from './refs.js'
 import { type KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
 import { type ServiceUpstreams, handleServiceProxy, parseServiceProxyPath } from './service-proxy.js'
 import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
@@ -39,7 +40,8 @@ export interface RecordedRequest {
   userAgent?: string
 }
 
-export interface Fault {
+/** A fault of the API server's next matching requests (a status, a reset, a lost answer); MeshFault is the data plane's. */
+export interface KubeFault {
   method?: string
   /** Tested against the path with its query string. */
   path?: RegExp
@@ -56,7 +58,9 @@ export interface KubeApi {
   /** Served networking.istio.io versions; may be changed while running (e.g. to simulate installing the CRDs). */
   istioVersions: string[]
   /** The next `times` requests matching (method, path) get this status, or a connection reset. */
-  injectFault(f: Fault): void
+  injectFault(f: KubeFault): void
+  /** Drops the faults not yet used up. */
+  clearFaults(): void
   close(): Promise<void>
 }
 
@@ -846,7 +850,7 @@ function forbidden(a: Attributes, reason: string): ApiError {
 export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   const { store } = opts
   const requests: RecordedRequest[] = []
-  const faults: Fault[] = []
+  const faults: KubeFault[] = []
   const istioValidation = opts.istioValidation ?? true
   let nextIp = 10
   /** The field manager of the write being served (set per request in serve()). */
@@ -860,10 +864,13 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     injectFault(f) {
       if (f.times > 0) faults.push({ ...f })
     },
+    clearFaults() {
+      faults.length = 0
+    },
     close: async () => {},
   }
 
-  const takeFault = (method: string, path: string): Fault | undefined => {
+  const takeFault = (method: string, path: string): KubeFault | undefined => {
     const f = faults.find(
       (x) =>
         (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)),
@@ -1133,7 +1140,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
       ])
     }
     validateName(def, obj.metadata.name)
-    if (def.namespaced && !store.get({ group: '', resource: 'namespaces' }, undefined, route.namespace!)) {
+    if (def.namespaced && !store.get(REFS.namespaces, undefined, route.namespace!)) {
       throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, {
         name: route.namespace!,
         kind: 'namespaces',

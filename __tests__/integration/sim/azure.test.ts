@@ -4,10 +4,18 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import * as tls from 'node:tls'
 import { load } from 'js-yaml'
-import { startArm, type ArmSim } from './arm.js'
-import { AKS_SERVER_APP_ID, decodeJwt, JWT_BEARER, nowSeconds, signJwt, startEntra, type EntraSim } from './entra.js'
-import { startGithubOidc, type GithubOidcSim } from './github-oidc.js'
-import { makePki, type TestPki } from './tls.js'
+import { startArm, type ArmSim } from '../../sim/azure/arm.js'
+import {
+  AKS_SERVER_APP_ID,
+  decodeJwt,
+  JWT_BEARER,
+  nowSeconds,
+  signJwt,
+  startEntra,
+  type EntraSim,
+} from '../../sim/azure/entra.js'
+import { startGithubOidc, type GithubOidcSim } from '../../sim/azure/github-oidc.js'
+import { makePki, type TestPki } from '../../sim/net/tls.js'
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47'
 const SECRET_APP = '11111111-1111-1111-1111-111111111111'

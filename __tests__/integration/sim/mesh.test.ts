@@ -2,15 +2,16 @@ import { after, before, beforeEach, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { loadAll } from 'js-yaml'
-import { KubeStore, type KubeObject } from './kube/store.js'
-import { seedCluster } from './kube/seed.js'
-import { REFS, startMesh, type Mesh } from './mesh.js'
+import { KubeStore, type KubeObject } from '../../sim/kube/store.js'
+import { seedCluster } from '../../sim/kube/seed.js'
+import { REFS } from '../../sim/kube/refs.js'
+import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
+import { ISTIO_SAMPLES } from '../../support/paths.js'
 
-const FIXTURES = fileURLToPath(new URL('../../../__tests__/fixtures/istio-samples/', import.meta.url))
+const FIXTURES = `${ISTIO_SAMPLES}/`
 const NS = 'bookinfo'
-const NAMESPACES = { group: '', resource: 'namespaces' }
+const NAMESPACES = REFS.namespaces
 
 function fixture(path: string): KubeObject[] {
   return (loadAll(readFileSync(join(FIXTURES, path), 'utf8')) as Array<KubeObject | null>).filter(

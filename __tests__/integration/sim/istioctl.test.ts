@@ -9,16 +9,22 @@ import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { dump } from 'js-yaml'
-import { makePki, type TestPki } from './tls.js'
-import { KubeStore } from './kube/store.js'
-import { startKubeApi, type KubeApi } from './kube/server.js'
-import { seedCluster } from './kube/seed.js'
-import { ISTIOCTL_PLATFORMS, istioctlArchiveName, startIstioctlReleases, type IstioctlReleases } from './istioctl.js'
-import { REFS, startMesh, type Mesh } from './mesh.js'
+import { makePki, type TestPki } from '../../sim/net/tls.js'
+import { KubeStore } from '../../sim/kube/store.js'
+import { startKubeApi, type KubeApi } from '../../sim/kube/server.js'
+import { seedCluster } from '../../sim/kube/seed.js'
+import {
+  ISTIOCTL_PLATFORMS,
+  istioctlArchiveName,
+  startIstioctlReleases,
+  type IstioctlReleases,
+} from '../../sim/istioctl/istioctl.js'
+import { REFS } from '../../sim/kube/refs.js'
+import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
 
 const VS = REFS.virtualServices
-const NAMESPACES = { group: '', resource: 'namespaces' }
-const CONFIGMAPS = { group: '', resource: 'configmaps' }
+const NAMESPACES = REFS.namespaces
+const CONFIGMAPS = REFS.configmaps
 
 interface Got {
   status: number

@@ -13,7 +13,7 @@ import {
   planMajorTagMove,
   showCommand,
 } from '../scripts/major-tag.js'
-import { REPO_ROOT } from '../sim/harness.js'
+import { REPO_ROOT } from '../support/paths.js'
 
 const A = 'a'.repeat(40)
 const B = 'b'.repeat(40)

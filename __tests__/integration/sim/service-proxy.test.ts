@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { handleServiceProxy, parseServiceProxyPath } from './kube/service-proxy.js'
+import { handleServiceProxy, parseServiceProxyPath } from '../../sim/kube/service-proxy.js'
 
 const listen = async (s: Server): Promise<string> => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))

@@ -3,8 +3,8 @@
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { nowSeconds, signJwt, type JwtClaims } from './entra.js'
-import { sendJson, startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { sendJson, startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com'
 

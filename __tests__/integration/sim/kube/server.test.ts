@@ -3,11 +3,12 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:https'
 import * as k8s from '@kubernetes/client-node'
-import { makePki, type TestPki } from '../tls.js'
-import { KubeStore, type KubeObject } from './store.js'
-import { startKubeApi, type KubeApi } from './server.js'
-import { seedCluster } from './seed.js'
-import { isTransientNetworkError, withRetry } from '../../../src/retry.js'
+import { makePki, type TestPki } from '../../../sim/net/tls.js'
+import { REFS } from '../../../sim/kube/refs.js'
+import { KubeStore, type KubeObject } from '../../../sim/kube/store.js'
+import { startKubeApi, type KubeApi } from '../../../sim/kube/server.js'
+import { seedCluster } from '../../../sim/kube/seed.js'
+import { isTransientNetworkError, withRetry } from '../../../../src/retry.js'
 
 const ISTIO = { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', namespace: 'bookinfo' }
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
@@ -438,7 +439,7 @@ describe('simulated kube-apiserver', () => {
       dryRun: 'All',
     })
     assert.equal(cm.metadata?.name, 'dry')
-    assert.equal(store.get({ group: '', resource: 'configmaps' }, 'bookinfo', 'dry'), undefined)
+    assert.equal(store.get(REFS.configmaps, 'bookinfo', 'dry'), undefined)
     const before = (await co.getNamespacedCustomObject({ ...ISTIO, name: 'productpage' })) as VS
     const dry = (await co.patchNamespacedCustomObject(
       { ...ISTIO, name: 'productpage', dryRun: 'All', body: { metadata: { labels: { dry: 'run' } } } },
@@ -602,8 +603,7 @@ describe('simulated kube-apiserver', () => {
 })
 
 describe('seedCluster', () => {
-  const ref = (group: string, resource: string) => ({ group, resource })
-  const pods = ref('', 'pods')
+  const pods = REFS.pods
 
   it('oss layout: istiod, ingress gateway with a loopback LB address, injected BookInfo', () => {
     const store = new KubeStore()
@@ -615,11 +615,8 @@ describe('seedCluster', () => {
       ingressService: 'istio-ingressgateway',
       namespace: 'bookinfo',
     })
-    assert.equal(
-      store.get(ref('', 'namespaces'), undefined, 'bookinfo')?.metadata.labels?.['istio-injection'],
-      'enabled',
-    )
-    const istiod = store.get(ref('apps', 'deployments'), 'istio-system', 'istiod')!
+    assert.equal(store.get(REFS.namespaces, undefined, 'bookinfo')?.metadata.labels?.['istio-injection'], 'enabled')
+    const istiod = store.get(REFS.deployments, 'istio-system', 'istiod')!
     assert.deepEqual(
       { ...istiod.metadata.labels },
       { ...istiod.metadata.labels, app: 'istiod', istio: 'pilot', 'istio.io/rev': 'default' },
@@ -628,7 +625,7 @@ describe('seedCluster', () => {
       .containers[0]?.image
     assert.equal(image, 'docker.io/istio/pilot:1.24.2')
     assert.equal(store.list(pods, 'istio-system', 'app=istiod').length, 1)
-    const gw = store.get(ref('', 'services'), 'istio-system', 'istio-ingressgateway')!
+    const gw = store.get(REFS.services, 'istio-system', 'istio-ingressgateway')!
     const spec = gw['spec'] as { type: string; ports: Array<{ name: string; port: number; targetPort: number }> }
     assert.equal(spec.type, 'LoadBalancer')
     assert.deepEqual(
@@ -643,7 +640,7 @@ describe('seedCluster', () => {
       (gw['status'] as { loadBalancer: { ingress: Array<{ ip: string }> } }).loadBalancer.ingress[0]?.ip,
       '127.0.0.1',
     )
-    assert.ok(store.get(ref('', 'configmaps'), 'istio-system', 'istio'))
+    assert.ok(store.get(REFS.configmaps, 'istio-system', 'istio'))
 
     const bookinfo = store.list(pods, 'bookinfo')
     assert.equal(bookinfo.length, 6)
@@ -660,15 +657,15 @@ describe('seedCluster', () => {
       )?.status
     assert.equal(ready(store.list(pods, 'bookinfo', 'app=reviews,version=v3')[0]!), 'False')
     assert.equal(ready(store.list(pods, 'bookinfo', 'app=reviews,version=v2')[0]!), 'True')
-    const v3 = store.get(ref('apps', 'deployments'), 'bookinfo', 'reviews-v3')!
+    const v3 = store.get(REFS.deployments, 'bookinfo', 'reviews-v3')!
     assert.equal((v3['status'] as { readyReplicas?: number }).readyReplicas, undefined)
-    const drs = store.list(ref('networking.istio.io', 'destinationrules'), 'bookinfo').map((d) => d.metadata.name)
+    const drs = store.list(REFS.destinationRules, 'bookinfo').map((d) => d.metadata.name)
     assert.deepEqual(drs, ['details', 'productpage', 'ratings', 'reviews'])
-    const vss = store.list(ref('networking.istio.io', 'virtualservices'), 'bookinfo').map((d) => d.metadata.name)
+    const vss = store.list(REFS.virtualServices, 'bookinfo').map((d) => d.metadata.name)
     assert.deepEqual(vss, ['bookinfo', 'details', 'productpage', 'ratings', 'reviews'])
-    const reviews = store.get(ref('networking.istio.io', 'virtualservices'), 'bookinfo', 'reviews') as VS
+    const reviews = store.get(REFS.virtualServices, 'bookinfo', 'reviews') as VS
     assert.deepEqual(reviews.spec.http, [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }])
-    const gateway = store.get(ref('networking.istio.io', 'gateways'), 'bookinfo', 'bookinfo-gateway')!
+    const gateway = store.get(REFS.gateways, 'bookinfo', 'bookinfo-gateway')!
     assert.deepEqual((gateway['spec'] as { selector: unknown }).selector, { istio: 'ingressgateway' })
   })
 
@@ -682,21 +679,21 @@ describe('seedCluster', () => {
       ingressService: 'aks-istio-ingressgateway-external',
       namespace: 'bookinfo',
     })
-    assert.equal(store.get(ref('', 'namespaces'), undefined, 'bookinfo')?.metadata.labels?.['istio.io/rev'], 'asm-1-24')
-    const istiod = store.get(ref('apps', 'deployments'), 'aks-istio-system', 'istiod-asm-1-24')!
+    assert.equal(store.get(REFS.namespaces, undefined, 'bookinfo')?.metadata.labels?.['istio.io/rev'], 'asm-1-24')
+    const istiod = store.get(REFS.deployments, 'aks-istio-system', 'istiod-asm-1-24')!
     assert.equal(istiod.metadata.labels?.['istio.io/rev'], 'asm-1-24')
     assert.match(JSON.stringify(istiod['spec']), /mcr\.microsoft\.com\/oss\/istio\/pilot:1\.24\.2-distroless/)
-    const svc = store.get(ref('', 'services'), 'aks-istio-ingress', 'aks-istio-ingressgateway-external')!
+    const svc = store.get(REFS.services, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')!
     assert.equal(
       (svc['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find((p) => p.name === 'http2')?.port,
       31081,
     )
     assert.equal(store.list(pods, 'aks-istio-ingress', 'istio=aks-istio-ingressgateway-external').length, 1)
-    const gateway = store.get(ref('networking.istio.io', 'gateways'), 'bookinfo', 'bookinfo-gateway')!
+    const gateway = store.get(REFS.gateways, 'bookinfo', 'bookinfo-gateway')!
     assert.deepEqual((gateway['spec'] as { selector: unknown }).selector, {
       istio: 'aks-istio-ingressgateway-external',
     })
-    const reviews = store.get(ref('networking.istio.io', 'virtualservices'), 'bookinfo', 'reviews') as VS & {
+    const reviews = store.get(REFS.virtualServices, 'bookinfo', 'reviews') as VS & {
       spec: { http: Array<{ match?: unknown }> }
     }
     assert.equal(reviews.spec.http.length, 2)
@@ -710,14 +707,11 @@ describe('seedCluster', () => {
   it('without injection or without a control plane, pods have no sidecar', () => {
     const plain = new KubeStore()
     seedCluster(plain, { layout: 'oss', gatewayPort: 1, injection: false })
-    assert.equal(
-      plain.get(ref('', 'namespaces'), undefined, 'bookinfo')?.metadata.labels?.['istio-injection'],
-      undefined,
-    )
+    assert.equal(plain.get(REFS.namespaces, undefined, 'bookinfo')?.metadata.labels?.['istio-injection'], undefined)
     const noCp = new KubeStore()
     seedCluster(noCp, { layout: 'oss', gatewayPort: 1, controlPlane: false, namespace: 'shop' })
-    assert.equal(noCp.list(ref('apps', 'deployments'), undefined, 'app=istiod').length, 0)
-    assert.equal(noCp.get(ref('', 'namespaces'), undefined, 'istio-system'), undefined)
+    assert.equal(noCp.list(REFS.deployments, undefined, 'app=istiod').length, 0)
+    assert.equal(noCp.get(REFS.namespaces, undefined, 'istio-system'), undefined)
     for (const [s, ns] of [
       [plain, 'bookinfo'],
       [noCp, 'shop'],

@@ -3,8 +3,8 @@
 // forwards GET /api/v1/query (and /api/v1/query_range) to a real Prometheus. As the real endpoint does, a
 // missing or wrong token is 401 (https://learn.microsoft.com/azure/azure-monitor/metrics/prometheus-api-promql).
 import { request } from 'node:http'
-import { type LoopbackServer, sendJson, startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { type LoopbackServer, sendJson, startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 export interface AzureMonitorSim extends LoopbackServer {
   /** Queries forwarded, and refused (401). */

@@ -8,10 +8,11 @@ import { LockHeldError, RolloutLock, leaseName } from '../../src/rollout/lock.js
 import { decodeState, encodeState, type RolloutState } from '../../src/routing/state.js'
 import { type KubeApi, startKubeApi } from '../sim/kube/server.js'
 import { seedCluster } from '../sim/kube/seed.js'
+import { REFS } from '../sim/kube/refs.js'
 import { KubeStore } from '../sim/kube/store.js'
-import { type TestPki, makePki } from '../sim/tls.js'
+import { type TestPki, makePki } from '../sim/net/tls.js'
 
-const LEASES = { group: 'coordination.k8s.io', resource: 'leases' }
+const LEASES = REFS.leases
 let pki: TestPki
 
 function kubeFor(api: KubeApi, token = 'tok', sleeps: number[] = []): Kube {

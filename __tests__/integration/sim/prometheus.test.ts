@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
-import { startLoad } from './load.js'
-import { startPrometheus } from './prometheus.js'
+import { startLoad } from '../../sim/mesh/load.js'
+import { startPrometheus } from '../../sim/telemetry/prometheus.js'
 
 describe('real Prometheus on loopback', () => {
   it('becomes ready, scrapes a target at 1 s and stops, removing its TSDB', async () => {

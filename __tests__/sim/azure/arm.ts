@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { dump } from 'js-yaml'
 import { AKS_SERVER_APP_ID, type JwtClaims } from './entra.js'
-import { sendJson, startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { sendJson, startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 /** AKS's public client app that kubelogin uses for interactive logins. */
 export const AKS_CLIENT_APP_ID = '80faf920-1908-4b52-b5ef-a8e7bedfc67a'
@@ -66,6 +66,8 @@ export interface ArmSim {
   clusters: SimCluster[]
   calls: ArmCall[]
   injectFault(fault: ArmFault): void
+  /** Drops the faults not yet used up. */
+  clearFaults(): void
   close(): Promise<void>
 }
 
@@ -266,6 +268,9 @@ export async function startArm(pki: TestPki, opts: ArmOptions): Promise<ArmSim> 
     calls,
     injectFault(fault: ArmFault): void {
       if (fault.times > 0) faults.push({ ...fault })
+    },
+    clearFaults(): void {
+      faults.length = 0
     },
     close: () => server.close(),
   }

@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { REPO_ROOT } from '../../support/paths.js'
+import { startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 export interface IstioctlReleases {
   /** Base URL: <url>/<version>/istioctl-<version>-<os>-<arch>.tar.gz */
@@ -46,7 +46,7 @@ export const istioctlArchiveName = (version: string, platform: string): string =
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
 
 export async function startIstioctlReleases(opts: IstioctlReleasesOptions): Promise<IstioctlReleases> {
-  const repoRoot = opts.repoRoot ?? fileURLToPath(new URL('../../../', import.meta.url))
+  const repoRoot = opts.repoRoot ?? REPO_ROOT
   const dir = mkdtempSync(join(tmpdir(), 'ic-istioctl-'))
   const archives = new Map<string, { version: string; data: Buffer }>()
   for (const version of opts.versions) {

@@ -2,9 +2,15 @@
 // (see the sources cited in rbac.ts and server.ts).
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { type Attributes, CLUSTER_ROLE_BINDINGS, authorize, forbiddenMessage, ruleAllows } from './rbac.js'
-import { requestAttributes } from './server.js'
-import { KubeStore } from './store.js'
+import {
+  type Attributes,
+  CLUSTER_ROLE_BINDINGS,
+  authorize,
+  forbiddenMessage,
+  ruleAllows,
+} from '../../../sim/kube/rbac.js'
+import { requestAttributes } from '../../../sim/kube/server.js'
+import { KubeStore } from '../../../sim/kube/store.js'
 
 const attrs = (method: string, path: string): Attributes =>
   requestAttributes(method, new URL(path, 'https://x'), 'u', ['system:authenticated'])

@@ -11,8 +11,8 @@ import {
   type KeyObject,
 } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { sendJson, startHttps } from './https.js'
-import type { TestPki } from './tls.js'
+import { sendJson, startHttps } from '../net/https.js'
+import type { TestPki } from '../net/tls.js'
 
 // ---- JWT (RS256) helpers shared by the identity simulations ----------------------------------------
 

@@ -9,10 +9,13 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { KubeObject, KubeStore, ResourceRef, WriteEvent } from './kube/store.js'
+import { REFS } from '../kube/refs.js'
+import type { KubeObject, KubeStore, WriteEvent } from '../kube/store.js'
+import { prng } from '../../support/prng.js'
 import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
 
-export interface Fault {
+/** A fault of one version of a mesh service (its pods answer 5xx, or late); named apart from KubeFault, the API server's. */
+export interface MeshFault {
   /** Share (0..1) of the calls to this version that fail. */
   errorRate?: number
   /** Added latency of every call to this version. */
@@ -24,7 +27,7 @@ export interface Mesh {
   /** http://127.0.0.1:<port> */
   url: string
   /** Per-version fault of a service, e.g. setFault('reviews', 'v3', { errorRate: 0.5, delayMs: 200 }); undefined clears it. */
-  setFault(service: string, version: string, fault: Fault | undefined): void
+  setFault(service: string, version: string, fault: MeshFault | undefined): void
   /** Calls each `<service>-<version>` answered (including the ones a fault made fail), e.g. {'reviews-v1': 12}. */
   served: Record<string, number>
   /** Istio (and Linkerd) request metrics of every call served, as the proxies export them. */
@@ -48,15 +51,6 @@ export interface MeshOptions {
   reviewsErrors?: 'status' | 'bookinfo'
 }
 
-export const REFS = {
-  services: { group: '', resource: 'services' },
-  pods: { group: '', resource: 'pods' },
-  deployments: { group: 'apps', resource: 'deployments' },
-  gateways: { group: 'networking.istio.io', resource: 'gateways' },
-  virtualServices: { group: 'networking.istio.io', resource: 'virtualservices' },
-  destinationRules: { group: 'networking.istio.io', resource: 'destinationrules' },
-} satisfies Record<string, ResourceRef>
-
 /** `istio` label values of the ingress gateways (open source and AKS add-on external gateway). */
 export const INGRESS_GATEWAY_LABELS = ['ingressgateway', 'aks-istio-ingressgateway-external']
 
@@ -73,18 +67,6 @@ const strMap = (v: unknown): Record<string, string> =>
 const spec = (o: KubeObject): Obj => obj(o['spec'])
 const labelsMatch = (want: Record<string, string>, have: Record<string, string>): boolean =>
   Object.entries(want).every(([k, v]) => have[k] === v)
-
-/** mulberry32: a small deterministic PRNG in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Istio HTTP route semantics
@@ -249,7 +231,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     }
     return s
   }
-  const faults = new Map<string, Fault>()
+  const faults = new Map<string, MeshFault>()
   const served: Record<string, number> = {}
   const metrics = new MeshMetrics()
   let port = 0

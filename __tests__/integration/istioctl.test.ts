@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import * as tls from 'node:tls'
 import { assetName, installIstioctl, parseSha256File } from '../../src/istio/istioctl.js'
 import { versionFromImage } from '../../src/istio/mesh.js'
-import { type IstioctlReleases, startIstioctlReleases } from '../sim/istioctl.js'
-import { makePki } from '../sim/tls.js'
+import { type IstioctlReleases, startIstioctlReleases } from '../sim/istioctl/istioctl.js'
+import { makePki } from '../sim/net/tls.js'
 
 describe('release asset names', () => {
   it('follows Istio’s naming per platform and architecture', () => {

@@ -7,10 +7,11 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startSimulation } from '../index.js'
+import { startSimulation } from '../../../sim/index.js'
+import { REFS } from '../../../sim/kube/refs.js'
 
 const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p))
-const VS = { group: 'networking.istio.io', resource: 'virtualservices' }
+const VS = REFS.virtualServices
 
 describe('real kubectl against the simulated API server', {
   skip: KUBECTL === undefined ? 'no kubectl installed' : false,

@@ -6,8 +6,8 @@ import * as tls from 'node:tls'
 import { gzipSync } from 'node:zlib'
 import { runSmokeTest, summarize, type SmokeConfig, type SmokeResult } from '../../src/verify/smoke/smoke.js'
 import { judge, type VerdictInput } from '../../src/verify/smoke/verdict.js'
-import { startHttps, type LoopbackServer } from '../sim/https.js'
-import { makePki, type TestPki } from '../sim/tls.js'
+import { startHttps, type LoopbackServer } from '../sim/net/https.js'
+import { makePki, type TestPki } from '../sim/net/tls.js'
 
 interface TestServer {
   url: string

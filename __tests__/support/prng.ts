@@ -1,0 +1,14 @@
+// A deterministic pseudo-random generator shared by the mesh simulation (weighted routing, faults) and unit tests
+// that need reproducible samples. Kept outside sim/ so a unit test can use it without importing the simulation.
+
+/** mulberry32: a small deterministic PRNG in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
