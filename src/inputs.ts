@@ -4,6 +4,7 @@ import { AZURE_CLOUD_NAMES } from './azure/clouds.js'
 import { resolveManifestPath } from './gitops/manifest.js'
 import type { ClusterAccess } from './k8s/access.js'
 import { ACTIONS, MODES, type Mode } from './modes.js'
+import { parseServiceRef } from './telemetry/prometheus.js'
 import type { RouteSelector } from './routing/router.js'
 import {
   InputError,
@@ -57,6 +58,17 @@ export interface Inputs {
   'max-latency'?: number
   'version-pattern'?: RegExp
   'lock-ttl': number
+  /** SPEC section 6: where the mesh's telemetry is, and how a step is judged on it. */
+  'prometheus-url'?: string
+  /** 'auto' (Istio's addon Service when it exists), 'none', or a Service queried through the service proxy. */
+  'prometheus-service': 'auto' | 'none' | { namespace: string; name: string; port: number | string }
+  'prometheus-token'?: string
+  metrics: 'auto' | 'true' | 'false'
+  'max-error-rate'?: number
+  'min-canary-requests': number
+  /** undefined: 3 x the step's pause, at least 5 minutes. */
+  'max-step-time'?: number
+  'analysis-alpha': number
   /** Absolute path of the GitOps manifest (inside the workspace) to hand the result back to. */
   manifest?: string
 }
@@ -196,6 +208,38 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       } catch (err) {
         throw new InputError('manifest', (err as Error).message.replace(/^input 'manifest': /, ''))
       }
+    }),
+    'prometheus-url': opt('prometheus-url', (v) => parseHttpUrl('prometheus-url', v)),
+    'prometheus-service': withDefault('prometheus-service', 'auto', (v) => {
+      if (v === 'auto' || v === 'none') return v
+      try {
+        return parseServiceRef(v)
+      } catch (err) {
+        throw new InputError(
+          'prometheus-service',
+          `${(err as Error).message.replace(/^prometheus-service /, '')}, or auto, or none`,
+        )
+      }
+    }),
+    'prometheus-token': opt('prometheus-token', (v) => {
+      core.setSecret(v)
+      return v
+    }),
+    metrics: withDefault('metrics', 'auto', (v) => oneOf('metrics', v, ['auto', 'true', 'false'] as const)),
+    'max-error-rate': opt('max-error-rate', (v) => parseRatio('max-error-rate', v)),
+    'min-canary-requests': withDefault('min-canary-requests', '100', (v) =>
+      parseInteger('min-canary-requests', v, 1, 10_000_000),
+    ),
+    'max-step-time': opt('max-step-time', (v) => {
+      const ms = parseDuration('max-step-time', v, { maxMs: 24 * 3_600_000 })
+      if (ms <= 0) throw new InputError('max-step-time', `'${v}' must be longer than zero`)
+      return ms
+    }),
+    'analysis-alpha': withDefault('analysis-alpha', '0.01', (v) => {
+      const alpha = parseRatio('analysis-alpha', v)
+      if (alpha <= 0 || alpha >= 0.5)
+        throw new InputError('analysis-alpha', `'${v}' must be above 0 and below 0.5 (e.g. 0.01)`)
+      return alpha
     }),
     'lock-ttl': withDefault('lock-ttl', '2m', (v) => {
       const ms = parseDuration('lock-ttl', v, { maxMs: 3_600_000 })

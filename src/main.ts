@@ -8,7 +8,7 @@ import { RUNNERS } from './action/modes.js'
 import { checkManifest, handBackManifest } from './gitops/hand-back.js'
 import { type Inputs, getInputs } from './inputs.js'
 import { describeMesh, prepareMesh } from './istio/prepare.js'
-import type { Subset } from './k8s/resources.js'
+import { ForbiddenError, type Subset } from './k8s/resources.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
 import { MODES } from './modes.js'
 import { type RunReport, writeReport } from './report/report.js'
@@ -17,10 +17,12 @@ import { Engine, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { outputResult } from './rollout/machine.js'
 import { createRouter } from './routing/index.js'
-import { type TargetRef, type TrafficRouter, describeSelector } from './routing/router.js'
+import { type MeshFacts, type TargetRef, type TrafficRouter, describeSelector } from './routing/router.js'
 import { isActive } from './routing/state.js'
 import { type Sleep, realSleep } from './retry.js'
+import { kubeconfigHttpGet } from './telemetry/prometheus.js'
 import { createVerifiers } from './verify/index.js'
+import type { ClusterEndpoint } from './verify/verifier.js'
 
 export interface Deps {
   sleep: Sleep
@@ -81,6 +83,23 @@ async function connect(inputs: Inputs, deps: Deps): Promise<Session> {
     getIdToken: (audience) => core.getIDToken(audience),
     sleep: deps.sleep,
   })
+}
+
+/** The API server as the verifiers reach in-cluster services: with the cluster credential. */
+function clusterEndpoint(session: Session): ClusterEndpoint {
+  return {
+    server: session.kube.server,
+    get: kubeconfigHttpGet(session.kube.kc),
+    serviceExists: async (namespace, name) => {
+      try {
+        return (await session.kube.getService(namespace, name)) !== undefined
+      } catch (err) {
+        // May not read Services there: the Prometheus is as good as absent (metrics 'auto' warns, 'true' fails).
+        if (err instanceof ForbiddenError) return false
+        throw err
+      }
+    },
+  }
 }
 
 function versionKeys(name: string, subset: Subset | undefined): string[] {
@@ -214,10 +233,15 @@ class MainStep {
       const canary = start?.canary ?? (this.inputs['canary-subset'] as string)
       this.report.stableSubset = stable
       this.report.canarySubset = canary
+      let facts: Promise<MeshFacts> | undefined
+      const meshFacts = (): Promise<MeshFacts> => {
+        facts ??= router.meshFacts(route)
+        return facts
+      }
       const mesh = await prepareMesh(
         this.inputs,
         session,
-        { route, subsets: [stable, canary].filter((s) => s !== ''), facts: () => router.meshFacts(route) },
+        { route, subsets: [stable, canary].filter((s) => s !== ''), facts: meshFacts },
         (cp) => {
           this.report.istioVersion = cp.version
         },
@@ -225,16 +249,27 @@ class MainStep {
       this.report.gatewayUrl = mesh.gatewayUrl
       const state = router.state
       const base = state && isActive(state) ? state.originalRoute : route
-      const verifiers = createVerifiers(
+      const versionLabel = (subset: string): string => mesh.subsets.get(subset)?.labels?.['version'] ?? subset
+      const verifiers = await createVerifiers(
         this.inputs,
         {
+          namespace: this.inputs.namespace,
+          service: (await meshFacts()).destinationHost.split('.')[0] ?? '',
+          stableVersion: versionLabel(stable),
+          canaryVersion: versionLabel(canary),
           gatewayUrl: mesh.gatewayUrl,
           canaryVersions: versionKeys(canary, mesh.subsets.get(canary)),
           stableVersions: stable ? versionKeys(stable, mesh.subsets.get(stable)) : [],
           // Shares are tested where the split is exactly stable/canary, and for a preview (all of it to the canary).
           splitIsStableCanary: preview || [...router.shares(base).keys()].every((v) => v === stable || v === canary),
         },
-        { sleep: this.deps.sleep, log: core.info },
+        {
+          sleep: this.deps.sleep,
+          now: () => this.deps.now().getTime(),
+          log: core.info,
+          warn: core.warning,
+          cluster: clusterEndpoint(session),
+        },
       )
       for (const verifier of verifiers) core.info(verifier.describe())
       engine.setVerifiers(verifiers)

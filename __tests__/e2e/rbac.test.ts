@@ -4,7 +4,7 @@
 // permission is an error naming verb, resource and namespace, before any write; the README lists the manifests.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadAll } from 'js-yaml'
 import { REPO_ROOT, runAction } from '../runner/harness.js'
@@ -113,7 +113,9 @@ describe('RBAC: the shipped manifests', () => {
       .filter((l) => l.startsWith('- '))
       .sort()
     const expected: string[] = []
-    for (const file of ['istio-canary', 'analyze', 'install-istio']) {
+    const files = readdirSync(join(REPO_ROOT, 'deploy', 'rbac')).map((f) => f.replace(/\.yaml$/, ''))
+    assert.deepEqual(files.sort(), ['analyze', 'install-istio', 'istio-canary', 'telemetry'])
+    for (const file of files) {
       assert.ok(section.includes(`\`deploy/rbac/${file}.yaml\``), file)
       const docs = loadAll(readFileSync(join(REPO_ROOT, 'deploy', 'rbac', `${file}.yaml`), 'utf8')).filter(
         Boolean,

@@ -243,6 +243,16 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
         validate: (t, aud) => entra.validate(t, aud),
       })
       serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
+      // Istio's samples/addons/prometheus.yaml: Service istio-system/prometheus, port 9090 named http.
+      store.create(REFS.services, {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'prometheus', namespace: 'istio-system', labels: { app: 'prometheus' } },
+        spec: {
+          selector: { app: 'prometheus' },
+          ports: [{ name: 'http', port: 9090, targetPort: 9090, protocol: 'TCP' }],
+        },
+      })
     } catch (err) {
       await Promise.allSettled([
         prometheus?.stop(),

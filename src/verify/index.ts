@@ -1,34 +1,19 @@
 // The verifiers, one per way of judging a step: a new one is a folder entry and one line in VERIFIERS.
 import type { Inputs } from '../inputs.js'
-import type { Sleep } from '../retry.js'
 import { SmokeVerifier } from './smoke/verifier.js'
-import type { Verifier } from './verifier.js'
+import { setUpTelemetry } from './telemetry/setup.js'
+import type { VerificationFacts, Verifier, VerifierDeps } from './verifier.js'
 
-/** What the mesh checks found out, for the verifiers to judge by. */
-export interface VerificationFacts {
-  gatewayUrl: string
-  /** Version strings that mean canary (its subset name and version label), and stable. */
-  canaryVersions: string[]
-  stableVersions: string[]
-  /** The route splits between stable and canary only (or is a preview): version shares can be tested. */
-  splitIsStableCanary: boolean
-}
-
-export interface VerifierDeps {
-  sleep: Sleep
-  log: (message: string) => void
-}
+export type { VerificationFacts, VerifierDeps } from './verifier.js'
 
 interface Registration {
-  /** Whether the inputs ask for this verifier. */
-  enabled: (inputs: Inputs) => boolean
-  create: (inputs: Inputs, facts: VerificationFacts, deps: VerifierDeps) => Verifier
+  /** The verifier the inputs ask for, ready (probed); undefined: not asked for, or not usable here. */
+  create: (inputs: Inputs, facts: VerificationFacts, deps: VerifierDeps) => Promise<Verifier | undefined>
 }
 
 const VERIFIERS: Registration[] = [
   {
-    enabled: () => true,
-    create: (inputs, facts, deps) =>
+    create: async (inputs, facts, deps) =>
       new SmokeVerifier(
         {
           request: {
@@ -49,9 +34,23 @@ const VERIFIERS: Registration[] = [
         deps,
       ),
   },
+  // A preview's traffic is selected by a header: there is no canary-vs-stable split to judge.
+  {
+    create: (inputs, facts, deps) =>
+      inputs.action === 'preview' ? Promise.resolve(undefined) : setUpTelemetry(inputs, facts, deps),
+  },
 ]
 
 /** Every verifier the inputs ask for, in a fixed order. */
-export function createVerifiers(inputs: Inputs, facts: VerificationFacts, deps: VerifierDeps): Verifier[] {
-  return VERIFIERS.filter((r) => r.enabled(inputs)).map((r) => r.create(inputs, facts, deps))
+export async function createVerifiers(
+  inputs: Inputs,
+  facts: VerificationFacts,
+  deps: VerifierDeps,
+): Promise<Verifier[]> {
+  const verifiers: Verifier[] = []
+  for (const registration of VERIFIERS) {
+    const verifier = await registration.create(inputs, facts, deps)
+    if (verifier) verifiers.push(verifier)
+  }
+  return verifiers
 }

@@ -1,6 +1,8 @@
 // The verifier: what judges one step of a rollout (the smoke test today; the mesh's own telemetry next), as one
 // interface. Each step runs every configured verifier; each gives a Check with its verdict and its evidence.
 // One implementation per folder, registered in ./index.ts.
+import type { Sleep } from '../retry.js'
+import type { HttpGet } from '../telemetry/prometheus.js'
 
 /** The step a verifier judges. */
 export interface StepContext {
@@ -78,4 +80,37 @@ export async function runChecks(verifiers: readonly Verifier[], step: StepContex
   const error = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
   if (error) throw error.reason
   return checks
+}
+
+/** What a verifier may use of the cluster: its API server, with the cluster credential. */
+export interface ClusterEndpoint {
+  /** The API server's URL (the service proxy's base). */
+  server: string
+  /** GET with the cluster credential. */
+  get: HttpGet
+  serviceExists(namespace: string, name: string): Promise<boolean>
+}
+
+/** What the mesh checks found out, for the verifiers to judge by. */
+export interface VerificationFacts {
+  gatewayUrl: string
+  /** Version strings that mean canary (its subset name and version label), and stable. */
+  canaryVersions: string[]
+  stableVersions: string[]
+  /** The route splits between stable and canary only (or is a preview): version shares can be tested. */
+  splitIsStableCanary: boolean
+  /** The application's namespace and the target's Service, and the versions' `version` label values. */
+  namespace: string
+  service: string
+  stableVersion: string
+  canaryVersion: string
+}
+
+export interface VerifierDeps {
+  sleep: Sleep
+  now: () => number
+  log: (message: string) => void
+  warn: (message: string) => void
+  /** How to reach in-cluster services (undefined: not connected to a cluster). */
+  cluster?: ClusterEndpoint
 }

@@ -1,0 +1,81 @@
+// Which Prometheus a run judges on (SPEC section 6): `prometheus-url`, else a `prometheus-service` (or, for
+// `auto`, Istio's addon Service istio-system/prometheus:9090 when it exists) through the API server's service
+// proxy. With `metrics: true` one must be found and have series for the target before any change; with `auto`
+// a Prometheus that cannot be used is a warning and the run is judged on the smoke test alone.
+import type { Inputs } from '../../inputs.js'
+import { type PrometheusTarget, createPrometheusClient } from '../../telemetry/prometheus.js'
+import type { ClusterEndpoint, VerificationFacts, VerifierDeps } from '../verifier.js'
+import { TelemetryVerifier } from './verifier.js'
+
+export class TelemetryUnavailableError extends Error {
+  override name = 'TelemetryUnavailableError'
+}
+
+const ADDON = { namespace: 'istio-system', name: 'prometheus', port: 9090 }
+
+async function findPrometheus(inputs: Inputs, cluster: ClusterEndpoint): Promise<PrometheusTarget | undefined> {
+  const url = inputs['prometheus-url']
+  if (url) return { kind: 'direct', url, ...(inputs['prometheus-token'] ? { token: inputs['prometheus-token'] } : {}) }
+  const service = inputs['prometheus-service']
+  if (service === 'none') return undefined
+  const ref = service === 'auto' ? ADDON : service
+  if (service === 'auto' && !(await cluster.serviceExists(ref.namespace, ref.name))) return undefined
+  return { kind: 'service', server: cluster.server, ...ref }
+}
+
+/**
+ * The telemetry verifier, probed: undefined when the run is judged on the smoke test alone (metrics false, or
+ * auto without a usable Prometheus, which is logged as a warning saying why).
+ */
+export async function setUpTelemetry(
+  inputs: Inputs,
+  facts: VerificationFacts,
+  deps: VerifierDeps,
+): Promise<TelemetryVerifier | undefined> {
+  if (inputs.metrics === 'false' || !deps.cluster) return undefined
+  const required = inputs.metrics === 'true'
+  const unusable = (why: string): undefined => {
+    if (required) throw new TelemetryUnavailableError(`Input 'metrics' is true, but ${why}; nothing was changed`)
+    deps.warn(`Judging each step on the smoke test alone: ${why}`)
+    return undefined
+  }
+  const target = await findPrometheus(inputs, deps.cluster)
+  if (!target) {
+    const none =
+      'no Prometheus is configured (prometheus-url) or found (prometheus-service: istio-system/prometheus:9090)'
+    if (required) return unusable(none)
+    deps.log(`Judging each step on the smoke test alone: ${none}`)
+    return undefined
+  }
+  const client = createPrometheusClient(target, target.kind === 'service' ? { get: deps.cluster.get } : {})
+  const verifier = new TelemetryVerifier(
+    {
+      client,
+      target: {
+        namespace: facts.namespace,
+        service: facts.service,
+        versions: [facts.stableVersion, facts.canaryVersion],
+      },
+      test: {
+        alpha: inputs['analysis-alpha'],
+        minCanaryRequests: inputs['min-canary-requests'],
+        ...(inputs['max-error-rate'] !== undefined ? { maxErrorRate: inputs['max-error-rate'] } : {}),
+      },
+      ...(inputs['max-step-time'] !== undefined ? { maxStepTimeMs: inputs['max-step-time'] } : {}),
+    },
+    { sleep: deps.sleep, now: deps.now, log: deps.log },
+  )
+  let stableRequests: number
+  try {
+    ;({ stableRequests } = await verifier.probe())
+  } catch (err) {
+    return unusable(`${client.describe} cannot be queried: ${(err as Error).message}`)
+  }
+  if (stableRequests === 0) {
+    return unusable(
+      `${client.describe} has no requests of ${facts.namespace}/${facts.service} version ${facts.stableVersion} ` +
+        '(istio_requests_total, reporter destination): are the pods labelled with their version, and scraped?',
+    )
+  }
+  return verifier
+}
