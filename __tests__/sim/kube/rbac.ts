@@ -121,12 +121,18 @@ export function authorize(store: KubeStore, a: Attributes): Decision {
   return { allowed: false, reason: errors.length ? `RBAC: ${aggregate}` : '' }
 }
 
-/** The message of the 403 (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage). */
+/**
+ * The message of the 403 (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go
+ * forbiddenMessage).
+ */
 export function forbiddenMessage(a: Attributes): string {
   if (!a.resourceRequest) return `User "${a.user}" cannot ${a.verb} path "${a.path}"`
   const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource
   if (a.namespace)
-    return `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" in the namespace "${a.namespace}"`
+    return (
+      `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" ` +
+      `in the namespace "${a.namespace}"`
+    )
   return `User "${a.user}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" at the cluster scope`
 }
 

@@ -9,7 +9,10 @@ import { REFS, REF_OF_KIND } from './refs.js'
 import type { KubeObject, KubeStore, ResourceRef } from './store.js'
 
 export interface SeedOptions {
-  /** Open-source Istio (istio-system) or the AKS Istio add-on (aks-istio-system, aks-istio-ingress, revision asm-1-NN). */
+  /**
+   * Open-source Istio (istio-system) or the AKS Istio add-on (aks-istio-system, aks-istio-ingress, revision
+   * asm-1-NN).
+   */
   layout: 'oss' | 'aks-addon'
   /** Default '1.24.2'. */
   istioVersion?: string
@@ -53,7 +56,10 @@ export function fixturesDir(): string {
   throw new Error('cannot find __tests__/fixtures/istio-samples above ' + fileURLToPath(import.meta.url))
 }
 
-/** The documents of the shipped RBAC manifest deploy/rbac/<name>.yaml (found like the fixtures, from the repository root). */
+/**
+ * The documents of the shipped RBAC manifest deploy/rbac/<name>.yaml (found like the fixtures, from the repository
+ * root).
+ */
 export function loadRbacManifest(name: string): KubeObject[] {
   const file = join(dirname(dirname(fixturesDir())), '..', 'deploy', 'rbac', `${name}.yaml`)
   return loadAll(readFileSync(file, 'utf8')).filter((d): d is KubeObject => typeof d === 'object' && d !== null)

@@ -1,8 +1,12 @@
 // A simulated kube-apiserver on loopback HTTPS, backed by KubeStore. It answers what a client such as
 // @kubernetes/client-node uses (discovery, get/list/create/update/patch/delete, dry runs) with the
 // response shapes, status codes and Status errors of a real 1.31 API server, plus fault injection.
+// Layout: the served resources, Status errors, the patch algorithms, validation, admission, routing, authorization
+// attributes and managedFields; then the request pipeline, one section per concern (authentication and
+// authorization, discovery, faults, CRUD, status writes, patch requests, the service proxy), and last the
+// dispatcher, KubeApiServer, whose handle() reads top to bottom.
 import { createHash, randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../net/https.js'
 import type { TestPki } from '../net/tls.js'
@@ -19,8 +23,9 @@ export interface KubeApiOptions {
   /** Optional authorization of resource requests: false => 403 Forbidden like RBAC. */
   authorize?: (user: string, verb: string, ref: ResourceRef, namespace?: string) => boolean
   /**
-   * Enforce Kubernetes RBAC over the Role/ClusterRole/RoleBinding/ClusterRoleBinding objects in the store (see rbac.ts),
-   * for resource and non-resource requests alike. Every authenticated user is in the group system:authenticated.
+   * Enforce Kubernetes RBAC over the Role/ClusterRole/RoleBinding/ClusterRoleBinding objects in the store
+   * (see rbac.ts), for resource and non-resource requests alike. Every authenticated user is in the group
+   * system:authenticated.
    */
   rbac?: boolean
   /** networking.istio.io versions served; default ['v1', 'v1beta1']; [] = Istio CRDs not installed. */
@@ -35,17 +40,26 @@ export interface RecordedRequest {
   method: string
   /** Path with query string, as sent. */
   path: string
-  /** 0 when the connection was reset by an injected fault (also when the request was applied and only its answer lost). */
+  /**
+   * 0 when the connection was reset by an injected fault (also when the request was applied and only its answer
+   * lost).
+   */
   status: number
   userAgent?: string
 }
 
-/** A fault of the API server's next matching requests (a status, a reset, a lost answer); MeshFault is the data plane's. */
+/**
+ * A fault of the API server's next matching requests (a status, a reset, a lost answer); MeshFault is the data
+ * plane's.
+ */
 export interface KubeFault {
   method?: string
   /** Tested against the path with its query string. */
   path?: RegExp
-  /** 'reset': dropped before it is served; 'lost-response': served (and applied), then the connection drops unanswered. */
+  /**
+   * 'reset': dropped before it is served; 'lost-response': served (and applied), then the connection drops
+   * unanswered.
+   */
   status: number | 'reset' | 'lost-response'
   times: number
   retryAfterSeconds?: number
@@ -295,42 +309,6 @@ function fromStore(err: unknown, def: ResourceDef, name: string): unknown {
   }
 }
 
-function faultError(status: number, retryAfterSeconds: number | undefined): ApiError {
-  const retry = retryAfterSeconds ?? 1
-  switch (status) {
-    case 429:
-      return new ApiError(
-        429,
-        'TooManyRequests',
-        'Too many requests, please try again later.',
-        { retryAfterSeconds: retry },
-        {
-          'retry-after': String(retry),
-        },
-      )
-    case 500:
-      return new ApiError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out', {
-        causes: [{ reason: '', message: 'etcdserver: request timed out' }],
-      })
-    case 503:
-      return new ApiError(
-        503,
-        'ServiceUnavailable',
-        'the server is currently unable to handle the request',
-        {},
-        retryAfterSeconds !== undefined ? { 'retry-after': String(retry) } : {},
-      )
-    case 504:
-      return new ApiError(
-        504,
-        'Timeout',
-        'the server was unable to return a response in the time allotted, but may still be processing the request',
-      )
-    default:
-      return new ApiError(status, status >= 500 ? 'InternalError' : 'BadRequest', `injected fault: HTTP ${status}`)
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // JSON patch (RFC 6902) and merge patch (RFC 7386)
 
@@ -414,7 +392,10 @@ function opReplace(doc: unknown, tokens: string[], value: unknown): unknown {
   return doc
 }
 
-/** Applies an RFC 6902 patch to a copy of doc. Throws ApiError 400 for an undecodable patch, PatchNotApplied otherwise. */
+/**
+ * Applies an RFC 6902 patch to a copy of doc. Throws ApiError 400 for an undecodable patch, PatchNotApplied
+ * otherwise.
+ */
 export function applyJsonPatch(doc: unknown, patch: unknown): unknown {
   if (!Array.isArray(patch)) throw badRequest('json: cannot unmarshal object into Go value of type jsonpatch.Patch')
   let out = structuredClone(doc)
@@ -477,7 +458,7 @@ export function applyMergePatch(target: unknown, patch: unknown): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Validation
+// Validation: what decoding and the schemas reject
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
@@ -488,8 +469,12 @@ function validateName(def: ResourceDef, name: string): void {
   const ok = label ? DNS1123_LABEL.test(name) && name.length <= 63 : DNS1123_SUBDOMAIN.test(name) && name.length <= 253
   if (ok) return
   const message = label
-    ? `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`
-    : `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`
+    ? `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric ` +
+      "characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', " +
+      "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    : `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric ` +
+      "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', " +
+      "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
   throw invalid(def, name, [{ reason: 'FieldValueInvalid', field: 'metadata.name', message }])
 }
 
@@ -503,7 +488,8 @@ function validateObject(def: ResourceDef, obj: KubeObject): void {
       if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v))) {
         const frac = typeof v === 'string' ? (/\.[0-9]*.*$/.exec(v)?.[0] ?? v) : String(v)
         throw badRequest(
-          `Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`,
+          `Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as ` +
+            `"2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`,
         )
       }
     }
@@ -537,6 +523,9 @@ function validateObject(def: ResourceDef, obj: KubeObject): void {
     if (causes.length) throw invalid(def, name, causes)
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Admission: the validating webhook istiod registers for Istio config (validation.istio.io)
 
 /** The checks of istiod's validating webhook (validation.istio.io) that matter for traffic shifting. */
 function istioWebhook(obj: KubeObject): void {
@@ -580,6 +569,14 @@ function istioWebhook(obj: KubeObject): void {
   }
 }
 
+/**
+ * Validating admission: istiod's webhook (validation.istio.io) sees VirtualService creates and updates (not
+ * writes of their status subresource) unless the server runs without it (istioValidation: false).
+ */
+function admit(b: Backend, route: ResourceRoute, obj: KubeObject): void {
+  if (route.def.resource === 'virtualservices' && b.istioValidation && route.subresource !== 'status') istioWebhook(obj)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request routing
 
@@ -595,6 +592,42 @@ function groupVersions(group: string, istioVersions: string[]): string[] {
   if (group === '' || group === 'apps' || group === 'coordination.k8s.io' || group === RBAC_GROUP) return ['v1']
   if (group === ISTIO) return istioVersions
   return []
+}
+
+/**
+ * The resource a path names, as the apiserver's installed routes match it: /api/v1/... or /apis/<g>/<v>/...,
+ * `namespaces/<ns>/` before a namespaced resource, then resource[/name[/status]]; 404 for anything not served.
+ */
+function parseResource(segs: string[], istioVersions: string[]): ResourceRoute {
+  let group: string
+  let version: string
+  let rest: string[]
+  if (segs[0] === 'api' && segs[1] === 'v1') {
+    group = ''
+    version = 'v1'
+    rest = segs.slice(2)
+  } else if (segs[0] === 'apis' && segs.length >= 4) {
+    group = segs[1]!
+    version = segs[2]!
+    rest = segs.slice(3)
+  } else {
+    throw pathNotFound()
+  }
+  if (!groupVersions(group, istioVersions).includes(version)) throw pathNotFound()
+  const find = (resource: string | undefined): ResourceDef | undefined =>
+    RESOURCES.find((r) => r.group === group && r.resource === resource)
+  let namespace: string | undefined
+  const nsDef = rest[0] === 'namespaces' && rest.length >= 3 ? find(rest[2]) : undefined
+  if (nsDef?.namespaced) {
+    namespace = rest[1]
+    rest = rest.slice(2)
+  }
+  const [resource, name, subresource, ...extra] = rest
+  const def = find(resource)
+  if (!def || extra.length > 0 || (namespace !== undefined && !def.namespaced)) throw pathNotFound()
+  if (def.namespaced && namespace === undefined && name !== undefined) throw pathNotFound()
+  if (subresource !== undefined && (subresource !== 'status' || !def.status)) throw pathNotFound()
+  return { def, version, namespace, name, subresource }
 }
 
 function apiVersionOf(def: ResourceDef, version: string): string {
@@ -834,6 +867,55 @@ export function recordManagedFields(
   next.metadata['managedFields'] = [...entries.filter((e) => !same(e)), entry]
 }
 
+// ---------------------------------------------------------------------------------------------
+// Authentication and authorization
+
+/** Who made a request, as the authenticators resolve it. */
+interface User {
+  user: string
+  groups: string[]
+}
+
+/**
+ * Bearer-token authentication: an unknown or missing token is 401 Unauthorized (with no details), like the
+ * apiserver's WithAuthentication filter. The authenticator adds system:authenticated to every authenticated user
+ * (apiserver's AuthenticatedGroupAdder).
+ */
+function authenticate(opts: KubeApiOptions, req: IncomingMessage): User {
+  const auth = req.headers.authorization ?? ''
+  const m = /^Bearer\s+(.+)$/i.exec(auth)
+  const who = m ? opts.authenticate(m[1]!.trim()) : undefined
+  if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized', null)
+  return { user: who.user, groups: [...new Set([...(who.groups ?? []), 'system:authenticated'])] }
+}
+
+/**
+ * The tests' knob of the simulated istioctl (findings to report) is not a read the real istioctl makes: it is
+ * exempt from authorization.
+ */
+function isSimulationKnob(method: string, req: IncomingMessage, url: URL): boolean {
+  return (
+    method === 'GET' &&
+    req.headers['x-simulation-knob'] === 'analyze-findings' &&
+    url.pathname.endsWith('/configmaps/istioctl-analyze-findings')
+  )
+}
+
+/**
+ * The WithAuthorization filter: with `rbac`, Kubernetes RBAC over the store's Roles and bindings (rbac.ts) for
+ * every request; else the optional `authorize` callback for resource requests. A denial is 403 Forbidden.
+ */
+function authorizeOrThrow(opts: KubeApiOptions, a: Attributes): void {
+  if (opts.rbac) {
+    const d = rbacAuthorize(opts.store, a)
+    if (!d.allowed) throw forbidden(a, d.reason)
+    return
+  }
+  if (!opts.authorize || !a.resourceRequest) return
+  const ns = a.namespace === '' ? undefined : a.namespace
+  if (!opts.authorize(a.user, a.verb, { group: a.apiGroup, resource: a.resource }, ns)) throw forbidden(a, '')
+}
+
 /** apierrors.NewForbidden(GroupResource{group, resource}, name, err): the Status of a 403. */
 function forbidden(a: Attributes, reason: string): ApiError {
   const message = `${forbiddenMessage(a)}${reason ? `: ${reason}` : ''}`
@@ -847,613 +929,828 @@ function forbidden(a: Attributes, reason: string): ApiError {
   })
 }
 
-export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
-  const { store } = opts
-  const requests: RecordedRequest[] = []
-  const faults: KubeFault[] = []
-  const istioValidation = opts.istioValidation ?? true
-  let nextIp = 10
-  /** The field manager of the write being served (set per request in serve()). */
-  let manager = ''
+// ---------------------------------------------------------------------------------------------
+// Discovery: /version, /api, /apis and /openapi, for the groups and versions served (networking.istio.io only
+// in the versions of `istioVersions`, which may change while running)
 
-  const api: KubeApi = {
-    url: '',
-    store,
-    requests,
-    istioVersions: [...(opts.istioVersions ?? ['v1', 'v1beta1'])],
-    injectFault(f) {
-      if (f.times > 0) faults.push({ ...f })
-    },
-    clearFaults() {
-      faults.length = 0
-    },
-    close: async () => {},
+/** The preferred version of a group, as in its APIGroup: the most stable one served. */
+function preferredVersion(group: string, istioVersions: string[]): string | undefined {
+  const vs = groupVersions(group, istioVersions)
+  return ['v1', 'v1beta1', 'v1alpha3'].find((v) => vs.includes(v)) ?? vs[0]
+}
+
+/** An APIGroup (the body of /apis/<group> and an entry of the APIGroupList at /apis). */
+function apiGroupInfo(group: string, istioVersions: string[]): Obj {
+  const pv = preferredVersion(group, istioVersions)!
+  return {
+    name: group,
+    versions: groupVersions(group, istioVersions).map((v) => ({ groupVersion: `${group}/${v}`, version: v })),
+    preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
+  }
+}
+
+/** The named groups served (the core group "" is discovered at /api, not /apis). */
+function servedGroups(istioVersions: string[]): string[] {
+  return ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, istioVersions).length > 0)
+}
+
+/** The APIResourceList of a group version (/api/v1, /apis/<g>/<v>): each resource, then its status subresource. */
+function resourceList(group: string, version: string): Obj {
+  const resources: Obj[] = []
+  for (const d of RESOURCES.filter((r) => r.group === group)) {
+    const verbs = d.resource === 'namespaces' ? ALL_VERBS.filter((v) => v !== 'deletecollection') : ALL_VERBS
+    resources.push(
+      dropEmpty({
+        name: d.resource,
+        singularName: d.singular,
+        namespaced: d.namespaced,
+        kind: d.kind,
+        verbs,
+        shortNames: d.shortNames,
+        categories: d.categories,
+      }),
+    )
+    if (d.status) {
+      resources.push({
+        name: `${d.resource}/status`,
+        singularName: '',
+        namespaced: d.namespaced,
+        kind: d.kind,
+        verbs: ['get', 'patch', 'update'],
+      })
+    }
+  }
+  return group === ''
+    ? { kind: 'APIResourceList', groupVersion: version, resources }
+    : { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources }
+}
+
+// Minimal OpenAPI, enough for kubectl apply's validation (kubectl 1.32 fetches /openapi/v3, the index of
+// per-group-version documents at their serverRelativeURL, falling back to /openapi/v2): k8s.io/kube-openapi
+// pkg/handler3 serves {"paths": {"apis/<g>/<v>": {"serverRelativeURL": "/openapi/v3/apis/<g>/<v>?hash=<etag>"}}};
+// each document carries the operations (with their query parameters, e.g. fieldValidation, which kubectl
+// checks before asking for server-side field validation) and components.schemas tagged with
+// x-kubernetes-group-version-kind. Schemas here preserve unknown fields (the server validates).
+
+/** The group versions with an OpenAPI v3 document ("api/v1", "apis/<g>/<v>"). */
+function openapiGroupVersions(istioVersions: string[]): string[] {
+  return [
+    'api/v1',
+    ...servedGroups(istioVersions).flatMap((g) => groupVersions(g, istioVersions).map((v) => `apis/${g}/${v}`)),
+  ]
+}
+
+/** The OpenAPI v3 document of one group version: its operations and its kinds' schemas. */
+function openapiDoc(gv: string): Obj {
+  const [group, version] = gv === 'api/v1' ? ['', 'v1'] : (gv.slice(5).split('/') as [string, string])
+  const paths: Obj = {}
+  const schemas: Obj = {}
+  const param = (name: string): Obj => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } })
+  const writeParams = ['dryRun', 'fieldManager', 'fieldValidation'].map(param)
+  for (const d of RESOURCES.filter((r) => r.group === group)) {
+    const ref = `${d.group || 'core'}.${version}.${d.kind}`
+    schemas[ref] = {
+      type: 'object',
+      'x-kubernetes-group-version-kind': [{ group: d.group, version, kind: d.kind }],
+      'x-kubernetes-preserve-unknown-fields': true,
+    }
+    const body = { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } }
+    const base = `/${gv}${d.namespaced ? '/namespaces/{namespace}' : ''}/${d.resource}`
+    paths[base] = {
+      get: { parameters: ['labelSelector', 'fieldSelector', 'watch'].map(param) },
+      post: { parameters: writeParams, requestBody: body },
+    }
+    // kubectl (staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go) finds the PATCH operation
+    // of a kind by its x-kubernetes-group-version-kind extension and looks for fieldValidation among its parameters.
+    const gvk = { 'x-kubernetes-group-version-kind': { group: d.group, version, kind: d.kind } }
+    paths[`${base}/{name}`] = {
+      get: { ...gvk, 'x-kubernetes-action': 'get' },
+      put: { ...gvk, 'x-kubernetes-action': 'put', parameters: writeParams, requestBody: body },
+      patch: { ...gvk, 'x-kubernetes-action': 'patch', parameters: [...writeParams, param('force')] },
+      delete: { ...gvk, 'x-kubernetes-action': 'delete', parameters: [param('dryRun')] },
+    }
+  }
+  return {
+    openapi: '3.0.0',
+    info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
+    paths,
+    components: { schemas },
+  }
+}
+
+/** The hash in a serverRelativeURL: the document's SHA-512, upper-case hex, as kube-openapi's handler3 sets it. */
+function openapiEtag(gv: string): string {
+  return createHash('sha512')
+    .update(JSON.stringify(openapiDoc(gv)))
+    .digest('hex')
+    .slice(0, 128)
+    .toUpperCase()
+}
+
+/** /openapi/v3 (the index), /openapi/v3/<gv> (a document) and an empty /openapi/v2; undefined for other paths. */
+function openapi(segs: string[], istioVersions: string[]): Obj | undefined {
+  if (segs[0] === 'openapi' && segs[1] === 'v3') {
+    const gvs = openapiGroupVersions(istioVersions)
+    if (segs.length === 2) {
+      return {
+        paths: Object.fromEntries(
+          gvs.map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${openapiEtag(gv)}` }]),
+        ),
+      }
+    }
+    const gv = segs.slice(2).join('/')
+    if (!gvs.includes(gv)) throw pathNotFound()
+    return openapiDoc(gv)
+  }
+  if (segs.length === 2 && segs[0] === 'openapi' && segs[1] === 'v2') {
+    return {
+      swagger: '2.0',
+      info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
+      paths: {},
+      definitions: {},
+    }
+  }
+  return undefined
+}
+
+/** /version, /api (APIVersions), /api/v1, /apis (APIGroupList), /apis/<g>, /apis/<g>/<v>; undefined otherwise. */
+function apiDiscovery(segs: string[], istioVersions: string[]): Obj | undefined {
+  if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
+  if (segs.length === 1 && segs[0] === 'api') {
+    return {
+      kind: 'APIVersions',
+      versions: ['v1'],
+      serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }],
+    }
+  }
+  if (segs.length === 2 && segs[0] === 'api' && segs[1] === 'v1') return resourceList('', 'v1')
+  if (segs.length === 1 && segs[0] === 'apis') {
+    return {
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: servedGroups(istioVersions).map((g) => apiGroupInfo(g, istioVersions)),
+    }
+  }
+  if (segs.length === 2 && segs[0] === 'apis') {
+    if (!servedGroups(istioVersions).includes(segs[1]!)) throw pathNotFound()
+    return { kind: 'APIGroup', apiVersion: 'v1', ...apiGroupInfo(segs[1]!, istioVersions) }
+  }
+  if (segs.length === 3 && segs[0] === 'apis') {
+    if (!groupVersions(segs[1]!, istioVersions).includes(segs[2]!)) throw pathNotFound()
+    return resourceList(segs[1]!, segs[2]!)
+  }
+  return undefined
+}
+
+/** The discovery document at this path, undefined when the path is not a discovery path. */
+function discovery(segs: string[], istioVersions: string[]): Obj | undefined {
+  return openapi(segs, istioVersions) ?? apiDiscovery(segs, istioVersions)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: the KubeFault queue, and what a matching request gets (a Status, a reset, a lost answer)
+
+/** The faults injected and not used up: a request takes the first matching one, which counts down its `times`. */
+class FaultQueue {
+  private readonly faults: KubeFault[] = []
+
+  inject(f: KubeFault): void {
+    if (f.times > 0) this.faults.push({ ...f })
   }
 
-  const takeFault = (method: string, path: string): KubeFault | undefined => {
-    const f = faults.find(
+  clear(): void {
+    this.faults.length = 0
+  }
+
+  take(method: string, path: string): KubeFault | undefined {
+    const f = this.faults.find(
       (x) =>
         (x.method === undefined || x.method.toUpperCase() === method) && (x.path === undefined || x.path.test(path)),
     )
-    if (f && --f.times <= 0) faults.splice(faults.indexOf(f), 1)
+    if (f && --f.times <= 0) this.faults.splice(this.faults.indexOf(f), 1)
     return f
   }
+}
 
-  // ---- discovery ----
-  const preferred = (group: string): string | undefined => {
-    const vs = groupVersions(group, api.istioVersions)
-    return ['v1', 'v1beta1', 'v1alpha3'].find((v) => vs.includes(v)) ?? vs[0]
-  }
-  const apiGroup = (group: string): Obj => {
-    const pv = preferred(group)!
-    return {
-      name: group,
-      versions: groupVersions(group, api.istioVersions).map((v) => ({ groupVersion: `${group}/${v}`, version: v })),
-      preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
-    }
-  }
-  const servedGroups = (): string[] =>
-    ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, api.istioVersions).length > 0)
-  const resourceList = (group: string, version: string): Obj => {
-    const resources: Obj[] = []
-    for (const d of RESOURCES.filter((r) => r.group === group)) {
-      const verbs = d.resource === 'namespaces' ? ALL_VERBS.filter((v) => v !== 'deletecollection') : ALL_VERBS
-      resources.push(
-        dropEmpty({
-          name: d.resource,
-          singularName: d.singular,
-          namespaced: d.namespaced,
-          kind: d.kind,
-          verbs,
-          shortNames: d.shortNames,
-          categories: d.categories,
-        }),
-      )
-      if (d.status) {
-        resources.push({
-          name: `${d.resource}/status`,
-          singularName: '',
-          namespaced: d.namespaced,
-          kind: d.kind,
-          verbs: ['get', 'patch', 'update'],
-        })
-      }
-    }
-    return group === ''
-      ? { kind: 'APIResourceList', groupVersion: version, resources }
-      : { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources }
-  }
-
-  // Minimal OpenAPI, enough for kubectl apply's validation (kubectl 1.32 fetches /openapi/v3, the index of
-  // per-group-version documents at their serverRelativeURL, falling back to /openapi/v2): k8s.io/kube-openapi
-  // pkg/handler3 serves {"paths": {"apis/<g>/<v>": {"serverRelativeURL": "/openapi/v3/apis/<g>/<v>?hash=<etag>"}}};
-  // each document carries the operations (with their query parameters, e.g. fieldValidation, which kubectl
-  // checks before asking for server-side field validation) and components.schemas tagged with
-  // x-kubernetes-group-version-kind. Schemas here preserve unknown fields (the server validates).
-  const openapiGroupVersions = (): string[] => [
-    'api/v1',
-    ...servedGroups().flatMap((g) => groupVersions(g, api.istioVersions).map((v) => `apis/${g}/${v}`)),
-  ]
-  const openapiDoc = (gv: string): Obj => {
-    const [group, version] = gv === 'api/v1' ? ['', 'v1'] : (gv.slice(5).split('/') as [string, string])
-    const paths: Obj = {}
-    const schemas: Obj = {}
-    const param = (name: string): Obj => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } })
-    const writeParams = ['dryRun', 'fieldManager', 'fieldValidation'].map(param)
-    for (const d of RESOURCES.filter((r) => r.group === group)) {
-      const ref = `${d.group || 'core'}.${version}.${d.kind}`
-      schemas[ref] = {
-        type: 'object',
-        'x-kubernetes-group-version-kind': [{ group: d.group, version, kind: d.kind }],
-        'x-kubernetes-preserve-unknown-fields': true,
-      }
-      const body = { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } }
-      const base = `/${gv}${d.namespaced ? '/namespaces/{namespace}' : ''}/${d.resource}`
-      paths[base] = {
-        get: { parameters: ['labelSelector', 'fieldSelector', 'watch'].map(param) },
-        post: { parameters: writeParams, requestBody: body },
-      }
-      // kubectl (staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go) finds the PATCH operation
-      // of a kind by its x-kubernetes-group-version-kind extension and looks for fieldValidation among its parameters.
-      const gvk = { 'x-kubernetes-group-version-kind': { group: d.group, version, kind: d.kind } }
-      paths[`${base}/{name}`] = {
-        get: { ...gvk, 'x-kubernetes-action': 'get' },
-        put: { ...gvk, 'x-kubernetes-action': 'put', parameters: writeParams, requestBody: body },
-        patch: { ...gvk, 'x-kubernetes-action': 'patch', parameters: [...writeParams, param('force')] },
-        delete: { ...gvk, 'x-kubernetes-action': 'delete', parameters: [param('dryRun')] },
-      }
-    }
-    return {
-      openapi: '3.0.0',
-      info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
-      paths,
-      components: { schemas },
-    }
-  }
-  const etag = (gv: string): string =>
-    createHash('sha512')
-      .update(JSON.stringify(openapiDoc(gv)))
-      .digest('hex')
-      .slice(0, 128)
-      .toUpperCase()
-
-  function discovery(segs: string[]): Obj | undefined {
-    if (segs[0] === 'openapi' && segs[1] === 'v3') {
-      if (segs.length === 2)
-        return {
-          paths: Object.fromEntries(
-            openapiGroupVersions().map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${etag(gv)}` }]),
-          ),
-        }
-      const gv = segs.slice(2).join('/')
-      if (!openapiGroupVersions().includes(gv)) throw pathNotFound()
-      return openapiDoc(gv)
-    }
-    if (segs.length === 2 && segs[0] === 'openapi' && segs[1] === 'v2') {
-      return {
-        swagger: '2.0',
-        info: { title: 'Kubernetes', version: VERSION_INFO.gitVersion },
-        paths: {},
-        definitions: {},
-      }
-    }
-    if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
-    if (segs.length === 1 && segs[0] === 'api') {
-      return {
-        kind: 'APIVersions',
-        versions: ['v1'],
-        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '10.224.0.4:443' }],
-      }
-    }
-    if (segs.length === 2 && segs[0] === 'api' && segs[1] === 'v1') return resourceList('', 'v1')
-    if (segs.length === 1 && segs[0] === 'apis') {
-      return { kind: 'APIGroupList', apiVersion: 'v1', groups: servedGroups().map(apiGroup) }
-    }
-    if (segs.length === 2 && segs[0] === 'apis') {
-      if (!servedGroups().includes(segs[1]!)) throw pathNotFound()
-      return { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(segs[1]!) }
-    }
-    if (segs.length === 3 && segs[0] === 'apis') {
-      if (!groupVersions(segs[1]!, api.istioVersions).includes(segs[2]!)) throw pathNotFound()
-      return resourceList(segs[1]!, segs[2]!)
-    }
-    return undefined
-  }
-
-  function parseResource(segs: string[]): ResourceRoute {
-    let group: string
-    let version: string
-    let rest: string[]
-    if (segs[0] === 'api' && segs[1] === 'v1') {
-      group = ''
-      version = 'v1'
-      rest = segs.slice(2)
-    } else if (segs[0] === 'apis' && segs.length >= 4) {
-      group = segs[1]!
-      version = segs[2]!
-      rest = segs.slice(3)
-    } else {
-      throw pathNotFound()
-    }
-    if (!groupVersions(group, api.istioVersions).includes(version)) throw pathNotFound()
-    const find = (resource: string | undefined): ResourceDef | undefined =>
-      RESOURCES.find((r) => r.group === group && r.resource === resource)
-    let namespace: string | undefined
-    const nsDef = rest[0] === 'namespaces' && rest.length >= 3 ? find(rest[2]) : undefined
-    if (nsDef?.namespaced) {
-      namespace = rest[1]
-      rest = rest.slice(2)
-    }
-    const [resource, name, subresource, ...extra] = rest
-    const def = find(resource)
-    if (!def || extra.length > 0 || (namespace !== undefined && !def.namespaced)) throw pathNotFound()
-    if (def.namespaced && namespace === undefined && name !== undefined) throw pathNotFound()
-    if (subresource !== undefined && (subresource !== 'status' || !def.status)) throw pathNotFound()
-    return { def, version, namespace, name, subresource }
-  }
-
-  function authorizeOrThrow(a: Attributes): void {
-    if (opts.rbac) {
-      const d = rbacAuthorize(store, a)
-      if (!d.allowed) throw forbidden(a, d.reason)
-      return
-    }
-    if (!opts.authorize || !a.resourceRequest) return
-    const ns = a.namespace === '' ? undefined : a.namespace
-    if (!opts.authorize(a.user, a.verb, { group: a.apiGroup, resource: a.resource }, ns)) throw forbidden(a, '')
-  }
-
-  const refOf = (def: ResourceDef): ResourceRef => ({ group: def.group, resource: def.resource })
-
-  function mustGet(route: ResourceRoute): KubeObject {
-    const o = store.get(refOf(route.def), route.namespace, route.name!)
-    if (!o) throw notFound(route.def, route.name!)
-    return o
-  }
-
-  function dryRunOf(q: URLSearchParams): boolean {
-    const values = q.getAll('dryRun')
-    for (const v of values) if (v !== 'All') throw badRequest(`Invalid dryRun value: "${v}"; accepted values: All`)
-    return values.length > 0
-  }
-
-  function checkIdentity(route: ResourceRoute, obj: KubeObject): void {
-    const { def, namespace, name } = route
-    if (name !== undefined && obj.metadata.name !== name) {
-      throw badRequest(
-        `the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`,
-      )
-    }
-    if (def.namespaced) {
-      if (obj.metadata.namespace === undefined || obj.metadata.namespace === '') obj.metadata.namespace = namespace!
-      else if (obj.metadata.namespace !== namespace) {
-        throw badRequest('the namespace of the provided object does not match the namespace sent on the request')
-      }
-    } else {
-      delete obj.metadata.namespace
-    }
-  }
-
-  function defaults(def: ResourceDef, obj: KubeObject): void {
-    if (def.resource === 'namespaces') {
-      obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name }
-      obj['spec'] = { finalizers: ['kubernetes'], ...(isObj(obj['spec']) ? obj['spec'] : {}) }
-      obj['status'] = { phase: 'Active' }
-    } else if (def.resource === 'services') {
-      const spec: Obj = isObj(obj['spec']) ? obj['spec'] : {}
-      spec['type'] ??= 'ClusterIP'
-      if (spec['clusterIP'] === undefined) {
-        const ip = `10.0.${Math.floor(nextIp / 250)}.${(nextIp++ % 250) + 2}`
-        spec['clusterIP'] = ip
-        spec['clusterIPs'] = [ip]
-      }
-      if (Array.isArray(spec['ports'])) {
-        for (const p of spec['ports'])
-          if (isObj(p)) {
-            p['protocol'] ??= 'TCP'
-            p['targetPort'] ??= p['port']
-          }
-      }
-      obj['spec'] = spec
-      obj['status'] = { loadBalancer: {} }
-    } else if (def.resource === 'pods') {
-      obj['status'] = { phase: 'Pending', qosClass: 'BestEffort' }
-    } else if (def.status) {
-      delete obj['status']
-    }
-  }
-
-  function create(route: ResourceRoute, raw: unknown, dryRun: boolean): KubeObject {
-    const { def } = route
-    const obj = decodeObject(route, raw)
-    checkIdentity(route, obj)
-    if (!obj.metadata.name && typeof obj.metadata['generateName'] === 'string') {
-      obj.metadata.name = `${obj.metadata['generateName']}${randomSuffix(5)}`
-    }
-    if (!obj.metadata.name) {
-      throw invalid(def, '', [
+/**
+ * The Status of an injected status fault, as the real server (or an overloaded one) sends it: 429 from API
+ * Priority and Fairness with Retry-After, an etcd timeout 500, a 503 (Retry-After only when asked), a 504 Timeout.
+ */
+function faultError(status: number, retryAfterSeconds: number | undefined): ApiError {
+  const retry = retryAfterSeconds ?? 1
+  switch (status) {
+    case 429:
+      return new ApiError(
+        429,
+        'TooManyRequests',
+        'Too many requests, please try again later.',
+        { retryAfterSeconds: retry },
         {
-          reason: 'FieldValueRequired',
-          field: 'metadata.name',
-          message: 'Required value: name or generateName is required',
+          'retry-after': String(retry),
         },
-      ])
-    }
-    validateName(def, obj.metadata.name)
-    if (def.namespaced && !store.get(REFS.namespaces, undefined, route.namespace!)) {
-      throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, {
-        name: route.namespace!,
-        kind: 'namespaces',
+      )
+    case 500:
+      return new ApiError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out', {
+        causes: [{ reason: '', message: 'etcdserver: request timed out' }],
       })
-    }
-    delete obj.metadata.resourceVersion
-    delete obj.metadata.uid
-    defaults(def, obj)
-    validateObject(def, obj)
-    if (def.resource === 'virtualservices' && istioValidation) istioWebhook(obj)
-    if (dryRun) {
-      if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name))
-        throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
-      return {
-        ...obj,
-        metadata: {
-          ...obj.metadata,
-          uid: randomUUID(),
-          generation: 1,
-          creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        },
-      }
-    }
-    recordManagedFields(undefined, obj, manager, undefined)
-    try {
-      return store.create(refOf(def), obj)
-    } catch (err) {
-      throw fromStore(err, def, obj.metadata.name)
-    }
+    case 503:
+      return new ApiError(
+        503,
+        'ServiceUnavailable',
+        'the server is currently unable to handle the request',
+        {},
+        retryAfterSeconds !== undefined ? { 'retry-after': String(retry) } : {},
+      )
+    case 504:
+      return new ApiError(
+        504,
+        'Timeout',
+        'the server was unable to return a response in the time allotted, but may still be processing the request',
+      )
+    default:
+      return new ApiError(status, status >= 500 ? 'InternalError' : 'BadRequest', `injected fault: HTTP ${status}`)
   }
+}
 
-  /** Shared by PUT and PATCH: `next` is the full new object for the main resource or the status subresource. */
-  function update(route: ResourceRoute, next: KubeObject, dryRun: boolean): KubeObject {
-    const { def } = route
-    const name = route.name!
-    checkIdentity(route, next)
-    const cur = mustGet(route)
-    let obj = next
-    if (route.subresource === 'status') {
-      obj = { ...cur, metadata: { ...cur.metadata, resourceVersion: next.metadata.resourceVersion ?? '' } }
-      if (next['status'] === undefined) delete obj['status']
-      else obj['status'] = next['status']
-    } else if (def.status) {
-      if (cur['status'] === undefined) delete obj['status']
-      else obj['status'] = cur['status']
+/** A status fault answers before anything else is checked (even authentication); the others do not throw. */
+function throwInjectedStatus(fault: KubeFault | undefined): void {
+  if (fault && fault.status !== 'reset' && fault.status !== 'lost-response') {
+    throw faultError(fault.status, fault.retryAfterSeconds)
+  }
+}
+
+/** A reset, or an answer lost on the way: the connection drops unanswered, recorded with status 0. */
+function dropConnection(req: IncomingMessage, record: (status: number) => void): void {
+  record(0)
+  req.socket.destroy()
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRUD: get, list, create, update (PUT), delete and deletecollection, with dry runs (?dryRun=All: validated and
+// admitted, not stored) and resourceVersion conflicts (optimistic concurrency)
+
+/** What the resource handlers share: the store and the server's settings and counters. */
+interface Backend {
+  readonly store: KubeStore
+  /** Emulate istiod's validating webhook (KubeApiOptions.istioValidation). */
+  readonly istioValidation: boolean
+  /** The next free ClusterIP of the service CIDR. */
+  allocateClusterIP(): string
+}
+
+/** The write's settings from its request: `dryRun=All`, and the field manager its managedFields entry names. */
+interface Write {
+  dryRun: boolean
+  manager: string
+}
+
+const refOf = (def: ResourceDef): ResourceRef => ({ group: def.group, resource: def.resource })
+
+/** The dryRun query parameter: only "All" is accepted (400 otherwise); present => a dry run. */
+function dryRunOf(q: URLSearchParams): boolean {
+  const values = q.getAll('dryRun')
+  for (const v of values) if (v !== 'All') throw badRequest(`Invalid dryRun value: "${v}"; accepted values: All`)
+  return values.length > 0
+}
+
+/** The `fieldManager` query parameter, else the user agent up to its first "/" (prefixFromUserAgent). */
+function fieldManagerOf(q: URLSearchParams, req: IncomingMessage): string {
+  const ua = req.headers['user-agent'] ?? ''
+  return q.get('fieldManager') ?? (ua.split('/')[0] ?? '').slice(0, 128)
+}
+
+/** The stored object the route names, or 404 NotFound. */
+function mustGet(store: KubeStore, route: ResourceRoute): KubeObject {
+  const o = store.get(refOf(route.def), route.namespace, route.name!)
+  if (!o) throw notFound(route.def, route.name!)
+  return o
+}
+
+/** A list, filtered by labelSelector and fieldSelector (400 for a bad one); watches are not served. */
+function listObjects(store: KubeStore, route: ResourceRoute, q: URLSearchParams): KubeObject[] {
+  if (q.get('watch') === 'true' || q.get('watch') === '1') {
+    throw badRequest('watch is not supported by the simulated API server')
+  }
+  let match: (labels: Record<string, string>) => boolean
+  try {
+    match = parseLabelSelector(q.get('labelSelector') ?? undefined)
+  } catch (err) {
+    throw badRequest((err as Error).message)
+  }
+  const fields = parseFieldSelector(route.def, q.get('fieldSelector'))
+  return store.list(refOf(route.def), route.namespace).filter((o) => match(o.metadata.labels ?? {}) && fields(o))
+}
+
+/** The <Kind>List of a list or deletecollection, at the store's current resourceVersion. */
+function listBody(store: KubeStore, route: ResourceRoute, items: KubeObject[]): Obj {
+  const { def, version } = route
+  return {
+    kind: `${def.kind}List`,
+    apiVersion: apiVersionOf(def, version),
+    metadata: { resourceVersion: store.resourceVersion },
+    // Typed lists of built-ins carry no apiVersion/kind on items; custom resource lists do.
+    items: items.map((o) => {
+      if (def.custom) return present(def, version, o)
+      const { apiVersion: _a, kind: _k, ...rest } = o
+      return rest
+    }),
+  }
+}
+
+/** The object's name and namespace against the URL's (400 on a mismatch); a namespaced object takes the URL's. */
+function checkIdentity(route: ResourceRoute, obj: KubeObject): void {
+  const { def, namespace, name } = route
+  if (name !== undefined && obj.metadata.name !== name) {
+    throw badRequest(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`)
+  }
+  if (def.namespaced) {
+    if (obj.metadata.namespace === undefined || obj.metadata.namespace === '') obj.metadata.namespace = namespace!
+    else if (obj.metadata.namespace !== namespace) {
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request')
     }
-    const rv = obj.metadata.resourceVersion
-    if (def.custom && (rv === undefined || rv === '')) {
-      throw invalid({ ...def, kind: def.resource }, name, [
-        {
-          reason: 'FieldValueInvalid',
-          field: 'metadata.resourceVersion',
-          message: 'Invalid value: 0x0: must be specified for an update',
-        },
-      ])
+  } else {
+    delete obj.metadata.namespace
+  }
+}
+
+/**
+ * What the registries' create strategies and defaulters set: a Namespace's name label, finalizer and phase;
+ * a Service's type, ClusterIP and port defaults; a new Pod's Pending status; no client-set status elsewhere.
+ */
+function applyDefaults(b: Backend, def: ResourceDef, obj: KubeObject): void {
+  if (def.resource === 'namespaces') {
+    obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name }
+    obj['spec'] = { finalizers: ['kubernetes'], ...(isObj(obj['spec']) ? obj['spec'] : {}) }
+    obj['status'] = { phase: 'Active' }
+  } else if (def.resource === 'services') {
+    const spec: Obj = isObj(obj['spec']) ? obj['spec'] : {}
+    spec['type'] ??= 'ClusterIP'
+    if (spec['clusterIP'] === undefined) {
+      const ip = b.allocateClusterIP()
+      spec['clusterIP'] = ip
+      spec['clusterIPs'] = [ip]
     }
-    validateObject(def, obj)
-    if (def.resource === 'virtualservices' && istioValidation && route.subresource !== 'status') istioWebhook(obj)
-    if (dryRun) {
-      if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion)
-        throw conflict(def, name, OPTIMISTIC_LOCK)
-      const specChanged = !deepEqual(obj['spec'], cur['spec'])
-      return {
-        ...obj,
-        metadata: {
-          ...obj.metadata,
-          uid: cur.metadata.uid!,
-          creationTimestamp: cur.metadata.creationTimestamp!,
-          resourceVersion: cur.metadata.resourceVersion!,
-          generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0),
-        },
-      }
+    if (Array.isArray(spec['ports'])) {
+      for (const p of spec['ports'])
+        if (isObj(p)) {
+          p['protocol'] ??= 'TCP'
+          p['targetPort'] ??= p['port']
+        }
     }
-    recordManagedFields(cur, obj, manager, route.subresource)
+    obj['spec'] = spec
+    obj['status'] = { loadBalancer: {} }
+  } else if (def.resource === 'pods') {
+    obj['status'] = { phase: 'Pending', qosClass: 'BestEffort' }
+  } else if (def.status) {
+    delete obj['status']
+  }
+}
+
+/** The name of a new object: its own, else generateName plus a random suffix; 422 when neither is given. */
+function nameNewObject(def: ResourceDef, obj: KubeObject): void {
+  if (!obj.metadata.name && typeof obj.metadata['generateName'] === 'string') {
+    obj.metadata.name = `${obj.metadata['generateName']}${randomSuffix(5)}`
+  }
+  if (!obj.metadata.name) {
+    throw invalid(def, '', [
+      {
+        reason: 'FieldValueRequired',
+        field: 'metadata.name',
+        message: 'Required value: name or generateName is required',
+      },
+    ])
+  }
+  validateName(def, obj.metadata.name)
+}
+
+/** A namespaced object is created only in an existing namespace (the NamespaceLifecycle admission plugin's 404). */
+function requireNamespace(store: KubeStore, route: ResourceRoute): void {
+  if (route.def.namespaced && !store.get(REFS.namespaces, undefined, route.namespace!)) {
+    throw new ApiError(404, 'NotFound', `namespaces "${route.namespace!}" not found`, {
+      name: route.namespace!,
+      kind: 'namespaces',
+    })
+  }
+}
+
+/** POST: a new object, named, defaulted, validated and admitted; stored unless a dry run. */
+function createObject(b: Backend, route: ResourceRoute, raw: unknown, w: Write): KubeObject {
+  const { def } = route
+  const obj = decodeObject(route, raw)
+  checkIdentity(route, obj)
+  nameNewObject(def, obj)
+  requireNamespace(b.store, route)
+  delete obj.metadata.resourceVersion
+  delete obj.metadata.uid
+  applyDefaults(b, def, obj)
+  validateObject(def, obj)
+  admit(b, route, obj)
+  if (w.dryRun) return dryRunCreated(b.store, def, obj)
+  recordManagedFields(undefined, obj, w.manager, undefined)
+  try {
+    return b.store.create(refOf(def), obj)
+  } catch (err) {
+    throw fromStore(err, def, obj.metadata.name)
+  }
+}
+
+/** A dry-run create: 409 AlreadyExists as a real one would be, else the object with the fields storage would set. */
+function dryRunCreated(store: KubeStore, def: ResourceDef, obj: KubeObject): KubeObject {
+  if (store.get(refOf(def), obj.metadata.namespace, obj.metadata.name))
+    throw fromStore(new StoreError(409, 'AlreadyExists', ''), def, obj.metadata.name)
+  return {
+    ...obj,
+    metadata: {
+      ...obj.metadata,
+      uid: randomUUID(),
+      generation: 1,
+      creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    },
+  }
+}
+
+/** Custom resources have no unconditional update: a PUT without metadata.resourceVersion is 422 Invalid. */
+function requireResourceVersion(def: ResourceDef, name: string, rv: string | undefined): void {
+  if (def.custom && (rv === undefined || rv === '')) {
+    throw invalid({ ...def, kind: def.resource }, name, [
+      {
+        reason: 'FieldValueInvalid',
+        field: 'metadata.resourceVersion',
+        message: 'Invalid value: 0x0: must be specified for an update',
+      },
+    ])
+  }
+}
+
+/**
+ * Shared by PUT and PATCH: `next` is the full new object for the main resource or the status subresource.
+ * A stale resourceVersion is 409 Conflict (from the store, or checked here for a dry run).
+ */
+function updateObject(b: Backend, route: ResourceRoute, next: KubeObject, w: Write): KubeObject {
+  const { def } = route
+  const name = route.name!
+  checkIdentity(route, next)
+  const cur = mustGet(b.store, route)
+  const obj = withStatusRules(route, cur, next)
+  const rv = obj.metadata.resourceVersion
+  requireResourceVersion(def, name, rv)
+  validateObject(def, obj)
+  admit(b, route, obj)
+  if (w.dryRun) return dryRunUpdated(def, name, cur, obj)
+  recordManagedFields(cur, obj, w.manager, route.subresource)
+  try {
+    return b.store.update(refOf(def), obj)
+  } catch (err) {
+    throw fromStore(err, def, name)
+  }
+}
+
+/** A dry-run update: the conflict a real one would meet, else the object as stored (generation bumped by spec). */
+function dryRunUpdated(def: ResourceDef, name: string, cur: KubeObject, obj: KubeObject): KubeObject {
+  const rv = obj.metadata.resourceVersion
+  if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion) throw conflict(def, name, OPTIMISTIC_LOCK)
+  const specChanged = !deepEqual(obj['spec'], cur['spec'])
+  return {
+    ...obj,
+    metadata: {
+      ...obj.metadata,
+      uid: cur.metadata.uid!,
+      creationTimestamp: cur.metadata.creationTimestamp!,
+      resourceVersion: cur.metadata.resourceVersion!,
+      generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0),
+    },
+  }
+}
+
+/** DELETE of one object: the uid and resourceVersion preconditions of its DeleteOptions (409), then removal. */
+function deleteObject(b: Backend, route: ResourceRoute, raw: unknown, dryRun: boolean): Obj {
+  const { def } = route
+  const name = route.name!
+  const cur = mustGet(b.store, route)
+  checkPreconditions(def, name, cur, raw)
+  let deleted = cur
+  if (!dryRun) {
     try {
-      return store.update(refOf(def), obj)
+      deleted = b.store.delete(refOf(def), route.namespace, name)
     } catch (err) {
       throw fromStore(err, def, name)
     }
   }
+  // Pods answer with the (terminating) object; most other resources with a Status.
+  return def.resource === 'pods' ? present(def, route.version, deleted) : statusSuccess(def, deleted)
+}
 
-  function patch(route: ResourceRoute, req: IncomingMessage, body: Buffer, dryRun: boolean): KubeObject {
-    const { def, version } = route
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim()
-    const accepted = def.custom
-      ? ['application/json-patch+json', 'application/merge-patch+json', 'application/apply-patch+yaml']
-      : [
-          'application/json-patch+json',
-          'application/merge-patch+json',
-          'application/strategic-merge-patch+json',
-          'application/apply-patch+yaml',
-        ]
-    if (!accepted.includes(type) || type === 'application/apply-patch+yaml') {
-      throw new ApiError(
-        415,
-        'UnsupportedMediaType',
-        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
-      )
-    }
-    let patchDoc: unknown
+/** DeleteOptions.preconditions: a uid or resourceVersion other than the stored one is 409 Conflict. */
+function checkPreconditions(def: ResourceDef, name: string, cur: KubeObject, raw: unknown): void {
+  const pre = isObj(raw) && isObj(raw['preconditions']) ? raw['preconditions'] : {}
+  if (typeof pre['uid'] === 'string' && pre['uid'] !== cur.metadata.uid) {
+    throw conflict(
+      def,
+      name,
+      `Precondition failed: UID in precondition: ${pre['uid']}, UID in object meta: ${cur.metadata.uid ?? ''}`,
+    )
+  }
+  if (typeof pre['resourceVersion'] === 'string' && pre['resourceVersion'] !== cur.metadata.resourceVersion) {
+    throw conflict(
+      def,
+      name,
+      `Precondition failed: ResourceVersion in precondition: ${pre['resourceVersion']}, ` +
+        `ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`,
+    )
+  }
+}
+
+/** DELETE of a collection (not of namespaces, nor of a subresource): the selected objects, as a list. */
+function deleteCollection(b: Backend, route: ResourceRoute, q: URLSearchParams, dryRun: boolean): Obj {
+  const { def } = route
+  if (route.subresource !== undefined || def.resource === 'namespaces') throw methodNotAllowed()
+  const victims = listObjects(b.store, route, q)
+  if (!dryRun) for (const o of victims) b.store.delete(refOf(def), o.metadata.namespace, o.metadata.name)
+  return listBody(b.store, route, victims)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status writes
+
+/**
+ * The status subresource's rule (the registries' status strategies): a write to /status changes only .status
+ * (the rest is the stored object, at the resourceVersion the writer sent); a write to the main resource of a kind
+ * with a status subresource keeps the stored status. istiod's delayed status writes (`istiodStatusDelayMs`,
+ * sim/index.ts) go to the store directly; this rule is what keeps them through the action's spec writes.
+ */
+function withStatusRules(route: ResourceRoute, cur: KubeObject, next: KubeObject): KubeObject {
+  let obj = next
+  if (route.subresource === 'status') {
+    obj = { ...cur, metadata: { ...cur.metadata, resourceVersion: next.metadata.resourceVersion ?? '' } }
+    if (next['status'] === undefined) delete obj['status']
+    else obj['status'] = next['status']
+  } else if (route.def.status) {
+    if (cur['status'] === undefined) delete obj['status']
+    else obj['status'] = cur['status']
+  }
+  return obj
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patch requests: JSON patch (RFC 6902, with `test`) and merge patch (RFC 7386); a strategic merge patch (built-ins
+// only) is applied as a merge patch; server-side apply and other media types are 415
+
+const JSON_PATCH = 'application/json-patch+json'
+const MERGE_PATCH = 'application/merge-patch+json'
+const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json'
+const APPLY_PATCH = 'application/apply-patch+yaml'
+
+/**
+ * The patch's media type, or 415 UnsupportedMediaType listing those the resource accepts (a CRD takes no
+ * strategic merge patch). Server-side apply, though listed, is not implemented and is refused the same way.
+ */
+function patchMediaType(def: ResourceDef, req: IncomingMessage): string {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim()
+  const accepted = def.custom
+    ? [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+    : [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
+  if (!accepted.includes(type) || type === APPLY_PATCH) {
+    throw new ApiError(
+      415,
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
+    )
+  }
+  return type
+}
+
+/**
+ * The patched object. A JSON patch that does not apply (a failed `test` included) is an opaque 422; a merge
+ * (or strategic merge) patch must be an object.
+ */
+function applyPatch(type: string, cur: KubeObject, patchDoc: unknown): unknown {
+  if (type === JSON_PATCH) {
     try {
-      patchDoc = JSON.parse(body.toString('utf8'))
+      return applyJsonPatch(cur, patchDoc)
     } catch (err) {
-      throw badRequest(`error decoding patch: ${(err as Error).message}`)
-    }
-    const cur = present(def, version, mustGet(route))
-    let patched: unknown
-    if (type === 'application/json-patch+json') {
-      try {
-        patched = applyJsonPatch(cur, patchDoc)
-      } catch (err) {
-        if (!(err instanceof PatchNotApplied)) throw err
-        // The real server hides the reason: NewGenericServerResponse(422, ...).
-        throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
-      }
-    } else {
-      if (!isObj(patchDoc)) throw badRequest('error decoding patch: a merge patch must be a JSON object')
-      patched = applyMergePatch(cur, patchDoc)
-    }
-    if (!isObj(patched) || !isObj(patched['metadata'])) {
+      if (!(err instanceof PatchNotApplied)) throw err
+      // The real server hides the reason: NewGenericServerResponse(422, ...).
       throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
     }
-    const obj = decodeObject(route, patched)
-    if (obj.metadata.name !== route.name) {
-      throw badRequest(
-        `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${route.name!})`,
-      )
-    }
-    return update(route, obj, dryRun)
+  }
+  if (!isObj(patchDoc)) throw badRequest('error decoding patch: a merge patch must be a JSON object')
+  return applyMergePatch(cur, patchDoc)
+}
+
+/** PATCH: the patch applied to the object as served at this version, then written like a PUT. */
+function patchObject(b: Backend, route: ResourceRoute, req: IncomingMessage, body: Buffer, w: Write): KubeObject {
+  const { def, version } = route
+  const type = patchMediaType(def, req)
+  let patchDoc: unknown
+  try {
+    patchDoc = JSON.parse(body.toString('utf8'))
+  } catch (err) {
+    throw badRequest(`error decoding patch: ${(err as Error).message}`)
+  }
+  const patched = applyPatch(type, present(def, version, mustGet(b.store, route)), patchDoc)
+  if (!isObj(patched) || !isObj(patched['metadata'])) {
+    throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
+  }
+  const obj = decodeObject(route, patched)
+  if (obj.metadata.name !== route.name) {
+    throw badRequest(
+      `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${route.name!})`,
+    )
+  }
+  return updateObject(b, route, obj, w)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service proxy mounting
+
+/**
+ * GET /api/v1/namespaces/<ns>/services/<name>[:<port>]/proxy/...: authorized like any subresource (`get` on
+ * services/proxy), then streamed from the upstream by service-proxy.ts. False when the path is not a proxy path.
+ */
+function mountServiceProxy(
+  opts: KubeApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  who: User,
+  record: (status: number) => void,
+): boolean {
+  const proxyParts = url.pathname.split('/').filter(Boolean)
+  if (!parseServiceProxyPath(proxyParts)) return false
+  authorizeOrThrow(opts, requestAttributes((req.method ?? 'GET').toUpperCase(), url, who.user, who.groups))
+  record(200)
+  void handleServiceProxy(req, res, proxyParts, opts.serviceUpstreams ?? new Map()).catch(() => res.destroy())
+  return true
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dispatcher
+
+/** An answer to send as JSON. */
+interface Answer {
+  status: number
+  body: unknown
+  headers?: Record<string, string>
+}
+
+/** Any error as the Status the server sends: an ApiError as is, anything else as a 500 InternalError. */
+function errorAnswer(err: unknown): Answer {
+  const e =
+    err instanceof ApiError
+      ? err
+      : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, {
+          causes: [{ reason: '', message: String(err) }],
+        })
+  return { status: e.code, body: e.body, headers: e.headers }
+}
+
+/** One simulated API server: its settings, its injected faults, its request log, and the request pipeline. */
+class KubeApiServer implements Backend {
+  readonly store: KubeStore
+  readonly istioValidation: boolean
+  private readonly requests: RecordedRequest[]
+  private nextIp = 10
+
+  constructor(
+    private readonly opts: KubeApiOptions,
+    private readonly api: KubeApi,
+    private readonly faults: FaultQueue,
+  ) {
+    this.store = opts.store
+    this.istioValidation = opts.istioValidation ?? true
+    this.requests = api.requests
   }
 
-  function remove(route: ResourceRoute, raw: unknown, dryRun: boolean): Obj {
-    const { def } = route
-    const name = route.name!
-    const cur = mustGet(route)
-    const pre = isObj(raw) && isObj(raw['preconditions']) ? raw['preconditions'] : {}
-    if (typeof pre['uid'] === 'string' && pre['uid'] !== cur.metadata.uid) {
-      throw conflict(
-        def,
-        name,
-        `Precondition failed: UID in precondition: ${pre['uid']}, UID in object meta: ${cur.metadata.uid ?? ''}`,
-      )
-    }
-    if (typeof pre['resourceVersion'] === 'string' && pre['resourceVersion'] !== cur.metadata.resourceVersion) {
-      throw conflict(
-        def,
-        name,
-        `Precondition failed: ResourceVersion in precondition: ${pre['resourceVersion']}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`,
-      )
-    }
-    let deleted = cur
-    if (!dryRun) {
-      try {
-        deleted = store.delete(refOf(def), route.namespace, name)
-      } catch (err) {
-        throw fromStore(err, def, name)
-      }
-    }
-    // Pods answer with the (terminating) object; most other resources with a Status.
-    return def.resource === 'pods' ? present(def, route.version, deleted) : statusSuccess(def, deleted)
+  allocateClusterIP(): string {
+    const n = this.nextIp++
+    return `10.0.${Math.floor(n / 250)}.${(n % 250) + 2}`
   }
 
-  function list(route: ResourceRoute, q: URLSearchParams): KubeObject[] {
-    if (q.get('watch') === 'true' || q.get('watch') === '1') {
-      throw badRequest('watch is not supported by the simulated API server')
-    }
-    let match: (labels: Record<string, string>) => boolean
-    try {
-      match = parseLabelSelector(q.get('labelSelector') ?? undefined)
-    } catch (err) {
-      throw badRequest((err as Error).message)
-    }
-    const fields = parseFieldSelector(route.def, q.get('fieldSelector'))
-    return store.list(refOf(route.def), route.namespace).filter((o) => match(o.metadata.labels ?? {}) && fields(o))
-  }
-
-  function listBody(route: ResourceRoute, items: KubeObject[]): Obj {
-    const { def, version } = route
-    return {
-      kind: `${def.kind}List`,
-      apiVersion: apiVersionOf(def, version),
-      metadata: { resourceVersion: store.resourceVersion },
-      // Typed lists of built-ins carry no apiVersion/kind on items; custom resource lists do.
-      items: items.map((o) => {
-        if (def.custom) return present(def, version, o)
-        const { apiVersion: _a, kind: _k, ...rest } = o
-        return rest
-      }),
-    }
-  }
-
-  function serve(
-    req: IncomingMessage,
-    body: Buffer,
-    url: URL,
-    who: { user: string; groups: string[] },
-  ): { status: number; body: unknown } {
+  /**
+   * A request, as the apiserver's filter chain takes it: faults first (a reset drops it unserved), then the
+   * answer; a lost response drops the connection after the request was served (and applied).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     const method = (req.method ?? 'GET').toUpperCase()
-    // The tests' knob of the simulated istioctl (findings to report) is not a read the real istioctl makes: exempt.
-    const knob =
-      method === 'GET' &&
-      req.headers['x-simulation-knob'] === 'analyze-findings' &&
-      url.pathname.endsWith('/configmaps/istioctl-analyze-findings')
-    if (!knob) authorizeOrThrow(requestAttributes(method, url, who.user, who.groups))
+    const path = req.url ?? '/'
+    const ua = req.headers['user-agent']
+    const record = (status: number): void => {
+      this.requests.push({ method, path, status, ...(ua !== undefined ? { userAgent: ua } : {}) })
+    }
+    const fault = this.faults.take(method, path)
+    if (fault?.status === 'reset') {
+      dropConnection(req, record)
+      return
+    }
+    const answer = this.answer(req, res, body, path, fault, record)
+    if (answer === 'streamed') return
+    if (fault?.status === 'lost-response') {
+      dropConnection(req, record)
+      return
+    }
+    record(answer.status)
+    sendJson(res, answer.status, answer.body, answer.headers ?? {})
+  }
+
+  /** Injected status, authentication, then the service proxy or the API; every error becomes its Status. */
+  private answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    path: string,
+    fault: KubeFault | undefined,
+    record: (status: number) => void,
+  ): Answer | 'streamed' {
+    try {
+      throwInjectedStatus(fault)
+      const who = authenticate(this.opts, req)
+      if (mountServiceProxy(this.opts, req, res, new URL(path, 'https://127.0.0.1'), who, record)) return 'streamed'
+      return this.serveApi(req, body, new URL(path, 'https://127.0.0.1'), who)
+    } catch (err) {
+      return errorAnswer(err)
+    }
+  }
+
+  /** Authorization (from the path alone, before routing), then discovery or a resource request. */
+  private serveApi(req: IncomingMessage, body: Buffer, url: URL, who: User): Answer {
+    const method = (req.method ?? 'GET').toUpperCase()
+    if (!isSimulationKnob(method, req, url)) {
+      authorizeOrThrow(this.opts, requestAttributes(method, url, who.user, who.groups))
+    }
     const segs = url.pathname
       .split('/')
       .filter(Boolean)
       .map((s) => decodeURIComponent(s))
-    const disc = discovery(segs)
+    const disc = discovery(segs, this.api.istioVersions)
     if (disc) {
       if (method !== 'GET') throw methodNotAllowed()
       return { status: 200, body: disc }
     }
-    const route = parseResource(segs)
-    const q = url.searchParams
-    const ua = req.headers['user-agent'] ?? ''
-    manager = q.get('fieldManager') ?? (ua.split('/')[0] ?? '').slice(0, 128)
+    return this.serveResource(method, parseResource(segs, this.api.istioVersions), req, body, url.searchParams)
+  }
+
+  /** A resource request by method: on an object (with a name) or on a collection. */
+  private serveResource(
+    method: string,
+    route: ResourceRoute,
+    req: IncomingMessage,
+    body: Buffer,
+    q: URLSearchParams,
+  ): Answer {
     const { def, version } = route
     const item = route.name !== undefined
+    const write = (): Write => ({ dryRun: dryRunOf(q), manager: fieldManagerOf(q, req) })
     switch (method) {
-      case 'GET': {
-        if (item) return { status: 200, body: present(def, version, mustGet(route)) }
-        return { status: 200, body: listBody(route, list(route, q)) }
-      }
+      case 'GET':
+        if (item) return { status: 200, body: present(def, version, mustGet(this.store, route)) }
+        return { status: 200, body: listBody(this.store, route, listObjects(this.store, route, q)) }
       case 'POST': {
         if (item) throw methodNotAllowed()
-        const dryRun = dryRunOf(q)
-        return { status: 201, body: present(def, version, create(route, bodyObject(req, body), dryRun)) }
+        const w = write()
+        return { status: 201, body: present(def, version, createObject(this, route, bodyObject(req, body), w)) }
       }
       case 'PUT': {
         if (!item) throw methodNotAllowed()
-        const dryRun = dryRunOf(q)
-        return {
-          status: 200,
-          body: present(def, version, update(route, decodeObject(route, bodyObject(req, body)), dryRun)),
-        }
+        const w = write()
+        const next = decodeObject(route, bodyObject(req, body))
+        return { status: 200, body: present(def, version, updateObject(this, route, next, w)) }
       }
       case 'PATCH': {
         if (!item) throw methodNotAllowed()
-        const dryRun = dryRunOf(q)
-        return { status: 200, body: present(def, version, patch(route, req, body, dryRun)) }
+        const w = write()
+        return { status: 200, body: present(def, version, patchObject(this, route, req, body, w)) }
       }
       case 'DELETE': {
-        const dryRun = dryRunOf(q)
+        const { dryRun } = write()
         const raw = body.length ? bodyObject(req, body) : undefined
-        if (item) {
-          return { status: 200, body: remove(route, raw, dryRun) }
-        }
-        if (route.subresource !== undefined || def.resource === 'namespaces') throw methodNotAllowed()
-        const victims = list(route, q)
-        if (!dryRun) for (const o of victims) store.delete(refOf(def), o.metadata.namespace, o.metadata.name)
-        return { status: 200, body: listBody(route, victims) }
+        if (item) return { status: 200, body: deleteObject(this, route, raw, dryRun) }
+        return { status: 200, body: deleteCollection(this, route, q, dryRun) }
       }
       default:
         throw methodNotAllowed()
     }
   }
+}
 
-  const server = await startHttps(opts.pki, (req, res, body) => {
-    const method = (req.method ?? 'GET').toUpperCase()
-    const path = req.url ?? '/'
-    const ua = req.headers['user-agent']
-    const record = (status: number): void => {
-      requests.push({ method, path, status, ...(ua !== undefined ? { userAgent: ua } : {}) })
-    }
-    const fault = takeFault(method, path)
-    if (fault?.status === 'reset') {
-      record(0)
-      req.socket.destroy()
-      return
-    }
-    let status: number
-    let payload: unknown
-    let headers: Record<string, string> = {}
-    try {
-      if (fault && fault.status !== 'lost-response') throw faultError(fault.status as number, fault.retryAfterSeconds)
-      const auth = req.headers.authorization ?? ''
-      const m = /^Bearer\s+(.+)$/i.exec(auth)
-      const who = m ? opts.authenticate(m[1]!.trim()) : undefined
-      if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized', null)
-      // The authenticator adds system:authenticated to every authenticated user (apiserver's AuthenticatedGroupAdder).
-      const groups = [...new Set([...(who.groups ?? []), 'system:authenticated'])]
-      // The service proxy (GET services/proxy), authorized like any subresource, streams the upstream's answer.
-      const proxyParts = new URL(path, 'https://127.0.0.1').pathname.split('/').filter(Boolean)
-      if (parseServiceProxyPath(proxyParts)) {
-        authorizeOrThrow(
-          requestAttributes((req.method ?? 'GET').toUpperCase(), new URL(path, 'https://127.0.0.1'), who.user, groups),
-        )
-        record(200)
-        void handleServiceProxy(req, res, proxyParts, opts.serviceUpstreams ?? new Map()).catch(() => res.destroy())
-        return
-      }
-      ;({ status, body: payload } = serve(req, body, new URL(path, 'https://127.0.0.1'), { user: who.user, groups }))
-    } catch (err) {
-      const e =
-        err instanceof ApiError
-          ? err
-          : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`, {
-              causes: [{ reason: '', message: String(err) }],
-            })
-      status = e.code
-      payload = e.body
-      headers = e.headers
-    }
-    if (fault?.status === 'lost-response') {
-      record(0)
-      req.socket.destroy()
-      return
-    }
-    record(status)
-    sendJson(res, status, payload, headers)
-  })
-  api.url = server.url
-  api.close = () => server.close()
+/** Starts a simulated API server on a loopback port; the handle's `requests` and fault calls are live. */
+export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
+  const faults = new FaultQueue()
+  const api: KubeApi = {
+    url: '',
+    store: opts.store,
+    requests: [],
+    istioVersions: [...(opts.istioVersions ?? ['v1', 'v1beta1'])],
+    injectFault(f) {
+      faults.inject(f)
+    },
+    clearFaults() {
+      faults.clear()
+    },
+    close: async () => {},
+  }
+  const server = new KubeApiServer(opts, api, faults)
+  const https = await startHttps(opts.pki, (req, res, body) => server.handle(req, res, body))
+  api.url = https.url
+  api.close = () => https.close()
   return api
 }

@@ -2,7 +2,8 @@
 //   /api/v1/namespaces/<ns>/services/[<scheme>:]<name>[:<port>]/proxy/<path...>
 // forwards to the Service's upstream (here: a real Prometheus on loopback), with the query string, and
 // answers as the API server does when it cannot: 404 with a Status object for an unknown Service, 503 when
-// the upstream is unreachable (https://kubernetes.io/docs/tasks/access-application-cluster/access-cluster-services/#manually-constructing-apiserver-proxy-urls).
+// the upstream is unreachable (https://kubernetes.io/docs/tasks/access-application-cluster/access-cluster-services/,
+// section "Manually constructing apiserver proxy URLs").
 // Authentication and RBAC (`get` on `services/proxy`) stay the server's job, before this handler runs.
 import { request } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'

@@ -110,7 +110,8 @@ export class KubeStore extends EventEmitter {
       throw new StoreError(
         409,
         'Conflict',
-        `Operation cannot be fulfilled on ${ref.resource} "${obj.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`,
+        `Operation cannot be fulfilled on ${ref.resource} "${obj.metadata.name}": the object has been modified; ` +
+          'please apply your changes to the latest version and try again',
       )
     }
     const o = clone(obj)
@@ -135,7 +136,10 @@ export class KubeStore extends EventEmitter {
     return clone(cur)
   }
 
-  /** Puts an object's spec and annotations back as in `original`, the rest of its live metadata kept (like a person's `kubectl apply`). */
+  /**
+   * Puts an object's spec and annotations back as in `original`, the rest of its live metadata kept (like a
+   * person's `kubectl apply`).
+   */
   restore(ref: ResourceRef, original: KubeObject): KubeObject {
     const cur = this.get(ref, original.metadata.namespace, original.metadata.name)
     if (!cur) throw new StoreError(404, 'NotFound', `${ref.resource} "${original.metadata.name}" not found`)
