@@ -1,11 +1,26 @@
-// An in-memory cluster behind the ports the router and the lock use (VirtualServiceApi, LeaseApi): optimistic
-// concurrency as the API server does it (a PUT whose resourceVersion is not the stored one is a 409), and faults
-// a test arms per call. For in-process tests of the engine and the modes; no I/O.
+// An in-memory cluster behind the ports the routers and the lock use (VirtualServiceApi, HttpRouteApi, LeaseApi):
+// optimistic concurrency as the API server does it (a PUT whose resourceVersion is not the stored one is a 409),
+// and faults a test arms per call. HTTPRoutes are stored as the API server stores them: the CRD schema's defaults
+// written in, metadata.generation raised on a change of spec, status kept across a PUT (a subresource), and rule
+// names pruned when `pruneRuleNames` plays a CRD older than Gateway API v1.2. For in-process tests; no I/O.
+import { isDeepStrictEqual } from 'node:util'
 import type { V1Lease } from '@kubernetes/client-node'
-import type { LeaseApi, VirtualServiceApi } from '../../src/k8s/ports.js'
-import { ConflictError, KubeError, type VirtualService } from '../../src/k8s/resources.js'
+import type { HttpRouteApi, LeaseApi, VirtualServiceApi } from '../../src/k8s/ports.js'
+import {
+  ConflictError,
+  type GatewayHttpRoute,
+  type HttpRouteRule,
+  KubeError,
+  type VirtualService,
+} from '../../src/k8s/resources.js'
 
-export type Operation = 'getVirtualService' | 'replaceVirtualService' | 'listVirtualServices'
+export type Operation =
+  | 'getVirtualService'
+  | 'replaceVirtualService'
+  | 'listVirtualServices'
+  | 'getHttpRoute'
+  | 'replaceHttpRoute'
+  | 'listHttpRoutes'
 
 /** What an armed fault does to one call. */
 export interface CallFault {
@@ -15,8 +30,36 @@ export interface CallFault {
   afterApplying?: boolean
 }
 
-export class FakeCluster implements VirtualServiceApi, LeaseApi {
+/**
+ * What the HTTPRoute CRD's schema defaults (kubernetes-sigs/gateway-api apis/v1: +kubebuilder:default on
+ * HTTPRouteRule.Matches, HTTPRouteMatch.Path, HTTPHeaderMatch.Type, BackendObjectReference.Group/Kind,
+ * BackendRef.Weight, ParentReference.Group/Kind), written into a copy of the rules as the API server stores them.
+ */
+function defaulted(rules: HttpRouteRule[], pruneNames: boolean): HttpRouteRule[] {
+  return rules.map((rule) => {
+    const r = structuredClone(rule)
+    if (pruneNames) delete r.name
+    if (!r.matches || r.matches.length === 0) r.matches = [{ path: { type: 'PathPrefix', value: '/' } }]
+    for (const m of r.matches) {
+      m.path = { type: 'PathPrefix', value: '/', ...(m.path ?? {}) }
+      for (const h of m.headers ?? []) h.type ??= 'Exact'
+    }
+    for (const b of r.backendRefs ?? []) {
+      b.group ??= ''
+      b.kind ??= 'Service'
+      b.weight ??= 1
+    }
+    return r
+  })
+}
+
+export class FakeCluster implements VirtualServiceApi, HttpRouteApi, LeaseApi {
   private readonly virtualServices = new Map<string, VirtualService>()
+  private readonly httpRoutes = new Map<string, GatewayHttpRoute>()
+  /** Plays an HTTPRoute CRD without rule names (before Gateway API v1.2): the API server prunes them. */
+  pruneRuleNames = false
+  /** Runs after an HTTPRoute is stored: a test plays the gateway controller writing status. */
+  afterHttpRouteWrite: ((route: GatewayHttpRoute) => void) | undefined
   private readonly leases = new Map<string, V1Lease>()
   private version = 1
   private readonly faults: Array<{ op: Operation; fault: CallFault }> = []
@@ -47,6 +90,92 @@ export class FakeCluster implements VirtualServiceApi, LeaseApi {
     const vs = this.virtualServices.get(this.key(namespace, name))
     if (!vs) throw new Error(`fake: no VirtualService ${namespace}/${name}`)
     return structuredClone(vs)
+  }
+
+  /** Stores an HTTPRoute (as someone else would: defaults, a new resourceVersion and generation), returning the copy. */
+  putHttpRoute(route: GatewayHttpRoute): GatewayHttpRoute {
+    const key = this.key(route.metadata.namespace ?? '', route.metadata.name)
+    return structuredClone(this.storeHttpRoute(key, route, this.httpRoutes.get(key), true))
+  }
+
+  /** The stored HTTPRoute (a copy). */
+  httpRoute(namespace: string, name: string): GatewayHttpRoute {
+    const route = this.httpRoutes.get(this.key(namespace, name))
+    if (!route) throw new Error(`fake: no HTTPRoute ${namespace}/${name}`)
+    return structuredClone(route)
+  }
+
+  /** Replaces the stored HTTPRoute's status (the status subresource: no new generation). */
+  setHttpRouteStatus(namespace: string, name: string, status: GatewayHttpRoute['status']): void {
+    const route = this.httpRoutes.get(this.key(namespace, name))
+    if (!route) throw new Error(`fake: no HTTPRoute ${namespace}/${name}`)
+    if (status) route.status = structuredClone(status)
+    else delete route.status
+    route.metadata.resourceVersion = this.nextVersion()
+  }
+
+  private storeHttpRoute(
+    key: string,
+    route: GatewayHttpRoute,
+    stored: GatewayHttpRoute | undefined,
+    withStatus: boolean,
+  ): GatewayHttpRoute {
+    const next = structuredClone(route)
+    next.spec = { ...next.spec, rules: defaulted(next.spec.rules ?? [], this.pruneRuleNames) }
+    for (const p of next.spec.parentRefs ?? []) {
+      p.group ??= 'gateway.networking.k8s.io'
+      p.kind ??= 'Gateway'
+    }
+    const generation = stored?.metadata.generation ?? 0
+    next.metadata.generation = stored && isDeepStrictEqual(stored.spec, next.spec) ? generation : generation + 1
+    if (!withStatus) {
+      if (stored?.status) next.status = structuredClone(stored.status)
+      else delete next.status
+    }
+    next.metadata.resourceVersion = this.nextVersion()
+    this.httpRoutes.set(key, next)
+    this.afterHttpRouteWrite?.(next)
+    return next
+  }
+
+  async getHttpRoute(namespace: string, name: string): Promise<GatewayHttpRoute> {
+    this.calls.push('getHttpRoute')
+    const fault = this.takeFault('getHttpRoute')
+    if (fault) throw fault.error
+    const route = this.httpRoutes.get(this.key(namespace, name))
+    if (!route) throw new KubeError(404, 'NotFound', `httproutes.gateway.networking.k8s.io "${name}" not found`)
+    return structuredClone(route)
+  }
+
+  async listHttpRoutes(namespace: string): Promise<GatewayHttpRoute[]> {
+    this.calls.push('listHttpRoutes')
+    const fault = this.takeFault('listHttpRoutes')
+    if (fault) throw fault.error
+    return [...this.httpRoutes.values()]
+      .filter((r) => r.metadata.namespace === namespace)
+      .map((r) => structuredClone(r))
+  }
+
+  async replaceHttpRoute(route: GatewayHttpRoute): Promise<GatewayHttpRoute> {
+    this.calls.push('replaceHttpRoute')
+    const fault = this.takeFault('replaceHttpRoute')
+    if (fault && !fault.afterApplying) throw fault.error
+    this.beforeReplace?.(this)
+    const key = this.key(route.metadata.namespace ?? '', route.metadata.name)
+    const stored = this.httpRoutes.get(key)
+    if (!stored)
+      throw new KubeError(404, 'NotFound', `httproutes.gateway.networking.k8s.io "${route.metadata.name}" not found`)
+    if (stored.metadata.resourceVersion !== route.metadata.resourceVersion) {
+      throw new ConflictError(
+        409,
+        'Conflict',
+        'Operation cannot be fulfilled on httproutes.gateway.networking.k8s.io: the object has been modified; ' +
+          'please apply your changes to the latest version and try again',
+      )
+    }
+    const written = this.storeHttpRoute(key, route, stored, false)
+    if (fault) throw fault.error
+    return structuredClone(written)
   }
 
   /** Arms a fault for the next call of `op` (faults of one op fire in the order armed). */

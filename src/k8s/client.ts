@@ -21,6 +21,7 @@ import {
   type DestinationRule,
   ForbiddenError,
   type Gateway,
+  type GatewayHttpRoute,
   KubeError,
   type VirtualService,
 } from './resources.js'
@@ -39,6 +40,8 @@ export interface KubeOptions {
 }
 
 const ISTIO_GROUP = 'networking.istio.io'
+/** Gateway API: HTTPRoute is served as v1 from Gateway API v1.0 on, as v1beta1 before (and alongside). */
+const GATEWAY_GROUP = 'gateway.networking.k8s.io'
 
 /** The Kubernetes API client: every port the action's parts use, over @kubernetes/client-node. */
 export class Kube implements Ports {
@@ -47,6 +50,7 @@ export class Kube implements Ports {
   private readonly coordination: CoordinationV1Api
   private readonly custom: CustomObjectsApi
   private istioVersion: string | undefined
+  private gatewayVersion: string | undefined
   /** API requests made (for the benchmark and the report). */
   requests = 0
 
@@ -90,24 +94,36 @@ export class Kube implements Ports {
 
   /** networking.istio.io version to use: v1 where served (Istio >= 1.22), else v1beta1. */
   async istioApiVersion(): Promise<string> {
-    if (this.istioVersion) return this.istioVersion
+    this.istioVersion ??= await this.servedVersion(
+      ISTIO_GROUP,
+      "Istio's CRDs are not installed (install Istio, or enable the AKS Istio add-on: az aks mesh enable)",
+    )
+    return this.istioVersion
+  }
+
+  /** gateway.networking.k8s.io version to use: v1 where served (Gateway API >= 1.0), else v1beta1. */
+  async gatewayApiVersion(): Promise<string> {
+    this.gatewayVersion ??= await this.servedVersion(
+      GATEWAY_GROUP,
+      'the Gateway API CRDs are not installed (install them: kubectl apply -f ' +
+        'https://github.com/kubernetes-sigs/gateway-api/releases/download/<version>/standard-install.yaml, ' +
+        "or use 'virtual-service')",
+    )
+    return this.gatewayVersion
+  }
+
+  /** v1 where the group serves it, else v1beta1, else its preferred version; a 404 when it is not served. */
+  private async servedVersion(groupName: string, missing: string): Promise<string> {
     const list = await this.call('list API groups', () => this.kc.makeApiClient(ApisApi).getAPIVersions())
-    const group = list.groups.find((g) => g.name === ISTIO_GROUP)
-    if (!group) {
-      throw new KubeError(
-        404,
-        'NotFound',
-        `the cluster at ${this.server} does not serve ${ISTIO_GROUP}: Istio's CRDs are not installed ` +
-          '(install Istio, or enable the AKS Istio add-on: az aks mesh enable)',
-      )
-    }
+    const group = list.groups.find((g) => g.name === groupName)
+    if (!group)
+      throw new KubeError(404, 'NotFound', `the cluster at ${this.server} does not serve ${groupName}: ${missing}`)
     const versions = group.versions.map((v) => v.version)
-    this.istioVersion = versions.includes('v1')
+    return versions.includes('v1')
       ? 'v1'
       : versions.includes('v1beta1')
         ? 'v1beta1'
         : (group.preferredVersion?.version ?? 'v1')
-    return this.istioVersion
   }
 
   private async istio<T>(
@@ -164,6 +180,59 @@ export class Kube implements Ports {
           body: { ...vs, apiVersion: `${ISTIO_GROUP}/${version}` },
           fieldManager: FIELD_MANAGER,
         }) as Promise<VirtualService>,
+    )
+  }
+
+  private async gateway<T>(what: string, fn: (version: string) => Promise<T>): Promise<T> {
+    const version = await this.gatewayApiVersion()
+    return this.call(what, () => fn(version))
+  }
+
+  async getHttpRoute(namespace: string, name: string): Promise<GatewayHttpRoute> {
+    return this.gateway(
+      `read HTTPRoute ${namespace}/${name}`,
+      (version) =>
+        this.custom.getNamespacedCustomObject({
+          group: GATEWAY_GROUP,
+          version,
+          namespace,
+          plural: 'httproutes',
+          name,
+        }) as Promise<GatewayHttpRoute>,
+    )
+  }
+
+  async listHttpRoutes(namespace: string): Promise<GatewayHttpRoute[]> {
+    const list = await this.gateway(
+      `list HTTPRoutes in ${namespace}`,
+      (version) =>
+        this.custom.listNamespacedCustomObject({
+          group: GATEWAY_GROUP,
+          version,
+          namespace,
+          plural: 'httproutes',
+        }) as Promise<{ items: GatewayHttpRoute[] }>,
+    )
+    return list.items
+  }
+
+  /** PUT conditional on metadata.resourceVersion (status, a subresource, is left as it is by the server). */
+  async replaceHttpRoute(route: GatewayHttpRoute): Promise<GatewayHttpRoute> {
+    if (!route.metadata.resourceVersion)
+      throw new Error('internal: an HTTPRoute write must carry the resourceVersion it was read at')
+    const { namespace, name } = route.metadata as { namespace: string; name: string }
+    return this.gateway(
+      `update HTTPRoute ${namespace}/${name}`,
+      (version) =>
+        this.custom.replaceNamespacedCustomObject({
+          group: GATEWAY_GROUP,
+          version,
+          namespace,
+          plural: 'httproutes',
+          name,
+          body: { ...route, apiVersion: `${GATEWAY_GROUP}/${version}` },
+          fieldManager: FIELD_MANAGER,
+        }) as Promise<GatewayHttpRoute>,
     )
   }
 

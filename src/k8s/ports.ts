@@ -1,7 +1,7 @@
 // What each part of the action needs from the Kubernetes API, as small interfaces (ports). `Kube` implements
 // them all against a real API server; tests may give a part an in-memory implementation of just its port.
 import type { V1Deployment, V1Lease, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node'
-import type { DestinationRule, Gateway, VirtualService } from './resources.js'
+import type { DestinationRule, Gateway, GatewayHttpRoute, VirtualService } from './resources.js'
 
 /** The traffic router's: read and conditionally replace VirtualServices. */
 export interface VirtualServiceApi {
@@ -9,6 +9,14 @@ export interface VirtualServiceApi {
   listVirtualServices(namespace: string): Promise<VirtualService[]>
   /** PUT conditional on metadata.resourceVersion: a 409 is a ConflictError. */
   replaceVirtualService(vs: VirtualService): Promise<VirtualService>
+}
+
+/** The traffic router's for a Gateway API target: read and conditionally replace HTTPRoutes. */
+export interface HttpRouteApi {
+  getHttpRoute(namespace: string, name: string): Promise<GatewayHttpRoute>
+  listHttpRoutes(namespace: string): Promise<GatewayHttpRoute[]>
+  /** PUT conditional on metadata.resourceVersion: a 409 is a ConflictError. */
+  replaceHttpRoute(route: GatewayHttpRoute): Promise<GatewayHttpRoute>
 }
 
 /** The rollout lock's: one coordination.k8s.io Lease per target. */
@@ -39,4 +47,4 @@ export interface ReadinessApi {
   listPods(namespace: string, labelSelector: string): Promise<V1Pod[]>
 }
 
-export type Ports = VirtualServiceApi & LeaseApi & ControlPlaneApi & GatewayApi & ReadinessApi
+export type Ports = VirtualServiceApi & HttpRouteApi & LeaseApi & ControlPlaneApi & GatewayApi & ReadinessApi

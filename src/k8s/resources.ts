@@ -5,6 +5,8 @@ export interface ObjectMeta {
   name: string
   namespace?: string
   resourceVersion?: string
+  /** Incremented by the API server on every change of spec (status writes leave it). */
+  generation?: number
   labels?: Record<string, string>
   annotations?: Record<string, string>
   [k: string]: unknown
@@ -53,6 +55,84 @@ export interface DestinationRule {
 export interface Gateway {
   metadata: ObjectMeta
   spec: { selector?: Record<string, string>; servers?: unknown[]; [k: string]: unknown }
+}
+
+// Gateway API (gateway.networking.k8s.io v1) HTTPRoute, as kubernetes-sigs/gateway-api apis/v1/httproute_types.go
+// and shared_types.go define it. Named Gateway*/HttpRouteRule so as not to clash with Istio's HttpRoute above.
+// Only the fields the action reads are typed; every other field is carried over as read.
+
+/** A route's parent (spec.parentRefs[]): a Gateway (group gateway.networking.k8s.io by default) or, for the mesh
+ * (GAMMA), a Service (group ''). namespace defaults to the route's own. */
+export interface ParentRef {
+  group?: string
+  kind?: string
+  namespace?: string
+  name: string
+  sectionName?: string
+  port?: number
+  [k: string]: unknown
+}
+/** spec.rules[].backendRefs[] (HTTPBackendRef): a Service by default (group '', kind Service); `weight` is relative
+ * (weight / sum of the rule's weights), default 1, 0..1000000. */
+export interface BackendRef {
+  group?: string
+  kind?: string
+  name: string
+  namespace?: string
+  port?: number
+  weight?: number
+  filters?: unknown[]
+  [k: string]: unknown
+}
+export interface HttpHeaderMatch {
+  /** Exact (the default) or RegularExpression. */
+  type?: string
+  name: string
+  value: string
+  [k: string]: unknown
+}
+export interface HttpRouteMatch {
+  path?: { type?: string; value?: string; [k: string]: unknown }
+  headers?: HttpHeaderMatch[]
+  queryParams?: unknown[]
+  method?: string
+  [k: string]: unknown
+}
+/** One entry of an HTTPRoute's spec.rules (HTTPRouteRule). `name` is served from Gateway API v1.2 on. */
+export interface HttpRouteRule {
+  name?: string
+  matches?: HttpRouteMatch[]
+  filters?: unknown[]
+  backendRefs?: BackendRef[]
+  [k: string]: unknown
+}
+export interface GatewayHttpRouteSpec {
+  parentRefs?: ParentRef[]
+  hostnames?: string[]
+  rules?: HttpRouteRule[]
+  [k: string]: unknown
+}
+/** metav1.Condition, as a route's parent status holds it. */
+export interface RouteCondition {
+  type: string
+  status: 'True' | 'False' | 'Unknown' | string
+  reason?: string
+  message?: string
+  observedGeneration?: number
+  [k: string]: unknown
+}
+export interface RouteParentStatus {
+  parentRef: ParentRef
+  controllerName?: string
+  conditions?: RouteCondition[]
+  [k: string]: unknown
+}
+export interface GatewayHttpRoute {
+  apiVersion: string
+  kind: 'HTTPRoute'
+  metadata: ObjectMeta
+  spec: GatewayHttpRouteSpec
+  status?: { parents?: RouteParentStatus[]; [k: string]: unknown }
 }
 
 /** A failed API call, with the Kubernetes Status reason and message. */

@@ -7,7 +7,7 @@ export type Route = Readonly<Record<string, unknown>>
 /** How the `route` input (or a rollout state) names the route to shift. */
 export type RouteSelector = { by: 'default' } | { by: 'name'; name: string } | { by: 'index'; index: number }
 
-export type TargetKind = 'VirtualService'
+export type TargetKind = 'VirtualService' | 'HTTPRoute'
 
 /** The resource whose route the rollout shifts, and which of its routes. */
 export interface TargetRef {

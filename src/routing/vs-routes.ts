@@ -1,12 +1,11 @@
 // Pure VirtualService route logic: finding the target route, reading and writing its weights, and
 // inserting/removing a preview route. No I/O. Everything not named here is carried over untouched.
 
-import { createHash } from 'node:crypto'
-
 import type { HttpRoute, RouteDestination, VirtualServiceSpec } from '../k8s/resources.js'
 import { RouteError, type RouteSelector, describeSelector } from './router.js'
+import { PREVIEW_ROUTE_PREFIX, apportion, canonical, previewRouteName } from './shares.js'
 
-export const PREVIEW_ROUTE_PREFIX = 'istio-canary-preview-'
+export { PREVIEW_ROUTE_PREFIX, apportion, canonical, previewRouteName } from './shares.js'
 
 export function isPreviewRoute(r: HttpRoute): boolean {
   return typeof r.name === 'string' && r.name.startsWith(PREVIEW_ROUTE_PREFIX)
@@ -107,27 +106,6 @@ export function resolveStableSubset(route: HttpRoute, requested: string, canary:
   return best[0]
 }
 
-/** Split 0..100 among the given shares in proportion, by largest remainder so the parts sum exactly to total. */
-export function apportion(shares: number[], total: number): number[] {
-  const sum = shares.reduce((a, b) => a + b, 0)
-  if (shares.length === 0) return []
-  if (sum === 0)
-    return apportion(
-      shares.map((_, i) => (i === 0 ? 1 : 0)),
-      total,
-    )
-  const exact = shares.map((s) => (s * total) / sum)
-  const floor = exact.map(Math.floor)
-  let left = total - floor.reduce((a, b) => a + b, 0)
-  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1])
-  for (const [, i] of order) {
-    if (left <= 0) break
-    floor[i] = (floor[i] as number) + 1
-    left--
-  }
-  return floor
-}
-
 /**
  * The target route at a given canary weight, derived from the route as it was before the rollout (`base`):
  * the canary gets `weight`; the other destinations of the base share the rest in their original proportions.
@@ -165,17 +143,6 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
   return next
 }
 
-/** A readable name per preview value, with a digest of the exact value so that distinct values never share one. */
-export function previewRouteName(value: string): string {
-  const slug = value
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 40)
-  const digest = createHash('sha256').update(value).digest('hex').slice(0, 8)
-  return `${PREVIEW_ROUTE_PREFIX}${slug ? `${slug}-` : ''}${digest}`
-}
-
 /** A route sending requests whose header equals value exactly to the canary subset, placed before every other route. */
 export function withPreviewRoute(
   spec: VirtualServiceSpec,
@@ -207,17 +174,6 @@ export function withoutPreviewRoute(
   const http = spec.http ?? []
   const rest = http.filter((r) => r.name !== name)
   return { spec: { ...structuredClone(spec), http: structuredClone(rest) }, removed: rest.length !== http.length }
-}
-
-/** Canonical JSON (sorted keys), for comparing routes regardless of key order. */
-export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-        )
-      : v,
-  )
 }
 
 export function sameRoute(a: HttpRoute | undefined, b: HttpRoute | undefined): boolean {

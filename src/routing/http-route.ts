@@ -1,0 +1,415 @@
+// The TrafficRouter for a Gateway API HTTPRoute: its spec.rules, relative weights per backendRef (one Service per
+// version), the rollout state in the same annotation as on a VirtualService, and preview rules inserted first.
+// Writes are conditional on the resourceVersion read, through writeConditionally, exactly as the VirtualService's.
+import type { HttpRouteApi } from '../k8s/ports.js'
+import type {
+  BackendRef,
+  GatewayHttpRoute,
+  GatewayHttpRouteSpec,
+  HttpRouteRule,
+  ParentRef,
+  RouteCondition,
+} from '../k8s/resources.js'
+import { writeConditionally } from './conditional.js'
+import {
+  backendWeightOf,
+  describeRuleSelector,
+  describeRuleSplit,
+  findRuleIndex,
+  isPreviewRule,
+  normalSpec,
+  previewRouteName,
+  resolveStableBackend,
+  ruleAtWeight,
+  sameRule,
+  shadowingRule,
+  sharesOf,
+  withPreviewRule,
+  withoutPreviewRule,
+} from './hr-rules.js'
+import {
+  ConcurrentChangeError,
+  type ManifestTarget,
+  type MeshFacts,
+  type Route,
+  RouteError,
+  type RouteSelector,
+  type TargetRef,
+  type TrafficRouter,
+  describeTarget,
+} from './router.js'
+import { canonical } from './shares.js'
+import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
+import type { RouterDeps } from './virtual-service.js'
+
+const asRule = (route: Route): HttpRouteRule => route as HttpRouteRule
+
+const GATEWAY_GROUP = 'gateway.networking.k8s.io'
+
+/** What the parents' status says of the route's current generation (SPEC section 7 rule 3). */
+export interface Acceptance {
+  /** Every parent shows Accepted and ResolvedRefs True for metadata.generation. */
+  ok: boolean
+  /** Not ok only because some parent has not reported on this generation yet: worth waiting for. */
+  pending: boolean
+  /** Why not, one per parent and condition. */
+  reasons: string[]
+}
+
+/** A parentRef with the API's defaults (group gateway.networking.k8s.io, kind Gateway, the route's namespace). */
+function parentKey(p: ParentRef, namespace: string): string {
+  return canonical({
+    group: p.group ?? GATEWAY_GROUP,
+    kind: p.kind ?? 'Gateway',
+    namespace: p.namespace ?? namespace,
+    name: p.name,
+    sectionName: p.sectionName ?? null,
+    port: p.port ?? null,
+  })
+}
+
+function describeParent(p: ParentRef, namespace: string): string {
+  const section = p.sectionName ? `/${p.sectionName}` : p.port ? `:${p.port}` : ''
+  return `${p.kind ?? 'Gateway'} ${p.namespace ?? namespace}/${p.name}${section}`
+}
+
+/** backendRef fields as the API server defaults them, left out of what a manifest is given (it seldom spells them). */
+function withoutDefaults(b: BackendRef): BackendRef {
+  const out = { ...b }
+  if (out.group === '') delete out.group
+  if (out.kind === 'Service') delete out.kind
+  return out
+}
+
+export class HttpRouteRouter implements TrafficRouter {
+  private resource: GatewayHttpRoute | undefined
+  private stateRead: RolloutState | undefined
+
+  constructor(
+    private readonly api: HttpRouteApi,
+    readonly target: TargetRef,
+    private readonly deps: RouterDeps,
+  ) {}
+
+  private get ref(): string {
+    return describeTarget(this.target)
+  }
+
+  private get kubectl(): string {
+    return `kubectl -n ${this.target.namespace} get httproute ${this.target.name} -o yaml`
+  }
+
+  private get hr(): GatewayHttpRoute {
+    if (!this.resource) throw new Error(`internal: ${this.ref} was not read`)
+    return this.resource
+  }
+
+  private rules(spec: GatewayHttpRouteSpec = this.hr.spec): HttpRouteRule[] {
+    return spec.rules ?? []
+  }
+
+  private set(route: GatewayHttpRoute): void {
+    this.resource = route
+    this.stateRead = decodeState(route.metadata.annotations, this.target)
+  }
+
+  private read(): Promise<GatewayHttpRoute> {
+    return this.api.getHttpRoute(this.target.namespace, this.target.name)
+  }
+
+  async load(): Promise<void> {
+    this.set(await this.read())
+  }
+
+  get state(): RolloutState | undefined {
+    return this.stateRead
+  }
+
+  get revision(): string | undefined {
+    return this.resource?.metadata.resourceVersion
+  }
+
+  private index(selector: RouteSelector, spec: GatewayHttpRouteSpec = this.hr.spec): number {
+    return findRuleIndex(spec, selector, this.target.name)
+  }
+
+  private safeIndex(selector: RouteSelector, spec: GatewayHttpRouteSpec = this.hr.spec): number {
+    try {
+      return this.index(selector, spec)
+    } catch {
+      return -1
+    }
+  }
+
+  route(selector: RouteSelector): Route {
+    return this.rules()[this.index(selector)] as HttpRouteRule
+  }
+
+  findRoute(selector: RouteSelector): Route | undefined {
+    return this.rules()[this.safeIndex(selector)]
+  }
+
+  inputRoute(options: { shadowed: 'refuse' | 'allow' } = { shadowed: 'refuse' }): Route {
+    const selector = this.target.route
+    let index: number
+    try {
+      index = this.index(selector)
+    } catch (err) {
+      if (err instanceof RouteError && selector.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
+      throw err
+    }
+    const rules = this.rules()
+    const shadow = shadowingRule(rules, index)
+    if (shadow >= 0 && options.shadowed === 'refuse') {
+      const shadowName = rules[shadow]?.name
+      const name = shadowName ? `'${shadowName}'` : `#${shadow}`
+      throw new RouteError(
+        `Input 'route': ${describeRuleSelector(selector)} of ${this.ref} receives no traffic: ` +
+          `rule ${name} before it has the same matches and takes every request it would. ` +
+          `Shift rule ${name} instead, or give the rules different matches`,
+      )
+    }
+    return rules[index] as HttpRouteRule
+  }
+
+  selectorFor(route: Route, fallback: RouteSelector): RouteSelector {
+    const name = asRule(route).name
+    return typeof name === 'string' && name !== '' ? { by: 'name', name } : fallback
+  }
+
+  shares(route: Route): Map<string, number> {
+    return sharesOf(asRule(route))
+  }
+
+  weightOf(route: Route, version: string): number {
+    return backendWeightOf(asRule(route), version)
+  }
+
+  resolveStable(route: Route, requested: string, canary: string | undefined): string {
+    return resolveStableBackend(asRule(route), requested, canary)
+  }
+
+  atWeight(base: Route, stable: string, canary: string, weight: number): Route {
+    return ruleAtWeight(asRule(base), stable, canary, weight)
+  }
+
+  same(a: Route | undefined, b: Route | undefined): boolean {
+    return sameRule(a as HttpRouteRule | undefined, b as HttpRouteRule | undefined)
+  }
+
+  describe(route: Route): string {
+    return describeRuleSplit(asRule(route))
+  }
+
+  async write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void> {
+    const before = this.stateRead
+    let reread = false
+    const { resource } = await writeConditionally<GatewayHttpRoute>({
+      current: this.hr,
+      read: async () => {
+        reread = true
+        // Kept at once: after a refusal the caller decides on what the cluster holds now (e.g. its live weight).
+        this.resource = await this.read()
+        return this.resource
+      },
+      replace: (hr) => this.api.replaceHttpRoute(hr),
+      what: this.ref,
+      log: this.deps.log,
+      landed: (fresh) =>
+        sameRule(this.rules(fresh.spec)[this.safeIndex(selector, fresh.spec)], asRule(next)) &&
+        canonical(decodeState(fresh.metadata.annotations, this.target)) === canonical(state),
+      change: (hr) => {
+        if (reread) this.checkStateOwner(hr, before)
+        const index = this.safeIndex(selector, hr.spec)
+        const rules = this.rules(hr.spec)
+        if (index < 0) {
+          throw new ConcurrentChangeError(
+            `the target rule of ${this.ref} (${describeRuleSelector(selector)}) is gone: ` +
+              `someone else changed the HTTPRoute during the run; not writing it (${this.kubectl})`,
+          )
+        }
+        if (!sameRule(rules[index], asRule(expected))) {
+          throw new ConcurrentChangeError(
+            `the target rule of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
+              `It now routes: ${describeRuleSplit(rules[index] as HttpRouteRule)}; ` +
+              `istio-canary expected: ${this.describe(expected)}. ` +
+              `Check who changed it (${this.kubectl})`,
+          )
+        }
+        rules[index] = structuredClone(asRule(next))
+        const annotations = { ...(hr.metadata.annotations ?? {}) }
+        if (state) annotations[STATE_ANNOTATION] = encodeState(state)
+        else delete annotations[STATE_ANNOTATION]
+        hr.metadata.annotations = annotations
+        hr.spec.rules = rules
+        return hr
+      },
+    })
+    this.resource = resource
+    this.stateRead = state
+  }
+
+  /** After a conflict: the rollout state must still be the one this run wrote (or read), else someone took over. */
+  private checkStateOwner(fresh: GatewayHttpRoute, before: RolloutState | undefined): void {
+    const now = decodeState(fresh.metadata.annotations, this.target)
+    if (before && now?.runId !== before.runId) {
+      throw new ConcurrentChangeError(
+        `the rollout state of ${this.ref} was changed by someone else during the run ` +
+          `(now: ${now ? `run ${now.runId}, ${now.phase}` : 'removed'}); not overwriting it (${this.kubectl})`,
+      )
+    }
+  }
+
+  previewName(value: string): string {
+    return previewRouteName(value)
+  }
+
+  previewRoute(value: string): Route | undefined {
+    return this.rules().find((r) => r.name === previewRouteName(value))
+  }
+
+  async setPreview(canary: string, header: string, value: string): Promise<boolean> {
+    let added: HttpRouteRule | undefined
+    const written = await this.writeSpec((spec) => {
+      const next = withPreviewRule(
+        spec,
+        findRuleIndex(spec, this.target.route, this.target.name),
+        canary,
+        header,
+        value,
+      )
+      added = next.rules?.[0]
+      return next
+    })
+    if (written && added && !this.previewRoute(value)) {
+      // A CRD without rule names (Gateway API before v1.2, or before v1.4 on the standard channel) pruned the name:
+      // the rule could never be found again, so it is taken out at once.
+      const { name: _name, ...unnamed } = added
+      await this.writeSpec((spec) => {
+        const rules = spec.rules ?? []
+        return rules[0] && sameRule(rules[0], unnamed) ? { ...spec, rules: rules.slice(1) } : spec
+      })
+      throw new RouteError(
+        `${this.ref}: the API server dropped the preview rule's name, so its HTTPRoute CRD predates rule names ` +
+          '(Gateway API v1.2 experimental, v1.4 standard); the rule was removed again. ' +
+          'Upgrade the Gateway API CRDs to preview with an HTTPRoute',
+      )
+    }
+    return written
+  }
+
+  restorePreview(value: string, before: Route | undefined): Promise<boolean> {
+    return this.writeSpec((spec) => {
+      const removed = withoutPreviewRule(spec, value).spec
+      return before ? { ...removed, rules: [asRule(before), ...(removed.rules ?? [])] } : removed
+    })
+  }
+
+  /** A spec change that only adds/removes preview rules: re-applied on a fresh read after a conflict. */
+  private async writeSpec(change: (spec: GatewayHttpRouteSpec) => GatewayHttpRouteSpec): Promise<boolean> {
+    const { resource, written } = await writeConditionally<GatewayHttpRoute>({
+      current: this.hr,
+      read: async () => {
+        this.set(await this.read())
+        return this.hr
+      },
+      replace: (hr) => this.api.replaceHttpRoute(hr),
+      what: this.ref,
+      log: this.deps.log,
+      change: (hr) => {
+        const spec = change(hr.spec)
+        return canonical(normalSpec(spec)) === canonical(normalSpec(hr.spec)) ? undefined : { ...hr, spec }
+      },
+    })
+    this.set(resource)
+    return written
+  }
+
+  manifestTarget(selector: RouteSelector): ManifestTarget {
+    const rules = this.rules()
+    const index = this.index(selector)
+    const rule = rules[index] as HttpRouteRule
+    return {
+      kind: 'HTTPRoute',
+      namespace: this.target.namespace,
+      name: this.target.name,
+      routeIndex: rules.slice(0, index).filter((r) => !isPreviewRule(r)).length,
+      ...(typeof rule.name === 'string' && rule.name !== '' ? { routeName: rule.name } : {}),
+      destinations: (rule.backendRefs ?? []).map(withoutDefaults),
+    }
+  }
+
+  /**
+   * Gateways: the Gateway parents (namespace/name) of every HTTPRoute in the namespace (a mesh route's Service
+   * parent is no gateway). The destination host: the stable backend's Service (the rollout's, else the rule's
+   * largest share).
+   */
+  async meshFacts(route: Route): Promise<MeshFacts> {
+    const gateways = new Set<string>()
+    for (const hr of await this.api.listHttpRoutes(this.target.namespace)) {
+      for (const p of hr.spec.parentRefs ?? []) {
+        if ((p.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (p.kind ?? 'Gateway') === 'Gateway')
+          gateways.add(`${p.namespace ?? this.target.namespace}/${p.name}`)
+      }
+    }
+    const rule = asRule(route)
+    const state = this.stateRead
+    const backends = sharesOf(rule)
+    let host = state && isActive(state) && backends.has(state.stable) ? state.stable : ''
+    if (!host && backends.size > 0) host = resolveStableBackend(rule, 'auto', undefined)
+    return { destinationHost: host, gateways: [...gateways].sort() }
+  }
+
+  /**
+   * Whether every parent accepted the route as last read (load() again to poll), per its status.parents: the
+   * `Accepted` and `ResolvedRefs` conditions True with observedGeneration at metadata.generation (an older one
+   * speaks of an earlier spec). See RouteParentStatus.conditions in kubernetes-sigs/gateway-api
+   * apis/v1/shared_types.go: controllers "MUST always update the observedGeneration field of the Condition to
+   * the metadata.generation" of the route they reconciled.
+   */
+  accepted(): Acceptance {
+    const hr = this.hr
+    const namespace = this.target.namespace
+    const generation = hr.metadata.generation
+    const statuses = hr.status?.parents ?? []
+    const reasons: string[] = []
+    let pending = false
+    let rejected = false
+    const parents = hr.spec.parentRefs ?? []
+    if (parents.length === 0) return { ok: false, pending: false, reasons: [`${this.ref} has no parentRefs`] }
+    for (const parent of parents) {
+      const key = parentKey(parent, namespace)
+      const who = describeParent(parent, namespace)
+      const entries = statuses.filter((s) => parentKey(s.parentRef, namespace) === key)
+      if (entries.length === 0) {
+        pending = true
+        reasons.push(`${who} has not reported on ${this.ref} yet (no status.parents entry)`)
+        continue
+      }
+      for (const type of ['Accepted', 'ResolvedRefs']) {
+        for (const entry of entries) {
+          const by = entry.controllerName ? ` (${entry.controllerName})` : ''
+          const condition = entry.conditions?.find((c: RouteCondition) => c.type === type)
+          if (!condition) {
+            pending = true
+            reasons.push(`${who}${by} shows no ${type} condition yet`)
+          } else if (
+            generation !== undefined &&
+            (condition.observedGeneration === undefined || condition.observedGeneration < generation)
+          ) {
+            pending = true
+            reasons.push(
+              `${who}${by} has not observed generation ${generation} yet ` +
+                `(${type} is of generation ${condition.observedGeneration ?? 'unknown'})`,
+            )
+          } else if (condition.status !== 'True') {
+            rejected = true
+            const why = [condition.reason, condition.message].filter(Boolean).join(': ')
+            reasons.push(`${who}${by}: ${type} is ${condition.status}${why ? ` (${why})` : ''}`)
+          }
+        }
+      }
+    }
+    return { ok: reasons.length === 0, pending: pending && !rejected, reasons }
+  }
+}
