@@ -11,6 +11,7 @@ import type {
   RouteCondition,
 } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
+import { type RouteStore, writeRouteAndState } from './route-write.js'
 import {
   backendWeightOf,
   describeRuleSelector,
@@ -28,7 +29,6 @@ import {
   withoutPreviewRule,
 } from './hr-rules.js'
 import {
-  ConcurrentChangeError,
   type ManifestTarget,
   type MeshFacts,
   type Route,
@@ -39,7 +39,7 @@ import {
   describeTarget,
 } from './router.js'
 import { canonical } from './shares.js'
-import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState, isActive } from './state.js'
+import { type RolloutState, decodeState, isActive } from './state.js'
 import type { RouterDeps } from './virtual-service.js'
 
 const asRule = (route: Route): HttpRouteRule => route as HttpRouteRule
@@ -202,62 +202,29 @@ export class HttpRouteRouter implements TrafficRouter {
   }
 
   async write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void> {
-    const before = this.stateRead
-    let reread = false
-    const { resource } = await writeConditionally<GatewayHttpRoute>({
-      current: this.hr,
-      read: async () => {
-        reread = true
-        // Kept at once: after a refusal the caller decides on what the cluster holds now (e.g. its live weight).
-        this.resource = await this.read()
-        return this.resource
-      },
-      replace: (hr) => this.api.replaceHttpRoute(hr),
+    const store: RouteStore<GatewayHttpRoute> = {
+      target: this.target,
       what: this.ref,
+      noun: 'rule',
+      kubectl: this.kubectl,
+      read: () => this.read(),
+      replace: (hr) => this.api.replaceHttpRoute(hr),
       log: this.deps.log,
-      landed: (fresh) =>
-        sameRule(this.rules(fresh.spec)[this.safeIndex(selector, fresh.spec)], asRule(next)) &&
-        canonical(decodeState(fresh.metadata.annotations, this.target)) === canonical(state),
-      change: (hr) => {
-        if (reread) this.checkStateOwner(hr, before)
-        const index = this.safeIndex(selector, hr.spec)
-        const rules = this.rules(hr.spec)
-        if (index < 0) {
-          throw new ConcurrentChangeError(
-            `the target rule of ${this.ref} (${describeRuleSelector(selector)}) is gone: ` +
-              `someone else changed the HTTPRoute during the run; not writing it (${this.kubectl})`,
-          )
-        }
-        if (!sameRule(rules[index], asRule(expected))) {
-          throw new ConcurrentChangeError(
-            `the target rule of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
-              `It now routes: ${describeRuleSplit(rules[index] as HttpRouteRule)}; ` +
-              `istio-canary expected: ${this.describe(expected)}. ` +
-              `Check who changed it (${this.kubectl})`,
-          )
-        }
-        rules[index] = structuredClone(asRule(next))
-        const annotations = { ...(hr.metadata.annotations ?? {}) }
-        if (state) annotations[STATE_ANNOTATION] = encodeState(state)
-        else delete annotations[STATE_ANNOTATION]
-        hr.metadata.annotations = annotations
-        hr.spec.rules = rules
-        return hr
+      routes: (hr) => this.rules(hr.spec),
+      setRoutes: (hr, rules) => {
+        hr.spec.rules = rules as HttpRouteRule[]
       },
-    })
-    this.resource = resource
-    this.stateRead = state
-  }
-
-  /** After a conflict: the rollout state must still be the one this run wrote (or read), else someone took over. */
-  private checkStateOwner(fresh: GatewayHttpRoute, before: RolloutState | undefined): void {
-    const now = decodeState(fresh.metadata.annotations, this.target)
-    if (before && now?.runId !== before.runId) {
-      throw new ConcurrentChangeError(
-        `the rollout state of ${this.ref} was changed by someone else during the run ` +
-          `(now: ${now ? `run ${now.runId}, ${now.phase}` : 'removed'}); not overwriting it (${this.kubectl})`,
-      )
+      indexOf: (hr) => this.safeIndex(selector, hr.spec),
+      same: (a, b) => this.same(a, b),
+      describe: (route) => this.describe(route),
+      selector: describeRuleSelector(selector),
     }
+    const change = { current: this.hr, expected, next, state, before: this.stateRead }
+    // Every fresh read is kept at once: after a refusal the caller decides on what the cluster holds now.
+    this.resource = await writeRouteAndState(store, change, (fresh) => {
+      this.resource = fresh
+    })
+    this.stateRead = state
   }
 
   previewName(value: string): string {

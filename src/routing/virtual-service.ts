@@ -3,8 +3,8 @@
 import type { VirtualServiceApi } from '../k8s/ports.js'
 import type { HttpRoute, VirtualService, VirtualServiceSpec } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
+import { type RouteStore, writeRouteAndState } from './route-write.js'
 import {
-  ConcurrentChangeError,
   type ManifestTarget,
   type MeshFacts,
   type Route,
@@ -15,7 +15,7 @@ import {
   describeSelector,
   describeTarget,
 } from './router.js'
-import { type RolloutState, STATE_ANNOTATION, decodeState, encodeState } from './state.js'
+import { type RolloutState, decodeState } from './state.js'
 import {
   canaryWeightOf,
   canonical,
@@ -151,63 +151,29 @@ export class VirtualServiceRouter implements TrafficRouter {
   }
 
   async write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void> {
-    const before = this.stateRead
-    let reread = false
-    const { resource } = await writeConditionally<VirtualService>({
-      current: this.vs,
-      read: async () => {
-        reread = true
-        // Kept at once: after a refusal the caller decides on what the cluster holds now (e.g. its live weight).
-        this.resource = await this.api.getVirtualService(this.target.namespace, this.target.name)
-        return this.resource
-      },
-      replace: (vs) => this.api.replaceVirtualService(vs),
+    const store: RouteStore<VirtualService> = {
+      target: this.target,
       what: this.ref,
+      noun: 'route',
+      kubectl: `kubectl -n ${this.target.namespace} get virtualservice ${this.target.name} -o yaml`,
+      read: () => this.api.getVirtualService(this.target.namespace, this.target.name),
+      replace: (vs) => this.api.replaceVirtualService(vs),
       log: this.deps.log,
-      landed: (fresh) =>
-        sameRoute(this.http(fresh.spec)[this.safeIndex(selector, fresh.spec)], asHttp(next)) &&
-        canonical(decodeState(fresh.metadata.annotations, this.target)) === canonical(state),
-      change: (vs) => {
-        if (reread) this.checkStateOwner(vs, before)
-        const index = this.safeIndex(selector, vs.spec)
-        const http = this.http(vs.spec)
-        if (index < 0) {
-          throw new ConcurrentChangeError(
-            `the target route of ${this.ref} (${describeSelector(selector)}) is gone: ` +
-              'someone else changed the VirtualService during the run; not writing it',
-          )
-        }
-        if (!sameRoute(http[index], asHttp(expected))) {
-          throw new ConcurrentChangeError(
-            `the target route of ${this.ref} was changed by someone else during the run; not overwriting it. ` +
-              `It now routes: ${describeSplit(http[index] as HttpRoute)}; ` +
-              `istio-canary expected: ${this.describe(expected)}. ` +
-              `Check who changed it (kubectl -n ${this.target.namespace} ` +
-              `get virtualservice ${this.target.name} -o yaml)`,
-          )
-        }
-        http[index] = structuredClone(asHttp(next))
-        const annotations = { ...(vs.metadata.annotations ?? {}) }
-        if (state) annotations[STATE_ANNOTATION] = encodeState(state)
-        else delete annotations[STATE_ANNOTATION]
-        vs.metadata.annotations = annotations
-        vs.spec.http = http
-        return vs
+      routes: (vs) => this.http(vs.spec),
+      setRoutes: (vs, routes) => {
+        vs.spec.http = routes as HttpRoute[]
       },
-    })
-    this.resource = resource
-    this.stateRead = state
-  }
-
-  /** After a conflict: the rollout state must still be the one this run wrote (or read), else someone took over. */
-  private checkStateOwner(fresh: VirtualService, before: RolloutState | undefined): void {
-    const now = decodeState(fresh.metadata.annotations, this.target)
-    if (before && now?.runId !== before.runId) {
-      throw new ConcurrentChangeError(
-        `the rollout state of ${this.ref} was changed by someone else during the run ` +
-          `(now: ${now ? `run ${now.runId}, ${now.phase}` : 'removed'}); not overwriting it`,
-      )
+      indexOf: (vs) => this.safeIndex(selector, vs.spec),
+      same: (a, b) => this.same(a, b),
+      describe: (route) => this.describe(route),
+      selector: describeSelector(selector),
     }
+    const change = { current: this.vs, expected, next, state, before: this.stateRead }
+    // Every fresh read is kept at once: after a refusal the caller decides on what the cluster holds now.
+    this.resource = await writeRouteAndState(store, change, (fresh) => {
+      this.resource = fresh
+    })
+    this.stateRead = state
   }
 
   previewName(value: string): string {
