@@ -1,4 +1,4 @@
-// The routers, one per routing API: a new one is a folder entry and one line in ROUTERS.
+// The routers, one per routing API: a new one is a file (or folder) here, its kind in target.ts, one line in ROUTERS.
 import type { HttpRouteApi, VirtualServiceApi } from '../k8s/ports.js'
 import { HttpRouteRouter } from './http-route.js'
 import type { TargetKind, TargetRef, TrafficRouter } from './router.js'
