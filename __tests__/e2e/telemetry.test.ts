@@ -1,12 +1,15 @@
 // Each step judged on the mesh's own telemetry, end to end: the real bundle, a REAL Prometheus scraping the
 // simulated mesh while simulated users browse BookInfo, reached through the API server's service proxy
-// (prometheus-service auto: Istio's addon Service istio-system/prometheus:9090).
+// (prometheus-service auto: Istio's addon Service istio-system/prometheus:9090), or directly (prometheus-url)
+// through a bearer-token-checking proxy in front of it.
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { runAction } from '../runner/harness.js'
+import { type StepResult, runAction } from '../runner/harness.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { type Load, startLoad } from '../sim/mesh/load.js'
+import { startBearerProxy } from '../sim/telemetry/bearer-proxy.js'
 import { bookinfoInputs, reviews, runnerEnv, stateOf, vsWrites, withSim } from './common.js'
 
 interface TelemetryEvidence {
@@ -21,13 +24,17 @@ interface Report {
 const telemetryOf = (report: Report, step: number): TelemetryEvidence | undefined =>
   report.steps[step]?.checks.find((c) => c.kind === 'telemetry')?.evidence as TelemetryEvidence | undefined
 
+const reportOf = (main: StepResult): Report => JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8'))
+
+const ADDON = 'istio-system/prometheus:9090'
+
 describe('telemetry verdict (real Prometheus, service proxy)', () => {
   let sim: Sim
   let load: Load
   before(async () => {
     sim = await startSimulation({ meshSeed: 7, prometheus: true, rbac: ['istio-canary', 'analyze', 'telemetry'] })
     // Background users for the whole suite (bounded): stable has traffic before any change.
-    load = startLoad({ url: sim.mesh.url, rate: 40, durationMs: 120_000, loggedInShare: 0.2 })
+    load = startLoad({ url: sim.mesh.url, rate: 40, durationMs: 240_000, loggedInShare: 0.2 })
     await sim.prometheus!.waitForSeries(
       'sum(istio_requests_total{reporter="destination",destination_service_name="reviews",destination_version="v1"})',
       { min: 20, timeoutMs: 20_000 },
@@ -37,6 +44,18 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
     await load.stop({ abort: true })
     await sim.close()
   })
+
+  /** Back to v1 only (a previous test may have promoted v3): a new rollout of v3 starts from v1. */
+  const resetToV1 = (): void => {
+    const vs = reviews(sim)
+    const spec = vs['spec'] as { http: Array<{ route: unknown[] }> }
+    spec.http = [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }]
+    const meta = vs['metadata'] as { annotations?: Record<string, string>; resourceVersion?: string }
+    delete meta.annotations
+    delete meta.resourceVersion
+    sim.store.update({ group: 'networking.istio.io', resource: 'virtualservices' }, vs)
+  }
+  const routeOf = (): unknown => (reviews(sim)['spec'] as { http: unknown }).http
 
   const inputs = (extra: Record<string, string> = {}): Record<string, string> =>
     bookinfoInputs(sim, {
@@ -53,7 +72,7 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
     assert.equal(main.code, 0, `${main.stdout.slice(-4000)}\n${main.stderr.slice(-1500)}`)
     assert.equal(main.outputs['result'], 'promoted')
     assert.match(main.stdout, /Telemetry: Prometheus service istio-system\/prometheus:9090/)
-    const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as Report
+    const report = reportOf(main)
     assert.deepEqual(
       report.steps.map((s) => [s.weight, s.verdict]),
       [
@@ -66,17 +85,22 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
     assert.ok((first?.counts.canaryRequests ?? 0) >= 20, JSON.stringify(first))
     assert.ok((first?.counts.stableRequests ?? 0) > 0, 'stable served during the 50 % step')
     assert.match(first?.queries.requests ?? '', /istio_requests_total\{reporter="destination"/)
+    // The job summary's step table (an HTML table) shows each step's telemetry check: its kind and its summary.
+    const rows = [...main.summary.matchAll(/<tr><td>(\d+)<\/td><td>(\d+) %<\/td>.*?<\/tr>/g)]
+    assert.deepEqual(
+      rows.map((r) => [r[1], r[2]]),
+      [
+        ['1', '50'],
+        ['2', '100'],
+      ],
+      main.summary,
+    )
+    for (const r of rows)
+      assert.match(r[0], /<td>✅ pass<br>telemetry: accept after \d+s: v3 0\/\d+ 5xx, v1 0\/\d+ 5xx<\/td><\/tr>$/)
   })
 
   it('reverts a canary failing a third of its requests at its first step, on telemetry', async () => {
-    // Back to v1 only (the previous test promoted v3): a new rollout of v3 starts from v1.
-    const vs = reviews(sim)
-    const spec = vs['spec'] as { http: Array<{ route: unknown[] }> }
-    spec.http = [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }]
-    const meta = vs['metadata'] as { annotations?: Record<string, string>; resourceVersion?: string }
-    delete meta.annotations
-    delete meta.resourceVersion
-    sim.store.update({ group: 'networking.istio.io', resource: 'virtualservices' }, vs)
+    resetToV1()
     sim.faults.mesh('reviews', 'v3', { errorRate: 0.35 })
     try {
       const { main } = await runAction({
@@ -85,7 +109,7 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
         timeoutMs: 120_000,
       })
       assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
-      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as Report
+      const report = reportOf(main)
       assert.equal(report.steps.length, 1)
       assert.equal(report.steps[0]?.weight, 50)
       assert.equal(telemetryOf(report, 0)?.decision, 'reject')
@@ -93,6 +117,116 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
       assert.equal(stateOf(reviews(sim))?.['phase'], 'rolled-back')
     } finally {
       sim.faults.mesh('reviews', 'v3', undefined)
+    }
+  })
+
+  it('reverts when Prometheus is lost mid-step: the step cannot be judged, never a pass', async () => {
+    resetToV1()
+    const before = routeOf()
+    const upstream = sim.serviceUpstreams.get(ADDON) as string
+    try {
+      const { main } = await runAction({
+        inputs: inputs(),
+        env: runnerEnv(sim),
+        timeoutMs: 120_000,
+        // Once the first step has shifted, the service proxy's upstream refuses connections (503 from the proxy).
+        onStdout: { when: /Shifted to /, do: () => sim.serviceUpstreams.set(ADDON, 'http://127.0.0.1:1') },
+      })
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      const report = reportOf(main)
+      assert.equal(report.steps.length, 1)
+      const check = report.steps[0]?.checks.find((c) => c.kind === 'telemetry')
+      assert.equal(check?.verdict, 'fail', JSON.stringify(check))
+      assert.match(String((check?.evidence as { error?: string }).error), /Prometheus service istio-system\/prometheus/)
+      assert.match(
+        main.stdout,
+        /Step 1 at 50 %: .*FAIL \(.*the step cannot be judged: Prometheus service istio-system\/prometheus:9090 .*503/,
+      )
+      assert.deepEqual(routeOf(), before, 'the route is as before the run')
+      assert.equal(stateOf(reviews(sim))?.['phase'], 'rolled-back')
+    } finally {
+      sim.serviceUpstreams.set(ADDON, upstream)
+    }
+  })
+
+  it('a stable outage as bad as the canary: the step fails as stable-unhealthy, the canary not blamed', async () => {
+    resetToV1()
+    sim.faults.mesh('reviews', 'v1', { errorRate: 0.3 })
+    sim.faults.mesh('reviews', 'v3', { errorRate: 0.3 })
+    try {
+      const { main } = await runAction({
+        inputs: inputs({ 'success-threshold': '0' }),
+        env: runnerEnv(sim),
+        timeoutMs: 120_000,
+      })
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      const report = reportOf(main)
+      assert.equal(report.steps.length, 1)
+      const evidence = telemetryOf(report, 0)
+      assert.equal(evidence?.decision, 'stable-unhealthy', JSON.stringify(evidence))
+      assert.ok((evidence?.counts.stableErrors ?? 0) >= 10, JSON.stringify(evidence))
+      assert.match(main.stdout, /Step 1 at 50 %: .*stable-unhealthy after .*FAIL \(.*stable is unhealthy/)
+      assert.doesNotMatch(main.stdout, /the canary errs more than stable/)
+    } finally {
+      sim.faults.mesh('reviews', 'v1', undefined)
+      sim.faults.mesh('reviews', 'v3', undefined)
+    }
+  })
+
+  it('prometheus-url with prometheus-token: promoted, the token masked and nowhere else', async () => {
+    resetToV1()
+    const token = `prom-${randomBytes(18).toString('hex')}`
+    const proxy = await startBearerProxy(sim.pki, { upstream: sim.prometheus!.url, token })
+    try {
+      const { main, post } = await runAction({
+        inputs: inputs({ 'prometheus-url': proxy.url, 'prometheus-token': token }),
+        env: runnerEnv(sim),
+        timeoutMs: 120_000,
+      })
+      assert.equal(main.code, 0, `${main.stdout.slice(-4000)}\n${main.stderr.slice(-1500)}`)
+      assert.equal(main.outputs['result'], 'promoted')
+      assert.match(main.stdout, new RegExp(`Telemetry: Prometheus at ${proxy.url} \\(prometheus-url\\)`))
+      assert.equal(telemetryOf(reportOf(main), 0)?.decision, 'accept')
+      assert.ok(proxy.forwarded > 0 && proxy.refused === 0, `forwarded ${proxy.forwarded}, refused ${proxy.refused}`)
+      // Masked at once, and nowhere else: not in any other log line, output, report or job summary.
+      assert.ok(main.stdout.includes(`::add-mask::${token}\n`), 'the token is masked')
+      const rest = main.stdout.replace(`::add-mask::${token}\n`, '')
+      for (const [where, text] of [
+        ['stdout', rest],
+        ['stderr', main.stderr],
+        ['GITHUB_OUTPUT', readFileSync(main.files.output, 'utf8')],
+        ['GITHUB_STATE', readFileSync(main.files.state, 'utf8')],
+        ['report', readFileSync(main.outputs['report'] as string, 'utf8')],
+        ['job summary', main.summary],
+        ['post step', `${post?.stdout.replaceAll(`::add-mask::${token}\n`, '') ?? ''}${post?.summary ?? ''}`],
+      ] as const) {
+        assert.ok(!text.includes(token), `the token appears in ${where}`)
+      }
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it("prometheus-url with a wrong token, metrics 'true': an error before any change, naming prometheus-url", async () => {
+    resetToV1()
+    const proxy = await startBearerProxy(sim.pki, { upstream: sim.prometheus!.url, token: 'the-right-one' })
+    try {
+      const writes = sim.store.writes.length
+      const { main } = await runAction({
+        inputs: inputs({ 'prometheus-url': proxy.url, 'prometheus-token': 'a-wrong-one' }),
+        env: runnerEnv(sim),
+        timeoutMs: 60_000,
+      })
+      assert.notEqual(main.code, 0)
+      assert.match(
+        main.stdout,
+        /::error::.*Input 'metrics' is true, but Prometheus at https:\/\/127\.0\.0\.1:\d+ \(prometheus-url\) .*401 Unauthorized.*nothing was changed/,
+      )
+      assert.ok(proxy.refused > 0 && proxy.forwarded === 0)
+      assert.equal(vsWrites(sim, writes), 0, 'no VirtualService write')
+      assert.equal(main.outputs['result'], 'unchanged')
+    } finally {
+      await proxy.close()
     }
   })
 })
@@ -126,6 +260,23 @@ describe('telemetry verdict: a Prometheus without series for the target', () => 
       })
       assert.equal(main.outputs['result'], 'promoted', main.stdout)
       assert.match(main.stdout, /::warning::Judging each step on the smoke test alone: .*has no requests/)
+    })
+  })
+
+  it("metrics 'auto', the Service found but services/proxy forbidden: a warning, promoted on the smoke test", async () => {
+    // The shipped manifests without telemetry.yaml: Services may be read, their proxy may not (403).
+    await withSim({ meshSeed: 5, prometheus: true, rbac: ['istio-canary', 'analyze'] }, async (sim) => {
+      const { main } = await runAction({
+        inputs: bookinfoInputs(sim, { steps: '100', pause: '0' }),
+        env: runnerEnv(sim),
+        timeoutMs: 60_000,
+      })
+      assert.equal(main.outputs['result'], 'promoted', main.stdout)
+      assert.match(
+        main.stdout,
+        /::warning::Judging each step on the smoke test alone: Prometheus service istio-system\/prometheus:9090 .*cannot be queried: .*403 Forbidden \(the identity needs get on services\/proxy in that namespace\)/,
+      )
+      assert.doesNotMatch(main.stdout, /Telemetry: Prometheus service/)
     })
   })
 })

@@ -45,6 +45,8 @@ export interface RunOptions {
   runner?: Runner
   /** Sends this signal once stdout contains `when` (e.g. 'Pausing'). */
   interrupt?: { when: string | RegExp; signal: NodeJS.Signals }
+  /** Calls `do` once stdout contains `when` (e.g. to lose a service mid-step); main step only. */
+  onStdout?: { when: string | RegExp; do: () => void }
   timeoutMs?: number
   /** Runs the post step after main (default true). */
   post?: boolean
@@ -100,18 +102,23 @@ function baseEnv(
 function spawnStep(
   env: NodeJS.ProcessEnv,
   cwd: string,
-  o: { interrupt?: RunOptions['interrupt']; timeoutMs: number },
+  o: { interrupt?: RunOptions['interrupt']; onStdout?: RunOptions['onStdout']; timeoutMs: number },
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BUNDLE], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     let sent = false
+    let done = false
+    const seen = (w: string | RegExp): boolean => (typeof w === 'string' ? stdout.includes(w) : w.test(stdout))
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs)
     child.stdout.on('data', (c: Buffer) => {
       stdout += c.toString()
-      const w = o.interrupt?.when
-      if (o.interrupt && !sent && (typeof w === 'string' ? stdout.includes(w) : w?.test(stdout))) {
+      if (o.onStdout && !done && seen(o.onStdout.when)) {
+        done = true
+        o.onStdout.do()
+      }
+      if (o.interrupt && !sent && seen(o.interrupt.when)) {
         sent = true
         child.kill(o.interrupt.signal)
       }
@@ -152,6 +159,7 @@ export async function runAction(o: RunOptions): Promise<{ main: StepResult; post
   const main = collect(
     await spawnStep(baseEnv(runner, mf, o.inputs, env), runner.workspace, {
       ...(o.interrupt ? { interrupt: o.interrupt } : {}),
+      ...(o.onStdout ? { onStdout: o.onStdout } : {}),
       timeoutMs,
     }),
     mf,

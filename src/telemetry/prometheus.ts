@@ -136,7 +136,7 @@ export function createPrometheusClient(target: PrometheusTarget, opts: ClientOpt
   switch (target.kind) {
     case 'direct':
       base = trimSlash(target.url)
-      describe = `Prometheus at ${base}`
+      describe = `Prometheus at ${base} (prometheus-url)`
       auth = async () => (target.token ? { authorization: `Bearer ${target.token}` } : {})
       break
     case 'service': {
