@@ -63,6 +63,11 @@ export interface Inputs {
   /** 'auto' (Istio's addon Service when it exists), 'none', or a Service queried through the service proxy. */
   'prometheus-service': 'auto' | 'none' | { namespace: string; name: string; port: number | string }
   'prometheus-token'?: string
+  /**
+   * Entra scope of an Azure Monitor-style `prometheus-url` the cloud table does not recognise by its host (a proxy,
+   * Azure Stack, a simulation): setting it makes the URL one that gets Entra tokens from the AKS login.
+   */
+  'prometheus-scope'?: string
   metrics: 'auto' | 'true' | 'false'
   'max-error-rate'?: number
   'min-canary-requests': number
@@ -225,6 +230,15 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       core.setSecret(v)
       return v
     }),
+    'prometheus-scope': opt('prometheus-scope', (v) => {
+      if (!/^\S+\/\.default$/.test(v) || v === '/.default') {
+        throw new InputError(
+          'prometheus-scope',
+          `'${v}' is not an Entra scope: the resource followed by /.default, e.g. https://prometheus.monitor.azure.com/.default`,
+        )
+      }
+      return v
+    }),
     metrics: withDefault('metrics', 'auto', (v) => oneOf('metrics', v, ['auto', 'true', 'false'] as const)),
     'max-error-rate': opt('max-error-rate', (v) => parseRatio('max-error-rate', v)),
     'min-canary-requests': withDefault('min-canary-requests', '100', (v) =>
@@ -249,6 +263,14 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
   }
   if (inputs.steps && inputs['canary-subset'] && inputs['stable-subset'] === inputs['canary-subset']) {
     errors.push(`Input 'stable-subset': '${inputs['stable-subset']}' is also the canary-subset; they must differ`)
+  }
+  if (inputs['prometheus-scope'] !== undefined) {
+    if (inputs['prometheus-url'] === undefined && raw('prometheus-url') === '') {
+      errors.push("Input 'prometheus-scope': it applies to prometheus-url, which is not set")
+    }
+    if (inputs['prometheus-token'] !== undefined) {
+      errors.push("Input 'prometheus-scope': set either prometheus-token or prometheus-scope, not both")
+    }
   }
   if (errors.length > 0) throw new InvalidInputs(errors)
   // Every field is defined here: each undefined (required) one pushed an error above.

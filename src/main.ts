@@ -269,6 +269,7 @@ class MainStep {
           log: core.info,
           warn: core.warning,
           cluster: clusterEndpoint(session),
+          ...(session.azure ? { azure: session.azure } : {}),
         },
       )
       for (const verifier of verifiers) core.info(verifier.describe())

@@ -140,6 +140,27 @@ describe('loginToAks', () => {
     for (const secret of masked) assert.ok(!logs.join('\n').includes(secret))
   })
 
+  it('hands out its credential for other resources: tokens per audience, each masked before it is returned', async () => {
+    for (const o of [opts(), oidcOpts()]) {
+      masked = []
+      const r = await loginToAks(o)
+      const scope = 'https://prometheus.monitor.azure.com/.default'
+      const before = entra.issued.length
+      const t = await r.credential.getToken(scope)
+      assert.ok(t)
+      assert.ok(masked.includes(t.token), 'masked')
+      assert.ok(
+        entra.validate(t.token, 'https://prometheus.monitor.azure.com'),
+        'a token for the Azure Monitor audience',
+      )
+      assert.equal(entra.issued.slice(before)[0]?.scope, scope)
+      // The secret is not on it, and an unknown resource is the login's readable Entra error.
+      assert.ok(!JSON.stringify(r.credential).includes(SECRET))
+      await assert.rejects(r.credential.getToken('https://nowhere.example/.default'), /nowhere\.example/)
+      for (const secret of masked) assert.ok(!logs.join('\n').includes(secret))
+    }
+  })
+
   it('fetches the admin credential when admin is true', async () => {
     const r = await loginToAks(opts({ admin: true }))
     assert.deepEqual(parse(r.kubeconfig).users[0], {

@@ -52,6 +52,12 @@ export interface AksLogin {
   entra: boolean
   /** For entra: returns a fresh AKS token (credential caches; refreshes near expiry). */
   aksToken?: () => Promise<{ token: string; expiresOnTimestamp: number }>
+  /**
+   * The Entra credential the login used, for other Azure resources of the run (an Azure Monitor workspace's query
+   * endpoint): every token it gives is masked (setSecret) before it is returned, and its errors are the login's
+   * readable ones with secrets scrubbed. One scope per call, as the client credentials grant takes.
+   */
+  credential: TokenCredential
 }
 
 /** A login failure with a message meant for the user; `code` is the AADSTS or ARM error code when there is one. */
@@ -162,6 +168,14 @@ export async function loginToAks(options: AksLoginOptions): Promise<AksLogin> {
     throw armError(err, action, options, scrub)
   })
 
+  const shared: TokenCredential = {
+    getToken: async (scopes) => {
+      const list = typeof scopes === 'string' ? [scopes] : scopes
+      if (list.length !== 1) throw new AzureLoginError(`One Entra scope per token request, got ${list.length}.`)
+      return getToken(list[0] as string)
+    },
+  }
+
   const kubeconfig = firstKubeconfig(body, action)
   mask(kubeconfig.base64)
   const config = parseKubeconfig(kubeconfig.yaml)
@@ -182,7 +196,7 @@ export async function loginToAks(options: AksLoginOptions): Promise<AksLogin> {
       serverId = id
     }
   }
-  if (!entra) return { kubeconfig: kubeconfig.yaml, entra: false }
+  if (!entra) return { kubeconfig: kubeconfig.yaml, entra: false, credential: shared }
 
   const aksScope = `${serverId}/.default`
   const aksToken = (): Promise<{ token: string; expiresOnTimestamp: number }> => getToken(aksScope)
@@ -194,7 +208,7 @@ export async function loginToAks(options: AksLoginOptions): Promise<AksLogin> {
     `Cluster ${options.clusterName} uses Entra ID: ` +
       `using an access token for the AKS server application (${serverId}) instead of kubelogin`,
   )
-  return { kubeconfig: dump(config, { lineWidth: -1 }), entra: true, aksToken }
+  return { kubeconfig: dump(config, { lineWidth: -1 }), entra: true, aksToken, credential: shared }
 }
 
 function makeCredential(

@@ -5,6 +5,8 @@ import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
+import type { TokenCredential } from '@azure/identity'
+import type { AzureCloudName } from '../azure/clouds.js'
 import { loginToAks } from '../azure/login.js'
 import type { Sleep } from '../retry.js'
 import type { ClusterAccess } from './access.js'
@@ -25,6 +27,17 @@ export interface Session {
   /** Directory this run created (removed by the post step). */
   createdDir: string | undefined
   describe: string
+  /**
+   * AKS login only: the Entra credential the cluster was reached with (tokens masked as they are issued; the
+   * secret itself is never exposed) and its cloud, for Azure resources the run also reads (an Azure Monitor
+   * workspace). Undefined for a kubeconfig: there is no Azure identity then.
+   */
+  azure?: AzureIdentity
+}
+
+export interface AzureIdentity {
+  credential: TokenCredential
+  cloud: AzureCloudName
 }
 
 export class AccessError extends Error {
@@ -128,6 +141,7 @@ export async function openSession(access: ClusterAccess, deps: SessionDeps): Pro
     kubeconfigPath: path,
     createdDir: dir,
     describe: `AKS ${access.resourceGroup}/${access.clusterName} (${credential})`,
+    azure: { credential: login.credential, cloud: access.cloud },
   }
 }
 

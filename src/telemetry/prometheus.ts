@@ -212,16 +212,20 @@ export function parseQueryResponse(res: HttpResponse, describe = 'Prometheus'): 
       res.status,
     )
   }
+  const azure = describe.startsWith('Azure Monitor workspace')
   if (res.status === 401)
     throw new PrometheusError(
-      `${describe} answered 401 Unauthorized: the credential was not accepted`,
+      `${describe} answered 401 Unauthorized: the credential was not accepted` +
+        (azure ? " (the token's scope must be the workspace's audience: check azure-cloud and prometheus-scope)" : ''),
       'unauthorized',
       401,
     )
   if (res.status === 403) {
     const hint = describe.includes('service proxy')
       ? ' (the identity needs get on services/proxy in that namespace)'
-      : ''
+      : azure
+        ? ' (the identity needs the Monitoring Data Reader role on the Azure Monitor workspace)'
+        : ''
     throw new PrometheusError(`${describe} answered 403 Forbidden${hint}: ${snippet(res.body)}`, 'forbidden', 403)
   }
   if (res.status < 200 || res.status >= 300)

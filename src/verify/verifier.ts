@@ -2,7 +2,8 @@
 // interface. Each step runs every configured verifier; each gives a Check with its verdict and its evidence.
 // One implementation per folder, registered in ./index.ts.
 import type { Sleep } from '../retry.js'
-import type { HttpGet } from '../telemetry/prometheus.js'
+import type { AzureCloudName } from '../azure/clouds.js'
+import type { HttpGet, TokenCredentialLike } from '../telemetry/prometheus.js'
 
 /** The step a verifier judges. */
 export interface StepContext {
@@ -113,4 +114,9 @@ export interface VerifierDeps {
   warn: (message: string) => void
   /** How to reach in-cluster services (undefined: not connected to a cluster). */
   cluster?: ClusterEndpoint
+  /**
+   * The Azure identity of an AKS login (undefined for a kubeconfig): its credential gets Entra tokens for an Azure
+   * Monitor workspace, masked as they are issued; `cloud` is the `azure-cloud` input.
+   */
+  azure?: { credential: TokenCredentialLike; cloud: AzureCloudName }
 }

@@ -2,8 +2,16 @@
 // `auto`, Istio's addon Service istio-system/prometheus:9090 when it exists) through the API server's service
 // proxy. With `metrics: true` one must be found and have series for the target before any change; with `auto`
 // a Prometheus that cannot be used is a warning and the run is judged on the smoke test alone.
+// An Azure Monitor workspace query endpoint (`*.prometheus.monitor.azure.{com,us,cn}`, or any `prometheus-url`
+// given a `prometheus-scope`) without a `prometheus-token` gets Entra tokens from the AKS login's own credential,
+// for the scope of the endpoint's cloud (else of `azure-cloud`).
 import type { Inputs } from '../../inputs.js'
-import { type PrometheusTarget, createPrometheusClient } from '../../telemetry/prometheus.js'
+import {
+  type PrometheusTarget,
+  azureMonitorScope,
+  createPrometheusClient,
+  isAzureMonitorEndpoint,
+} from '../../telemetry/prometheus.js'
 import type { ClusterEndpoint, VerificationFacts, VerifierDeps } from '../verifier.js'
 import { TelemetryVerifier } from './verifier.js'
 
@@ -13,9 +21,29 @@ export class TelemetryUnavailableError extends Error {
 
 const ADDON = { namespace: 'istio-system', name: 'prometheus', port: 9090 }
 
-async function findPrometheus(inputs: Inputs, cluster: ClusterEndpoint): Promise<PrometheusTarget | undefined> {
+/** A Prometheus that is configured but cannot be used as it is (no credential for it): why, for the user. */
+class Unusable extends Error {}
+
+async function findPrometheus(
+  inputs: Inputs,
+  cluster: ClusterEndpoint,
+  azure: VerifierDeps['azure'],
+): Promise<PrometheusTarget | undefined> {
   const url = inputs['prometheus-url']
-  if (url) return { kind: 'direct', url, ...(inputs['prometheus-token'] ? { token: inputs['prometheus-token'] } : {}) }
+  const token = inputs['prometheus-token']
+  if (url && token) return { kind: 'direct', url, token }
+  if (url) {
+    const given = inputs['prometheus-scope']
+    if (given === undefined && !isAzureMonitorEndpoint(url)) return { kind: 'direct', url }
+    const scope = given ?? azureMonitorScope(url, azure?.cloud ?? 'AzureCloud')
+    if (!azure) {
+      throw new Unusable(
+        `prometheus-url ${url} is an Azure Monitor endpoint, which takes an Entra token (scope ${scope}), and ` +
+          "without an AKS login (resource-group, cluster-name) there is no Azure credential to get one: set 'prometheus-token'",
+      )
+    }
+    return { kind: 'azure', url, credential: azure.credential, scope }
+  }
   const service = inputs['prometheus-service']
   if (service === 'none') return undefined
   const ref = service === 'auto' ? ADDON : service
@@ -39,7 +67,13 @@ export async function setUpTelemetry(
     deps.warn(`Judging each step on the smoke test alone: ${why}`)
     return undefined
   }
-  const target = await findPrometheus(inputs, deps.cluster)
+  let target: PrometheusTarget | undefined
+  try {
+    target = await findPrometheus(inputs, deps.cluster, deps.azure)
+  } catch (err) {
+    if (err instanceof Unusable) return unusable(err.message)
+    throw err
+  }
   if (!target) {
     const none =
       'no Prometheus is configured (prometheus-url) or found (prometheus-service: istio-system/prometheus:9090)'
