@@ -234,7 +234,8 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       if (!/^\S+\/\.default$/.test(v) || v === '/.default') {
         throw new InputError(
           'prometheus-scope',
-          `'${v}' is not an Entra scope: the resource followed by /.default, e.g. https://prometheus.monitor.azure.com/.default`,
+          `'${v}' is not an Entra scope: the resource followed by /.default, ` +
+            'e.g. https://prometheus.monitor.azure.com/.default',
         )
       }
       return v

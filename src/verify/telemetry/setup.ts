@@ -39,7 +39,8 @@ async function findPrometheus(
     if (!azure) {
       throw new Unusable(
         `prometheus-url ${url} is an Azure Monitor endpoint, which takes an Entra token (scope ${scope}), and ` +
-          "without an AKS login (resource-group, cluster-name) there is no Azure credential to get one: set 'prometheus-token'",
+          'without an AKS login (resource-group, cluster-name) there is no Azure credential to get one: ' +
+          "set 'prometheus-token'",
       )
     }
     return { kind: 'azure', url, credential: azure.credential, scope }
