@@ -334,7 +334,7 @@ class MainStep {
   private async finish(): Promise<void> {
     const report = this.report
     const outcome = this.outcome
-    report.result = outputResult(outcome?.result ?? 'unchanged')
+    report.result = outputResult(outcome?.result ?? 'unchanged', this.inputs.action)
     report.canaryWeight = outcome?.canaryWeight ?? 0
     if (outcome) {
       report.stableSubset = outcome.stable || report.stableSubset

@@ -1101,4 +1101,10 @@ describe('outputResult', () => {
     for (const [result, output] of Object.entries(expected)) assert.equal(outputResult(result as Result), output)
     assert.equal(new Set(Object.values(expected)).size, 6)
   })
+
+  it("a preview whose removal failed is still previewed (its route is live), as before 'revert-failed' existed", () => {
+    assert.equal(outputResult('revert-failed', 'preview'), 'previewed')
+    assert.equal(outputResult('revert-failed', 'rollout'), 'paused')
+    assert.equal(outputResult('rolled-back', 'preview'), 'rolled-back')
+  })
 })

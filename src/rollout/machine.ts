@@ -263,9 +263,13 @@ export type Result = 'promoted' | 'rolled-back' | 'paused' | 'previewed' | 'clea
 /** The six values the action's `result` output documents. */
 export type OutputResult = Exclude<Result, 'revert-failed'>
 
-/** The `result` output: a failed revert leaves traffic where the run stopped, which the output calls paused. */
-export function outputResult(result: Result): OutputResult {
-  return result === 'revert-failed' ? 'paused' : result
+/**
+ * The `result` output: a failed revert leaves traffic where the run stopped, which the output calls paused; for
+ * a preview, the preview route is still live, so it is still previewed.
+ */
+export function outputResult(result: Result, mode?: string): OutputResult {
+  if (result !== 'revert-failed') return result
+  return mode === 'preview' ? 'previewed' : 'paused'
 }
 
 /** What a run knows after a failure, in the order the engine learns it. */
