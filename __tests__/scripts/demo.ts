@@ -351,7 +351,7 @@ async function main(): Promise<number> {
     resetReviews(sim, original)
     // Background users, bounded in rate, count and time: about 25 canary requests a second at 50 %, so the
     // sequential test has the few hundred it needs for 5 % vs 0 % well within a step.
-    const load = startLoad({ url: sim.mesh.url, rate: 50, durationMs: 45_000, maxRequests: 2250, loggedInShare: 0 })
+    const load = startLoad({ url: sim.mesh.url, rate: 100, durationMs: 60_000, maxRequests: 6000, loggedInShare: 0 })
     try {
       await sim.prometheus?.waitForSeries(
         'sum(istio_requests_total{reporter="destination",destination_service_name="reviews",destination_version="v1"})',
@@ -359,15 +359,15 @@ async function main(): Promise<number> {
       )
       sim.faults.mesh('reviews', 'v3', { errorRate: 0.05 })
       console.log(
-        `  Prometheus ${sim.prometheus?.url}; background load 50 req/s; reviews reset to ${describe(defaultRoute(reviews(sim)))}; v3 now fails 5 % of its calls`,
+        `  Prometheus ${sim.prometheus?.url}; background load 100 req/s; reviews reset to ${describe(defaultRoute(reviews(sim)))}; v3 now fails 5 % of its calls`,
       )
       const third = {
         ...common,
         steps: '50,100',
         pause: '5s',
         'smoke-requests': '20',
-        'min-canary-requests': '200',
-        'max-step-time': '20s',
+        'min-canary-requests': '600',
+        'max-step-time': '30s',
       }
       const smokeOnly = await tellRun(
         sim,
