@@ -13,7 +13,7 @@ import {
 } from '../routing/router.js'
 import { type RolloutState, STATE_ANNOTATION, isActive } from '../routing/state.js'
 import { type Check, type StepContext, type Verifier, failureReasons, passed, runChecks } from '../verify/verifier.js'
-import { type Result, type RunContext, TransitionError, afterFailure, next } from './machine.js'
+import { type Result, type RunContext, type TransitionContext, TransitionError, afterFailure, next } from './machine.js'
 
 export type { Result } from './machine.js'
 
@@ -122,6 +122,11 @@ export class Engine {
 
   private now(): Date {
     return this.deps.now?.() ?? new Date()
+  }
+
+  /** Who writes a restoring transition (revert, rollback) and when: all the machine needs for one. */
+  private transition(): TransitionContext {
+    return { runId: this.deps.runId, now: this.now().toISOString() }
   }
 
   private event(message: string): void {
@@ -442,7 +447,7 @@ export class Engine {
     current: Route,
     to: { route: Route; state?: RolloutState },
     cause: Error,
-    at: () => RunContext,
+    at: () => TransitionContext,
   ): Promise<void> {
     this.event(`Reverting ${this.ref} after: ${cause.message}`)
     const restore = async (): Promise<void> => {
@@ -511,18 +516,8 @@ export class Engine {
       this.assertOurs(route, state)
       this.deps.onTrafficChange?.()
     }
-    const context: RunContext = {
-      runId: this.deps.runId,
-      now: this.now().toISOString(),
-      startedAt: state.startedAt,
-      stable: state.stable,
-      canary: state.canary,
-      selector: state.route,
-      originalRoute: state.originalRoute,
-      before: state,
-    }
     const originalWeight = this.router.weightOf(state.originalRoute, state.canary)
-    const rolledBack = next(state, { type: 'rollback', originalWeight }, context) as RolloutState
+    const rolledBack = next(state, { type: 'rollback', originalWeight }, this.transition()) as RolloutState
     await this.router.write(state.route, route, state.originalRoute, rolledBack)
     const was = this.router.describe(route)
     this.event(
@@ -619,22 +614,12 @@ export class Engine {
       return false
     }
     this.changed = true
-    const context: RunContext = {
-      runId,
-      now: this.now().toISOString(),
-      startedAt: state.startedAt,
-      stable: state.stable,
-      canary: state.canary,
-      selector: state.route,
-      originalRoute: state.originalRoute,
-      before: state,
-    }
     await this.revert(
       state.route,
       state.lastWritten,
       state.revertTo,
       new Error('the main step ended before finishing its run'),
-      () => ({ ...context, now: this.now().toISOString() }),
+      () => this.transition(),
     )
     return true
   }

@@ -2,9 +2,9 @@
 // issued by the simulated Entra for the Azure Monitor audience (https://prometheus.monitor.azure.com) and
 // forwards GET /api/v1/query (and /api/v1/query_range) to a real Prometheus. As the real endpoint does, a
 // missing or wrong token is 401 (https://learn.microsoft.com/azure/azure-monitor/metrics/prometheus-api-promql).
-import { request } from 'node:http'
 import { type LoopbackServer, sendJson, startHttps } from '../net/https.js'
 import type { TestPki } from '../net/tls.js'
+import { forwardQuery, isQueryPath } from '../telemetry/forward.js'
 
 export interface AzureMonitorSim extends LoopbackServer {
   /** Queries forwarded, and refused (401). */
@@ -40,25 +40,9 @@ export async function startAzureMonitor(
       )
       return
     }
-    if (url.pathname !== '/api/v1/query' && url.pathname !== '/api/v1/query_range') {
-      sendJson(res, 404, { status: 'error', errorType: 'not_found', error: `path ${url.pathname} not found` })
-      return
-    }
-    counts.forwarded++
-    await new Promise<void>((resolve) => {
-      const up = request(new URL(url.pathname + url.search, o.upstream), { method: 'GET', timeout: 10_000 }, (r) => {
-        res.writeHead(r.statusCode ?? 502, { 'content-type': r.headers['content-type'] ?? 'application/json' })
-        r.pipe(res)
-        r.on('end', resolve)
-        r.on('error', () => resolve())
-      })
-      up.on('timeout', () => up.destroy(new Error('timeout')))
-      up.on('error', (err) => {
-        if (!res.headersSent) sendJson(res, 503, { status: 'error', errorType: 'unavailable', error: err.message })
-        resolve()
-      })
-      up.end()
-    })
+    // Counted before it answers, as before: a test reads `forwarded` once the query is under way.
+    if (isQueryPath(url.pathname)) counts.forwarded++
+    await forwardQuery(req, res, o.upstream, 503)
   })
   return Object.defineProperties(srv, {
     forwarded: { get: () => counts.forwarded, enumerable: true },
