@@ -130,7 +130,12 @@ export async function findControlPlane(
   const fromInput = options.istioRevision !== 'auto'
   const label = options.appNamespaceLabels[REV_LABEL]
   const wanted = fromInput ? options.istioRevision : label
-  const source = fromInput ? `istio-revision '${wanted}'` : `namespace ${ns}'s label ${REV_LABEL}=${wanted}`
+  const source =
+    wanted === undefined
+      ? `the default revision of namespace ${ns}`
+      : fromInput
+        ? `istio-revision '${wanted}'`
+        : `namespace ${ns}'s label ${REV_LABEL}=${wanted}`
   const installed = (): string =>
     found.map((f) => `${revisionOf(f.deployment)} (${f.namespace}/${f.deployment.metadata?.name})`).join(', ')
   let pick: (typeof found)[number] | undefined
@@ -156,8 +161,15 @@ export async function findControlPlane(
     if (hit && revs[0]) tags[name] = revs[0]
     return hit
   }
+  // The tag `default` takes the default revision's place: `istioctl tag set default` deactivates the default
+  // revision's own injector (istioctl/pkg/tag/util.go DeactivateIstioInjectionWebhook), so istio-injection=enabled
+  // and istio.io/rev=default namespaces are the tag's. Only a question when there are several revisions.
+  if ((wanted ?? 'default') === 'default' && revisions.length > 1) {
+    pick = await throughTag('default', 'find the revision the tag default points to among several revisions')
+    if (pick) tag = 'default'
+  }
   if (wanted) {
-    pick = byRevision(wanted)
+    pick ??= byRevision(wanted)
     if (!pick) {
       pick = await throughTag(wanted, `resolve the revision tag that ${source} may be`)
       if (pick) tag = wanted
@@ -174,13 +186,8 @@ export async function findControlPlane(
       ])
     }
   } else {
-    // No revision named: the default revision, else the one the tag `default` points to, else the only one.
-    pick = byRevision('default')
-    if (!pick && revisions.length > 1) {
-      pick = await throughTag('default', 'find the default revision (the tag default) among several revisions')
-      if (pick) tag = 'default'
-    }
-    if (!pick && revisions.length === 1) pick = found[0]
+    // No revision named: the tag default (above), else the default revision, else the only one.
+    pick ??= byRevision('default') ?? (revisions.length === 1 ? found[0] : undefined)
     if (!pick) {
       throw new ReadinessError([
         `several Istio control plane revisions are installed (${installed()}) and neither istio-revision nor ` +
