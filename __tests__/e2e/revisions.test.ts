@@ -14,6 +14,7 @@ import { NEWEST_SUPPORTED_ISTIO, OLDEST_SUPPORTED_ISTIO } from '../../src/istio/
 import { runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
 import { REFS } from '../sim/kube/refs.js'
+import type { KubeObject } from '../sim/kube/store.js'
 import { VS, bookinfoInputs, reviews, runnerEnv, vsWrites, withSim } from './common.js'
 
 /** The AKS add-on's revisions during an upgrade asm-1-29 -> asm-1-30 (AKS offers those two; 1.30.5: 2026-09-21). */
@@ -75,6 +76,7 @@ describe('revision tags and the two-revision canary upgrade', () => {
           r.stdout,
           /Control plane: aks-istio-system\/istiod-asm-1-29, revision asm-1-29 \(through the revision tag prod-stable\), Istio 1\.29\.8 \(AKS Istio add-on\); also installed: asm-1-30/,
         )
+        assert.doesNotMatch(r.stdout, /run sidecars injected by revision/, 'the pods are the revision in use')
         const analyze = analyzeArgs(r.calls)
         assert.equal(flagValue(analyze, '--revision'), 'asm-1-29')
         assert.equal(flagValue(analyze, '--istioNamespace'), 'aks-istio-system')
@@ -120,24 +122,39 @@ describe('revision tags and the two-revision canary upgrade', () => {
       },
     ))
 
-  it('the tag moved to the new revision (istioctl tag set prod-stable --revision asm-1-30 --overwrite): the run follows it', () =>
+  it('the tag moved to the new revision (istioctl tag set prod-stable --revision asm-1-30 --overwrite), pods not restarted yet: the run follows the tag and says which sidecars are still the old revision', () =>
     withSim(
       {
         layout: 'aks-addon',
         seed: {
           istioVersion: STABLE,
           canaryVersion: CANARY,
-          tags: { 'prod-stable': 'canary' },
+          tags: { 'prod-stable': 'stable' },
           namespaceLabels: { 'istio.io/rev': 'prod-stable' },
         },
       },
       async (sim) => {
+        // What `--overwrite` does: the tag's webhook regenerated for the other revision (labels and its istiod
+        // Service: istioctl/pkg/tag/generate.go tagWebhookConfigFromCanonicalWebhook); pods keep their sidecars.
+        const mwc = REFS.mutatingWebhookConfigurations
+        const name = 'istio-revision-tag-prod-stable-aks-istio-system'
+        const hook = sim.store.get(mwc, undefined, name) as KubeObject
+        const moved = JSON.parse(JSON.stringify(hook).replaceAll('istiod-asm-1-29', 'istiod-asm-1-30')) as KubeObject
+        moved.metadata.labels = { ...moved.metadata.labels, 'istio.io/rev': 'asm-1-30' }
+        sim.store.update(mwc, moved)
         const r = await rollout(sim, { steps: '50' })
         assert.equal(r.code, 0, r.stdout)
         assert.equal(r.outputs['result'], 'paused')
         assert.equal(r.outputs['istio-version'], CANARY)
         assert.match(r.stdout, /revision asm-1-30 \(through the revision tag prod-stable\)/)
         assert.equal(flagValue(analyzeArgs(r.calls), '--revision'), 'asm-1-30')
+        for (const subset of ['v1', 'v3'])
+          assert.match(
+            r.stdout,
+            new RegExp(
+              `subset '${subset}': 1 of 1 ready pod\\(s\\) run sidecars injected by revision asm-1-29, not by asm-1-30 \\(this run's control plane\\); a restart re-injects them`,
+            ),
+          )
       },
     ))
 

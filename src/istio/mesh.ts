@@ -323,6 +323,18 @@ function podReady(p: V1Pod): boolean {
   )
 }
 
+/** The revision whose injector gave a pod its sidecar: `revision` of sidecar.istio.io/status, else istio.io/rev. */
+export function sidecarRevision(p: V1Pod): string | undefined {
+  const annotations = p.metadata?.annotations ?? {}
+  try {
+    const status = JSON.parse(annotations['sidecar.istio.io/status'] ?? 'null') as { revision?: unknown } | null
+    if (typeof status?.revision === 'string' && status.revision !== '') return status.revision
+  } catch {
+    // not JSON: fall back to the annotation
+  }
+  return annotations[REV_LABEL]
+}
+
 export function hasSidecar(p: V1Pod): boolean {
   const spec = p.spec
   return (
@@ -353,8 +365,10 @@ function injectionLabel(cp: ControlPlane): string {
 export async function checkReadiness(
   kube: ReadinessApi,
   input: ReadinessInput,
-): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
+): Promise<{ rule: DestinationRule; subsets: Map<string, Subset>; notes: string[] }> {
   const failures: string[] = []
+  /** What the log should say though nothing fails: pods whose sidecars another revision injected (mid-upgrade). */
+  const notes: string[] = []
   const namespace = input.namespace
   const cp = input.controlPlane
   if (!cp) {
@@ -476,9 +490,22 @@ export async function checkReadiness(
             `enable injection for namespace ${namespace}, ` +
             `then kubectl -n ${namespace} rollout restart deployment -l ${sel}`,
         )
+      } else if (cp) {
+        const stale = meshed.filter((p) => {
+          const rev = sidecarRevision(p)
+          return rev !== undefined && rev !== cp.revision
+        })
+        const others = [...new Set(stale.map(sidecarRevision))]
+        if (stale.length > 0) {
+          notes.push(
+            `subset '${name}': ${stale.length} of ${meshed.length} ready pod(s) run sidecars injected by revision ` +
+              `${others.join(', ')}, not by ${cp.revision} (this run's control plane); a restart re-injects them ` +
+              `(kubectl -n ${namespace} rollout restart deployment -l ${sel})`,
+          )
+        }
       }
     }
   }
   if (failures.length > 0) throw new ReadinessError(failures)
-  return { rule: rule as DestinationRule, subsets }
+  return { rule: rule as DestinationRule, subsets, notes }
 }

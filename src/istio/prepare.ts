@@ -167,6 +167,7 @@ export async function prepareMesh(
     destinationRuleName: inputs['destination-rule'],
     subsets: target.subsets,
   })
+  for (const note of ready.notes) core.info(note)
   if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
   return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
 }

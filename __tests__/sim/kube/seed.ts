@@ -815,42 +815,51 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
   const appMesh = revisions.find((r) => r.revision === injectedBy)
 
   if (mesh) {
+    // On the AKS add-on the ingress gateway is deployed per revision, behind one Service whose address stays
+    // during an upgrade (https://learn.microsoft.com/azure/aks/istio-upgrade, "Minor revision upgrades with ingress
+    // and egress gateways"): aks-istio-ingressgateway-external-asm-1-NN for each.
     const gwName = aks ? `${ingressService}-${revision}` : ingressService
     const gwApp = ingressService
     const gwIstio = aks ? ingressService : 'ingressgateway'
-    const gwLabels = aks
-      ? { app: gwApp, istio: gwIstio, 'istio.io/rev': revision }
-      : {
-          app: gwApp,
-          istio: gwIstio,
-          'istio.io/rev': revision,
-          'install.operator.istio.io/owning-resource': 'unknown',
-          'operator.istio.io/component': 'IngressGateways',
-          release: 'istio',
-        }
-    addWorkload(
-      store,
-      {
-        deployment: deployment(
-          gwName,
-          ingressNamespace,
-          gwLabels,
-          {
-            ...gwLabels,
-            'sidecar.istio.io/inject': 'false',
-            'service.istio.io/canonical-name': gwApp,
-            'service.istio.io/canonical-revision': 'latest',
-          },
-          { app: gwApp, istio: gwIstio },
-          [proxyContainer(mesh, 'router')],
-          { serviceAccountName: aks ? gwName : 'istio-ingressgateway-service-account' },
-        ),
-        ready: true,
-        inject: false,
-      },
-      mesh,
-      t0,
-    )
+    const gwLabelsOf = (rev: string): Record<string, string> =>
+      aks
+        ? { app: gwApp, istio: gwIstio, 'istio.io/rev': rev }
+        : {
+            app: gwApp,
+            istio: gwIstio,
+            'istio.io/rev': rev,
+            'install.operator.istio.io/owning-resource': 'unknown',
+            'operator.istio.io/component': 'IngressGateways',
+            release: 'istio',
+          }
+    const gwLabels = gwLabelsOf(revision)
+    for (const cp of aks ? revisions : [mesh]) {
+      const name = aks ? `${ingressService}-${cp.revision}` : ingressService
+      const labels = gwLabelsOf(cp.revision)
+      addWorkload(
+        store,
+        {
+          deployment: deployment(
+            name,
+            ingressNamespace,
+            labels,
+            {
+              ...labels,
+              'sidecar.istio.io/inject': 'false',
+              'service.istio.io/canonical-name': gwApp,
+              'service.istio.io/canonical-revision': 'latest',
+            },
+            { app: gwApp, istio: gwIstio, ...(aks ? { 'istio.io/rev': cp.revision } : {}) },
+            [proxyContainer(cp, 'router')],
+            { serviceAccountName: aks ? name : 'istio-ingressgateway-service-account' },
+          ),
+          ready: true,
+          inject: false,
+        },
+        cp,
+        t0,
+      )
+    }
     const nodePort = (n: number): number => 30000 + (hash(`${gwName}/${n}`).readUInt16BE(0) % 2767)
     put(store, REFS.services, {
       ...serviceDefaults({
