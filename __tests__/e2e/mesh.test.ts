@@ -1,6 +1,7 @@
 // Mesh discovery, readiness, istioctl and cluster layouts end to end: the real bundle (dist/index.js) against
 // the loopback simulation. Every test starts its own simulation (they share one test PKI) and closes it.
 import { after, before, describe, it } from 'node:test'
+import { NEWEST_SUPPORTED_ISTIO } from '../../src/istio/versions.js'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +15,11 @@ import type { RecordedRequest } from '../sim/kube/server.js'
 import { AKS_SERVER_APP_ID } from '../sim/azure/entra.js'
 import { type TestPki, makePki } from '../sim/net/tls.js'
 import { LEASES, VS, bookinfoInputs, reviews, stateOf, withSim as withFreshSim } from './common.js'
+
+/** The simulation's default Istio release (src/istio/versions.ts), its AKS add-on revision and as a regex. */
+const V = NEWEST_SUPPORTED_ISTIO
+const VR = V.replaceAll('.', '\\.')
+const REV = `asm-${V.split('.').slice(0, 2).join('-')}`
 
 const SERVICES = REFS.services
 const NAMESPACES = REFS.namespaces
@@ -172,14 +178,16 @@ describe('cluster layouts', () => {
         status: { loadBalancer: { ingress: [{ ip: '127.0.0.9' }] } },
       })
       const ns = sim.store.get(NAMESPACES, undefined, 'bookinfo')
-      assert.equal(ns?.metadata.labels?.['istio.io/rev'], 'asm-1-24')
+      assert.equal(ns?.metadata.labels?.['istio.io/rev'], REV)
       const r = await run(sim, baseInputs(sim))
       assertPromoted(r, sim)
       assert.match(
         r.main.stdout,
-        /Control plane: aks-istio-system\/istiod-asm-1-24, revision asm-1-24, Istio 1\.24\.2 \(AKS Istio add-on\)/,
+        new RegExp(
+          `Control plane: aks-istio-system\\/istiod-${REV}, revision ${REV}, Istio ${VR} \\(AKS Istio add-on\\)`,
+        ),
       )
-      assert.equal(r.main.outputs['istio-version'], '1.24.2')
+      assert.equal(r.main.outputs['istio-version'], V)
       const gw = sim.store.get(SERVICES, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')
       const port = (gw?.['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find(
         (p) => p.name === 'http2',
@@ -194,7 +202,7 @@ describe('cluster layouts', () => {
       const flag = (f: string): string | undefined => argv[argv.indexOf(f) + 1]
       // long forms: istioctl 1.24 has no `analyze -r` (SPEC section 8)
       assert.ok(argv.includes('--revision') && argv.includes('--istioNamespace'), argv.join(' '))
-      assert.equal(flag('--revision'), 'asm-1-24')
+      assert.equal(flag('--revision'), REV)
       assert.equal(flag('--istioNamespace'), 'aks-istio-system')
       assert.equal(flag('--namespace'), 'bookinfo')
       assert.equal(flag('--output'), 'json')
@@ -215,7 +223,9 @@ describe('cluster layouts', () => {
         r,
         sim,
         before,
-        /namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\.io\/rev=asm-1-24/,
+        new RegExp(
+          `namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\\.io\\/rev=${REV}`,
+        ),
       )
     }))
 
@@ -317,37 +327,39 @@ describe('istioctl download, verification and cache', () => {
   it('a checksum mismatch stops the run: nothing extracted, cached or run; then a clean download is cached and reused', () =>
     withSim({}, async (sim) => {
       const runner = makeRunner()
-      sim.releases.corrupt('1.24.2', true)
+      sim.releases.corrupt(V, true)
       const before = reviews(sim)
       const bad = await run(sim, baseInputs(sim), { runner })
       assertStoppedBeforeChange(
         bad,
         sim,
         before,
-        /checksum mismatch for https:\/\/127\.0\.0\.1:\d+\/1\.24\.2\/istioctl-1\.24\.2-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/,
+        new RegExp(
+          `checksum mismatch for https:\\/\\/127\\.0\\.0\\.1:\\d+\\/${VR}\\/istioctl-${VR}-linux-amd64\\.tar\\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\\. Nothing was extracted or run`,
+        ),
       )
       assert.deepEqual(bad.istioctl, [], 'istioctl never ran')
       assert.equal(existsSync(join(runner.toolCache, 'istioctl')), false, 'nothing in the tool cache')
       assert.ok(!bad.main.stdout.includes('/usr/bin/tar'), 'nothing extracted')
       assert.deepEqual(sim.releases.downloads, [
-        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz',
-        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz.sha256',
+        `/${V}/istioctl-${V}-linux-amd64.tar.gz`,
+        `/${V}/istioctl-${V}-linux-amd64.tar.gz.sha256`,
       ])
 
       // Fixed mirror, explicit version: downloaded, verified, cached, run.
-      sim.releases.corrupt('1.24.2', false)
-      const good = await run(sim, baseInputs(sim, { 'istioctl-version': '1.24.2' }), { runner })
+      sim.releases.corrupt(V, false)
+      const good = await run(sim, baseInputs(sim, { 'istioctl-version': V }), { runner })
       assertPromoted(good, sim)
-      assert.match(good.main.stdout, /istioctl 1\.24\.2 downloaded and verified \(SHA-256\)/)
+      assert.match(good.main.stdout, new RegExp(`istioctl ${VR} downloaded and verified \\(SHA-256\\)`))
       assert.equal(sim.releases.downloads.length, 4)
-      assert.ok(existsSync(join(runner.toolCache, 'istioctl', '1.24.2', 'x64', 'istioctl')))
+      assert.ok(existsSync(join(runner.toolCache, 'istioctl', V, 'x64', 'istioctl')))
       assert.equal(good.istioctl.filter((a) => a[0] === 'analyze').length, 1)
 
       // Same runner, next rollout (v3 -> v2): a tool-cache hit, no second download.
       const again = await run(sim, baseInputs(sim, { 'canary-subset': 'v2' }), { runner })
       assertPromoted(again, sim, 'v2')
       assert.equal(again.main.outputs['stable-subset'], 'v3')
-      assert.match(again.main.stdout, /istioctl 1\.24\.2 found in the tool cache/)
+      assert.match(again.main.stdout, new RegExp(`istioctl ${VR} found in the tool cache`))
       assert.equal(sim.releases.downloads.length, 4, 'no second download')
       assert.equal(again.istioctl.filter((a) => a[0] === 'analyze').length, 1)
       assert.deepEqual(specOf(reviews(sim)).http, [{ route: only('v2') }])
@@ -447,7 +459,7 @@ describe('istioctl analyze', () => {
       assert.deepEqual(sim.releases.downloads, [])
       assert.deepEqual(r.istioctl, [])
       assert.equal(existsSync(join(r.runner.toolCache, 'istioctl')), false)
-      assert.equal(r.main.outputs['istio-version'], '1.24.2', 'the control plane is still found')
+      assert.equal(r.main.outputs['istio-version'], V, 'the control plane is still found')
     }))
 })
 
@@ -457,7 +469,7 @@ describe('no control plane / install-istio', () => {
     withSim({ seed: { controlPlane: false }, rbac: ['istio-canary', 'analyze', 'install-istio'] }, async (sim) => {
       assert.equal(sim.store.list(DEPLOYMENTS, 'istio-system').length, 0)
       const before = reviews(sim)
-      const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': '1.24.2' }))
+      const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': V }))
       assert.notEqual(r.main.code, 0, transcript(r))
       assert.equal(r.main.outputs['result'], 'unchanged')
       const install = r.istioctl.filter((a) => a[0] === 'install')
@@ -465,7 +477,7 @@ describe('no control plane / install-istio', () => {
       assert.deepEqual(install[0]?.slice(0, 4), ['install', '--skip-confirmation', '--set', 'profile=default'])
       assert.match(r.main.stdout, /No control plane found: installing Istio \(profile default\)/)
       assert.match(r.main.stdout, /Installation complete/)
-      assert.match(r.main.stdout, /Control plane: istio-system\/istiod, revision default, Istio 1\.24\.2/)
+      assert.match(r.main.stdout, new RegExp(`Control plane: istio-system\\/istiod, revision default, Istio ${VR}`))
       const istiod = sim.store.get(DEPLOYMENTS, 'istio-system', 'istiod')
       assert.ok(istiod, 'istiod installed')
       // the app pods have no istio-proxy: the fix is to enable injection and restart them
