@@ -142,26 +142,189 @@ export function stepRows(report: RunReport): string[][] {
 
 const chartNumber = (x: number): string => String(Math.round(x * 10) / 10)
 
-/**
- * A mermaid xychart-beta over the steps: bars = canary weight %, line = success rate %.
- * Steps without a smoke test plot a success rate of 0 and are labelled "(no test)". Empty without steps.
- */
-export function mermaidChart(report: RunReport): string {
-  if (report.steps.length === 0) return ''
-  const figures = report.steps.map((s) => counted(s)[0]?.figures)
-  const labels = report.steps.map((s, i) => `"${s.index}${figures[i] ? '' : ' (no test)'}"`)
-  const weights = report.steps.map((s) => chartNumber(s.weight))
-  const rates = figures.map((f) => chartNumber(f ? f.successRate * 100 : 0))
+/** A chart label: mermaid's quoted string, with only characters that read and parse everywhere (versions come from responses). */
+const chartLabel = (s: string): string => `"${s.replace(/[^A-Za-z0-9 ._%:+-]/g, '?').slice(0, 24)}"`
+
+/** A y-axis top that leaves room above the highest value: 1, 2, 5 x 10^n, at least `floor`, at most 100. */
+export function axisTop(max: number, floor = 1): number {
+  const want = Math.max(max * 1.15, floor)
+  for (let p = 0.01; p <= 100; p *= 10) {
+    for (const m of [1, 2, 5]) {
+      const top = Math.round(m * p * 1000) / 1000
+      if (top >= want) return Math.min(top, 100)
+    }
+  }
+  return 100
+}
+
+interface Bar {
+  label: string
+  value: number
+}
+
+/** One xychart-beta block: bars over labelled categories, y from 0 to `top`. */
+function barChart(title: string, xTitle: string, yTitle: string, bars: Bar[], top: number): string {
   return [
     '```mermaid',
     'xychart-beta',
-    '  title "Canary weight % (bars) and success rate % (line)"',
-    `  x-axis "step" [${labels.join(', ')}]`,
-    '  y-axis "percent" 0 --> 100',
-    `  bar [${weights.join(', ')}]`,
-    `  line [${rates.join(', ')}]`,
+    `  title "${title.replace(/"/g, "'")}"`,
+    `  x-axis ${chartLabel(xTitle)} [${bars.map((b) => chartLabel(b.label)).join(', ')}]`,
+    `  y-axis ${chartLabel(yTitle)} 0 --> ${chartNumber(top)}`,
+    `  bar [${bars.map((b) => chartNumber(b.value)).join(', ')}]`,
     '```',
   ].join('\n')
+}
+
+/** Which of the run's versions a figure's version key is, for a label: "stable v1", "canary v3" or the key. */
+function versionLabel(report: RunReport, version: string): string {
+  if (version === report.stableSubset) return `stable ${version}`
+  if (version === report.canarySubset) return `canary ${version}`
+  return version
+}
+
+/** The smoke test's error rate per step and version (only pairs that served requests), in %. */
+function smokeErrorBars(report: RunReport): Bar[] {
+  return report.steps.flatMap((step) => {
+    const figures = step.checks.find((c) => c.kind === 'smoke')?.figures
+    if (!figures || figures.requests === 0) return []
+    const versions = Object.entries(figures.byVersion).filter(([, v]) => v.requests > 0)
+    if (versions.length === 0) {
+      return [{ label: `${step.index}: all`, value: 100 * (1 - figures.successRate) }]
+    }
+    return versions.map(([version, v]) => ({
+      label: `${step.index}: ${versionLabel(report, version)}`,
+      value: (100 * (v.requests - v.successes)) / v.requests,
+    }))
+  })
+}
+
+/** What a telemetry check counted (its evidence's `counts`), when it has them. */
+export function telemetryCounts(
+  check: Check,
+): { canaryRequests: number; canaryErrors: number; stableRequests: number; stableErrors: number } | undefined {
+  if (check.kind !== 'telemetry') return undefined
+  const counts = (check.evidence as { counts?: Record<string, unknown> } | null)?.counts
+  if (!counts) return undefined
+  const n = (k: string): number | undefined => (typeof counts[k] === 'number' ? (counts[k] as number) : undefined)
+  const [cr, ce, sr, se] = ['canaryRequests', 'canaryErrors', 'stableRequests', 'stableErrors'].map(n)
+  if (cr === undefined || ce === undefined || sr === undefined || se === undefined) return undefined
+  return { canaryRequests: cr, canaryErrors: ce, stableRequests: sr, stableErrors: se }
+}
+
+/** The mesh's 5xx rate per step, stable and canary (each where it served requests), in %. */
+function telemetryErrorBars(report: RunReport): Bar[] {
+  return report.steps.flatMap((step) => {
+    const counts = step.checks.map(telemetryCounts).find((c) => c !== undefined)
+    if (!counts) return []
+    const bars: Bar[] = []
+    if (counts.stableRequests > 0)
+      bars.push({
+        label: `${step.index}: stable ${report.stableSubset}`,
+        value: (100 * counts.stableErrors) / counts.stableRequests,
+      })
+    if (counts.canaryRequests > 0)
+      bars.push({
+        label: `${step.index}: canary ${report.canarySubset}`,
+        value: (100 * counts.canaryErrors) / counts.canaryRequests,
+      })
+    return bars
+  })
+}
+
+/**
+ * The run's charts (mermaid xychart-beta blocks), each on its own readable scale: the canary weight per step
+ * (0..100 %); the smoke test's error rate per step and version; with telemetry, the mesh's 5xx rate per step,
+ * stable and canary. Error rates are on an axis scaled to the data (a healthy run's zeros sit on a 0..1 % axis,
+ * not on the frame of a 0..100 % one). Empty without steps.
+ */
+export function mermaidCharts(report: RunReport): string[] {
+  if (report.steps.length === 0) return []
+  const charts = [
+    barChart(
+      'Canary weight per step (%)',
+      'step',
+      'canary weight %',
+      report.steps.map((s) => ({ label: String(s.index), value: s.weight })),
+      100,
+    ),
+  ]
+  const smoke = smokeErrorBars(report)
+  if (smoke.length > 0) {
+    const max = Math.max(...smoke.map((b) => b.value))
+    charts.push(
+      barChart(
+        'Smoke test: failed requests per step and version (%)',
+        'step: version',
+        'failed %',
+        smoke,
+        axisTop(max),
+      ),
+    )
+  }
+  const mesh = telemetryErrorBars(report)
+  if (mesh.length > 0) {
+    const max = Math.max(...mesh.map((b) => b.value))
+    charts.push(
+      barChart('Mesh telemetry: 5xx rate per step, stable vs canary (%)', 'step: version', '5xx %', mesh, axisTop(max)),
+    )
+  }
+  return charts
+}
+
+/** Every chart of the run, one after another (blank lines between). Empty without steps. */
+export function mermaidChart(report: RunReport): string {
+  return mermaidCharts(report).join('\n\n')
+}
+
+/** `status`: the route's weights now and what each verifier saw at them. */
+function observationMarkdown(report: RunReport): string {
+  const o = report.observation
+  if (!o) return ''
+  const weights = o.weights.map((w) => `${escapeMd(w.subset)} ${w.weight} %`).join(' · ') || '–'
+  const lines = [`**Route now:** ${weights} (${escapeMd(o.at)})`]
+  for (const note of o.notes) lines.push(`**Note:** ${escapeMd(note)}`)
+  return lines.join('  \n')
+}
+
+/** The status observation as one table row in the step table's columns ("now" for a step). */
+export function observationRows(report: RunReport): string[][] {
+  const o = report.observation
+  if (!o || o.checks.length === 0) return []
+  const canary = o.weights.find((w) => w.subset === report.canarySubset)?.weight ?? report.canaryWeight
+  const pass = o.checks.every((c) => c.verdict === 'pass')
+  const step: StepRecord = {
+    index: 0,
+    weight: canary,
+    pauseMs: 0,
+    startedAt: o.at,
+    endedAt: o.at,
+    checks: o.checks,
+    verdict: pass ? 'pass' : 'fail',
+    reasons: o.checks.flatMap((c) => (c.verdict === 'fail' ? c.reasons : [])),
+  }
+  return [['now', `${canary} %`, '–', requestsCell(step), successCell(step), latencyCell(step), verdictCell(step)]]
+}
+
+/** The telemetry counts of the observation, per version: "stable v1: 2/900 5xx · canary v3: 0/100 5xx". */
+function observationTelemetry(report: RunReport): string {
+  const counts = report.observation?.checks.map(telemetryCounts).find((c) => c !== undefined)
+  if (!counts) return ''
+  const rate = (e: number, r: number): string => (r > 0 ? ` (${chartNumber((100 * e) / r)} %)` : '')
+  return (
+    `**Mesh telemetry now:** stable ${escapeMd(report.stableSubset)} ${counts.stableErrors}/${counts.stableRequests} 5xx` +
+    `${rate(counts.stableErrors, counts.stableRequests)} · canary ${escapeMd(report.canarySubset)} ` +
+    `${counts.canaryErrors}/${counts.canaryRequests} 5xx${rate(counts.canaryErrors, counts.canaryRequests)}`
+  )
+}
+
+/** Links into Kiali (with `kiali-url`): the namespace's graph, then each version's workload. */
+export function kialiMarkdown(report: RunReport): string {
+  const k = report.links?.kiali
+  if (!k) return ''
+  const links = [`[graph of namespace ${escapeMd(report.target.namespace)}](<${k.graph}>)`]
+  for (const w of k.workloads)
+    links.push(`[${w.role} ${escapeMd(w.version)}: workload ${escapeMd(w.workload)}](<${w.url}>)`)
+  return `**Kiali:** ${links.join(' · ')}`
 }
 
 function eventsHtml(report: RunReport): string {
@@ -178,12 +341,22 @@ function eventsLabel(report: RunReport): string {
 export function renderSummaryMarkdown(report: RunReport): string {
   const row = (cells: string[]): string => `| ${cells.join(' | ')} |`
   const parts = [`## istio-canary: ${headline(report)}`, facts(report)]
+  const kiali = kialiMarkdown(report)
+  if (kiali) parts.push(kiali)
+  const observed = observationRows(report)
+  if (report.observation) {
+    parts.push(observationMarkdown(report))
+    if (observed.length > 0)
+      parts.push([row(STEP_TABLE_HEADER), row(STEP_TABLE_HEADER.map(() => '---')), ...observed.map(row)].join('\n'))
+    const mesh = observationTelemetry(report)
+    if (mesh) parts.push(mesh)
+  }
   if (report.steps.length > 0) {
     parts.push(
       [row(STEP_TABLE_HEADER), row(STEP_TABLE_HEADER.map(() => '---')), ...stepRows(report).map(row)].join('\n'),
     )
-    parts.push(mermaidChart(report))
-  } else {
+    parts.push(...mermaidCharts(report))
+  } else if (!report.observation) {
     parts.push('_No traffic step in this run._')
   }
   if (report.events.length > 0)
@@ -206,13 +379,20 @@ export async function writeJobSummary(report: RunReport, summary: Summary = core
     .addEOL()
     .addRaw(facts(report), true)
     .addEOL()
+  const kiali = kialiMarkdown(report)
+  if (kiali) summary.addRaw(kiali, true).addEOL()
+  if (report.observation) {
+    summary.addRaw(observationMarkdown(report), true).addEOL()
+    const observed = observationRows(report)
+    if (observed.length > 0)
+      summary.addTable([STEP_TABLE_HEADER.map((h) => ({ data: h, header: true })), ...observed]).addEOL()
+    const mesh = observationTelemetry(report)
+    if (mesh) summary.addRaw(mesh, true).addEOL()
+  }
   if (report.steps.length > 0) {
-    summary
-      .addTable([STEP_TABLE_HEADER.map((h) => ({ data: h, header: true })), ...stepRows(report)])
-      .addEOL()
-      .addRaw(mermaidChart(report), true)
-      .addEOL()
-  } else {
+    summary.addTable([STEP_TABLE_HEADER.map((h) => ({ data: h, header: true })), ...stepRows(report)]).addEOL()
+    for (const chart of mermaidCharts(report)) summary.addRaw(chart, true).addEOL()
+  } else if (!report.observation) {
     summary.addRaw('_No traffic step in this run._', true).addEOL()
   }
   if (report.events.length > 0) summary.addDetails(eventsLabel(report), eventsHtml(report))
