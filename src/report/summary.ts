@@ -182,19 +182,27 @@ function versionLabel(report: RunReport, version: string): string {
   return version
 }
 
-/** The smoke test's error rate per step and version (only pairs that served requests), in %. */
+/**
+ * The smoke test's failed share per step and version (only versions that answered at that step), in %; requests
+ * no version can be attributed to (BookInfo renders a failed reviews call without one) get their own bar.
+ */
 function smokeErrorBars(report: RunReport): Bar[] {
   return report.steps.flatMap((step) => {
     const figures = step.checks.find((c) => c.kind === 'smoke')?.figures
     if (!figures || figures.requests === 0) return []
     const versions = Object.entries(figures.byVersion).filter(([, v]) => v.requests > 0)
-    if (versions.length === 0) {
-      return [{ label: `${step.index}: all`, value: 100 * (1 - figures.successRate) }]
-    }
-    return versions.map(([version, v]) => ({
+    const bars: Bar[] = versions.map(([version, v]) => ({
       label: `${step.index}: ${versionLabel(report, version)}`,
       value: (100 * (v.requests - v.successes)) / v.requests,
     }))
+    const attributed = versions.reduce((n, [, v]) => n + v.requests, 0)
+    const attributedFailed = versions.reduce((n, [, v]) => n + v.requests - v.successes, 0)
+    const rest = figures.requests - attributed
+    if (rest > 0) {
+      const failed = Math.max(0, figures.requests - figures.successes - attributedFailed)
+      bars.push({ label: `${step.index}: ${versions.length ? 'no version' : 'all'}`, value: (100 * failed) / rest })
+    }
+    return bars
   })
 }
 
