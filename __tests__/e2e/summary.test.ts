@@ -46,9 +46,9 @@ describe('job summary of the real bundle', () => {
       assert.ok(summary.includes(`[${role} ${version}: workload reviews-${version}](<${url}>)`), summary)
     }
     assert.equal(report.links?.kiali?.workloads.length, 2)
-    const charts = mermaidBlocks(main.summary)
-    assert.equal(charts.length, 2, 'weight, and the smoke test per step and version')
-    assert.deepEqual(await parseAllMermaid(main.summary), ['xychart', 'xychart'])
+    assert.equal(mermaidBlocks(main.summary).length, 1, 'weight; nothing failed: no failure chart')
+    assert.match(main.summary, /\*\*Smoke test:\*\* no request failed \(160 requests over 4 step\(s\)\)\./)
+    assert.deepEqual(await parseAllMermaid(main.summary), ['xychart'])
   })
 
   it('without kiali-url there are no links; a rolled-back run shows the failing version on a scaled axis', async () => {
@@ -62,7 +62,7 @@ describe('job summary of the real bundle', () => {
       const charts = mermaidBlocks(main.summary)
       assert.equal(charts.length, 2)
       // BookInfo renders a failed reviews call without a version: those requests get their own bar
-      assert.match(charts[1] as string, /"1: no version"/)
+      assert.match(charts[1] as string, /"1 stable", "1 no version"/)
       assert.match(charts[1] as string, /y-axis "failed %" 0 --> 100\n {2}bar \[[^\]]*\b100\]/)
       await parseAllMermaid(main.summary)
     })
@@ -100,7 +100,8 @@ describe('job summary of the real bundle', () => {
     assert.ok((smoke?.figures?.byVersion['v2']?.requests ?? 0) > 0, 'the canary answered some')
     assert.ok((smoke?.figures?.byVersion['v3']?.requests ?? 0) > 0, 'the stable answered some')
     // summary: the route now, one "now" row with per-version figures, Kiali links for both versions
-    assert.match(main.summary, /\*\*Route now:\*\* v3 50 % · v2 50 %/)
+    assert.match(main.summary, /\*\*Rollout state:\*\* paused at 50 % \(stable v3, canary v2; run /)
+    assert.match(main.summary, /\*\*Route now:\*\* v3 \(stable\) 50 % · v2 \(canary\) 50 %/)
     assert.match(
       main.summary,
       /<tr><td>now<\/td><td>50 %<\/td><td>–<\/td><td>20<\/td><td>100\.0 % \(20\/20\)<br>v[23]: /,

@@ -122,7 +122,9 @@ describe('writeReport', () => {
 function parseXyChart(markdown: string): { labels: string[]; bar: number[]; line: number[] } {
   const m = /```mermaid\n([\s\S]*?)\n```/.exec(markdown)
   assert.ok(m, 'no mermaid block')
-  const lines = (m[1] ?? '').split('\n').map((l) => l.trim())
+  let lines = (m[1] ?? '').split('\n').map((l) => l.trim())
+  // its frontmatter (`---` config `---`) first
+  if (lines[0] === '---') lines = lines.slice(lines.indexOf('---', 1) + 1)
   assert.equal(lines[0], 'xychart-beta')
   const numbers = (s: string): number[] => {
     const inner = /^\[(.*)\]$/.exec(s)?.[1]
@@ -192,12 +194,12 @@ describe('job summary', () => {
       /<tr><td>3<\/td><td>50 %<\/td><td>0s<\/td><td>–<\/td><td>–<\/td><td>–<\/td><td>⏭️ skipped<\/td><\/tr>/,
     )
     // the mermaid fence starts after a blank line, outside the HTML block
-    assert.match(text, /<\/table>\n\n```mermaid\n/)
+    assert.match(text, /<\/table>\n\n```mermaid\n---\n/)
     // the weight chart (every step), then the smoke test's failed share per step and version (steps it ran)
     assert.deepEqual(parseXyChart(text), { labels: ['1', '2', '3'], bar: [10, 25, 50], line: [] })
     const second = text.slice(text.indexOf('```mermaid') + 10)
     assert.deepEqual(parseXyChart(second), {
-      labels: ['1: stable v1', '1: canary v3', '2: stable v1', '2: canary v3'],
+      labels: ['1 stable', '1 canary', '2 stable', '2 canary'],
       bar: [0, 0, 0, 20],
       line: [],
     })

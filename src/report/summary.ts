@@ -105,8 +105,16 @@ function latencyCell(step: StepRecord): string {
 function successCell(step: StepRecord): string {
   return perCheck(step, (f) => {
     const parts = [`${pct(f.successRate)} (${f.successes}/${f.requests})`]
-    for (const [version, v] of Object.entries(f.byVersion))
+    let requests = 0
+    let successes = 0
+    for (const [version, v] of Object.entries(f.byVersion)) {
       parts.push(`${escapeMd(version)}: ${v.successes}/${v.requests}`)
+      requests += v.requests
+      successes += v.successes
+    }
+    // Answers no version could be attributed to (BookInfo renders a failed reviews call without one).
+    if (requests > 0 && requests < f.requests)
+      parts.push(`no version: ${Math.max(0, f.successes - successes)}/${f.requests - requests}`)
     return parts.join('<br>')
   })
 }
@@ -143,7 +151,7 @@ export function stepRows(report: RunReport): string[][] {
 const chartNumber = (x: number): string => String(Math.round(x * 10) / 10)
 
 /** A chart label: mermaid's quoted string, with only characters that read and parse everywhere (versions come from responses). */
-const chartLabel = (s: string): string => `"${s.replace(/[^A-Za-z0-9 ._%:+-]/g, '?').slice(0, 24)}"`
+const chartLabel = (s: string): string => `"${s.replace(/[^A-Za-z0-9 ._%:+(),-]/g, '?').slice(0, 64)}"`
 
 /** A y-axis top that leaves room above the highest value: 1, 2, 5 x 10^n, at least `floor`, at most 100. */
 export function axisTop(max: number, floor = 1): number {
@@ -162,12 +170,29 @@ interface Bar {
   value: number
 }
 
-/** One xychart-beta block: bars over labelled categories, y from 0 to `top`. */
-function barChart(title: string, xTitle: string, yTitle: string, bars: Bar[], top: number): string {
+/** GitHub's colours (Primer): weight in blue, failures in red, readable in light and dark mode. */
+const COLORS = { weight: '#0969da', failed: '#cf222e' } as const
+
+/**
+ * One xychart-beta block: bars over labelled categories, y from 0 to `top`. Its size and colour go in the
+ * diagram's frontmatter `config` (mermaid's documented per-diagram configuration: xyChart width/height,
+ * themeVariables.xyChart.plotColorPalette), so every chart is compact and its bars contrast with the page.
+ */
+function barChart(title: string, xTitle: string, yTitle: string, bars: Bar[], top: number, color: string): string {
+  const width = Math.max(640, Math.min(900, 160 + 80 * bars.length))
   return [
     '```mermaid',
+    '---',
+    'config:',
+    '  xyChart:',
+    `    width: ${width}`,
+    '    height: 320',
+    '  themeVariables:',
+    '    xyChart:',
+    `      plotColorPalette: "${color}"`,
+    '---',
     'xychart-beta',
-    `  title "${title.replace(/"/g, "'")}"`,
+    `  title "${title.replace(/[^A-Za-z0-9 ._%:+(),-]/g, '?')}"`,
     `  x-axis ${chartLabel(xTitle)} [${bars.map((b) => chartLabel(b.label)).join(', ')}]`,
     `  y-axis ${chartLabel(yTitle)} 0 --> ${chartNumber(top)}`,
     `  bar [${bars.map((b) => chartNumber(b.value)).join(', ')}]`,
@@ -175,12 +200,16 @@ function barChart(title: string, xTitle: string, yTitle: string, bars: Bar[], to
   ].join('\n')
 }
 
-/** Which of the run's versions a figure's version key is, for a label: "stable v1", "canary v3" or the key. */
-function versionLabel(report: RunReport, version: string): string {
-  if (version === report.stableSubset) return `stable ${version}`
-  if (version === report.canarySubset) return `canary ${version}`
+/** A version key's short name on a chart axis: "stable", "canary", or the key itself. */
+function versionRole(report: RunReport, version: string): string {
+  if (version === report.stableSubset) return 'stable'
+  if (version === report.canarySubset) return 'canary'
   return version
 }
+
+/** "step and version (stable v1, canary v3)": the x-axis title that says what the role labels mean. */
+const versionAxis = (report: RunReport): string =>
+  `step and version (stable ${report.stableSubset || '?'}, canary ${report.canarySubset || '?'})`
 
 /**
  * The smoke test's failed share per step and version (only versions that answered at that step), in %; requests
@@ -190,17 +219,22 @@ function smokeErrorBars(report: RunReport): Bar[] {
   return report.steps.flatMap((step) => {
     const figures = step.checks.find((c) => c.kind === 'smoke')?.figures
     if (!figures || figures.requests === 0) return []
-    const versions = Object.entries(figures.byVersion).filter(([, v]) => v.requests > 0)
-    const bars: Bar[] = versions.map(([version, v]) => ({
-      label: `${step.index}: ${versionLabel(report, version)}`,
+    // stable first, then canary, then any other version (in the order they answered)
+    const rank = (version: string): number =>
+      version === report.stableSubset ? 0 : version === report.canarySubset ? 1 : 2
+    const answered = Object.entries(figures.byVersion)
+      .filter(([, v]) => v.requests > 0)
+      .sort(([a], [b]) => rank(a) - rank(b))
+    const bars: Bar[] = answered.map(([version, v]) => ({
+      label: `${step.index} ${versionRole(report, version)}`,
       value: (100 * (v.requests - v.successes)) / v.requests,
     }))
-    const attributed = versions.reduce((n, [, v]) => n + v.requests, 0)
-    const attributedFailed = versions.reduce((n, [, v]) => n + v.requests - v.successes, 0)
+    const attributed = answered.reduce((n, [, v]) => n + v.requests, 0)
+    const attributedFailed = answered.reduce((n, [, v]) => n + v.requests - v.successes, 0)
     const rest = figures.requests - attributed
     if (rest > 0) {
       const failed = Math.max(0, figures.requests - figures.successes - attributedFailed)
-      bars.push({ label: `${step.index}: ${versions.length ? 'no version' : 'all'}`, value: (100 * failed) / rest })
+      bars.push({ label: `${step.index} ${answered.length ? 'no version' : 'all'}`, value: (100 * failed) / rest })
     }
     return bars
   })
@@ -226,57 +260,61 @@ function telemetryErrorBars(report: RunReport): Bar[] {
     if (!counts) return []
     const bars: Bar[] = []
     if (counts.stableRequests > 0)
-      bars.push({
-        label: `${step.index}: stable ${report.stableSubset}`,
-        value: (100 * counts.stableErrors) / counts.stableRequests,
-      })
+      bars.push({ label: `${step.index} stable`, value: (100 * counts.stableErrors) / counts.stableRequests })
     if (counts.canaryRequests > 0)
-      bars.push({
-        label: `${step.index}: canary ${report.canarySubset}`,
-        value: (100 * counts.canaryErrors) / counts.canaryRequests,
-      })
+      bars.push({ label: `${step.index} canary`, value: (100 * counts.canaryErrors) / counts.canaryRequests })
     return bars
   })
 }
 
+/** A chart of failure rates, or (all of them zero) one line that says so: an empty frame reads as nothing. */
+function failureChart(title: string, xTitle: string, yTitle: string, bars: Bar[], none: string): string {
+  if (bars.length === 0) return ''
+  const max = Math.max(...bars.map((b) => b.value))
+  if (max === 0) return none
+  return barChart(title, xTitle, yTitle, bars, axisTop(max), COLORS.failed)
+}
+
 /**
  * The run's charts (mermaid xychart-beta blocks), each on its own readable scale: the canary weight per step
- * (0..100 %); the smoke test's error rate per step and version; with telemetry, the mesh's 5xx rate per step,
- * stable and canary. Error rates are on an axis scaled to the data (a healthy run's zeros sit on a 0..1 % axis,
- * not on the frame of a 0..100 % one). Empty without steps.
+ * (0..100 %); the smoke test's failed share per step and version; with telemetry, the mesh's 5xx rate per step,
+ * stable and canary. Failure rates are on an axis scaled to the data (1-2-5 steps above the highest bar), never on
+ * the frame of a 0..100 % axis; a run in which nothing failed says so in one line instead of an empty chart.
+ * Empty without steps.
  */
 export function mermaidCharts(report: RunReport): string[] {
   if (report.steps.length === 0) return []
-  const charts = [
-    barChart(
-      'Canary weight per step (%)',
-      'step',
-      'canary weight %',
-      report.steps.map((s) => ({ label: String(s.index), value: s.weight })),
-      100,
-    ),
-  ]
+  const weights = report.steps.map((s) => ({ label: String(s.index), value: s.weight }))
+  const parts = [barChart('Canary weight per step (%)', 'step', 'canary weight %', weights, 100, COLORS.weight)]
   const smoke = smokeErrorBars(report)
-  if (smoke.length > 0) {
-    const max = Math.max(...smoke.map((b) => b.value))
-    charts.push(
-      barChart(
-        'Smoke test: failed requests per step and version (%)',
-        'step: version',
-        'failed %',
-        smoke,
-        axisTop(max),
-      ),
-    )
-  }
+  const smokeRequests = report.steps.reduce(
+    (n, s) => n + (s.checks.find((c) => c.kind === 'smoke')?.figures?.requests ?? 0),
+    0,
+  )
+  parts.push(
+    failureChart(
+      'Smoke test: failed requests (%)',
+      versionAxis(report),
+      'failed %',
+      smoke,
+      `**Smoke test:** no request failed (${smokeRequests} requests over ${report.steps.length} step(s)).`,
+    ),
+  )
   const mesh = telemetryErrorBars(report)
-  if (mesh.length > 0) {
-    const max = Math.max(...mesh.map((b) => b.value))
-    charts.push(
-      barChart('Mesh telemetry: 5xx rate per step, stable vs canary (%)', 'step: version', '5xx %', mesh, axisTop(max)),
-    )
-  }
-  return charts
+  const meshRequests = report.steps.reduce((n, s) => {
+    const c = s.checks.map(telemetryCounts).find((x) => x !== undefined)
+    return n + (c ? c.stableRequests + c.canaryRequests : 0)
+  }, 0)
+  parts.push(
+    failureChart(
+      'Mesh telemetry: 5xx rate, stable vs canary (%)',
+      versionAxis(report),
+      '5xx %',
+      mesh,
+      `**Mesh telemetry:** no 5xx (${meshRequests} requests counted).`,
+    ),
+  )
+  return parts.filter((p) => p !== '')
 }
 
 /** Every chart of the run, one after another (blank lines between). Empty without steps. */
@@ -288,8 +326,17 @@ export function mermaidChart(report: RunReport): string {
 function observationMarkdown(report: RunReport): string {
   const o = report.observation
   if (!o) return ''
-  const weights = o.weights.map((w) => `${escapeMd(w.subset)} ${w.weight} %`).join(' · ') || '–'
-  const lines = [`**Route now:** ${weights} (${escapeMd(o.at)})`]
+  const role = (subset: string): string =>
+    subset === report.stableSubset ? ' (stable)' : subset === report.canarySubset ? ' (canary)' : ''
+  const weights = o.weights.map((w) => `${escapeMd(w.subset)}${role(w.subset)} ${w.weight} %`).join(' · ') || '–'
+  const s = o.state
+  const lines = [
+    s
+      ? `**Rollout state:** ${escapeMd(s.phase)} at ${s.weight} % (stable ${escapeMd(s.stable)}, canary ` +
+        `${escapeMd(s.canary)}; run ${escapeMd(s.runId)}, updated ${escapeMd(s.updatedAt)})`
+      : '**Rollout state:** none (no istio-canary rollout on this target)',
+    `**Route now:** ${weights} (${escapeMd(o.at)})`,
+  ]
   for (const note of o.notes) lines.push(`**Note:** ${escapeMd(note)}`)
   return lines.join('  \n')
 }

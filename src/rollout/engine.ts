@@ -564,7 +564,24 @@ export class Engine {
     const weight = canary ? this.router.weightOf(route, canary) : 0
     const weights = [...this.router.shares(route)].map(([subset, share]) => ({ subset, weight: share }))
     const notes = [...this.statusNotes, ...(o.notes ?? [])]
-    const observation: Observation = { at: this.now().toISOString(), weights, checks: [], notes }
+    const observation: Observation = {
+      at: this.now().toISOString(),
+      ...(state
+        ? {
+            state: {
+              phase: state.phase,
+              weight: state.weight,
+              stable: state.stable,
+              canary: state.canary,
+              runId: state.runId,
+              updatedAt: state.updatedAt,
+            },
+          }
+        : {}),
+      weights,
+      checks: [],
+      notes,
+    }
     const verifiers = this.deps.verifiers ?? []
     if (verifiers.length > 0) {
       this.deps.signal.throwIfAborted()
