@@ -129,11 +129,25 @@ describe('status with mesh telemetry (real Prometheus)', () => {
   it('counts each version over a recent window, not judged; zero writes', async () => {
     await withSim({ meshSeed: 5, prometheus: true, rbac: ['istio-canary', 'analyze', 'telemetry'] }, async (sim) => {
       load = startLoad({ url: sim.mesh.url, rate: 40, durationMs: 60_000, loggedInShare: 0.2 })
+      await sim.prometheus?.waitForSeries(
+        'sum(istio_requests_total{reporter="destination",destination_service_name="reviews",destination_version="v1"})',
+        { min: 20, timeoutMs: 20_000 },
+      )
+      // a step judged on telemetry: its summary's charts parse too
       const paused = await runAction({
-        inputs: bookinfoInputs(sim, { steps: '50', metrics: 'false', 'smoke-requests': '20' }),
+        inputs: bookinfoInputs(sim, {
+          steps: '50',
+          pause: '3s',
+          metrics: 'true',
+          'min-canary-requests': '20',
+          'max-step-time': '20s',
+        }),
         env: runnerEnv(sim),
+        timeoutMs: 90_000,
       })
       assert.equal(paused.main.outputs['result'], 'paused', paused.main.stdout)
+      assert.match(paused.main.summary, /Mesh telemetry(:\*\* no 5xx|: 5xx rate, stable vs canary)/)
+      await parseAllMermaid(paused.main.summary)
       await sim.prometheus?.waitForSeries(
         'sum(istio_requests_total{reporter="destination",destination_service_name="reviews",destination_version="v3"})',
         { min: 20, timeoutMs: 20_000 },

@@ -1,4 +1,5 @@
-// `npm run render-summary`: the job summaries of a promoted, a rolled-back and a status run, made by the real bundle
+// `npm run render-summary`: the job summaries of a promoted, a rolled-back, a status and a telemetry run (a real
+// Prometheus scraping the simulated mesh under background load; its canary errs 10 %), made by the real bundle
 // on the loopback simulation (as the e2e tests run it), rendered the way GitHub shows them (GitHub-flavoured
 // Markdown to HTML with `marked`, GitHub's Markdown CSS from `github-markdown-css`, Mermaid drawn client-side from
 // the local node_modules copy), in headless Chromium (Debian package `chromium`), as PNGs in .render/.
@@ -12,6 +13,7 @@ import puppeteer from 'puppeteer-core'
 import { REPO_ROOT, runAction } from '../runner/harness.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { bookinfoInputs, runnerEnv, withFault } from '../e2e/common.js'
+import { startLoad } from '../sim/mesh/load.js'
 
 const OUT = join(REPO_ROOT, '.render')
 const CHROMIUM_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']
@@ -94,6 +96,36 @@ async function summaries(sim: Sim): Promise<Array<{ name: string; markdown: stri
   return out
 }
 
+/** A rollout judged on the mesh's telemetry whose canary fails 10 % of its calls: rolled back on the counts. */
+async function telemetrySummary(): Promise<{ name: string; markdown: string }> {
+  const sim = await startSimulation({ meshSeed: 7, prometheus: true, rbac: ['istio-canary', 'analyze', 'telemetry'] })
+  const load = startLoad({ url: sim.mesh.url, rate: 40, durationMs: 120_000, loggedInShare: 0.2 })
+  try {
+    await sim.prometheus?.waitForSeries(
+      'sum(istio_requests_total{reporter="destination",destination_service_name="reviews",destination_version="v1"})',
+      { min: 20, timeoutMs: 20_000 },
+    )
+    let markdown = ''
+    await withFault(sim, 'v3', { errorRate: 0.1 }, async () => {
+      const inputs = bookinfoInputs(sim, {
+        steps: '25,50,100',
+        pause: '4s',
+        metrics: 'true',
+        'min-canary-requests': '40',
+        'max-step-time': '30s',
+        'kiali-url': 'https://kiali.example.com/kiali',
+      })
+      const run = await runAction({ inputs, env: runnerEnv(sim), timeoutMs: 150_000 })
+      if (run.main.outputs['result'] !== 'rolled-back') throw new Error(`telemetry run: ${run.main.stdout}`)
+      markdown = run.main.summary
+    })
+    return { name: 'telemetry', markdown }
+  } finally {
+    await load.stop({ abort: true })
+    await sim.close()
+  }
+}
+
 async function main(): Promise<void> {
   const chromium = findChromium()
   if (!chromium) {
@@ -108,6 +140,7 @@ async function main(): Promise<void> {
   } finally {
     await sim.close()
   }
+  runs.push(await telemetrySummary())
   const browser = await puppeteer.launch({
     executablePath: chromium,
     headless: true,
