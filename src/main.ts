@@ -121,6 +121,8 @@ class MainStep {
   private manifestChanged = false
   /** Each subset's workload as Istio and Kiali name it (found only with kiali-url). */
   private readonly workloads = new Map<string, string>()
+  /** When the rollout this run continues (or, for status, reports on) began: the Kiali links' window starts there. */
+  private rolloutStartedAt: string | undefined
 
   constructor(
     private readonly inputs: Inputs,
@@ -163,6 +165,8 @@ class MainStep {
       const router = createRouter(session.kube, targetOf(this.inputs), { log: core.info })
       const engine = this.engine(router)
       await engine.load()
+      const found = router.state
+      if (found && (isActive(found) || this.inputs.action === 'status')) this.rolloutStartedAt = found.startedAt
       await this.checkManifest(router)
       await this.checkMesh(session, router, engine)
       if (this.mode.locks && (await core.group('Take the lock', () => this.takeLock(session, router, engine)))) {
@@ -424,7 +428,12 @@ class MainStep {
       report.links = {
         kiali: kialiLinks(
           kiali,
-          { namespace: report.target.namespace, startedAt: report.startedAt, endedAt: report.endedAt, versions },
+          {
+            namespace: report.target.namespace,
+            startedAt: this.rolloutStartedAt ?? report.startedAt,
+            endedAt: report.endedAt,
+            versions,
+          },
           this.deps.now(),
         ),
       }

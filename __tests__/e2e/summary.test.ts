@@ -106,7 +106,16 @@ describe('job summary of the real bundle', () => {
       main.summary,
       /<tr><td>now<\/td><td>50 %<\/td><td>–<\/td><td>20<\/td><td>100\.0 % \(20\/20\)<br>v[23]: /,
     )
-    assert.match(decode(main.summary), /\[canary v2: workload reviews-v2\]/)
+    // Kiali: the window of the rollout the status reports on (since it began), not only of the status run
+    const since = report.observation?.state?.startedAt as string
+    assert.ok(Date.parse(since) < Date.parse(report.startedAt))
+    const from = Math.floor(Date.parse(since) / 60_000) * 60_000
+    assert.ok(
+      decode(main.summary).includes(
+        `[canary v2: workload reviews-v2](<${KIALI}/console/namespaces/bookinfo/workloads/reviews-v2?tab=in_metrics&from=${from}&to=`,
+      ),
+      main.summary,
+    )
     assert.equal(mermaidBlocks(main.summary).length, 0)
   })
 

@@ -21,7 +21,15 @@ export interface StepRecord {
 export interface Observation {
   at: string
   /** The rollout state on the target (none: no istio-canary rollout there). */
-  state?: { phase: string; weight: number; stable: string; canary: string; runId: string; updatedAt: string }
+  state?: {
+    phase: string
+    weight: number
+    stable: string
+    canary: string
+    runId: string
+    startedAt: string
+    updatedAt: string
+  }
   /** The target route's shares now, per subset (percent). */
   weights: Array<{ subset: string; weight: number }>
   /** Each verifier's read-only check at the current weights (empty: see `note`). */

@@ -574,6 +574,7 @@ export class Engine {
               stable: state.stable,
               canary: state.canary,
               runId: state.runId,
+              startedAt: state.startedAt,
               updatedAt: state.updatedAt,
             },
           }
