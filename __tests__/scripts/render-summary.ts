@@ -4,9 +4,8 @@
 // Markdown to HTML with `marked`, GitHub's Markdown CSS from `github-markdown-css`, Mermaid drawn client-side from
 // the local node_modules copy), in headless Chromium (Debian package `chromium`), as PNGs in .render/.
 // No network: the page loads only file:// URLs (every other request is refused).
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { accessSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { delimiter, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Marked } from 'marked'
 import puppeteer from 'puppeteer-core'
@@ -20,13 +19,17 @@ const CHROMIUM_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google
 /** GitHub's job summary column is about this wide on a desktop browser. */
 const WIDTH = 1012
 
+/** The first Chromium on PATH (an executable file of one of the usual names). */
 function findChromium(): string | undefined {
-  for (const name of CHROMIUM_NAMES) {
-    try {
-      const path = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim()
-      if (path) return path
-    } catch {
-      // not on PATH
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '')) {
+    for (const name of CHROMIUM_NAMES) {
+      const file = join(dir, name)
+      try {
+        accessSync(file, constants.X_OK)
+        if (statSync(file).isFile()) return file
+      } catch {
+        // not here
+      }
     }
   }
   return undefined
