@@ -252,13 +252,15 @@ class MainStep {
    */
   private async statusVerifiers(session: Session, router: TrafficRouter, engine: Engine): Promise<void> {
     const { route, stable, canary } = engine.statusTarget()
-    if (!stable || !canary) {
-      const missing = !canary ? "no rollout in progress and no 'canary-subset'" : 'no stable subset on the route'
-      engine.statusNotes.push(`no evidence per version: ${missing}`)
+    if (!canary) {
+      engine.statusNotes.push("no evidence per version: no rollout in progress and no 'canary-subset'")
       return
     }
     this.report.stableSubset = stable
     this.report.canarySubset = canary
+    // Only the versions that take traffic now must be ready (after a promotion the old one may be scaled down).
+    const shares = router.shares(route)
+    const ready = [stable, canary].filter((s) => s !== '' && (shares.get(s) ?? 0) > 0)
     const readOnly: Inputs = {
       ...this.inputs,
       'install-istio': false,
@@ -267,7 +269,7 @@ class MainStep {
     }
     try {
       await core.group('Check the mesh (read-only, for status)', () =>
-        this.prepareVerifiers(readOnly, session, router, engine, { route, stable, canary, preview: false }),
+        this.prepareVerifiers(readOnly, session, router, engine, { route, stable, canary, preview: false, ready }),
       )
     } catch (err) {
       const message = (err as Error).message
@@ -282,7 +284,7 @@ class MainStep {
     session: Session,
     router: TrafficRouter,
     engine: Engine,
-    plan: { route: Route; stable: string; canary: string; preview: boolean },
+    plan: { route: Route; stable: string; canary: string; preview: boolean; ready?: string[] },
   ): Promise<void> {
     const { route, stable, canary, preview } = plan
     let facts: Promise<MeshFacts> | undefined
@@ -293,7 +295,7 @@ class MainStep {
     const mesh = await prepareMesh(
       inputs,
       session,
-      { route, subsets: [stable, canary].filter((s) => s !== ''), facts: meshFacts },
+      { route, subsets: plan.ready ?? [stable, canary].filter((s) => s !== ''), facts: meshFacts },
       (cp) => {
         this.report.istioVersion = cp.version
       },

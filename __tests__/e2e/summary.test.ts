@@ -8,6 +8,7 @@ import { type StepResult, runAction } from '../runner/harness.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { type Load, startLoad } from '../sim/mesh/load.js'
 import { mermaidBlocks, parseAllMermaid } from '../support/mermaid.js'
+import { REFS } from '../sim/kube/refs.js'
 import { LEASES, bookinfoInputs, reviews, runnerEnv, withFault, withSim } from './common.js'
 
 const KIALI = 'https://kiali.example.com/kiali'
@@ -117,6 +118,30 @@ describe('job summary of the real bundle', () => {
       main.summary,
     )
     assert.equal(mermaidBlocks(main.summary).length, 0)
+  })
+
+  it('status after a promotion whose old version is scaled down: evidence of the version that serves', async () => {
+    const promoted = await runAction({
+      inputs: bookinfoInputs(sim, { action: 'promote', 'canary-subset': '', 'smoke-requests': '20' }),
+      env: runnerEnv(sim),
+    })
+    assert.equal(promoted.main.outputs['result'], 'promoted', promoted.main.stdout)
+    // the old version (v3) scaled to zero: its pods are gone
+    const old = sim.store.list(REFS.pods, 'bookinfo', 'app=reviews,version=v3')
+    assert.ok(old.length > 0)
+    for (const pod of old) sim.store.delete(REFS.pods, 'bookinfo', pod.metadata.name)
+    const before = sim.store.writes.length
+    const { main } = await runAction({
+      inputs: bookinfoInputs(sim, { action: 'status', 'canary-subset': '' }),
+      env: runnerEnv(sim),
+    })
+    assert.equal(main.code, 0, main.stdout + main.stderr)
+    assert.equal(main.outputs['result'], 'unchanged')
+    assert.equal(sim.store.writes.length, before)
+    const smoke = reportOf(main).observation?.checks.find((c) => c.kind === 'smoke')
+    assert.equal(smoke?.verdict, 'pass', main.stdout)
+    assert.equal(smoke?.figures?.byVersion['v2']?.requests, 20)
+    assert.match(main.summary, /\*\*Rollout state:\*\* promoted at 100 %/)
   })
 
   it('status of a route with no rollout and no canary-subset: says why there is no evidence', async () => {
