@@ -14,6 +14,7 @@ import {
   parseDuration,
   parseHeaderName,
   parseHeaders,
+  parseBaseUrl,
   parseHttpUrl,
   parseInteger,
   parseIstioVersion,
@@ -76,6 +77,8 @@ export interface Inputs {
   'analysis-alpha': number
   /** Absolute path of the GitOps manifest (inside the workspace) to hand the result back to. */
   manifest?: string
+  /** Kiali's base URL with its web root (e.g. https://kiali.example.com/kiali): the job summary links into it. */
+  'kiali-url'?: string
 }
 
 /** Header names Istio accepts in an HTTPMatchRequest (its webhook denies others): ^[-_A-Za-z0-9]+$. */
@@ -215,6 +218,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       }
     }),
     'prometheus-url': opt('prometheus-url', (v) => parseHttpUrl('prometheus-url', v)),
+    'kiali-url': opt('kiali-url', (v) => parseBaseUrl('kiali-url', v, 'https://kiali.example.com/kiali')),
     'prometheus-service': withDefault('prometheus-service', 'auto', (v) => {
       if (v === 'auto' || v === 'none') return v
       try {
