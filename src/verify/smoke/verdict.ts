@@ -138,20 +138,23 @@ export function judge(v: VerdictInput): Verdict {
     if (!share.ok) {
       const silent = r.unattributedFailures ?? 0
       if (canaryServed === 0 && v.canaryWeight > 0 && silent > 0) {
-        // Its answers fail without naming a version (BookInfo's productpage renders a failed reviews call as an
-        // error block naming no pod): the failures the weight would have sent the canary are there, unattributed.
+        // Its answers fail without naming a version (an error page names no pod): the failures stand where the
+        // canary's answers should be. Fewer than its weight would send it: a retry elsewhere answered for the rest
+        // (BookInfo's productpage calls reviews a second time before it renders its error block).
         const expected = Math.round((r.requests * v.canaryWeight) / 100)
+        const hidden =
+          2 * silent < expected ? "; a retry elsewhere, as BookInfo's productpage makes, hides the rest" : ''
         reasons.push(
           `canary (${canaryLabel}) answers errors: it is named in none of the ${attributed} attributed responses at ` +
             `weight ${v.canaryWeight} % (binomial p=${formatP(share.pValue)} < ${formatP(alpha)}), while ${silent} ` +
-            `response(s) failed naming no version (about ${expected} expected from the canary)` +
+            `response(s) failed naming no version (the weight would send it about ${expected})${hidden}` +
             reasonsText(r.failures),
         )
       } else if (canaryServed === 0 && v.canaryWeight > 0) {
         reasons.push(
           `canary (${canaryLabel}) served none of ${attributed} attributed responses at weight ${v.canaryWeight} % ` +
-            `and no response failed (binomial p=${formatP(share.pValue)} < ${formatP(alpha)}): ` +
-            'is the canary reachable through the route?',
+            `(binomial p=${formatP(share.pValue)} < ${formatP(alpha)}) and no response failed: is the canary ` +
+            "reachable through the route, and does it answer? (an application that retries a failed call elsewhere, as BookInfo's productpage does, hides a canary's errors)",
         )
       } else {
         const named = silent > 0 ? `; ${silent} failed response(s) named no version` : ''
