@@ -5,6 +5,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import * as tls from 'node:tls'
 import { gzipSync } from 'node:zlib'
 import { runSmokeTest, summarize, type SmokeConfig } from '../../src/verify/smoke/smoke.js'
+import { SmokeVerifier } from '../../src/verify/smoke/verifier.js'
+import type { StepContext } from '../../src/verify/verifier.js'
 import { startHttps, type LoopbackServer } from '../sim/net/https.js'
 import { makePki, type TestPki } from '../sim/net/tls.js'
 
@@ -17,6 +19,7 @@ interface TestServer {
   close(): Promise<void>
 }
 
+let switchFailing = false
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** A plain HTTP server on 127.0.0.1 with a few behaviours chosen by path. */
@@ -54,6 +57,12 @@ async function startServer(): Promise<TestServer> {
         res.end(`<html><p>Reviews served by: reviews-${v}-5f7d8b9c4-x2k8q</p></html>`)
         return
       }
+      case '/switch': // every 4th request 503 while `switchFailing` is set
+        if (switchFailing && n % 4 === 3) {
+          res.writeHead(503)
+          res.end('upstream connect error')
+        } else res.end('ok')
+        return
       case '/header-version':
         res.writeHead(200, { 'x-app-version': n % 2 === 0 ? 'reviews-v2' : 'reviews-v3' })
         res.end('no version in this body')
@@ -353,3 +362,67 @@ describe('summarize', () => {
 })
 
 // judge() (the verdict) is pure: its tests are in __tests__/unit/smoke-verdict.test.ts.
+
+describe('SmokeVerifier: each step against the baseline the engine runs first', () => {
+  let srv: TestServer
+  before(async () => {
+    srv = await startServer()
+  })
+  after(() => srv.close())
+
+  const verifier = (): SmokeVerifier =>
+    new SmokeVerifier(
+      {
+        request: { url: `${srv.url}/switch`, requests: 20, concurrency: 1, timeoutMs: 2000, headers: {} },
+        threshold: 0.5,
+        steps: 1,
+        canaryVersions: ['v3'],
+        stableVersions: ['v1'],
+        checkShares: false,
+      },
+      { sleep: async () => {}, log: () => {} },
+    )
+  const step = (kind: StepContext['kind'], weight: number): StepContext => ({
+    kind,
+    index: kind === 'baseline' ? 0 : 1,
+    weight,
+    pauseMs: 0,
+    headers: {},
+    signal: new AbortController().signal,
+  })
+
+  it('the baseline sends twice the requests; 5 failures of 20 against none of 40 fail the step, above the floor', async () => {
+    const v = verifier()
+    switchFailing = false
+    srv.hits = 0
+    const base = await v.verify(step('baseline', 0))
+    assert.equal(base.verdict, 'pass')
+    assert.equal(srv.hits, 40)
+    switchFailing = true
+    srv.hits = 0
+    const check = await v.verify(step('step', 100))
+    assert.equal(srv.hits, 20)
+    assert.equal(check.verdict, 'fail')
+    // p = C(20,5) / C(60,5) = 0.0028 < 1 % (one step, one test)
+    assert.deepEqual(check.reasons, [
+      '5/20 requests failed (25.0 %) against 0/40 (0.0 %) before the rollout: more than the baseline explains ' +
+        '(one-sided Fisher exact p=0.0028 < 0.0100) (HTTP 503 ×5)',
+    ])
+    assert.match(
+      v.describe(),
+      /each step compared with a baseline of 40 requests .*at most 1 % false rollbacks over 1 step/,
+    )
+  })
+
+  it('without a baseline (a preview), or when the baseline failed as much, only the floor applies', async () => {
+    switchFailing = true
+    srv.hits = 0
+    assert.equal((await verifier().verify(step('preview', 100))).verdict, 'pass')
+    const v = verifier()
+    srv.hits = 0
+    assert.equal((await v.verify(step('baseline', 0))).verdict, 'pass')
+    srv.hits = 0
+    assert.equal((await v.verify(step('step', 100))).verdict, 'pass')
+    switchFailing = false
+  })
+})

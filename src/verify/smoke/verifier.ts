@@ -5,7 +5,7 @@ import { formatDuration } from '../../parse.js'
 import type { Sleep } from '../../retry.js'
 import type { Check, StepContext, Verifier } from '../verifier.js'
 import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
-import { BASELINE_FACTOR, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
+import { BASELINE_FACTOR, SMOKE_ROLLOUT_ALPHA, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
 
 export interface SmokeVerifierConfig {
   /** The smoke test of every step; the step's headers are added to `request.headers`. */
@@ -61,8 +61,9 @@ export class SmokeVerifier implements Verifier {
     const r = this.config.request
     return (
       `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once), each step compared ` +
-      `with ${r.requests * BASELINE_FACTOR} to the route before the rollout, at level ${this.alpha().toExponential(2)} per test ` +
-      `(at most 1 % false rollbacks over ${this.config.steps} step(s)), floor ${this.config.threshold}`
+      `with a baseline of ${r.requests * BASELINE_FACTOR} requests to the route before the first change ` +
+      `(exact tests at ${this.alpha().toExponential(2)} each: at most ${100 * SMOKE_ROLLOUT_ALPHA} % false ` +
+      `rollbacks over ${this.config.steps} step(s)); floor success-threshold ${this.config.threshold}`
     )
   }
 
