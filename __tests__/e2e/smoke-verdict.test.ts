@@ -8,7 +8,7 @@ import type { Sim } from '../sim/index.js'
 import { startSimulation } from '../sim/index.js'
 import { type StepResult, runAction } from '../runner/harness.js'
 import type { KubeObject } from '../sim/kube/store.js'
-import { bookinfoInputs, reviews, runnerEnv, vsWrites, withFault } from './common.js'
+import { bookinfoInputs, reviews, runnerEnv, vsWrites, withFault, withSim } from './common.js'
 
 const spec = (o: KubeObject): unknown => o['spec']
 const transcript = (r: StepResult): string => `${r.stdout}\n${r.stderr}`
@@ -70,6 +70,51 @@ describe('a canary answering 500 (its pages name no version)', () => {
       assert.deepEqual(spec(reviews(sim)), original)
     })
   })
+})
+
+describe('the calibrated verdict with its defaults (200 requests a step, a baseline of 400, 1 % per rollout)', () => {
+  // Each test on a fresh simulation: the first promotes v3.
+  it('stable and canary both failing 1 %: promoted, the failures explained by the baseline', () =>
+    withSim({}, async (sim) => {
+      sim.faults.mesh('reviews', 'v1', { errorRate: 0.01 })
+      try {
+        await withFault(sim, 'v3', { errorRate: 0.01 }, async () => {
+          const { main } = await runAction({ inputs: bookinfoInputs(sim), env: runnerEnv(sim) })
+          assert.equal(main.code, 0, transcript(main))
+          assert.equal(main.outputs['result'], 'promoted')
+          const steps = reportOf(main).steps
+          assert.deepEqual(
+            steps.map((s) => [s.weight, s.verdict]),
+            [
+              [10, 'pass'],
+              [25, 'pass'],
+              [50, 'pass'],
+              [100, 'pass'],
+            ],
+          )
+          const failed = steps.reduce((n, s) => n + (s.checks[0]?.evidence.unattributedFailures ?? 0), 0)
+          assert.ok(failed > 0, 'some smoke requests failed, as 1 % of 800 do')
+          assert.match(main.stdout, /each step compared with a baseline of 400 requests/)
+        })
+      } finally {
+        sim.faults.mesh('reviews', 'v1', undefined)
+      }
+    }))
+
+  it('a canary failing 20 % of its calls is rolled back by the comparison with the baseline', () =>
+    withSim({}, async (sim) => {
+      const original = spec(reviews(sim))
+      await withFault(sim, 'v3', { errorRate: 0.2 }, async () => {
+        const { main } = await runAction({ inputs: bookinfoInputs(sim), env: runnerEnv(sim) })
+        assert.equal(main.code, 1, transcript(main))
+        assert.equal(main.outputs['result'], 'rolled-back')
+        assert.match(
+          errors(main),
+          /smoke test failed at \d+ %: \d+\/200 requests failed \(\d+\.\d %\) against 0\/400 \(0\.0 %\) before the rollout: more than the baseline explains/,
+        )
+        assert.deepEqual(spec(reviews(sim)), original)
+      })
+    }))
 })
 
 describe("the input 'route' out of range or unknown, in every mode that reads it", () => {
