@@ -198,7 +198,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       if (!v.startsWith('/')) throw new InputError('smoke-path', `'${v}' must start with '/', e.g. /productpage`)
       return v
     }),
-    'smoke-requests': withDefault('smoke-requests', '20', (v) => parseInteger('smoke-requests', v, 1, 10_000)),
+    'smoke-requests': withDefault('smoke-requests', '200', (v) => parseInteger('smoke-requests', v, 1, 10_000)),
     'smoke-concurrency': withDefault('smoke-concurrency', '4', (v) => parseInteger('smoke-concurrency', v, 1, 256)),
     'smoke-timeout': withDefault('smoke-timeout', '5s', (v) => {
       const ms = parseDuration('smoke-timeout', v, { maxMs: 300_000 })
@@ -207,7 +207,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     }),
     'smoke-expect': opt('smoke-expect', (v) => parseRegex('smoke-expect', v)),
     'smoke-headers': attempt(() => parseHeaders('smoke-headers', read('smoke-headers'))),
-    'success-threshold': withDefault('success-threshold', '0.95', (v) => parseRatio('success-threshold', v)),
+    'success-threshold': withDefault('success-threshold', '0.9', (v) => parseRatio('success-threshold', v)),
     'max-latency': opt('max-latency', (v) => parseDuration('max-latency', v, { maxMs: 300_000 })),
     'version-pattern': opt('version-pattern', (v) => parseRegex('version-pattern', v, { captureGroup: true })),
     manifest: opt('manifest', (v) => {

@@ -644,31 +644,45 @@ describe('gateway and smoke-test inputs', () => {
     withSim({}, async (sim) => {
       sim.mesh.setFault('reviews', 'v3', { delayMs: 300 })
       const original = reviews(sim)
-      const r = await run(sim, baseInputs(sim, { 'max-latency': '150ms', 'smoke-requests': '12' }))
+      // 60 requests: at 50 % the canary answers about 30, enough (>= 20) for its own p95 to be judged
+      const r = await run(sim, baseInputs(sim, { 'max-latency': '150ms', 'smoke-requests': '60' }))
       assert.notEqual(r.main.code, 0)
       assert.equal(r.main.outputs['result'], 'rolled-back')
       assert.equal(r.main.outputs['canary-weight'], '0')
-      assert.match(r.errors, /smoke test failed at 50 %: .*p95 latency \d+(\.\d+)? ms above max-latency 150 ms/)
-      assert.match(r.errors, /canary \(v3\) p95 latency \d+(\.\d+)? ms above max-latency 150 ms/)
+      assert.match(
+        r.errors,
+        /smoke test failed at 50 %: .*p95 latency \d+(\.\d+)? ms above max-latency 150 ms: \d+\/60 requests slower/,
+      )
+      assert.match(
+        r.errors,
+        /canary \(v3\) p95 latency \d+(\.\d+)? ms above max-latency 150 ms: \d+\/\d+ of its responses/,
+      )
       const after = reviews(sim)
       assert.deepEqual(specOf(after), specOf(original))
       assert.equal(stateOf(after)?.['phase'], 'rolled-back')
       assert.ok((sim.mesh.served['reviews-v3'] ?? 0) > 0)
     }))
 
-  it('success-threshold decides how many failures a step tolerates', () =>
+  it('success-threshold is a floor; above it each step is compared with the route before the rollout', () =>
     withSim({}, async (sim) => {
-      // 30 % of the canary's calls fail: 40 requests fail the default 0.95 and pass 0.4 (either way wrong < 1e-4).
-      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.3 })
       const original = specOf(reviews(sim))
+      // Stable already fails 30 %: below the default floor 0.9 the rollout does not start.
+      sim.mesh.setFault('reviews', 'v1', { errorRate: 0.3 })
+      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.3 })
+      const before = reviews(sim)
       const strict = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40' }))
-      assert.equal(strict.main.outputs['result'], 'rolled-back', transcript(strict))
-      assert.match(strict.errors, /success rate \d+\.\d % \(\d+\/40\) below threshold 95\.0 %/)
-      assert.deepEqual(specOf(reviews(sim)), original)
-
+      assert.notEqual(strict.main.code, 0)
+      assert.equal(strict.main.outputs['result'], 'unchanged', transcript(strict))
+      assert.match(
+        strict.errors,
+        /the smoke test already fails before any change, with the route at v1 100 %: success rate \d+\.\d % \(\d+\/80\) below the floor success-threshold 90\.0 %.*Nothing was changed/,
+      )
+      assert.deepEqual(vsWrites(strict), [])
+      assert.deepEqual(reviews(sim), before)
+      // With the floor at 0.5, a canary failing as often as stable did is not its fault: promoted.
       const lenient = await run(
         sim,
-        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }),
+        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.5' }),
       )
       assertPromoted(lenient, sim)
       const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as {
@@ -676,6 +690,23 @@ describe('gateway and smoke-test inputs', () => {
       }
       const smoke = report.steps[0]?.checks[0]?.evidence
       assert.ok(smoke && smoke.successes < smoke.requests, 'some requests failed and the step still passed')
+
+      // A healthy stable and a canary failing 30 %: above a floor of 0.4, but far more than the baseline explains.
+      update(sim, VS, 'bookinfo', 'reviews', (o) => {
+        o['spec'] = structuredClone(original)
+        delete o.metadata.annotations?.['istio-canary.io/state']
+      })
+      sim.mesh.setFault('reviews', 'v1', undefined)
+      const relative = await run(
+        sim,
+        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }),
+      )
+      assert.equal(relative.main.outputs['result'], 'rolled-back', transcript(relative))
+      assert.match(
+        relative.errors,
+        /\d+\/40 requests failed \(\d+\.\d %\) against 0\/80 \(0\.0 %\) before the rollout: more than the baseline explains/,
+      )
+      assert.deepEqual(specOf(reviews(sim)), original)
     }))
 })
 

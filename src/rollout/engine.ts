@@ -540,7 +540,8 @@ export class Engine {
   statusTarget(): { route: Route; stable: string; canary: string } {
     const state = this.router.state
     const canary = state?.canary ?? this.plan.canarySubset ?? ''
-    const route = this.router.route(state?.route ?? this.inputSelector)
+    // Without a rollout the input names the route: a bad `route` is an error naming the input (as in every mode).
+    const route = state?.route ? this.router.route(state.route) : this.router.inputRoute({ shadowed: 'allow' })
     const stableSubset = this.plan.stableSubset
     const stable = state?.stable ?? (stableSubset === 'auto' ? this.safeStable(route, canary) : stableSubset)
     return { route, stable, canary }

@@ -26,6 +26,7 @@ const VERIFIERS: Registration[] = [
             ...(inputs['version-pattern'] ? { versionPattern: inputs['version-pattern'] } : {}),
           },
           threshold: inputs['success-threshold'],
+          steps: inputs.action === 'rollout' ? inputs.steps.length : 1,
           ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
           canaryVersions: facts.canaryVersions,
           stableVersions: facts.stableVersions,
