@@ -304,6 +304,18 @@ describe('latency on a real Prometheus: p95 per version from Istio buckets, know
       serve('v3', 40, 180)
       serve('v3', 300, 20)
       await prom.waitForSeries(first, { min: 402, timeoutMs: 10_000 })
+      // The exposition as Envoy writes it: whole milliseconds (40.9 ms counts as 40), `le` in plain digits.
+      const text = metrics.text()
+      assert.match(
+        text,
+        /istio_request_duration_milliseconds_sum\{reporter="destination",[^}]*destination_version="v1"[^}]*\} 8040\n/,
+      )
+      assert.match(
+        text,
+        /istio_request_duration_milliseconds_bucket\{reporter="destination",[^}]*destination_version="v3"[^}]*,le="3600000"\} 201\n/,
+      )
+      assert.equal(metrics.count('istio_requests_total', { reporter: 'destination', destination_version: 'v3' }), 201)
+      assert.equal(metrics.count('istio_requests_total', { reporter: 'destination', response_code: '500' }), 0)
       const client = createPrometheusClient({ kind: 'direct', url: prom.url })
       const target = { namespace: 'bookinfo', service: 'reviews', versions: ['v1', 'v3'] }
       const q = buildLatencyQueries(target, 30)
