@@ -18,6 +18,8 @@ class ScriptedMesh implements PrometheusClient {
   /** Quantile queries asked (histogram_quantile). */
   latencyQueries: string[] = []
   failAfter: number | undefined
+  /** Queries refused once failAfter was reached. */
+  refused: string[] = []
   /** p95 per version the scripted Prometheus answers (p50: half of it); a version absent has no sample. */
   p95: Record<string, number> = { v1: 48.75, v3: 48.75 }
   constructor(private readonly perPoll: Record<string, { requests: number; errors: number }>) {}
@@ -32,6 +34,7 @@ class ScriptedMesh implements PrometheusClient {
   async query(promql: string): Promise<QueryResult> {
     this.queries++
     if (this.failAfter !== undefined && this.queries > this.failAfter) {
+      this.refused.push(promql)
       throw new PrometheusError('scripted Prometheus is unreachable: connect ECONNREFUSED', 'unreachable')
     }
     if (promql.startsWith('histogram_quantile(')) {
@@ -236,5 +239,18 @@ describe('telemetry verifier', () => {
     assert.equal(check.verdict, 'pass')
     assert.match(check.summary, /latency not judged: no max-latency set \(p95 v3 5000 ms, v1 1 ms\)/)
     assert.deepEqual(warnings, [])
+  })
+
+  it('a Prometheus lost at the latency query fails the step, never passes it', async () => {
+    const mesh = new ScriptedMesh({ v1: { requests: 60, errors: 0 }, v3: { requests: 40, errors: 0 } })
+    // Two counter queries at the step's start and at each poll; at the third poll the canary has 120 requests and
+    // the ninth query, its p95, is the first to fail.
+    mesh.failAfter = 8
+    const { verifier } = verifierOn(mesh, { maxLatencyMs: 800 })
+    const check = await verifier.verify(step(60_000))
+    assert.equal(check.verdict, 'fail')
+    assert.match(mesh.refused[0] ?? '', /^histogram_quantile\(0\.95, sum by \(le, destination_version\)/)
+    assert.equal(mesh.refused.length, 1, 'nothing asked after the loss')
+    assert.match(check.reasons[0] ?? '', /cannot be judged: scripted Prometheus is unreachable/)
   })
 })

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { RunReport } from '../../../src/report/report.js'
 import type { PrometheusClient, QueryResult } from '../../../src/telemetry/prometheus.js'
+import type { SequentialOptions } from '../../../src/telemetry/sequential.js'
 import { TelemetryVerifier } from '../../../src/verify/telemetry/verifier.js'
 import type { StepContext } from '../../../src/verify/verifier.js'
 import { runAction } from '../../runner/harness.js'
@@ -117,7 +118,12 @@ interface DrawResult {
 }
 
 /** One rollout through the real verifier. */
-async function draw(random: () => number, rate: number, scenario: Scenario): Promise<DrawResult> {
+export async function draw(
+  random: () => number,
+  rate: number,
+  scenario: Scenario,
+  test: SequentialOptions = { alpha: 0.01, minCanaryRequests: 100 },
+): Promise<DrawResult> {
   const mesh = new VirtualMesh(random, rate, scenario)
   // A stable that has served before the rollout (the verifier's probe needs series; its counts are not judged).
   mesh.advance(5000)
@@ -127,7 +133,7 @@ async function draw(random: () => number, rate: number, scenario: Scenario): Pro
     {
       client: mesh,
       target: { namespace: 'bookinfo', service: 'reviews', versions: ['v1', 'v3'] },
-      test: { alpha: 0.01, minCanaryRequests: 100 },
+      test,
     },
     {
       sleep: async (ms) => mesh.advance(ms),
