@@ -334,7 +334,7 @@ export async function endToEndFigures(points = END_TO_END): Promise<TelemetryVer
       pInconclusive: 0,
       notes:
         `the real bundle through the simulation and a real Prometheus (1 s scrapes), ${rate} req/s background ` +
-        `users, pauses shortened to ${pause} (not 60 s), default steps and verdict inputs, smoke test on ` +
+        `users, pauses shortened to ${pause} (not 60 s; the verifier then polls every ${Math.max(1, Math.min(5, Math.round(Number.parseInt(pause, 10) / 10)))} s, not 5 s), default steps and verdict inputs, smoke test on ` +
         `/api/v1/products with success-threshold 0; results: ${group.map((g) => `${g.result} ${g.timeToRollbackS.toFixed(0)} s, ${g.failedUserRequests} user requests failed on v3`).join('; ')}`,
     }
   })
