@@ -92,12 +92,15 @@ function requestsCell(step: StepRecord): string {
   return perCheck(step, (f) => String(f.requests))
 }
 
+/** A latency figure; '–' when there is none (a version without histogram samples in the window: NaN). */
+const ms = (x: number): string => (Number.isFinite(x) ? String(x) : '–')
+
 function latencyCell(step: StepRecord): string {
   return perCheck(step, (f) => {
     if (f.requests === 0) return '–'
-    const parts = [`all ${f.p50Ms} / ${f.p95Ms} ms`]
+    const parts = [`all ${ms(f.p50Ms)} / ${ms(f.p95Ms)} ms`]
     for (const [version, v] of Object.entries(f.byVersion))
-      parts.push(`${escapeMd(version)} ${v.p50Ms} / ${v.p95Ms} ms`)
+      parts.push(`${escapeMd(version)} ${ms(v.p50Ms)} / ${ms(v.p95Ms)} ms`)
     return parts.join('<br>')
   })
 }
