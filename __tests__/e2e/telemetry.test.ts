@@ -72,6 +72,8 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
     assert.equal(main.code, 0, `${main.stdout.slice(-4000)}\n${main.stderr.slice(-1500)}`)
     assert.equal(main.outputs['result'], 'promoted')
     assert.match(main.stdout, /Telemetry: Prometheus service istio-system\/prometheus:9090/)
+    // Beside the mesh's counts the smoke test is the reachability gate: its own tests spend a tenth of 1 %.
+    assert.match(main.stdout, /Smoke test: .*at most 0\.1 % false rollbacks/)
     const report = reportOf(main)
     assert.deepEqual(
       report.steps.map((s) => [s.weight, s.verdict]),
@@ -291,6 +293,8 @@ describe('telemetry verdict: a Prometheus without series for the target', () => 
         /::warning::Judging each step on the smoke test alone: Prometheus service istio-system\/prometheus:9090 .*cannot be queried: .*403 Forbidden \(the identity needs get on services\/proxy in that namespace\)/,
       )
       assert.doesNotMatch(main.stdout, /Telemetry: Prometheus service/)
+      // Judged on the smoke test alone: it has the whole budget.
+      assert.match(main.stdout, /Smoke test: .*at most 1 % false rollbacks/)
     })
   })
 })

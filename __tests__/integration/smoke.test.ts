@@ -6,6 +6,7 @@ import * as tls from 'node:tls'
 import { gzipSync } from 'node:zlib'
 import { runSmokeTest, summarize, type SmokeConfig } from '../../src/verify/smoke/smoke.js'
 import { SmokeVerifier } from '../../src/verify/smoke/verifier.js'
+import { SMOKE_ROLLOUT_ALPHA } from '../../src/verify/smoke/verdict.js'
 import type { StepContext } from '../../src/verify/verifier.js'
 import { startHttps, type LoopbackServer } from '../sim/net/https.js'
 import { makePki, type TestPki } from '../sim/net/tls.js'
@@ -379,6 +380,7 @@ describe('SmokeVerifier: each step against the baseline the engine runs first', 
         canaryVersions: ['v3'],
         stableVersions: ['v1'],
         checkShares: false,
+        rolloutAlpha: SMOKE_ROLLOUT_ALPHA,
       },
       { sleep: async () => {}, log: () => {} },
     )

@@ -8,6 +8,13 @@ import { binomialUpperTail, fisherGreaterPValue, pct, weightShareCheck } from '.
 export const SMOKE_ROLLOUT_ALPHA = 0.01
 
 /**
+ * The same bound when the mesh's telemetry judges the step too (SPEC 6: the smoke test stays as the reachability
+ * gate): the telemetry test spends `analysis-alpha`, and the smoke test's own tests only a tenth of 1 %, so the
+ * two together roll back a healthy canary in at most `analysis-alpha` + 0.1 % of rollouts.
+ */
+export const SMOKE_GATE_ALPHA = 0.001
+
+/**
  * Fewest responses of a version (or of the whole step) on which its latency and its own success rate are judged.
  * Below 20, the nearest-rank p95 is the slowest single request (ceil(0.95 n) = n for n < 20), so one slow or failed
  * answer would decide; from 20 on the p95 is the 19th of 20 and the latency test below can reject.

@@ -5,7 +5,7 @@ import { formatDuration } from '../../parse.js'
 import type { Sleep } from '../../retry.js'
 import type { Check, StepContext, Verifier } from '../verifier.js'
 import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
-import { BASELINE_FACTOR, SMOKE_ROLLOUT_ALPHA, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
+import { BASELINE_FACTOR, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
 
 export interface SmokeVerifierConfig {
   /** The smoke test of every step; the step's headers are added to `request.headers`. */
@@ -20,6 +20,8 @@ export interface SmokeVerifierConfig {
   stableVersions: string[]
   /** The answers' version shares are tested against the weights (version pattern set, split stable/canary only). */
   checkShares: boolean
+  /** Bound on false rollbacks over the rollout: SMOKE_ROLLOUT_ALPHA alone, SMOKE_GATE_ALPHA beside telemetry. */
+  rolloutAlpha: number
 }
 
 export interface SmokeVerifierDeps {
@@ -62,7 +64,7 @@ export class SmokeVerifier implements Verifier {
     return (
       `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once), each step compared ` +
       `with a baseline of ${r.requests * BASELINE_FACTOR} requests to the route before the first change ` +
-      `(exact tests at ${this.alpha().toExponential(2)} each: at most ${100 * SMOKE_ROLLOUT_ALPHA} % false ` +
+      `(exact tests at ${this.alpha().toExponential(2)} each: at most ${100 * this.config.rolloutAlpha} % false ` +
       `rollbacks over ${this.config.steps} step(s)); floor success-threshold ${this.config.threshold}`
     )
   }
@@ -74,6 +76,7 @@ export class SmokeVerifier implements Verifier {
         versionPattern: this.config.request.versionPattern !== undefined,
         maxLatency: this.config.maxLatencyMs !== undefined,
       }),
+      this.config.rolloutAlpha,
     )
   }
 
