@@ -329,9 +329,11 @@ class MainStep {
       holder: this.runId,
       ttlMs: this.inputs['lock-ttl'],
       log: core.info,
+      sleep: this.deps.sleep,
     })
-    await this.lock.acquire()
+    // Saved before the create: a step killed right after it landed leaves the post step a Lease to release.
     this.deps.jobState.save('lockHolder', this.runId)
+    await this.lock.acquire()
     await engine.load()
     return router.revision !== seen
   }

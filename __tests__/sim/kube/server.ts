@@ -69,6 +69,8 @@ export interface KubeFault {
    * reaches it (nothing is applied), as a request cut off on the way in.
    */
   delayMs?: number
+  /** A slow way back: the request is served (and applied) at once, its answer sent only after this long. */
+  answerDelayMs?: number
   /** Called when a request takes this fault (as it arrives, before any delay): e.g. to cancel a run mid-request. */
   onMatch?: () => void
 }
@@ -1675,8 +1677,12 @@ class KubeApiServer implements Backend {
       dropConnection(req, record)
       return
     }
-    record(answer.status)
-    sendJson(res, answer.status, answer.body, answer.headers ?? {})
+    const send = (): void => {
+      record(answer.status)
+      sendJson(res, answer.status, answer.body, answer.headers ?? {})
+    }
+    if (fault?.answerDelayMs !== undefined && fault.answerDelayMs > 0) setTimeout(send, fault.answerDelayMs)
+    else send()
   }
 
   /** Injected status, authentication, then the service proxy or the API; every error becomes its Status. */
