@@ -68,3 +68,39 @@ describe('the Lease create: one transient failure is not the end of the run', ()
     })
   })
 })
+
+describe('istioctl analyze: one transient API failure on its reads is run again, not the end of the run', () => {
+  const reads = [
+    { what: 'its list of Secrets', path: /^\/api\/v1\/secrets(\?|$)/ },
+    { what: 'its list of CRDs', path: /^\/apis\/apiextensions\.k8s\.io\/v1\/customresourcedefinitions(\?|$)/ },
+  ]
+  for (const read of reads) {
+    for (const status of [500, 'reset', 'lost-response'] as const) {
+      it(`${read.what} answered ${status === 500 ? '500' : status === 'reset' ? 'by a reset' : 'never'}: analyze runs again and the rollout promotes`, async () => {
+        await withSim({}, async (sim) => {
+          sim.faults.kube({ method: 'GET', path: read.path, status, times: 1 })
+          const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '100' }), env: runnerEnv(sim) })
+          assert.equal(main.code, 0, main.stdout)
+          assert.equal(main.outputs['result'], 'promoted')
+          assert.match(main.stdout, /istioctl analyze failed on a transient API error \(Error: .*\); retry 1 in \d+ ms/)
+          const hits = sim.kube.requests.filter((r) => r.method === 'GET' && read.path.test(r.path))
+          assert.equal(hits.length, 2, 'read twice: the failed read, then the second run')
+          assert.equal(hits[0]?.status, status === 500 ? 500 : 0)
+        })
+      })
+    }
+  }
+
+  it('a failure that is not transient (a 403 on its read) is not retried: the run stops before any change', async () => {
+    await withSim({}, async (sim) => {
+      const original = structuredClone(reviews(sim)['spec'])
+      sim.faults.kube({ method: 'GET', path: reads[0]?.path as RegExp, status: 403, times: 5 })
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '100' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.doesNotMatch(main.stdout, /transient API error/)
+      assert.match(main.stdout, /istioctl analyze failed \(exit 1\)/)
+      assert.equal(sim.kube.requests.filter((r) => reads[0]?.path.test(r.path)).length, 1)
+      assert.deepEqual(reviews(sim)['spec'], original)
+    })
+  })
+})
