@@ -87,4 +87,36 @@ describe('a rollout of an unnamed route (route: 1) after someone inserted a rout
       assert.equal(sim.store.writes.slice(writes).filter((w) => w.ref.resource === 'virtualservices').length, 0)
     })
   })
+
+  it('during a pause, when it truly cannot find it (two routes alike): it says so, reports the weight it left, keeps the state, fails unsettled', async () => {
+    await withSim({ seed: { reviewsRoute: 'jason-v2-v1' } }, async (sim) => {
+      let copied: Http[] = []
+      const { main, post } = await runAction({
+        inputs: bookinfoInputs(sim, { route: '1', steps: '50,100', pause: '3s' }),
+        env: runnerEnv(sim),
+        onStdout: {
+          when: 'Pausing',
+          do: () => {
+            // Someone adds, before every other route, an exact copy of the target route as it is now.
+            const vs = structuredClone(reviews(sim))
+            const routes = (vs['spec'] as { http: Http[] }).http
+            routes.unshift(structuredClone(routes[1] as Http))
+            sim.store.update(VS, vs)
+            copied = structuredClone(routes)
+          },
+        },
+      })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, /cannot find its target route any more: http route #1 is now another route/)
+      assert.match(main.stdout, /'v3' still takes 50 %(25)?: nothing was reverted and the rollout state is kept/)
+      assert.equal(main.outputs['result'], 'paused', 'mid-rollout, not "unchanged"')
+      assert.equal(main.outputs['canary-weight'], '50')
+      assert.equal(main.state['unsettled'], 'true')
+      assert.deepEqual(http(sim), copied, 'nothing written after the change')
+      assert.equal(stateOf(reviews(sim))?.['phase'], 'shifting', 'the state kept')
+      assert.equal(post?.code, 0, post?.stdout)
+      assert.match(post?.stdout ?? '', /changed by someone else since this run wrote it: leaving it as it is/)
+      assert.deepEqual(http(sim), copied)
+    })
+  })
 })
