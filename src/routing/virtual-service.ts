@@ -3,6 +3,7 @@
 import type { VirtualServiceApi } from '../k8s/ports.js'
 import type { HttpRoute, VirtualService, VirtualServiceSpec } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
+import { movedRoute } from './moved.js'
 import { type RouteStore, writeRouteAndState } from './route-write.js'
 import {
   type ManifestTarget,
@@ -101,29 +102,22 @@ export class VirtualServiceRouter implements TrafficRouter {
   private readonly told = new Set<string>()
 
   private movedRoute(selector: RouteSelector, vs: VirtualService, found: number | undefined): number | undefined {
-    if (selector.by === 'name') return undefined
-    let state: RolloutState | undefined
-    try {
-      state = decodeState(vs.metadata.annotations, this.target)
-    } catch {
-      return undefined
-    }
-    if (!state || canonical(state.route) !== canonical(selector)) return undefined
-    const http = this.http(vs.spec)
-    const last = state.lastWritten as HttpRoute
-    if (found !== undefined && sameRoute(http[found], last)) return undefined
-    const alike = http.flatMap((r, i) => (!isPreviewRoute(r) && sameRoute(r, last) ? [i] : []))
-    if (alike.length !== 1) return undefined
-    const at = alike[0] as number
-    const position = http.slice(0, at).filter((r) => !isPreviewRoute(r)).length
+    const moved = movedRoute(selector, this.target, {
+      annotations: vs.metadata.annotations,
+      routes: this.http(vs.spec),
+      found,
+      isPreview: (r) => isPreviewRoute(asHttp(r)),
+      same: (a, b) => this.same(a, b),
+    })
+    if (!moved) return undefined
     const message =
       `${describeSelector(selector)} of ${this.ref} moved (routes were added or removed before it): ` +
-      `found it by what istio-canary last wrote, now http route #${position}`
+      `found it by what istio-canary last wrote, now http route #${moved.position}`
     if (!this.told.has(message)) {
       this.told.add(message)
       this.deps.log(message)
     }
-    return at
+    return moved.index
   }
 
   private safeIndex(selector: RouteSelector, vs: VirtualService = this.vs): number {
