@@ -53,12 +53,36 @@ class Cancelled extends Error {
   override name = 'Cancelled'
 }
 
-/** Aborts on SIGINT/SIGTERM (workflow cancellation) so the run can revert before it ends. */
-function cancellation(): { signal: AbortSignal; dispose: () => void } {
+/**
+ * Aborts on SIGINT/SIGTERM (workflow cancellation) so the run can revert before it ends. A runner cancels a step with
+ * SIGINT, then SIGTERM 7.5 s later, then kills it 2.5 s after that (actions/runner src/Runner.Sdk/ProcessInvoker.cs,
+ * CancelAndKillProcessTree): the handlers stay until the outputs, the report and the job summary are written, so a
+ * signal that comes after the last traffic change (or after the lock is released) cannot end the step without them.
+ */
+function cancellation(): {
+  signal: AbortSignal
+  /** Seconds since the first signal; undefined when none came. */
+  since: () => number | undefined
+  settled: () => void
+  dispose: () => void
+} {
   const controller = new AbortController()
+  let settled = false
+  let first: number | undefined
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
     const handler = (): void => {
-      core.warning(`Received ${sig}: the workflow is being cancelled; stopping and reverting`)
+      if (settled) {
+        core.warning(`Received ${sig} after the run settled: writing the outputs, the report and the job summary`)
+      } else if (first === undefined) {
+        core.warning(`Received ${sig}: the workflow is being cancelled; stopping and reverting`)
+      } else {
+        const after = ((Date.now() - first) / 1000).toFixed(1)
+        core.warning(
+          `Received ${sig} ${after} s after the first signal: still reverting; if the runner kills the step first, ` +
+            'its post step finishes the revert',
+        )
+      }
+      first ??= Date.now()
       controller.abort(new Cancelled(`cancelled by ${sig}`))
     }
     process.on(sig, handler)
@@ -66,6 +90,10 @@ function cancellation(): { signal: AbortSignal; dispose: () => void } {
   })
   return {
     signal: controller.signal,
+    since: () => (first === undefined ? undefined : (Date.now() - first) / 1000),
+    settled: () => {
+      settled = true
+    },
     dispose: () => {
       for (const off of handlers) off()
     },
@@ -181,11 +209,24 @@ class MainStep {
     } catch (err) {
       this.failure = err as Error
     }
-    this.cancel.dispose()
+    this.cancel.settled()
+    const since = this.cancel.since()
+    if (since !== undefined && this.touched) {
+      core.info(
+        this.outcome?.result === 'rolled-back' && this.outcome.unsettled !== true
+          ? `Cancelled: the revert finished in the main step, ${since.toFixed(1)} s after the first signal ` +
+              '(the runner kills a step 10 s after it)'
+          : 'Cancelled: the revert did not finish in the main step; its post step finishes it',
+      )
+    }
     await this.releaseLock()
     this.deps.jobState.save('mainDone', true)
-    await core.group('Report', () => this.finish())
-    if (this.failure) core.setFailed(this.failure.message)
+    try {
+      await core.group('Report', () => this.finish())
+      if (this.failure) core.setFailed(this.failure.message)
+    } finally {
+      this.cancel.dispose()
+    }
   }
 
   private async connect(): Promise<Session> {
@@ -364,9 +405,11 @@ class MainStep {
       holder: this.runId,
       ttlMs: this.inputs['lock-ttl'],
       log: core.info,
+      sleep: this.deps.sleep,
     })
-    await this.lock.acquire()
+    // Saved before the create: a step killed right after it landed leaves the post step a Lease to release.
     this.deps.jobState.save('lockHolder', this.runId)
+    await this.lock.acquire()
     await engine.load()
     return router.revision !== seen
   }

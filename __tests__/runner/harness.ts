@@ -28,8 +28,21 @@ export function makeRunner(toolCache?: string): Runner {
   return r
 }
 
+/**
+ * How actions/runner cancels a step's process on Linux: `CancelAndKillProcessTree` sends SIGINT and waits 7.5 s for
+ * the process to exit (`_sigintTimeout`), then SIGTERM and waits 2.5 s (`_sigtermTimeout`), then kills it
+ * (`NixKillProcessTree`: `Process.Kill()`, a SIGKILL to the step's process). The signals go to that process only
+ * (`kill(_proc.Id, signal)`), not its group. actions/runner src/Runner.Sdk/ProcessInvoker.cs.
+ */
+export const RUNNER_CANCEL = { sigintTimeoutMs: 7500, sigtermTimeoutMs: 2500 } as const
+
+/** When each signal of a runner's cancellation was sent, in ms after the first (SIGINT). */
+export type CancelTimeline = Array<{ signal: NodeJS.Signals; atMs: number }>
+
 export interface StepResult {
   code: number | null
+  /** The signals of a `cancel`, as sent (none when the process exited after the first). */
+  cancelled?: CancelTimeline
   signal: NodeJS.Signals | null
   stdout: string
   stderr: string
@@ -43,8 +56,15 @@ export interface RunOptions {
   inputs: Record<string, string>
   env?: Record<string, string>
   runner?: Runner
-  /** Sends this signal once stdout contains `when` (e.g. 'Pausing'). */
-  interrupt?: { when: string | RegExp; signal: NodeJS.Signals }
+  /** Sends this signal once stdout contains `when` (e.g. 'Pausing'), or once the promise resolves. */
+  interrupt?: { when: string | RegExp | Promise<void>; signal: NodeJS.Signals }
+  /**
+   * Cancels the main step as a real runner cancels a workflow (RUNNER_CANCEL): once stdout contains `when` (or the
+   * promise resolves), SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that.
+   */
+  cancel?: { when: string | RegExp | Promise<void> }
+  /** Called between the main and the post step (e.g. to clear the faults the main step met). */
+  beforePost?: () => void
   /** Calls `do` once stdout contains `when` (e.g. to lose a service mid-step); main step only. */
   onStdout?: { when: string | RegExp; do: () => void }
   timeoutMs?: number
@@ -102,8 +122,19 @@ function baseEnv(
 function spawnStep(
   env: NodeJS.ProcessEnv,
   cwd: string,
-  o: { interrupt?: RunOptions['interrupt']; onStdout?: RunOptions['onStdout']; timeoutMs: number },
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  o: {
+    interrupt?: RunOptions['interrupt']
+    onStdout?: RunOptions['onStdout']
+    cancel?: RunOptions['cancel']
+    timeoutMs: number
+  },
+): Promise<{
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  cancelled?: CancelTimeline
+}> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BUNDLE], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -112,22 +143,57 @@ function spawnStep(
     let done = false
     const seen = (w: string | RegExp): boolean => (typeof w === 'string' ? stdout.includes(w) : w.test(stdout))
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs)
+    let exited = false
+    let cancelled: CancelTimeline | undefined
+    const cancelTimers: NodeJS.Timeout[] = []
+    const startCancel = (): void => {
+      if (cancelled || exited) return
+      const t0 = Date.now()
+      const send = (signal: NodeJS.Signals): void => {
+        if (exited) return
+        cancelled?.push({ signal, atMs: Date.now() - t0 })
+        child.kill(signal)
+      }
+      cancelled = []
+      send('SIGINT')
+      cancelTimers.push(setTimeout(() => send('SIGTERM'), RUNNER_CANCEL.sigintTimeoutMs))
+      cancelTimers.push(
+        setTimeout(() => send('SIGKILL'), RUNNER_CANCEL.sigintTimeoutMs + RUNNER_CANCEL.sigtermTimeoutMs),
+      )
+    }
+    const cancelWhen = o.cancel?.when
+    if (cancelWhen instanceof Promise) void cancelWhen.then(startCancel)
+    const interruptWhen = o.interrupt?.when
+    if (interruptWhen instanceof Promise) {
+      void interruptWhen.then(() => {
+        if (!exited && !sent && o.interrupt) {
+          sent = true
+          child.kill(o.interrupt.signal)
+        }
+      })
+    }
     child.stdout.on('data', (c: Buffer) => {
       stdout += c.toString()
       if (o.onStdout && !done && seen(o.onStdout.when)) {
         done = true
         o.onStdout.do()
       }
-      if (o.interrupt && !sent && seen(o.interrupt.when)) {
+      if (cancelWhen !== undefined && !(cancelWhen instanceof Promise) && seen(cancelWhen)) startCancel()
+      if (o.interrupt && !sent && !(interruptWhen instanceof Promise) && seen(o.interrupt.when as string | RegExp)) {
         sent = true
         child.kill(o.interrupt.signal)
       }
     })
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
     child.on('error', reject)
+    child.on('exit', () => {
+      exited = true
+      for (const t of cancelTimers) clearTimeout(t)
+    })
     child.on('close', (code, signal) => {
       clearTimeout(timer)
-      resolvePromise({ code, signal, stdout, stderr })
+      for (const t of cancelTimers) clearTimeout(t)
+      resolvePromise({ code, signal, stdout, stderr, ...(cancelled ? { cancelled } : {}) })
     })
   })
 }
@@ -160,11 +226,13 @@ export async function runAction(o: RunOptions): Promise<{ main: StepResult; post
     await spawnStep(baseEnv(runner, mf, o.inputs, env), runner.workspace, {
       ...(o.interrupt ? { interrupt: o.interrupt } : {}),
       ...(o.onStdout ? { onStdout: o.onStdout } : {}),
+      ...(o.cancel ? { cancel: o.cancel } : {}),
       timeoutMs,
     }),
     mf,
   )
   if (o.post === false) return { main, runner }
+  o.beforePost?.()
   const pf = files(runner, 'post')
   const stateEnv = Object.fromEntries(Object.entries(main.state).map(([k, v]) => [`STATE_${k}`, v]))
   const post = collect(

@@ -242,6 +242,46 @@ function cluster(t: ReturnType<typeof setup>): GatewayHttpRoute {
   return t.cluster.httpRoute(NS, 'reviews')
 }
 
+describe('HttpRouteRouter: a rule selected by index, after someone inserted a rule before it', () => {
+  const byIndex: TargetRef = { ...TARGET, route: { by: 'index', index: 0 } }
+  const qa: HttpRouteRule = {
+    matches: [{ headers: [{ type: 'Exact', name: 'x-team', value: 'qa' }] }],
+    backendRefs: [{ name: 'reviews-v2', port: 9080 }],
+  }
+
+  it('is found again by what istio-canary last wrote: promoted there, the inserted rule kept', async () => {
+    const cluster = new FakeCluster()
+    cluster.putHttpRoute(sample('route-reviews-v1.yaml'))
+    const log: string[] = []
+    const verifier = new ScriptedVerifier([], (step) => {
+      if (step.kind !== 'step' || step.weight !== 50) return
+      const hr = cluster.httpRoute(NS, 'reviews')
+      hr.spec.rules = [structuredClone(qa), ...(hr.spec.rules ?? [])]
+      cluster.putHttpRoute(hr)
+    })
+    const engine = new Engine(
+      {
+        router: createRouter(cluster, byIndex, { log: (m) => log.push(m) }),
+        verifiers: [verifier],
+        signal: new AbortController().signal,
+        runId: 'run-1',
+        log: (m) => log.push(m),
+      },
+      { stableSubset: 'auto', canarySubset: 'reviews-v3' },
+    )
+    const out = await rollout(engine, [50, 100])
+    assert.equal(out.result, 'promoted', out.error?.message)
+    const rules = cluster.httpRoute(NS, 'reviews').spec.rules ?? []
+    assert.equal(rules.length, 2)
+    assert.deepEqual(rules[0]?.matches?.[0]?.headers, qa.matches?.[0]?.headers, 'the inserted rule kept')
+    assert.deepEqual(split(rules[1]?.backendRefs ?? []), [['reviews-v3', 100]])
+    assert.ok(
+      log.some((m) => /rule #0 of HTTPRoute bookinfo\/reviews moved .*now rule #1/.test(m)),
+      log.join('\n'),
+    )
+  })
+})
+
 describe('HttpRouteRouter: manifest target and mesh facts', () => {
   it('manifestTarget: kind HTTPRoute, the index among user rules, backendRefs without the defaults the server adds', async () => {
     const t = setup()

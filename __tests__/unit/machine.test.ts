@@ -1085,6 +1085,22 @@ describe('afterFailure', () => {
     assert.equal(decision.result, 'revert-failed')
     assert.equal(outputResult(decision.result), 'paused')
   })
+
+  it('a concurrent change after this run changed traffic, its target route lost: no revert, kept as it left it, unsettled', () => {
+    const lost = { concurrentChange: true, attempted: true, changed: true, landed: false, targetLost: true }
+    assert.deepEqual(afterFailure(lost), { result: 'revert-failed', weight: 'current', unsettled: true })
+    // before any change of this run, a lost target is only someone else's change
+    assert.deepEqual(afterFailure({ ...lost, changed: false }), {
+      result: 'unchanged',
+      weight: 'live',
+      unsettled: false,
+    })
+    assert.deepEqual(afterFailure({ ...lost, targetLost: false }), {
+      result: 'unchanged',
+      weight: 'live',
+      unsettled: false,
+    })
+  })
 })
 
 describe('outputResult', () => {

@@ -20,7 +20,8 @@ export interface JobStateValues {
   mainDone: boolean
   /** A traffic change of this run began. */
   changed: boolean
-  /** This run took the lock. */
+  /** This run may hold the lock: saved just before the Lease create, so a step killed right after it landed leaves
+   * the post step a Lease to release (only if its holder is this run). */
   lockHolder: string
   preview: PreviewBefore
   /** The main step ended without knowing its traffic change settled (its revert failed, or a write's outcome

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import * as core from '@actions/core'
 import * as exec from '@actions/exec'
 import * as tc from '@actions/tool-cache'
+import { type Sleep, defaultRetry, realSleep } from '../retry.js'
 
 export class IstioctlError extends Error {
   override name = 'IstioctlError'
@@ -137,12 +138,68 @@ function revisionArgs(mesh: { istioNamespace: string; revision: string }): strin
   ]
 }
 
-/** `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. */
+/**
+ * A failed istioctl run that a second try may well pass: exit 1 (a cobra command error, neither 64, a usage error,
+ * nor 79, findings in the log format) with the words client-go gives a transient API failure: the apiserver's
+ * Status messages for 500 (`Internal error occurred: ...`, e.g. an etcd timeout), 503, 504 and 429
+ * (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/status.go and k8s.io/apimachinery
+ * pkg/api/errors/errors.go: NewInternalError, NewServiceUnavailable, NewTimeoutError, NewTooManyRequests), client-go's
+ * fallback for a body it cannot read (`an error on the server (...) has prevented the request from succeeding`), and
+ * Go's network errors (`connection reset by peer`, `EOF`, `i/o timeout`, `TLS handshake timeout`, `connection
+ * refused`, `context deadline exceeded`). A 401/403, an unknown flag or a missing namespace are not retried.
+ */
+export function isTransientIstioctlFailure(out: { exitCode: number; stdout: string; stderr: string }): boolean {
+  if (out.exitCode !== 1) return false
+  const text = `${out.stderr}\n${out.stdout}`
+  if (/forbidden|unauthorized|provide credentials|unknown (shorthand )?flag/i.test(text)) return false
+  return TRANSIENT_ISTIOCTL.some((re) => re.test(text))
+}
+
+const TRANSIENT_ISTIOCTL: readonly RegExp[] = [
+  /Internal error occurred/i,
+  /the server is currently unable to handle the request/i,
+  /the server was unable to return a response in the time allotted/i,
+  /too many requests/i,
+  /an error on the server .* has prevented the request from succeeding/i,
+  /etcdserver: (request timed out|leader changed)/i,
+  /connection reset by peer/i,
+  /(^|[\s:])(unexpected )?EOF\s*$/im,
+  /i\/o timeout/i,
+  /TLS handshake timeout/i,
+  /connect: connection refused/i,
+  /http2: client connection lost/i,
+  /context deadline exceeded/i,
+]
+
+export interface AnalyzeOptions {
+  /** Attempts in all for a transient failure (see isTransientIstioctlFailure). */
+  attempts?: number
+  sleep?: Sleep
+  log?: (message: string) => void
+}
+
+/**
+ * `istioctl analyze -o json`: exits 0 whatever it finds, so the JSON decides. It only reads the cluster, so a run
+ * failed by a transient API error is run again (bounded, jittered backoff as the Kubernetes client's reads).
+ */
 export async function analyze(
   runner: IstioctlRunner,
   scope: { namespace: string; istioNamespace: string; revision: string },
+  opts: AnalyzeOptions = {},
 ): Promise<AnalyzeMessage[]> {
-  const out = await runner.run(['analyze', '--namespace', scope.namespace, ...revisionArgs(scope), '--output', 'json'])
+  const args = ['analyze', '--namespace', scope.namespace, ...revisionArgs(scope), '--output', 'json']
+  const log = opts.log ?? core.info
+  let out = await runner.run(args)
+  const attempts = opts.attempts ?? defaultRetry.attempts
+  for (let attempt = 1; attempt < attempts && isTransientIstioctlFailure(out); attempt++) {
+    const delay = Math.round(Math.random() * Math.min(defaultRetry.maxMs, defaultRetry.baseMs * 2 ** (attempt - 1)))
+    log(
+      `istioctl analyze failed on a transient API error (${firstLine(out.stderr || out.stdout)}); ` +
+        `retry ${attempt} in ${delay} ms`,
+    )
+    await (opts.sleep ?? realSleep)(delay)
+    out = await runner.run(args)
+  }
   if (out.exitCode !== 0) {
     throw new IstioctlError(
       `istioctl analyze failed (exit ${out.exitCode}): ${(out.stderr || out.stdout).trim().slice(0, 2000)}`,
@@ -158,6 +215,10 @@ export async function analyze(
   }
   if (!Array.isArray(parsed)) throw new IstioctlError('istioctl analyze -o json did not print a list of messages')
   return parsed as AnalyzeMessage[]
+}
+
+function firstLine(text: string): string {
+  return (text.trim().split('\n')[0] ?? '').slice(0, 300)
 }
 
 export function formatFinding(finding: AnalyzeMessage): string {

@@ -387,9 +387,20 @@ export class Engine {
       // A write whose call failed may still have landed (its answer lost): what the cluster holds decides.
       const landed = concurrentChange ? false : await this.ownWriteLanded()
       if (landed) current = (this.router.state as RolloutState).lastWritten
-      const facts = { concurrentChange, attempted, changed: this.changed, landed }
+      const targetLost = concurrentChange && this.changed && this.targetLost(selector, start)
+      const facts = { concurrentChange, attempted, changed: this.changed, landed, targetLost }
       let decision = afterFailure(facts)
       let failure = error
+      if (targetLost) {
+        failure = new ConcurrentChangeError(
+          `${error.message}. istio-canary cannot find its target route any more: ${describeSelector(selector)} ` +
+            `is now another route, and no single route is what it last wrote (${this.router.describe(current)}). ` +
+            `As far as it can tell, '${start.canary}' still takes ${this.router.weightOf(current, start.canary)} %: ` +
+            'nothing was reverted and the rollout state is kept. Find the route by hand, then run ' +
+            `'rollback' (or 'promote') once ${describeSelector(selector)} is it again, or give the route a name`,
+          { cause: error },
+        )
+      }
       if ('revert' in decision) {
         this.changed = true
         try {
@@ -427,6 +438,19 @@ export class Engine {
       `${describeSelector(this.inputSelector)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`,
     )
     return this.outcome('promoted', { stable: '', canary }, 100)
+  }
+
+  /**
+   * After someone else's change: the selector is positional and now names a route that sends to neither the stable
+   * nor the canary subset, so it is not this run's route edited but another one (the router found no single route
+   * that is what the run last wrote). Named routes are never lost this way.
+   */
+  private targetLost(selector: RouteSelector, start: { stable: string; canary: string }): boolean {
+    if (selector.by === 'name') return false
+    const now = this.router.findRoute(selector)
+    if (!now) return true
+    const shares = this.router.shares(now)
+    return !shares.has(start.stable) && !shares.has(start.canary)
   }
 
   /** The canary weight of the target route as last read (someone else may have changed it). */

@@ -3,6 +3,7 @@
 import { type V1Lease, V1MicroTime } from '@kubernetes/client-node'
 import type { LeaseApi } from '../k8s/ports.js'
 import { KubeError } from '../k8s/resources.js'
+import { type Sleep, defaultRetry, isRetryableStatus, realSleep } from '../retry.js'
 import { type TargetRef, describeTarget } from '../routing/router.js'
 
 /** The resource a lock guards. */
@@ -25,6 +26,16 @@ export interface LockOptions {
   ttlMs: number
   now?: () => Date
   log?: (msg: string) => void
+  sleep?: Sleep
+  random?: () => number
+}
+
+/**
+ * A failure of the Lease create whose outcome is unknown or worth another try: throttling, a 5xx, a reset or a lost
+ * answer (the client's NetworkError). The create may have landed: the next attempt reads the Lease first.
+ */
+function transientCreateError(err: unknown): boolean {
+  return err instanceof KubeError && (isRetryableStatus(err.status) || err.reason === 'NetworkError')
 }
 
 export class RolloutLock {
@@ -73,9 +84,18 @@ export class RolloutLock {
     }
   }
 
-  /** Takes the lock or throws LockHeldError naming the live holder. */
+  /**
+   * Takes the lock or throws LockHeldError naming the live holder. A create that failed in a way that may have landed
+   * (5xx, reset, lost answer) is not retried blindly: the Lease is read again, and one held by this run is its own
+   * (kept and renewed). Bounded: 3 conflicts, and the client's retry count of transient failures.
+   */
   async acquire(): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const sleep = this.o.sleep ?? realSleep
+    const random = this.o.random ?? Math.random
+    let conflicts = 0
+    let transient = 0
+    let uncertain = false
+    for (;;) {
       const cur = await this.kube.getLease(this.o.target.namespace, this.name)
       try {
         if (!cur) {
@@ -92,19 +112,34 @@ export class RolloutLock {
             )
           }
           if (holder && holder !== this.o.holder) this.o.log?.(`Taking over expired lock held by '${holder}'`)
+          if (holder === this.o.holder && uncertain) {
+            this.o.log?.(
+              `The Lease ${this.o.target.namespace}/${this.name} is this run's own: its create landed although ` +
+                'its answer did not arrive; keeping it',
+            )
+          }
           this.lease = await this.kube.replaceLease(this.o.target.namespace, this.body(cur))
         }
         this.startRenewing()
         return
       } catch (err) {
-        // Someone created or renewed it between our read and write: read again.
-        if (err instanceof KubeError && err.status === 409) continue
+        // Someone created or renewed it between our read and write (or our own create landed): read again.
+        if (err instanceof KubeError && err.status === 409) {
+          if (++conflicts < 3) continue
+          throw new LockHeldError(
+            `could not take the lock Lease ${this.o.target.namespace}/${this.name}: it kept changing under us`,
+          )
+        }
+        if (!cur && transientCreateError(err) && ++transient < defaultRetry.attempts) {
+          uncertain = true
+          const delay = Math.round(random() * Math.min(defaultRetry.maxMs, defaultRetry.baseMs * 2 ** (transient - 1)))
+          this.o.log?.(`${(err as Error).message}; reading the Lease again in ${delay} ms (the create may have landed)`)
+          await sleep(delay)
+          continue
+        }
         throw err
       }
     }
-    throw new LockHeldError(
-      `could not take the lock Lease ${this.o.target.namespace}/${this.name}: it kept changing under us`,
-    )
   }
 
   private expired(l: V1Lease): boolean {

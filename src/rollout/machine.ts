@@ -276,6 +276,11 @@ export function outputResult(result: Result, mode?: string): OutputResult {
 export interface FailureFacts {
   /** The failure is someone else's change of the target route or state: the run stops without writing. */
   concurrentChange: boolean
+  /**
+   * With a concurrent change after this run's change: the run cannot find its target route any more (an unnamed
+   * route moved, and no single route is what it last wrote): the traffic is as it left it as far as it can tell.
+   */
+  targetLost?: boolean
   /** A write was sent (its outcome may be unknown). */
   attempted: boolean
   /** A change of this run is known to have landed. */
@@ -323,6 +328,8 @@ export function afterFailure(facts: FailureFacts): FailureDecision {
 
 /** The decision before any revert: a final outcome, or a revert. */
 function beforeRevert(facts: FailureFacts): FailureDecision {
+  if (facts.concurrentChange && facts.targetLost && facts.changed)
+    return { result: 'revert-failed', weight: 'current', unsettled: true }
   if (facts.concurrentChange) return { result: 'unchanged', weight: 'live', unsettled: false }
   // The write may or may not have landed, and the cluster could not be read to tell.
   if (facts.landed === undefined && facts.attempted && !facts.changed)

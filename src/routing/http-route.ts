@@ -11,6 +11,7 @@ import type {
   RouteCondition,
 } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
+import { movedRoute } from './moved.js'
 import { type RouteStore, writeRouteAndState } from './route-write.js'
 import {
   backendWeightOf,
@@ -129,13 +130,46 @@ export class HttpRouteRouter implements TrafficRouter {
     return this.resource?.metadata.resourceVersion
   }
 
-  private index(selector: RouteSelector, spec: GatewayHttpRouteSpec = this.hr.spec): number {
-    return findRuleIndex(spec, selector, this.target.name)
+  /**
+   * Where the selector's rule is in `hr`; a rollout's positional selector follows its rule where rules were added or
+   * removed before it (routing/moved.ts, as the VirtualService router does). `literal`: the selector as it reads.
+   */
+  private index(selector: RouteSelector, hr: GatewayHttpRoute = this.hr, literal = false): number {
+    let found: number | undefined
+    let error: unknown
+    try {
+      found = findRuleIndex(hr.spec, selector, this.target.name)
+    } catch (err) {
+      error = err
+    }
+    const moved = literal
+      ? undefined
+      : movedRoute(selector, this.target, {
+          annotations: hr.metadata.annotations,
+          routes: this.rules(hr.spec),
+          found,
+          isPreview: (r) => isPreviewRule(r as HttpRouteRule),
+          same: (a, b) => this.same(a, b),
+        })
+    if (moved) {
+      const message =
+        `${describeRuleSelector(selector)} of ${this.ref} moved (rules were added or removed before it): ` +
+        `found it by what istio-canary last wrote, now rule #${moved.position}`
+      if (!this.told.has(message)) {
+        this.told.add(message)
+        this.deps.log(message)
+      }
+      return moved.index
+    }
+    if (error !== undefined) throw error
+    return found as number
   }
 
-  private safeIndex(selector: RouteSelector, spec: GatewayHttpRouteSpec = this.hr.spec): number {
+  private readonly told = new Set<string>()
+
+  private safeIndex(selector: RouteSelector, hr: GatewayHttpRoute = this.hr): number {
     try {
-      return this.index(selector, spec)
+      return this.index(selector, hr)
     } catch {
       return -1
     }
@@ -153,7 +187,8 @@ export class HttpRouteRouter implements TrafficRouter {
     const selector = this.target.route
     let index: number
     try {
-      index = this.index(selector)
+      // A new rollout takes the input as it reads now; only one in progress follows its rule where it moved.
+      index = this.index(selector, this.hr, !isActive(this.stateRead))
     } catch (err) {
       if (err instanceof RouteError && selector.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
       throw err
@@ -214,7 +249,7 @@ export class HttpRouteRouter implements TrafficRouter {
       setRoutes: (hr, rules) => {
         hr.spec.rules = rules as HttpRouteRule[]
       },
-      indexOf: (hr) => this.safeIndex(selector, hr.spec),
+      indexOf: (hr) => this.safeIndex(selector, hr),
       same: (a, b) => this.same(a, b),
       describe: (route) => this.describe(route),
       selector: describeRuleSelector(selector),

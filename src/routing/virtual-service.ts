@@ -3,6 +3,7 @@
 import type { VirtualServiceApi } from '../k8s/ports.js'
 import type { HttpRoute, VirtualService, VirtualServiceSpec } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
+import { movedRoute } from './moved.js'
 import { type RouteStore, writeRouteAndState } from './route-write.js'
 import {
   type ManifestTarget,
@@ -15,7 +16,7 @@ import {
   describeSelector,
   describeTarget,
 } from './router.js'
-import { type RolloutState, decodeState } from './state.js'
+import { type RolloutState, decodeState, isActive } from './state.js'
 import {
   canaryWeightOf,
   canonical,
@@ -78,13 +79,50 @@ export class VirtualServiceRouter implements TrafficRouter {
     return this.resource?.metadata.resourceVersion
   }
 
-  private index(selector: RouteSelector, spec: VirtualServiceSpec = this.vs.spec): number {
-    return findRouteIndex(spec, selector, this.target.name)
+  /**
+   * Where the selector's route is in `vs`. A rollout's positional selector (an index, or the default route) is
+   * checked against what istio-canary last wrote there (the state annotation's `lastWritten`): when someone added
+   * or removed routes before it, the route is found again where exactly one user route is what the action last
+   * wrote. Never a guess: none, or several alike, leave the selector's own answer (and the write's conflict check).
+   */
+  private index(selector: RouteSelector, vs: VirtualService = this.vs, literal = false): number {
+    let found: number | undefined
+    let error: unknown
+    try {
+      found = findRouteIndex(vs.spec, selector, this.target.name)
+    } catch (err) {
+      error = err
+    }
+    const moved = literal ? undefined : this.movedRoute(selector, vs, found)
+    if (moved !== undefined) return moved
+    if (error !== undefined) throw error
+    return found as number
   }
 
-  private safeIndex(selector: RouteSelector, spec: VirtualServiceSpec = this.vs.spec): number {
+  private readonly told = new Set<string>()
+
+  private movedRoute(selector: RouteSelector, vs: VirtualService, found: number | undefined): number | undefined {
+    const moved = movedRoute(selector, this.target, {
+      annotations: vs.metadata.annotations,
+      routes: this.http(vs.spec),
+      found,
+      isPreview: (r) => isPreviewRoute(asHttp(r)),
+      same: (a, b) => this.same(a, b),
+    })
+    if (!moved) return undefined
+    const message =
+      `${describeSelector(selector)} of ${this.ref} moved (routes were added or removed before it): ` +
+      `found it by what istio-canary last wrote, now http route #${moved.position}`
+    if (!this.told.has(message)) {
+      this.told.add(message)
+      this.deps.log(message)
+    }
+    return moved.index
+  }
+
+  private safeIndex(selector: RouteSelector, vs: VirtualService = this.vs): number {
     try {
-      return this.index(selector, spec)
+      return this.index(selector, vs)
     } catch {
       return -1
     }
@@ -102,7 +140,8 @@ export class VirtualServiceRouter implements TrafficRouter {
     const selector = this.target.route
     let index: number
     try {
-      index = this.index(selector)
+      // A new rollout takes the input as it reads now; only one in progress follows its route where it moved.
+      index = this.index(selector, this.vs, !isActive(this.stateRead))
     } catch (err) {
       if (err instanceof RouteError && selector.by !== 'default') throw new RouteError(`Input 'route': ${err.message}`)
       throw err
@@ -163,7 +202,7 @@ export class VirtualServiceRouter implements TrafficRouter {
       setRoutes: (vs, routes) => {
         vs.spec.http = routes as HttpRoute[]
       },
-      indexOf: (vs) => this.safeIndex(selector, vs.spec),
+      indexOf: (vs) => this.safeIndex(selector, vs),
       same: (a, b) => this.same(a, b),
       describe: (route) => this.describe(route),
       selector: describeSelector(selector),

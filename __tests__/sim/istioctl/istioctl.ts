@@ -373,12 +373,12 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
     const key = b64(user['client-key-data'])
     const insecure = cluster['insecure-skip-tls-verify'] === true
 
-    const send = (
+    const sendOnce = (
       method: string,
       path: string,
       body: unknown,
       extra: Record<string, string> = {},
-    ): Promise<{ status: number; body: Obj }> =>
+    ): Promise<{ status: number; body: Obj; retryAfter?: number }> =>
       new Promise((resolve, reject) => {
         const url = new URL(server + path)
         const verb = method[0] + method.slice(1).toLowerCase()
@@ -408,7 +408,12 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
             } catch {
               parsed = { message: text }
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed })
+            const after = Number.parseInt(String(res.headers['retry-after'] ?? ''), 10)
+            resolve({
+              status: res.statusCode ?? 0,
+              body: parsed,
+              ...(Number.isFinite(after) && after >= 0 ? { retryAfter: after } : {}),
+            })
           })
         })
         req.on('timeout', () => req.destroy(new Error('context deadline exceeded')))
@@ -421,10 +426,42 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
                 : /certificate|self.signed|issuer/i.test(e.message)
                   ? 'tls: failed to verify certificate: x509: certificate signed by unknown authority'
                   : e.message
-          reject(new CliError(`${verb} "${url.href}": ${cause}`))
+          reject(Object.assign(new CliError(`${verb} "${url.href}": ${cause}`), { reset: e.code === 'ECONNRESET' }))
         })
         req.end(payload)
       })
+
+    // client-go's own retries, which every istioctl request goes through (k8s.io/client-go/rest/request.go,
+    // request(): isErrRetryableFunc, and with_retry.go IsNextRetry/checkWait): a GET whose connection was reset or
+    // ended unanswered (net.IsConnectionReset / net.IsProbableEOF) is retried as if answered 500 with Retry-After: 1;
+    // any request answered 429 or 5xx with a Retry-After header is retried after that many seconds; at most
+    // maxRetries (10). A 5xx without Retry-After (an etcd timeout's 500) is not retried, nor a write's reset.
+    const send = async (
+      method: string,
+      path: string,
+      body: unknown,
+      extra: Record<string, string> = {},
+    ): Promise<{ status: number; body: Obj }> => {
+      const wait = (seconds: number): Promise<void> => new Promise((r) => setTimeout(r, seconds * 1000))
+      for (let retries = 0; ; retries++) {
+        let r: { status: number; body: Obj; retryAfter?: number }
+        try {
+          r = await sendOnce(method, path, body, extra)
+        } catch (e) {
+          if (method === 'GET' && (e as { reset?: boolean }).reset === true && retries < 10) {
+            await wait(1)
+            continue
+          }
+          throw e
+        }
+        const throttled = r.status === 429 || (r.status >= 500 && r.status <= 599)
+        if (throttled && r.retryAfter !== undefined && retries < 10) {
+          await wait(r.retryAfter)
+          continue
+        }
+        return { status: r.status, body: r.body }
+      }
+    }
 
     const get = async (path: string, headers: Record<string, string> = {}): Promise<Obj | undefined> => {
       const r = await send('GET', path, undefined, headers)

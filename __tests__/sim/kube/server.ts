@@ -60,9 +60,19 @@ export interface KubeFault {
    * 'reset': dropped before it is served; 'lost-response': served (and applied), then the connection drops
    * unanswered.
    */
-  status: number | 'reset' | 'lost-response'
+  status: number | 'reset' | 'lost-response' | 'ok'
   times: number
   retryAfterSeconds?: number
+  /**
+   * A slow path to the API server (an overloaded control plane, a far region): the request reaches the server only
+   * after this long, then gets what the fault says ('ok': served as usual). A client that hung up meanwhile never
+   * reaches it (nothing is applied), as a request cut off on the way in.
+   */
+  delayMs?: number
+  /** A slow way back: the request is served (and applied) at once, its answer sent only after this long. */
+  answerDelayMs?: number
+  /** Called when a request takes this fault (as it arrives, before any delay): e.g. to cancel a run mid-request. */
+  onMatch?: () => void
 }
 
 export interface KubeApi {
@@ -1187,7 +1197,7 @@ function faultError(status: number, retryAfterSeconds: number | undefined): ApiE
 
 /** A status fault answers before anything else is checked (even authentication); the others do not throw. */
 function throwInjectedStatus(fault: KubeFault | undefined): void {
-  if (fault && fault.status !== 'reset' && fault.status !== 'lost-response') {
+  if (fault && typeof fault.status === 'number') {
     throw faultError(fault.status, fault.retryAfterSeconds)
   }
 }
@@ -1651,6 +1661,25 @@ class KubeApiServer implements Backend {
       this.requests.push({ method, path, status, ...(ua !== undefined ? { userAgent: ua } : {}) })
     }
     const fault = this.faults.take(method, path)
+    fault?.onMatch?.()
+    if (fault?.delayMs !== undefined && fault.delayMs > 0) {
+      setTimeout(() => {
+        if (req.socket.destroyed) record(0)
+        else this.serve(req, res, body, path, fault, record)
+      }, fault.delayMs)
+      return
+    }
+    this.serve(req, res, body, path, fault, record)
+  }
+
+  private serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    path: string,
+    fault: KubeFault | undefined,
+    record: (status: number) => void,
+  ): void {
     if (fault?.status === 'reset') {
       dropConnection(req, record)
       return
@@ -1661,8 +1690,12 @@ class KubeApiServer implements Backend {
       dropConnection(req, record)
       return
     }
-    record(answer.status)
-    sendJson(res, answer.status, answer.body, answer.headers ?? {})
+    const send = (): void => {
+      record(answer.status)
+      sendJson(res, answer.status, answer.body, answer.headers ?? {})
+    }
+    if (fault?.answerDelayMs !== undefined && fault.answerDelayMs > 0) setTimeout(send, fault.answerDelayMs)
+    else send()
   }
 
   /** Injected status, authentication, then the service proxy or the API; every error becomes its Status. */
