@@ -78,7 +78,12 @@ describe('job summary of the real bundle', () => {
     const before = sim.store.writes.length
     const vs = JSON.stringify(reviews(sim))
     const { main } = await runAction({
-      inputs: bookinfoInputs(sim, { action: 'status', 'canary-subset': '', 'kiali-url': KIALI }),
+      inputs: bookinfoInputs(sim, {
+        action: 'status',
+        'canary-subset': '',
+        'kiali-url': KIALI,
+        'smoke-requests': '20',
+      }),
       env: runnerEnv(sim),
     })
     assert.equal(main.code, 0, main.stdout + main.stderr)
@@ -132,7 +137,7 @@ describe('job summary of the real bundle', () => {
     for (const pod of old) sim.store.delete(REFS.pods, 'bookinfo', pod.metadata.name)
     const before = sim.store.writes.length
     const { main } = await runAction({
-      inputs: bookinfoInputs(sim, { action: 'status', 'canary-subset': '' }),
+      inputs: bookinfoInputs(sim, { action: 'status', 'canary-subset': '', 'smoke-requests': '20' }),
       env: runnerEnv(sim),
     })
     assert.equal(main.code, 0, main.stdout + main.stderr)

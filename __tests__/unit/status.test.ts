@@ -128,7 +128,7 @@ describe('status evidence', () => {
     // the probe ran once, as a baseline at the current weight, without a pause
     assert.deepEqual(
       probe.seen.map((s) => [s.kind, s.weight, s.pauseMs]),
-      [['baseline', 25, 0]],
+      [['step', 25, 0]],
     )
     const [smoke, mesh] = out.observation?.checks ?? []
     assert.equal(smoke?.verdict, 'fail', 'reported as it is, not acted on')

@@ -68,7 +68,9 @@ async function observeTelemetry(verifier: TelemetryVerifier, o: ObserveOptions):
 export async function observe(verifiers: readonly Verifier[], o: ObserveOptions): Promise<Check[]> {
   const probes = verifiers.filter((v) => !(v instanceof TelemetryVerifier))
   const meshes = verifiers.filter((v): v is TelemetryVerifier => v instanceof TelemetryVerifier)
-  const step = { kind: 'baseline' as const, index: 0, weight: o.weight, pauseMs: 0, headers: {}, signal: o.signal }
+  // A step's probe (`smoke-requests` of them, judged on the absolute rules: status has no baseline to compare
+  // with), not the baseline's larger sample.
+  const step = { kind: 'step' as const, index: 0, weight: o.weight, pauseMs: 0, headers: {}, signal: o.signal }
   const [probed, watched] = await Promise.all([
     probes.length > 0 ? runChecks(probes, step) : Promise.resolve([]),
     Promise.all(meshes.map((v) => observeTelemetry(v, o))),
