@@ -1,5 +1,5 @@
 // BookInfo with the Gateway API, from Istio's own sample manifests (__tests__/fixtures/istio-samples/, parsed, not
-// retyped): one Service per version (platform/kube/bookinfo-versions.yaml, what HTTPRoute backendRefs name instead of
+// retyped): BookInfo's Services (platform/kube/bookinfo.yaml, unless seedCluster made them), one Service per version (platform/kube/bookinfo-versions.yaml, what HTTPRoute backendRefs name instead of
 // DestinationRule subsets), the north-south Gateway `bookinfo-gateway` with the `bookinfo` HTTPRoute
 // (gateway-api/bookinfo-gateway.yaml), and the mesh (GAMMA) route of reviews whose parent is the reviews Service
 // (gateway-api/route-reviews-*.yaml). With Istio, the GatewayClass `istio` that istiod creates for its gateway
@@ -65,6 +65,11 @@ export function seedGatewayApi(store: KubeStore, opts: GatewayApiSeedOptions = {
     })
   }
   const info: GatewayApiSeedInfo = { namespace: ns, routes: [] }
+  // The application's own Services (platform/kube/bookinfo.yaml: reviews is the mesh route's parent, productpage the
+  // Gateway route's backend) where seedCluster has not made them, then one Service per version.
+  for (const svc of loadFixture('platform/kube/bookinfo.yaml').filter((d) => d.kind === 'Service')) {
+    if (!store.get(REFS.services, ns, svc.metadata.name)) create(store, svc, ns)
+  }
   for (const svc of loadFixture('platform/kube/bookinfo-versions.yaml')) {
     if (!store.get(REFS.services, ns, svc.metadata.name)) create(store, svc, ns)
   }
