@@ -24,6 +24,7 @@ import { loadRbacManifest } from '../../sim/kube/seed.js'
 import { type KubeApi, startKubeApi } from '../../sim/kube/server.js'
 import { type KubeObject, KubeStore } from '../../sim/kube/store.js'
 import { type TestPki, makePki } from '../../sim/net/tls.js'
+import { startSimulation } from '../../sim/index.js'
 
 const GROUP = 'gateway.networking.k8s.io'
 const NS = 'bookinfo'
@@ -618,5 +619,30 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
     const viaBeta = await oldKube.getHttpRoute(NS, 'reviews')
     assert.equal(viaBeta.apiVersion, `${GROUP}/v1beta1`)
     assert.equal((await oldKube.listHttpRoutes(NS)).length, 2)
+  })
+
+  it("startSimulation({ gatewayApi }): served, seeded next to seedCluster's BookInfo, reported on, the shipped RBAC", async () => {
+    const plain = await startSimulation({ pki })
+    try {
+      assert.deepEqual(plain.kube.gatewayApiVersions, [], 'not installed unless asked')
+      assert.equal(plain.gatewayController, undefined)
+    } finally {
+      await plain.close()
+    }
+    const sim = await startSimulation({ pki, gatewayApi: { controller: { delayMs: 0 } } })
+    try {
+      assert.deepEqual(sim.kube.gatewayApiVersions, ['v1', 'v1beta1'])
+      const r = await until(sim.store, 'reviews', (o) => observed(o, 1))
+      assert.equal(cond(parentsOf(r)[0], 'Accepted')!.status, 'True')
+      const kube = kubeFor(sim.kube, sim.tokens.user)
+      assert.equal((await kube.listHttpRoutes(sim.info.namespace)).length, 2)
+      sim.gatewayController!.stop()
+      sim.faults.clear()
+      const hr = await kube.getHttpRoute(NS, 'reviews')
+      await kube.replaceHttpRoute({ ...hr, spec: { ...hr.spec, hostnames: ['reviews'] } })
+      await until(sim.store, 'reviews', (o) => observed(o, 2))
+    } finally {
+      await sim.close()
+    }
   })
 })

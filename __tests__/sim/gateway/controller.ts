@@ -127,6 +127,12 @@ export class GatewayApiController {
     this.schedule()
   }
 
+  /** Every fault gone: planned rejections dropped, a stopped controller resumed (sim.faults.clear()). */
+  clearFaults(): void {
+    this.rejections.clear()
+    if (this.stopped) this.resume()
+  }
+
   /** Whether status writes are pending. */
   get busy(): boolean {
     return this.timers.size > 0
