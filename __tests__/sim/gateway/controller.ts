@@ -290,6 +290,8 @@ export class GatewayApiController {
         ]),
       })
     }
+    // A route none of whose parents is this controller's gets no status from it (its entries, if any, removed).
+    if (parents.length === previous.length && previous.every((p) => !mine.has(String(p['controllerName'])))) return
     this.writeStatus(REFS.httpRoutes, hr, { ...status, parents })
   }
 
