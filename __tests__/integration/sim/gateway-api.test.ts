@@ -14,7 +14,6 @@ import {
   GatewayApiController,
   type GatewayControllerOptions,
   ISTIO_GATEWAY_CONTROLLER,
-  ISTIO_MESH_CONTROLLER,
   LINKERD_POLICY_CONTROLLER,
 } from '../../sim/gateway/controller.js'
 import { type GatewayApiSeedOptions, seedGatewayApi } from '../../sim/gateway/seed-gateway-api.js'
@@ -381,7 +380,7 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
     assert.ok(Date.now() - t0 >= delay - 5, 'not before the delay')
     const [mesh] = parentsOf(reviews)
     assert.deepEqual(mesh!.parentRef, { group: '', kind: 'Service', name: 'reviews', port: 9080 })
-    assert.equal(mesh!.controllerName, ISTIO_MESH_CONTROLLER)
+    assert.equal(mesh!.controllerName, ISTIO_GATEWAY_CONTROLLER, 'as istio.io shows it for a Service parent')
     assert.deepEqual(
       mesh!.conditions.map((c) => [c.type, c.status, c.reason, c.observedGeneration]),
       [

@@ -13,10 +13,13 @@
 //  - every condition is a metav1.Condition: observedGeneration = the generation it was computed from;
 //    lastTransitionTime changes only when its status changes.
 //  - cross-namespace backendRefs need a ReferenceGrant (not served here): always RefNotPermitted.
-// Controller names: Istio's gateway controller `istio.io/gateway-controller` (GatewayClass `istio`, istio/istio
-// pkg/config/constants ManagedGatewayController) and, for mesh (GAMMA) routes whose parent is a Service,
-// `istio.io/mesh-controller` (ManagedGatewayMeshController); Linkerd's `linkerd.io/policy-controller`
-// (linkerd2 policy-controller POLICY_CONTROLLER_NAME), which serves only Service parents (it implements no Gateway).
+// Controller names: Istio's gateway controller `istio.io/gateway-controller` (the GatewayClass `istio`; istio/istio
+// pkg/config/constants ManagedGatewayController) reports on Gateway parents and on mesh (GAMMA) parents alike: the
+// request-routing task of istio.io (content/*/docs/tasks/traffic-management/request-routing, Gateway API tab) shows
+// the reviews route's Service parent with `controllerName: istio.io/gateway-controller`, "Route was valid" and "All
+// references resolved" (`istio.io/mesh-controller` is the class of waypoints, istio-waypoint, not a route's reporter
+// in sidecar mode). Linkerd: `linkerd.io/policy-controller` (linkerd2 policy-controller POLICY_CONTROLLER_NAME),
+// Service parents only (it implements no Gateway).
 // Delay: istiod reconciles config after its debounce (PILOT_DEBOUNCE_AFTER, 100 ms by default, pilot/pkg/features)
 // and writes status from a worker queue afterwards; Linkerd's status controller likewise batches its patches. The
 // default, 300 ms, is a few hundred milliseconds as seen on a small cluster; 0 writes on the next tick.
@@ -32,7 +35,6 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const each = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : [])
 
 export const ISTIO_GATEWAY_CONTROLLER = 'istio.io/gateway-controller'
-export const ISTIO_MESH_CONTROLLER = 'istio.io/mesh-controller'
 export const LINKERD_POLICY_CONTROLLER = 'linkerd.io/policy-controller'
 export const DEFAULT_STATUS_DELAY_MS = 300
 
@@ -98,7 +100,7 @@ export class GatewayApiController {
   /** The controllerName of a parent: Istio's gateway or mesh controller, or Linkerd's policy controller. */
   controllerFor(parentKind: 'Gateway' | 'Service'): string | undefined {
     if (this.mesh === 'linkerd') return parentKind === 'Service' ? LINKERD_POLICY_CONTROLLER : undefined
-    return parentKind === 'Service' ? ISTIO_MESH_CONTROLLER : ISTIO_GATEWAY_CONTROLLER
+    return ISTIO_GATEWAY_CONTROLLER
   }
 
   /**
