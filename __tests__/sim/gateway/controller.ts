@@ -21,10 +21,10 @@
 // in sidecar mode). Linkerd: `linkerd.io/policy-controller` (linkerd2 policy-controller POLICY_CONTROLLER_NAME),
 // Service parents only (it implements no Gateway).
 // Delay: istiod reconciles config after its debounce (PILOT_DEBOUNCE_AFTER, 100 ms by default, pilot/pkg/features)
-// and writes status from a worker queue afterwards; Linkerd's status controller likewise batches its patches. The
-// default, 300 ms, is a few hundred milliseconds as seen on a small cluster; 0 writes on the next tick.
-// A simplification: a parent Gateway that does not exist (or whose class is not this controller's) gets no entry
-// from this controller when it is not of its class, and Accepted False NoMatchingParent when it is missing.
+// and writes status from a worker queue afterwards. The default, 300 ms, is that debounce plus the status write: an
+// estimate, not a measurement (the same is used for Linkerd); 0 writes on the next tick.
+// Choices not looked up: a parent Gateway of another class gets no entry from this controller; a parent Gateway or
+// Service that does not exist gets Accepted False NoMatchingParent (what Istio writes for a missing parent may differ).
 import type { KubeObject, KubeStore, WriteEvent } from '../kube/store.js'
 import { REFS } from '../kube/refs.js'
 import { recordManagedFields } from '../kube/server.js'
