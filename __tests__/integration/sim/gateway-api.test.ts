@@ -493,6 +493,12 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
       await sleep(10)
     }
     assert.equal(cond(parentsOf(f!)[0], 'Accepted')!.reason, 'NotAllowedByListeners')
+    // Neither the route of the listener that is not there nor the foreign one counts as attached.
+    const listeners = (w.store.get(REFS.gatewayApiGateways, NS, 'bookinfo-gateway')!['status'] as Obj)['listeners']
+    assert.deepEqual(
+      (listeners as Obj[]).map((l) => l['attachedRoutes']),
+      [0],
+    )
   })
 
   it('faults: the next generation rejected (then a revert accepted); a stopped controller never reports', async () => {

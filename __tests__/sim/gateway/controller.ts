@@ -248,19 +248,24 @@ export class GatewayApiController {
     this.writeStatus(REFS.gatewayApiGateways, gw, { ...status, conditions, listeners })
   }
 
-  /** Routes of the Gateway's namespace whose parentRefs name it and this listener (or no sectionName). */
+  /**
+   * Routes attached to one listener: those of any namespace with a parentRef to this Gateway that names this listener
+   * (or no sectionName) and that this controller accepts (ListenerStatus.attachedRoutes, apis/v1/gateway_types.go:
+   * "the total number of Routes that have been successfully attached to this Listener").
+   */
   private attachedRoutes(gw: KubeObject, listener: string): number {
-    return this.store
-      .list(REFS.httpRoutes, gw.metadata.namespace)
-      .filter((hr) =>
-        each((hr['spec'] as Obj | undefined)?.['parentRefs']).some(
-          (p) =>
-            p['kind'] === 'Gateway' &&
-            p['name'] === gw.metadata.name &&
-            (p['namespace'] ?? hr.metadata.namespace) === gw.metadata.namespace &&
-            (p['sectionName'] === undefined || p['sectionName'] === listener),
-        ),
-      ).length
+    return this.store.list(REFS.httpRoutes).filter((hr) => {
+      const routeNs = hr.metadata.namespace ?? 'default'
+      return each((hr['spec'] as Obj | undefined)?.['parentRefs']).some(
+        (p) =>
+          p['group'] === GATEWAY_API_GROUP &&
+          p['kind'] === 'Gateway' &&
+          p['name'] === gw.metadata.name &&
+          (p['namespace'] ?? routeNs) === gw.metadata.namespace &&
+          (p['sectionName'] === undefined || p['sectionName'] === listener) &&
+          this.acceptance(p, routeNs)?.condition.status === 'True',
+      )
+    }).length
   }
 
   private reconcileRoute(hr: KubeObject): void {
