@@ -9,6 +9,8 @@ import { type GithubOidcSim, startGithubOidc } from './azure/github-oidc.js'
 import { NEWEST_SUPPORTED_ISTIO } from '../../src/istio/versions.js'
 import { type IstioctlReleases, startIstioctlReleases } from './istioctl/istioctl.js'
 import { type KubeApi, type KubeFault, startKubeApi } from './kube/server.js'
+import { GatewayApiController, type GatewayControllerOptions } from './gateway/controller.js'
+import { type GatewayApiSeedOptions, seedGatewayApi } from './gateway/seed-gateway-api.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
 import { REFS } from './kube/refs.js'
 import { KubeStore, type WriteEvent } from './kube/store.js'
@@ -51,6 +53,17 @@ export interface SimOptions {
    * of it, and register it as the in-cluster Service istio-system/prometheus:9090 for the service proxy.
    */
   prometheus?: boolean
+  /**
+   * The Gateway API (SPEC section 7), off by default (its CRDs are not part of a new AKS cluster): the
+   * gateway.networking.k8s.io versions served (default ['v1', 'v1beta1']; ['v1beta1'] = Gateway API 0.x CRDs),
+   * BookInfo's Gateway API objects in the application namespace (gateway/seed-gateway-api.ts; false = none) and the
+   * simulated controller writing their status (gateway/controller.ts; false = none; its mesh defaults to the seed's).
+   */
+  gatewayApi?: {
+    versions?: string[]
+    seed?: Omit<GatewayApiSeedOptions, 'namespace'> | false
+    controller?: GatewayControllerOptions | false
+  }
 }
 
 /**
@@ -97,6 +110,8 @@ export interface Sim {
   serviceUpstreams: ServiceUpstreams
   /** Fault injection into every simulator; see SimFaults and sim/README.md. */
   faults: SimFaults
+  /** With `gatewayApi` (unless its controller is false): the simulated Gateway API controller and its knobs. */
+  gatewayController?: GatewayApiController
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
   /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
@@ -155,6 +170,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       return undefined
     },
     ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
+    ...(o.gatewayApi ? { gatewayApiVersions: o.gatewayApi.versions ?? ['v1', 'v1beta1'] } : {}),
     rbac: true,
   })
   const mesh = await startMesh({
@@ -164,6 +180,14 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   })
   const layout = o.layout ?? 'oss'
   const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
+  let gatewayController: GatewayApiController | undefined
+  if (o.gatewayApi) {
+    const seed = o.gatewayApi.seed ?? {}
+    if (seed !== false) seedGatewayApi(store, { ...seed, namespace: info.namespace })
+    const ctl = o.gatewayApi.controller ?? {}
+    if (ctl !== false)
+      gatewayController = new GatewayApiController(store, { mesh: (seed || {}).mesh ?? 'istio', ...ctl })
+  }
   // RBAC: the bootstrap policy of every cluster, then the shipped manifests bound to the action's identities.
   const users = ['clusterUser', ids.objectId]
   seedBootstrapPolicy(store)
@@ -261,6 +285,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
         },
       })
     } catch (err) {
+      gatewayController?.close()
       await Promise.allSettled([
         prometheus?.stop(),
         mesh.close(),
@@ -284,6 +309,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     },
     arm: (fault) => arm.injectFault(fault),
     clear: () => {
+      gatewayController?.clearFaults()
       kube.clearFaults()
       arm.clearFaults()
       for (const key of meshFaults) {
@@ -308,6 +334,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     tokens,
     users,
     serviceUpstreams,
+    ...(gatewayController ? { gatewayController } : {}),
     ...(prometheus ? { prometheus } : {}),
     ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),
@@ -329,6 +356,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     }),
     close: async () => {
       for (const t of timers) clearTimeout(t)
+      gatewayController?.close()
       await Promise.allSettled([
         prometheus?.stop(),
         azureMonitor?.close(),

@@ -4,6 +4,7 @@ import type { ResourceRef } from './store.js'
 
 const ISTIO_NETWORKING = 'networking.istio.io'
 const RBAC = 'rbac.authorization.k8s.io'
+export const GATEWAY_API = 'gateway.networking.k8s.io'
 
 export const REFS = {
   namespaces: { group: '', resource: 'namespaces' },
@@ -23,6 +24,10 @@ export const REFS = {
   clusterRoles: { group: RBAC, resource: 'clusterroles' },
   clusterRoleBindings: { group: RBAC, resource: 'clusterrolebindings' },
   mutatingWebhookConfigurations: { group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
+  // Gateway API (kubernetes-sigs/gateway-api config/crd/standard): not Istio's networking.istio.io gateways.
+  gatewayClasses: { group: GATEWAY_API, resource: 'gatewayclasses' },
+  gatewayApiGateways: { group: GATEWAY_API, resource: 'gateways' },
+  httpRoutes: { group: GATEWAY_API, resource: 'httproutes' },
 } as const satisfies Record<string, ResourceRef>
 
 /** The resource of a manifest's `kind`, for the kinds the simulation applies from files (fixtures, deploy/rbac). */
@@ -40,4 +45,18 @@ export const REF_OF_KIND: Readonly<Record<string, ResourceRef>> = {
   ClusterRole: REFS.clusterRoles,
   ClusterRoleBinding: REFS.clusterRoleBindings,
   MutatingWebhookConfiguration: REFS.mutatingWebhookConfigurations,
+}
+
+/** The Gateway API kinds, by kind (their group is told by apiVersion: a Gateway of Istio is another resource). */
+const GATEWAY_API_KINDS: Readonly<Record<string, ResourceRef>> = {
+  GatewayClass: REFS.gatewayClasses,
+  Gateway: REFS.gatewayApiGateways,
+  HTTPRoute: REFS.httpRoutes,
+}
+
+/** The resource of a manifest by its apiVersion and kind (Gateway API kinds by group, the others by kind). */
+export function refOfManifest(doc: { apiVersion?: string; kind?: string }): ResourceRef | undefined {
+  const group = (doc.apiVersion ?? '').includes('/') ? (doc.apiVersion ?? '').split('/')[0] : ''
+  if (group === GATEWAY_API) return GATEWAY_API_KINDS[String(doc.kind)]
+  return REF_OF_KIND[String(doc.kind)]
 }

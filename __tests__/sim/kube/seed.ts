@@ -127,7 +127,7 @@ function nextIp(prefix: string): string {
   return `${prefix}.${Math.floor(ipCounter / 250)}.${(ipCounter % 250) + 2}`
 }
 
-function serviceDefaults(svc: KubeObject): KubeObject {
+export function serviceDefaults(svc: KubeObject): KubeObject {
   const spec = { ...(svc['spec'] as Obj) }
   const ip = nextIp('10.0')
   spec['type'] ??= 'ClusterIP'

@@ -11,6 +11,7 @@ import { load } from 'js-yaml'
 import { startHttps, sendJson } from '../net/https.js'
 import type { TestPki } from '../net/tls.js'
 import { REFS } from './refs.js'
+import { GATEWAY_API_GROUP, defaultGatewayApi, defaultStatus, validateGatewayApi } from '../gateway/schema.js'
 import { type KubeStore, StoreError, parseLabelSelector, type KubeObject, type ResourceRef } from './store.js'
 import { type ServiceUpstreams, handleServiceProxy, parseServiceProxyPath } from './service-proxy.js'
 import { type Attributes, RBAC_GROUP, authorize as rbacAuthorize, forbiddenMessage } from './rbac.js'
@@ -30,6 +31,12 @@ export interface KubeApiOptions {
   rbac?: boolean
   /** networking.istio.io versions served; default ['v1', 'v1beta1']; [] = Istio CRDs not installed. */
   istioVersions?: string[]
+  /**
+   * gateway.networking.k8s.io versions served (GatewayClass, Gateway, HTTPRoute): default [] (the Gateway API CRDs
+   * are not part of a new AKS cluster); ['v1', 'v1beta1'] = the standard install of Gateway API >= 1.0 (v1 stored,
+   * v1beta1 served); ['v1beta1'] = the CRDs of Gateway API 0.x.
+   */
+  gatewayApiVersions?: string[]
   /** In-cluster Services the service proxy forwards to: `namespace/name:port` -> upstream base URL. */
   serviceUpstreams?: ServiceUpstreams
   /** Emulate istiod's validating webhook (validation.istio.io) for VirtualServices. Default true. */
@@ -81,6 +88,8 @@ export interface KubeApi {
   requests: RecordedRequest[]
   /** Served networking.istio.io versions; may be changed while running (e.g. to simulate installing the CRDs). */
   istioVersions: string[]
+  /** Served gateway.networking.k8s.io versions; may be changed while running (installing the CRDs). */
+  gatewayApiVersions: string[]
   /** The next `times` requests matching (method, path) get this status, or a connection reset. */
   injectFault(f: KubeFault): void
   /** Drops the faults not yet used up. */
@@ -200,6 +209,41 @@ const RESOURCES: ResourceDef[] = [
     namespaced: true,
     shortNames: ['gw'],
     categories: ISTIO_CATEGORIES,
+    status: true,
+    custom: true,
+  },
+  // Gateway API, from its CRDs (kubernetes-sigs/gateway-api config/crd/standard/gateway.networking.k8s.io_*.yaml):
+  // names, scope, shortNames and categories as there; every version `subresources: status: {}`; v1 `storage: true`,
+  // v1beta1 served from the same storage (one object, seen through either version).
+  {
+    group: GATEWAY_API_GROUP,
+    resource: 'gatewayclasses',
+    singular: 'gatewayclass',
+    kind: 'GatewayClass',
+    namespaced: false,
+    shortNames: ['gc'],
+    categories: ['gateway-api'],
+    status: true,
+    custom: true,
+  },
+  {
+    group: GATEWAY_API_GROUP,
+    resource: 'gateways',
+    singular: 'gateway',
+    kind: 'Gateway',
+    namespaced: true,
+    shortNames: ['gtw'],
+    categories: ['gateway-api'],
+    status: true,
+    custom: true,
+  },
+  {
+    group: GATEWAY_API_GROUP,
+    resource: 'httproutes',
+    singular: 'httproute',
+    kind: 'HTTPRoute',
+    namespaced: true,
+    categories: ['gateway-api'],
     status: true,
     custom: true,
   },
@@ -501,6 +545,12 @@ function validateName(def: ResourceDef, name: string): void {
 /** What a decoder would reject: Go typed decoding (built-ins) or the CRD structural schema (Istio). */
 function validateObject(def: ResourceDef, obj: KubeObject): void {
   const name = obj.metadata.name
+  if (def.group === GATEWAY_API_GROUP) {
+    // The CRD schema's defaults are written into what is stored (gateway/schema.ts), then its validation.
+    defaultGatewayApi(def.resource, obj)
+    const causes = validateGatewayApi(def.resource, obj)
+    if (causes.length) throw invalid(def, name, causes)
+  }
   if (def.resource === 'leases') {
     const spec = isObj(obj['spec']) ? obj['spec'] : {}
     for (const f of ['acquireTime', 'renewTime']) {
@@ -608,10 +658,19 @@ interface ResourceRoute {
   subresource: string | undefined
 }
 
-function groupVersions(group: string, istioVersions: string[]): string[] {
+/** The versions of the CRD-served groups installed now (KubeApi.istioVersions, KubeApi.gatewayApiVersions). */
+interface Served {
+  istio: string[]
+  gatewayApi: string[]
+}
+
+const servedOf = (api: KubeApi): Served => ({ istio: api.istioVersions, gatewayApi: api.gatewayApiVersions })
+
+function groupVersions(group: string, served: Served): string[] {
   if (group === '' || group === 'apps' || group === 'coordination.k8s.io' || group === RBAC_GROUP) return ['v1']
   if (group === ADMISSION_GROUP) return ['v1']
-  if (group === ISTIO) return istioVersions
+  if (group === ISTIO) return served.istio
+  if (group === GATEWAY_API_GROUP) return served.gatewayApi
   return []
 }
 
@@ -619,7 +678,7 @@ function groupVersions(group: string, istioVersions: string[]): string[] {
  * The resource a path names, as the apiserver's installed routes match it: /api/v1/... or /apis/<g>/<v>/...,
  * `namespaces/<ns>/` before a namespaced resource, then resource[/name[/status]]; 404 for anything not served.
  */
-function parseResource(segs: string[], istioVersions: string[]): ResourceRoute {
+function parseResource(segs: string[], served: Served): ResourceRoute {
   let group: string
   let version: string
   let rest: string[]
@@ -634,7 +693,7 @@ function parseResource(segs: string[], istioVersions: string[]): ResourceRoute {
   } else {
     throw pathNotFound()
   }
-  if (!groupVersions(group, istioVersions).includes(version)) throw pathNotFound()
+  if (!groupVersions(group, served).includes(version)) throw pathNotFound()
   const find = (resource: string | undefined): ResourceDef | undefined =>
     RESOURCES.find((r) => r.group === group && r.resource === resource)
   let namespace: string | undefined
@@ -952,28 +1011,29 @@ function forbidden(a: Attributes, reason: string): ApiError {
 
 // ---------------------------------------------------------------------------------------------
 // Discovery: /version, /api, /apis and /openapi, for the groups and versions served (networking.istio.io only
-// in the versions of `istioVersions`, which may change while running)
+// in the versions of `served`, which may change while running)
 
 /** The preferred version of a group, as in its APIGroup: the most stable one served. */
-function preferredVersion(group: string, istioVersions: string[]): string | undefined {
-  const vs = groupVersions(group, istioVersions)
+function preferredVersion(group: string, served: Served): string | undefined {
+  const vs = groupVersions(group, served)
   return ['v1', 'v1beta1', 'v1alpha3'].find((v) => vs.includes(v)) ?? vs[0]
 }
 
 /** An APIGroup (the body of /apis/<group> and an entry of the APIGroupList at /apis). */
-function apiGroupInfo(group: string, istioVersions: string[]): Obj {
-  const pv = preferredVersion(group, istioVersions)!
+function apiGroupInfo(group: string, served: Served): Obj {
+  const pv = preferredVersion(group, served)!
   return {
     name: group,
-    versions: groupVersions(group, istioVersions).map((v) => ({ groupVersion: `${group}/${v}`, version: v })),
+    versions: groupVersions(group, served).map((v) => ({ groupVersion: `${group}/${v}`, version: v })),
     preferredVersion: { groupVersion: `${group}/${pv}`, version: pv },
   }
 }
 
 /** The named groups served (the core group "" is discovered at /api, not /apis). */
-function servedGroups(istioVersions: string[]): string[] {
-  return ['apps', 'coordination.k8s.io', ADMISSION_GROUP, RBAC_GROUP, ISTIO].filter(
-    (g) => groupVersions(g, istioVersions).length > 0,
+function servedGroups(served: Served): string[] {
+  // CRD groups come last, by name (their APIServices' groupPriorityMinimum 1000, ties sorted by name).
+  return ['apps', 'coordination.k8s.io', ADMISSION_GROUP, RBAC_GROUP, GATEWAY_API_GROUP, ISTIO].filter(
+    (g) => groupVersions(g, served).length > 0,
   )
 }
 
@@ -1016,11 +1076,8 @@ function resourceList(group: string, version: string): Obj {
 // x-kubernetes-group-version-kind. Schemas here preserve unknown fields (the server validates).
 
 /** The group versions with an OpenAPI v3 document ("api/v1", "apis/<g>/<v>"). */
-function openapiGroupVersions(istioVersions: string[]): string[] {
-  return [
-    'api/v1',
-    ...servedGroups(istioVersions).flatMap((g) => groupVersions(g, istioVersions).map((v) => `apis/${g}/${v}`)),
-  ]
+function openapiGroupVersions(served: Served): string[] {
+  return ['api/v1', ...servedGroups(served).flatMap((g) => groupVersions(g, served).map((v) => `apis/${g}/${v}`))]
 }
 
 /** The OpenAPI v3 document of one group version: its operations and its kinds' schemas. */
@@ -1071,9 +1128,9 @@ function openapiEtag(gv: string): string {
 }
 
 /** /openapi/v3 (the index), /openapi/v3/<gv> (a document) and an empty /openapi/v2; undefined for other paths. */
-function openapi(segs: string[], istioVersions: string[]): Obj | undefined {
+function openapi(segs: string[], served: Served): Obj | undefined {
   if (segs[0] === 'openapi' && segs[1] === 'v3') {
-    const gvs = openapiGroupVersions(istioVersions)
+    const gvs = openapiGroupVersions(served)
     if (segs.length === 2) {
       return {
         paths: Object.fromEntries(
@@ -1097,7 +1154,7 @@ function openapi(segs: string[], istioVersions: string[]): Obj | undefined {
 }
 
 /** /version, /api (APIVersions), /api/v1, /apis (APIGroupList), /apis/<g>, /apis/<g>/<v>; undefined otherwise. */
-function apiDiscovery(segs: string[], istioVersions: string[]): Obj | undefined {
+function apiDiscovery(segs: string[], served: Served): Obj | undefined {
   if (segs.length === 1 && segs[0] === 'version') return VERSION_INFO
   if (segs.length === 1 && segs[0] === 'api') {
     return {
@@ -1111,23 +1168,23 @@ function apiDiscovery(segs: string[], istioVersions: string[]): Obj | undefined 
     return {
       kind: 'APIGroupList',
       apiVersion: 'v1',
-      groups: servedGroups(istioVersions).map((g) => apiGroupInfo(g, istioVersions)),
+      groups: servedGroups(served).map((g) => apiGroupInfo(g, served)),
     }
   }
   if (segs.length === 2 && segs[0] === 'apis') {
-    if (!servedGroups(istioVersions).includes(segs[1]!)) throw pathNotFound()
-    return { kind: 'APIGroup', apiVersion: 'v1', ...apiGroupInfo(segs[1]!, istioVersions) }
+    if (!servedGroups(served).includes(segs[1]!)) throw pathNotFound()
+    return { kind: 'APIGroup', apiVersion: 'v1', ...apiGroupInfo(segs[1]!, served) }
   }
   if (segs.length === 3 && segs[0] === 'apis') {
-    if (!groupVersions(segs[1]!, istioVersions).includes(segs[2]!)) throw pathNotFound()
+    if (!groupVersions(segs[1]!, served).includes(segs[2]!)) throw pathNotFound()
     return resourceList(segs[1]!, segs[2]!)
   }
   return undefined
 }
 
 /** The discovery document at this path, undefined when the path is not a discovery path. */
-function discovery(segs: string[], istioVersions: string[]): Obj | undefined {
-  return openapi(segs, istioVersions) ?? apiDiscovery(segs, istioVersions)
+function discovery(segs: string[], served: Served): Obj | undefined {
+  return openapi(segs, served) ?? apiDiscovery(segs, served)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1325,7 +1382,10 @@ function applyDefaults(b: Backend, def: ResourceDef, obj: KubeObject): void {
   } else if (def.resource === 'pods') {
     obj['status'] = { phase: 'Pending', qosClass: 'BestEffort' }
   } else if (def.status) {
+    // The status subresource drops a client's status; a CRD's schema default status is what is stored instead.
     delete obj['status']
+    const status = def.group === GATEWAY_API_GROUP ? defaultStatus(def.resource) : undefined
+    if (status) obj['status'] = status
   }
 }
 
@@ -1727,12 +1787,12 @@ class KubeApiServer implements Backend {
       .split('/')
       .filter(Boolean)
       .map((s) => decodeURIComponent(s))
-    const disc = discovery(segs, this.api.istioVersions)
+    const disc = discovery(segs, servedOf(this.api))
     if (disc) {
       if (method !== 'GET') throw methodNotAllowed()
       return { status: 200, body: disc }
     }
-    return this.serveResource(method, parseResource(segs, this.api.istioVersions), req, body, url.searchParams)
+    return this.serveResource(method, parseResource(segs, servedOf(this.api)), req, body, url.searchParams)
   }
 
   /** A resource request by method: on an object (with a name) or on a collection. */
@@ -1786,6 +1846,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     store: opts.store,
     requests: [],
     istioVersions: [...(opts.istioVersions ?? ['v1', 'v1beta1'])],
+    gatewayApiVersions: [...(opts.gatewayApiVersions ?? [])],
     injectFault(f) {
       faults.inject(f)
     },

@@ -3,6 +3,7 @@
 // and optimistic concurrency on update (a stale resourceVersion is a conflict).
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { isDeepStrictEqual } from 'node:util'
 
 export type KubeObject = {
   apiVersion?: string
@@ -46,6 +47,10 @@ export interface WriteEvent {
 }
 
 const clone = <T>(v: T): T => structuredClone(v)
+
+/** Equal as JSON documents (undefined members dropped as on the wire), key order aside. */
+const sameContent = (a: unknown, b: unknown): boolean =>
+  isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)))
 
 export class KubeStore extends EventEmitter {
   private rv = 1000
@@ -118,7 +123,8 @@ export class KubeStore extends EventEmitter {
     o.metadata.uid = cur.metadata.uid as string
     o.metadata.creationTimestamp = cur.metadata.creationTimestamp as string
     o.metadata.resourceVersion = String(++this.rv)
-    const specChanged = JSON.stringify(o['spec']) !== JSON.stringify(cur['spec'])
+    // Compared as the apiserver does (apiequality.Semantic.DeepEqual): by content, whatever the order of the keys.
+    const specChanged = !sameContent(o['spec'], cur['spec'])
     o.metadata.generation = (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0)
     b.set(k, o)
     this.record('update', ref, o)

@@ -97,4 +97,63 @@ describe('real kubectl against the simulated API server', {
       await sim.close()
     }
   })
+
+  it('the Gateway API: api-resources, get through either version (status included), apply of an HTTPRoute', async () => {
+    const sim = await startSimulation({ rbac: 'cluster-admin', gatewayApi: { controller: { delayMs: 0 } } })
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'ic-kubectl-'))
+      const kubeconfig = join(dir, 'config')
+      writeFileSync(kubeconfig, sim.kubeconfig('user'), { mode: 0o600 })
+      const kubectl = (...args: string[]): Promise<{ code: number; out: string; err: string }> =>
+        new Promise((resolve) => {
+          execFile(KUBECTL as string, ['--kubeconfig', kubeconfig, ...args], { timeout: 30_000 }, (e, out, err) =>
+            resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }),
+          )
+        })
+      const resources = await kubectl('api-resources', '--api-group=gateway.networking.k8s.io', '-o', 'name')
+      assert.equal(resources.code, 0, resources.err)
+      assert.deepEqual(resources.out.trim().split('\n').sort(), [
+        'gatewayclasses.gateway.networking.k8s.io',
+        'gateways.gateway.networking.k8s.io',
+        'httproutes.gateway.networking.k8s.io',
+      ])
+      // The controller (delay 0) reports within a bounded wait.
+      for (let i = 0; i < 100 && !sim.store.get(REFS.httpRoutes, 'bookinfo', 'reviews')?.['status']; i++)
+        await new Promise((r) => setTimeout(r, 10))
+      const beta = await kubectl(
+        'get',
+        'httproutes.v1beta1.gateway.networking.k8s.io',
+        'reviews',
+        '-n',
+        'bookinfo',
+        '-o',
+        'json',
+      )
+      assert.equal(beta.code, 0, beta.err)
+      const route = JSON.parse(beta.out)
+      assert.equal(route.apiVersion, 'gateway.networking.k8s.io/v1beta1')
+      assert.equal(route.status.parents[0].conditions[0].type, 'Accepted')
+      assert.equal(route.status.parents[0].conditions[0].status, 'True')
+      const file = join(dir, 'hr.yaml')
+      writeFileSync(
+        file,
+        'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: ratings\n  namespace: bookinfo\nspec:\n  parentRefs:\n  - {group: "", kind: Service, name: ratings, port: 9080}\n  rules:\n  - backendRefs:\n    - {name: ratings-v1, port: 9080}\n',
+      )
+      const applied = await kubectl('apply', '-f', file)
+      assert.equal(applied.code, 0, applied.err)
+      assert.match(applied.out, /httproute\.gateway\.networking\.k8s\.io\/ratings created/)
+      const weight = await kubectl(
+        'get',
+        'httproute',
+        'ratings',
+        '-n',
+        'bookinfo',
+        '-o',
+        'jsonpath={.spec.rules[0].backendRefs[0].weight}',
+      )
+      assert.equal(weight.out, '1', 'the CRD default, stored')
+    } finally {
+      await sim.close()
+    }
+  })
 })

@@ -1,0 +1,100 @@
+// BookInfo with the Gateway API, from Istio's own sample manifests (__tests__/fixtures/istio-samples/, parsed, not
+// retyped): BookInfo's Services (platform/kube/bookinfo.yaml, unless seedCluster made them), one Service per version (platform/kube/bookinfo-versions.yaml, what HTTPRoute backendRefs name instead of
+// DestinationRule subsets), the north-south Gateway `bookinfo-gateway` with the `bookinfo` HTTPRoute
+// (gateway-api/bookinfo-gateway.yaml), and the mesh (GAMMA) route of reviews whose parent is the reviews Service
+// (gateway-api/route-reviews-*.yaml). With Istio, the GatewayClass `istio` that istiod creates for its gateway
+// controller (istio/istio pilot/pkg/config/kube/gateway, the default classes). Objects go into the store with the
+// CRD schema's defaults, as the API server would have stored them (schema.ts).
+import type { KubeObject, KubeStore } from '../kube/store.js'
+import { REFS, refOfManifest } from '../kube/refs.js'
+import { loadFixture, serviceDefaults } from '../kube/seed.js'
+import { ISTIO_GATEWAY_CONTROLLER } from './controller.js'
+import { defaultGatewayApi, defaultStatus } from './schema.js'
+
+export type ReviewsRouteFixture =
+  | 'route-reviews-v1.yaml'
+  | 'route-reviews-90-10.yaml'
+  | 'route-reviews-50-v3.yaml'
+  | 'route-reviews-v3.yaml'
+
+export interface GatewayApiSeedOptions {
+  /** The application namespace (created when missing). Default 'bookinfo'. */
+  namespace?: string
+  /** 'istio' (default): GatewayClass istio, the Gateway and its route; 'linkerd': mesh routes only. */
+  mesh?: 'istio' | 'linkerd'
+  /** The reviews HTTPRoute's fixture. Default route-reviews-v1.yaml (all to reviews-v1). */
+  reviewsRoute?: ReviewsRouteFixture
+  /** The north-south Gateway and the bookinfo HTTPRoute. Default: with Istio. */
+  northSouth?: boolean
+}
+
+export interface GatewayApiSeedInfo {
+  namespace: string
+  gatewayClass?: string
+  gateway?: string
+  /** The HTTPRoutes seeded, by name. */
+  routes: string[]
+}
+
+/** Creates one object of a Gateway API fixture (or a Service), with the schema defaults the API server applies. */
+function create(store: KubeStore, doc: KubeObject, namespace: string | undefined): KubeObject {
+  const ref = refOfManifest(doc)
+  if (!ref) throw new Error(`unexpected ${String(doc.kind)} in a Gateway API fixture`)
+  const obj: KubeObject = structuredClone({
+    ...doc,
+    metadata: { ...doc.metadata, ...(namespace !== undefined ? { namespace } : {}) },
+  })
+  if (ref === REFS.services) return store.create(ref, serviceDefaults(obj))
+  defaultGatewayApi(ref.resource, obj)
+  const status = defaultStatus(ref.resource)
+  if (status) obj['status'] = status
+  else delete obj['status']
+  return store.create(ref, obj)
+}
+
+export function seedGatewayApi(store: KubeStore, opts: GatewayApiSeedOptions = {}): GatewayApiSeedInfo {
+  const ns = opts.namespace ?? 'bookinfo'
+  const mesh = opts.mesh ?? 'istio'
+  if (!store.get(REFS.namespaces, undefined, ns)) {
+    store.create(REFS.namespaces, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } },
+      spec: { finalizers: ['kubernetes'] },
+      status: { phase: 'Active' },
+    })
+  }
+  const info: GatewayApiSeedInfo = { namespace: ns, routes: [] }
+  // The application's own Services (platform/kube/bookinfo.yaml: reviews is the mesh route's parent, productpage the
+  // Gateway route's backend) where seedCluster has not made them, then one Service per version.
+  for (const svc of loadFixture('platform/kube/bookinfo.yaml').filter((d) => d.kind === 'Service')) {
+    if (!store.get(REFS.services, ns, svc.metadata.name)) create(store, svc, ns)
+  }
+  for (const svc of loadFixture('platform/kube/bookinfo-versions.yaml')) {
+    if (!store.get(REFS.services, ns, svc.metadata.name)) create(store, svc, ns)
+  }
+  if (mesh === 'istio' && !store.get(REFS.gatewayClasses, undefined, 'istio')) {
+    create(
+      store,
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'GatewayClass',
+        metadata: { name: 'istio' },
+        spec: { controllerName: ISTIO_GATEWAY_CONTROLLER, description: 'The default Istio GatewayClass' },
+      },
+      undefined,
+    )
+    info.gatewayClass = 'istio'
+  }
+  if (opts.northSouth ?? mesh === 'istio') {
+    for (const doc of loadFixture('gateway-api/bookinfo-gateway.yaml')) {
+      const o = create(store, doc, ns)
+      if (o.kind === 'Gateway') info.gateway = o.metadata.name
+      else info.routes.push(o.metadata.name)
+    }
+  }
+  for (const doc of loadFixture(`gateway-api/${opts.reviewsRoute ?? 'route-reviews-v1.yaml'}`)) {
+    info.routes.push(create(store, doc, ns).metadata.name)
+  }
+  return info
+}
