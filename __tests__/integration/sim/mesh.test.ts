@@ -416,7 +416,10 @@ describe('mesh over seeded clusters', () => {
 describe('propagation: a route change reaches each proxy after istiod debounces and pushes it', () => {
   const toV3 = (store: KubeStore): void => {
     const cur = store.get(REFS.virtualServices, NS, 'reviews')!
-    store.update(REFS.virtualServices, { ...cur, spec: fixture('networking/virtual-service-reviews-v3.yaml')[0]!['spec'] })
+    store.update(REFS.virtualServices, {
+      ...cur,
+      spec: fixture('networking/virtual-service-reviews-v3.yaml')[0]!['spec'],
+    })
   }
   /** The reviews version productpage's sidecar picks, polled until `want` or the bound (ms since the write). */
   const until = async (mesh: Mesh, want: string, boundMs: number): Promise<number> => {

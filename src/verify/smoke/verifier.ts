@@ -5,6 +5,7 @@ import type { Sleep } from '../../retry.js'
 import type { Check, StepContext, Verifier } from '../verifier.js'
 import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
 import { type Verdict, judge } from './verdict.js'
+import { type Settled, type TrafficChange, settleShares } from '../settle.js'
 
 export interface SmokeVerifierConfig {
   /** The smoke test of every step; the step's headers are added to `request.headers`. */
@@ -17,11 +18,15 @@ export interface SmokeVerifierConfig {
   stableVersions: string[]
   /** The answers' version shares are tested against the weights (version pattern set, split stable/canary only). */
   checkShares: boolean
+  /** Upper bound of the wait for traffic to follow a route change (default SETTLE_TIMEOUT_MS). */
+  settleTimeoutMs?: number
 }
 
 export interface SmokeVerifierDeps {
   sleep: Sleep
   log: (message: string) => void
+  /** Clock of the settle wait (default Date.now). */
+  now?: () => number
 }
 
 /** A smoke test's result and verdict as a Check. */
@@ -55,6 +60,22 @@ export class SmokeVerifier implements Verifier {
   describe(): string {
     const r = this.config.request
     return `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once)`
+  }
+
+  /** Only with a version pattern can answers be attributed: without it, undefined (settle is not defined). */
+  get settle(): ((change: TrafficChange) => Promise<Settled>) | undefined {
+    if (!this.config.request.versionPattern) return undefined
+    return (change) =>
+      settleShares(
+        {
+          request: this.config.request,
+          canaryVersions: this.config.canaryVersions,
+          threshold: this.config.threshold,
+          ...(this.config.settleTimeoutMs !== undefined ? { timeoutMs: this.config.settleTimeoutMs } : {}),
+        },
+        change,
+        { probe: runSmokeTest, sleep: this.deps.sleep, now: this.deps.now ?? Date.now },
+      )
   }
 
   async verify(step: StepContext): Promise<Check> {
