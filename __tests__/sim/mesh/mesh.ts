@@ -366,7 +366,10 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     if (burst.timer) clearTimeout(burst.timer)
     const due = Math.min(burst.last + propagation.debounceAfterMs, burst.first + propagation.debounceMaxMs)
     const wait = due - performance.now()
-    if (wait <= 0) return push()
+    if (wait <= 0) {
+      push()
+      return
+    }
     burst.timer = setTimeout(push, wait)
     burst.timer.unref()
   }
