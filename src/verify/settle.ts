@@ -45,7 +45,7 @@ export interface SettleConfig {
   timeoutMs?: number
   /** Probes per batch (default: the smoke test's concurrency). */
   batch?: number
-  /** Pause between batches (default 50 ms). */
+  /** Pause between batches (default 100 ms). */
   gapMs?: number
   /** At most this many probes (default 5000). */
   maxProbes?: number
@@ -98,7 +98,7 @@ export async function settleShares(config: SettleConfig, change: TrafficChange, 
   const started = deps.now()
   const timeoutMs = config.timeoutMs ?? SETTLE_TIMEOUT_MS
   const batch = config.batch ?? config.request.concurrency
-  const gapMs = config.gapMs ?? 50
+  const gapMs = config.gapMs ?? 100
   const maxProbes = config.maxProbes ?? 5000
   const p0 = change.from / 100
   const p1 = change.to / 100
