@@ -122,6 +122,14 @@ describe('settle: the wait', () => {
     assert.match(out.summary, /^3 of 10 probes failed while waiting for 50 %/)
   })
 
+  it('a few failing probes end the wait too, however rare (a broken canary whose pages name no version)', async () => {
+    const p = plane(0, 0, 0, 1)
+    // 1 in 10 fails: within a threshold of 0.8, but three of them end the wait.
+    const out = await settleShares({ ...config, threshold: 0.8 }, change(0, 10), p.deps)
+    assert.equal(out.outcome, 'failing')
+    assert.equal(p.batches(), 3)
+  })
+
   it('a preview: probes carry its header; from 0 % to 100 %', async () => {
     const p = plane(0, 100, 3)
     const out = await settleShares(

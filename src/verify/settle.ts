@@ -39,7 +39,8 @@ export interface SettleConfig {
   /** The smoke test's request; `requests` is replaced by each batch's size. */
   request: SmokeConfig
   canaryVersions: string[]
-  /** Minimum success rate of the step (0..1): more failing probes than it allows end the wait as 'failing'. */
+  /** Minimum success rate of the step (0..1): more failing probes than it allows (or FAILING_PROBES of them) end
+   * the wait as 'failing'. */
   threshold: number
   /** Upper bound of the wait (default SETTLE_TIMEOUT_MS). */
   timeoutMs?: number
@@ -59,6 +60,9 @@ export interface SettleDeps {
 
 /** istiod's PILOT_DEBOUNCE_MAX (10 s) and pushes of several seconds under load, with room to spare. */
 export const SETTLE_TIMEOUT_MS = 30_000
+
+/** Failed probes that end the wait as 'failing' whatever their share. */
+export const FAILING_PROBES = 3
 
 /** Where the detector decides: log(1000). */
 export const SETTLE_THRESHOLD = Math.log(1000)
@@ -139,7 +143,9 @@ export async function settleShares(config: SettleConfig, change: TrafficChange, 
     if (window.length > 4) window.shift()
     s = cusum(s, p0, p1, t.canary, t.other)
     if (s >= SETTLE_THRESHOLD) return done('settled')
-    if (probes >= 10 && failed / probes > 1 - config.threshold) return done('failing')
+    // Failing answers after a baseline that passed are the step's to judge (a broken canary's pages may name no
+    // version, so its share would never show): a few of them, or more than the threshold allows, end the wait.
+    if (failed >= FAILING_PROBES || (probes >= 10 && failed / probes > 1 - config.threshold)) return done('failing')
     await deps.sleep(gapMs, change.signal)
   }
   return done('timeout')
