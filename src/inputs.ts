@@ -14,6 +14,7 @@ import {
   parseDuration,
   parseHeaderName,
   parseHeaders,
+  parseBaseUrl,
   parseHttpUrl,
   parseInteger,
   parseIstioVersion,
@@ -76,6 +77,8 @@ export interface Inputs {
   'analysis-alpha': number
   /** Absolute path of the GitOps manifest (inside the workspace) to hand the result back to. */
   manifest?: string
+  /** Kiali's base URL with its web root (e.g. https://kiali.example.com/kiali): the job summary links into it. */
+  'kiali-url'?: string
 }
 
 /** Header names Istio accepts in an HTTPMatchRequest (its webhook denies others): ^[-_A-Za-z0-9]+$. */
@@ -195,7 +198,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       if (!v.startsWith('/')) throw new InputError('smoke-path', `'${v}' must start with '/', e.g. /productpage`)
       return v
     }),
-    'smoke-requests': withDefault('smoke-requests', '20', (v) => parseInteger('smoke-requests', v, 1, 10_000)),
+    'smoke-requests': withDefault('smoke-requests', '200', (v) => parseInteger('smoke-requests', v, 1, 10_000)),
     'smoke-concurrency': withDefault('smoke-concurrency', '4', (v) => parseInteger('smoke-concurrency', v, 1, 256)),
     'smoke-timeout': withDefault('smoke-timeout', '5s', (v) => {
       const ms = parseDuration('smoke-timeout', v, { maxMs: 300_000 })
@@ -204,7 +207,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     }),
     'smoke-expect': opt('smoke-expect', (v) => parseRegex('smoke-expect', v)),
     'smoke-headers': attempt(() => parseHeaders('smoke-headers', read('smoke-headers'))),
-    'success-threshold': withDefault('success-threshold', '0.95', (v) => parseRatio('success-threshold', v)),
+    'success-threshold': withDefault('success-threshold', '0.9', (v) => parseRatio('success-threshold', v)),
     'max-latency': opt('max-latency', (v) => parseDuration('max-latency', v, { maxMs: 300_000 })),
     'version-pattern': opt('version-pattern', (v) => parseRegex('version-pattern', v, { captureGroup: true })),
     manifest: opt('manifest', (v) => {
@@ -215,6 +218,7 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
       }
     }),
     'prometheus-url': opt('prometheus-url', (v) => parseHttpUrl('prometheus-url', v)),
+    'kiali-url': opt('kiali-url', (v) => parseBaseUrl('kiali-url', v, 'https://kiali.example.com/kiali')),
     'prometheus-service': withDefault('prometheus-service', 'auto', (v) => {
       if (v === 'auto' || v === 'none') return v
       try {

@@ -11,13 +11,14 @@ import { describeMesh, prepareMesh } from './istio/prepare.js'
 import { ForbiddenError, type Subset } from './k8s/resources.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
 import { MODES } from './modes.js'
+import { kialiLinks, workloadOfPod } from './report/kiali.js'
 import { type RunReport, writeReport } from './report/report.js'
 import { writeJobSummary } from './report/summary.js'
 import { Engine, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { outputResult } from './rollout/machine.js'
 import { createRouter } from './routing/index.js'
-import { type MeshFacts, type TargetRef, type TrafficRouter, describeSelector } from './routing/router.js'
+import { type MeshFacts, type Route, type TargetRef, type TrafficRouter, describeSelector } from './routing/router.js'
 import { isActive } from './routing/state.js'
 import { type Sleep, realSleep } from './retry.js'
 import { kubeconfigHttpGet } from './telemetry/prometheus.js'
@@ -118,6 +119,10 @@ class MainStep {
   private failure: Error | undefined
   private outcome: Outcome | undefined
   private manifestChanged = false
+  /** Each subset's workload as Istio and Kiali name it (found only with kiali-url). */
+  private readonly workloads = new Map<string, string>()
+  /** When the rollout this run continues (or, for status, reports on) began: the Kiali links' window starts there. */
+  private rolloutStartedAt: string | undefined
 
   constructor(
     private readonly inputs: Inputs,
@@ -160,6 +165,8 @@ class MainStep {
       const router = createRouter(session.kube, targetOf(this.inputs), { log: core.info })
       const engine = this.engine(router)
       await engine.load()
+      const found = router.state
+      if (found && (isActive(found) || this.inputs.action === 'status')) this.rolloutStartedAt = found.startedAt
       await this.checkManifest(router)
       await this.checkMesh(session, router, engine)
       if (this.mode.locks && (await core.group('Take the lock', () => this.takeLock(session, router, engine)))) {
@@ -197,6 +204,7 @@ class MainStep {
         runId: this.runId,
         log: core.info,
         now: this.deps.now,
+        sleep: this.deps.sleep,
         onTrafficChange: () => {
           this.touched = true
           this.deps.jobState.save('changed', true)
@@ -221,6 +229,7 @@ class MainStep {
     if (this.inputs.action === 'status') {
       const route = router.findRoute(this.inputs.route) ?? {}
       Object.assign(this.report, await describeMesh(this.inputs, session, () => router.meshFacts(route)))
+      await this.statusVerifiers(session, router, engine)
       return
     }
     if (!this.mode.verifies || (this.inputs.action !== 'preview' && engine.alreadyPromoted())) return
@@ -233,48 +242,115 @@ class MainStep {
       const canary = start?.canary ?? (this.inputs['canary-subset'] as string)
       this.report.stableSubset = stable
       this.report.canarySubset = canary
-      let facts: Promise<MeshFacts> | undefined
-      const meshFacts = (): Promise<MeshFacts> => {
-        facts ??= router.meshFacts(route)
-        return facts
-      }
-      const mesh = await prepareMesh(
-        this.inputs,
-        session,
-        { route, subsets: [stable, canary].filter((s) => s !== ''), facts: meshFacts },
-        (cp) => {
-          this.report.istioVersion = cp.version
-        },
-      )
-      this.report.gatewayUrl = mesh.gatewayUrl
-      const state = router.state
-      const base = state && isActive(state) ? state.originalRoute : route
-      const versionLabel = (subset: string): string => mesh.subsets.get(subset)?.labels?.['version'] ?? subset
-      const verifiers = await createVerifiers(
-        this.inputs,
-        {
-          namespace: this.inputs.namespace,
-          service: (await meshFacts()).destinationHost.split('.')[0] ?? '',
-          stableVersion: versionLabel(stable),
-          canaryVersion: versionLabel(canary),
-          gatewayUrl: mesh.gatewayUrl,
-          canaryVersions: versionKeys(canary, mesh.subsets.get(canary)),
-          stableVersions: stable ? versionKeys(stable, mesh.subsets.get(stable)) : [],
-          // Shares are tested where the split is exactly stable/canary, and for a preview (all of it to the canary).
-          splitIsStableCanary: preview || [...router.shares(base).keys()].every((v) => v === stable || v === canary),
-        },
-        {
-          sleep: this.deps.sleep,
-          now: () => this.deps.now().getTime(),
-          log: core.info,
-          warn: core.warning,
-          cluster: clusterEndpoint(session),
-          ...(session.azure ? { azure: session.azure } : {}),
-        },
-      )
-      for (const verifier of verifiers) core.info(verifier.describe())
-      engine.setVerifiers(verifiers)
+      await this.prepareVerifiers(this.inputs, session, router, engine, { route, stable, canary, preview })
     })
+  }
+
+  /**
+   * `status`: the verifiers of the route as it is, read-only: no istioctl, no install, no analyze; a mesh that is not
+   * ready, or a Prometheus that cannot be used, leaves a note in the report instead of failing the run.
+   */
+  private async statusVerifiers(session: Session, router: TrafficRouter, engine: Engine): Promise<void> {
+    const { route, stable, canary } = engine.statusTarget()
+    if (!canary) {
+      engine.statusNotes.push("no evidence per version: no rollout in progress and no 'canary-subset'")
+      return
+    }
+    this.report.stableSubset = stable
+    this.report.canarySubset = canary
+    // Only the versions that take traffic now must be ready (after a promotion the old one may be scaled down).
+    const shares = router.shares(route)
+    const ready = [stable, canary].filter((s) => s !== '' && (shares.get(s) ?? 0) > 0)
+    const readOnly: Inputs = {
+      ...this.inputs,
+      'install-istio': false,
+      analyze: false,
+      metrics: this.inputs.metrics === 'false' ? 'false' : 'auto',
+    }
+    try {
+      await core.group('Check the mesh (read-only, for status)', () =>
+        this.prepareVerifiers(readOnly, session, router, engine, { route, stable, canary, preview: false, ready }),
+      )
+    } catch (err) {
+      const message = (err as Error).message
+      core.warning(`Status without evidence per version: ${message}`)
+      engine.statusNotes.push(`no evidence per version: ${message}`)
+    }
+  }
+
+  /** The mesh checks and the verifiers of the plan's versions (reads only, with `inputs` as given). */
+  private async prepareVerifiers(
+    inputs: Inputs,
+    session: Session,
+    router: TrafficRouter,
+    engine: Engine,
+    plan: { route: Route; stable: string; canary: string; preview: boolean; ready?: string[] },
+  ): Promise<void> {
+    const { route, stable, canary, preview } = plan
+    let facts: Promise<MeshFacts> | undefined
+    const meshFacts = (): Promise<MeshFacts> => {
+      facts ??= router.meshFacts(route)
+      return facts
+    }
+    const mesh = await prepareMesh(
+      inputs,
+      session,
+      { route, subsets: plan.ready ?? [stable, canary].filter((s) => s !== ''), facts: meshFacts },
+      (cp) => {
+        this.report.istioVersion = cp.version
+      },
+    )
+    this.report.gatewayUrl = mesh.gatewayUrl
+    const state = router.state
+    const base = state && isActive(state) ? state.originalRoute : route
+    const versionLabel = (subset: string): string => mesh.subsets.get(subset)?.labels?.['version'] ?? subset
+    const service = (await meshFacts()).destinationHost.split('.')[0] ?? ''
+    const verifiers = await createVerifiers(
+      inputs,
+      {
+        namespace: inputs.namespace,
+        service,
+        stableVersion: versionLabel(stable),
+        canaryVersion: versionLabel(canary),
+        gatewayUrl: mesh.gatewayUrl,
+        canaryVersions: versionKeys(canary, mesh.subsets.get(canary)),
+        stableVersions: stable ? versionKeys(stable, mesh.subsets.get(stable)) : [],
+        // Shares are tested where the split is exactly stable/canary, and for a preview (all of it to the canary).
+        splitIsStableCanary: preview || [...router.shares(base).keys()].every((v) => v === stable || v === canary),
+      },
+      {
+        sleep: this.deps.sleep,
+        now: () => this.deps.now().getTime(),
+        log: core.info,
+        warn: core.warning,
+        cluster: clusterEndpoint(session),
+        ...(session.azure ? { azure: session.azure } : {}),
+      },
+    )
+    for (const verifier of verifiers) core.info(verifier.describe())
+    engine.setVerifiers(verifiers)
+    if (inputs['kiali-url']) await this.findWorkloads(session, service, mesh.subsets)
+  }
+
+  /**
+   * For the Kiali links: each subset's workload, named as Istio names it from a pod the subset selects (the Service's
+   * selector and the subset's labels, as the readiness check selects them). Reads only; a failure only drops a link.
+   */
+  private async findWorkloads(session: Session, service: string, subsets: Map<string, Subset>): Promise<void> {
+    try {
+      const selector = (await session.kube.getService(this.inputs.namespace, service))?.spec?.selector ?? {}
+      for (const [name, subset] of subsets) {
+        const labels = { ...selector, ...(subset.labels ?? {}) }
+        const sel = Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+        const pod = (await session.kube.listPods(this.inputs.namespace, sel))[0]
+        const workload = pod?.metadata ? workloadOfPod(pod.metadata as Parameters<typeof workloadOfPod>[0]) : undefined
+        if (workload) this.workloads.set(name, workload)
+      }
+    } catch (err) {
+      core.info(`Kiali links: could not name the versions' workloads (${(err as Error).message})`)
+    }
   }
 
   /**
@@ -341,8 +417,29 @@ class MainStep {
       report.canarySubset = outcome.canary || report.canarySubset
       report.steps = outcome.steps
       report.events = outcome.events
+      if (outcome.observation) report.observation = outcome.observation
     }
     report.endedAt = this.deps.now().toISOString()
+    const kiali = this.inputs['kiali-url']
+    if (kiali) {
+      const versions = (['stable', 'canary'] as const).flatMap((role) => {
+        const version = role === 'stable' ? report.stableSubset : report.canarySubset
+        const workload = this.workloads.get(version)
+        return version ? [{ role, version, ...(workload ? { workload } : {}) }] : []
+      })
+      report.links = {
+        kiali: kialiLinks(
+          kiali,
+          {
+            namespace: report.target.namespace,
+            startedAt: this.rolloutStartedAt ?? report.startedAt,
+            endedAt: report.endedAt,
+            versions,
+          },
+          this.deps.now(),
+        ),
+      }
+    }
     if (this.failure) report.error = this.failure.message
     core.setOutput('result', report.result)
     core.setOutput('canary-weight', String(report.canaryWeight))

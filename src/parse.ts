@@ -168,6 +168,23 @@ export function parseHttpUrl(input: string, raw: string): string {
   return url.toString().replace(/\/$/, '')
 }
 
+/** An http(s) base URL that paths are appended to: no query, no fragment, no credentials; without a trailing slash. */
+export function parseBaseUrl(input: string, raw: string, example: string): string {
+  let url: URL
+  try {
+    url = new URL(raw.trim())
+  } catch {
+    throw new InputError(input, `'${raw}' is not a URL; expected an http:// or https:// base URL, e.g. ${example}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new InputError(input, `'${raw}' must be an http:// or https:// URL, e.g. ${example}`)
+  if (url.search !== '' || url.hash !== '')
+    throw new InputError(input, `'${raw}' must be a base URL without a query or fragment, e.g. ${example}`)
+  if (url.username !== '' || url.password !== '')
+    throw new InputError(input, 'must not carry credentials (user:password@): the job summary shows it')
+  return url.toString().replace(/\/+$/, '')
+}
+
 export function parseNamespacedName(input: string, raw: string): { namespace: string; name: string } {
   const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(raw.trim())
   if (!m) throw new InputError(input, `'${raw}' is not namespace/name, e.g. istio-system/istio-ingressgateway`)

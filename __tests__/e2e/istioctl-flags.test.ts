@@ -20,7 +20,8 @@ const istioctlLog = (file: string): string[][] =>
 
 describe('istioctl flags by version', () => {
   it('a rollout on the AKS add-on revision asm-1-24 with istioctl 1.24.2 analyzes with --revision and promotes', () =>
-    withSim({ layout: 'aks-addon' }, async (sim) => {
+    // An Istio older than the supported ones on purpose: the release before `analyze -r` existed.
+    withSim({ layout: 'aks-addon', seed: { istioVersion: '1.24.2' } }, async (sim) => {
       const log = join(mkdtempSync(join(tmpdir(), 'ic-flags-')), 'istioctl.log')
       const { main } = await runAction({
         inputs: bookinfoInputs(sim, { steps: '50,100', 'istioctl-version': '1.24.2' }),

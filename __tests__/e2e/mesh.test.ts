@@ -1,6 +1,7 @@
 // Mesh discovery, readiness, istioctl and cluster layouts end to end: the real bundle (dist/index.js) against
 // the loopback simulation. Every test starts its own simulation (they share one test PKI) and closes it.
 import { after, before, describe, it } from 'node:test'
+import { NEWEST_SUPPORTED_ISTIO } from '../../src/istio/versions.js'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +15,11 @@ import type { RecordedRequest } from '../sim/kube/server.js'
 import { AKS_SERVER_APP_ID } from '../sim/azure/entra.js'
 import { type TestPki, makePki } from '../sim/net/tls.js'
 import { LEASES, VS, bookinfoInputs, reviews, stateOf, withSim as withFreshSim } from './common.js'
+
+/** The simulation's default Istio release (src/istio/versions.ts), its AKS add-on revision and as a regex. */
+const V = NEWEST_SUPPORTED_ISTIO
+const VR = V.replaceAll('.', '\\.')
+const REV = `asm-${V.split('.').slice(0, 2).join('-')}`
 
 const SERVICES = REFS.services
 const NAMESPACES = REFS.namespaces
@@ -172,14 +178,16 @@ describe('cluster layouts', () => {
         status: { loadBalancer: { ingress: [{ ip: '127.0.0.9' }] } },
       })
       const ns = sim.store.get(NAMESPACES, undefined, 'bookinfo')
-      assert.equal(ns?.metadata.labels?.['istio.io/rev'], 'asm-1-24')
+      assert.equal(ns?.metadata.labels?.['istio.io/rev'], REV)
       const r = await run(sim, baseInputs(sim))
       assertPromoted(r, sim)
       assert.match(
         r.main.stdout,
-        /Control plane: aks-istio-system\/istiod-asm-1-24, revision asm-1-24, Istio 1\.24\.2 \(AKS Istio add-on\)/,
+        new RegExp(
+          `Control plane: aks-istio-system\\/istiod-${REV}, revision ${REV}, Istio ${VR} \\(AKS Istio add-on\\)`,
+        ),
       )
-      assert.equal(r.main.outputs['istio-version'], '1.24.2')
+      assert.equal(r.main.outputs['istio-version'], V)
       const gw = sim.store.get(SERVICES, 'aks-istio-ingress', 'aks-istio-ingressgateway-external')
       const port = (gw?.['spec'] as { ports: Array<{ name: string; port: number }> }).ports.find(
         (p) => p.name === 'http2',
@@ -194,7 +202,7 @@ describe('cluster layouts', () => {
       const flag = (f: string): string | undefined => argv[argv.indexOf(f) + 1]
       // long forms: istioctl 1.24 has no `analyze -r` (SPEC section 8)
       assert.ok(argv.includes('--revision') && argv.includes('--istioNamespace'), argv.join(' '))
-      assert.equal(flag('--revision'), 'asm-1-24')
+      assert.equal(flag('--revision'), REV)
       assert.equal(flag('--istioNamespace'), 'aks-istio-system')
       assert.equal(flag('--namespace'), 'bookinfo')
       assert.equal(flag('--output'), 'json')
@@ -215,7 +223,9 @@ describe('cluster layouts', () => {
         r,
         sim,
         before,
-        /namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\.io\/rev=asm-1-24/,
+        new RegExp(
+          `namespace bookinfo uses istio-injection=enabled, which the AKS Istio add-on ignores: kubectl label namespace bookinfo istio-injection- istio\\.io\\/rev=${REV}`,
+        ),
       )
     }))
 
@@ -317,37 +327,39 @@ describe('istioctl download, verification and cache', () => {
   it('a checksum mismatch stops the run: nothing extracted, cached or run; then a clean download is cached and reused', () =>
     withSim({}, async (sim) => {
       const runner = makeRunner()
-      sim.releases.corrupt('1.24.2', true)
+      sim.releases.corrupt(V, true)
       const before = reviews(sim)
       const bad = await run(sim, baseInputs(sim), { runner })
       assertStoppedBeforeChange(
         bad,
         sim,
         before,
-        /checksum mismatch for https:\/\/127\.0\.0\.1:\d+\/1\.24\.2\/istioctl-1\.24\.2-linux-amd64\.tar\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\. Nothing was extracted or run/,
+        new RegExp(
+          `checksum mismatch for https:\\/\\/127\\.0\\.0\\.1:\\d+\\/${VR}\\/istioctl-${VR}-linux-amd64\\.tar\\.gz: published SHA-256 [0-9a-f]{64}, downloaded file has [0-9a-f]{64}\\. Nothing was extracted or run`,
+        ),
       )
       assert.deepEqual(bad.istioctl, [], 'istioctl never ran')
       assert.equal(existsSync(join(runner.toolCache, 'istioctl')), false, 'nothing in the tool cache')
       assert.ok(!bad.main.stdout.includes('/usr/bin/tar'), 'nothing extracted')
       assert.deepEqual(sim.releases.downloads, [
-        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz',
-        '/1.24.2/istioctl-1.24.2-linux-amd64.tar.gz.sha256',
+        `/${V}/istioctl-${V}-linux-amd64.tar.gz`,
+        `/${V}/istioctl-${V}-linux-amd64.tar.gz.sha256`,
       ])
 
       // Fixed mirror, explicit version: downloaded, verified, cached, run.
-      sim.releases.corrupt('1.24.2', false)
-      const good = await run(sim, baseInputs(sim, { 'istioctl-version': '1.24.2' }), { runner })
+      sim.releases.corrupt(V, false)
+      const good = await run(sim, baseInputs(sim, { 'istioctl-version': V }), { runner })
       assertPromoted(good, sim)
-      assert.match(good.main.stdout, /istioctl 1\.24\.2 downloaded and verified \(SHA-256\)/)
+      assert.match(good.main.stdout, new RegExp(`istioctl ${VR} downloaded and verified \\(SHA-256\\)`))
       assert.equal(sim.releases.downloads.length, 4)
-      assert.ok(existsSync(join(runner.toolCache, 'istioctl', '1.24.2', 'x64', 'istioctl')))
+      assert.ok(existsSync(join(runner.toolCache, 'istioctl', V, 'x64', 'istioctl')))
       assert.equal(good.istioctl.filter((a) => a[0] === 'analyze').length, 1)
 
       // Same runner, next rollout (v3 -> v2): a tool-cache hit, no second download.
       const again = await run(sim, baseInputs(sim, { 'canary-subset': 'v2' }), { runner })
       assertPromoted(again, sim, 'v2')
       assert.equal(again.main.outputs['stable-subset'], 'v3')
-      assert.match(again.main.stdout, /istioctl 1\.24\.2 found in the tool cache/)
+      assert.match(again.main.stdout, new RegExp(`istioctl ${VR} found in the tool cache`))
       assert.equal(sim.releases.downloads.length, 4, 'no second download')
       assert.equal(again.istioctl.filter((a) => a[0] === 'analyze').length, 1)
       assert.deepEqual(specOf(reviews(sim)).http, [{ route: only('v2') }])
@@ -447,7 +459,7 @@ describe('istioctl analyze', () => {
       assert.deepEqual(sim.releases.downloads, [])
       assert.deepEqual(r.istioctl, [])
       assert.equal(existsSync(join(r.runner.toolCache, 'istioctl')), false)
-      assert.equal(r.main.outputs['istio-version'], '1.24.2', 'the control plane is still found')
+      assert.equal(r.main.outputs['istio-version'], V, 'the control plane is still found')
     }))
 })
 
@@ -457,7 +469,7 @@ describe('no control plane / install-istio', () => {
     withSim({ seed: { controlPlane: false }, rbac: ['istio-canary', 'analyze', 'install-istio'] }, async (sim) => {
       assert.equal(sim.store.list(DEPLOYMENTS, 'istio-system').length, 0)
       const before = reviews(sim)
-      const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': '1.24.2' }))
+      const r = await run(sim, baseInputs(sim, { 'install-istio': 'true', 'istioctl-version': V }))
       assert.notEqual(r.main.code, 0, transcript(r))
       assert.equal(r.main.outputs['result'], 'unchanged')
       const install = r.istioctl.filter((a) => a[0] === 'install')
@@ -465,7 +477,7 @@ describe('no control plane / install-istio', () => {
       assert.deepEqual(install[0]?.slice(0, 4), ['install', '--skip-confirmation', '--set', 'profile=default'])
       assert.match(r.main.stdout, /No control plane found: installing Istio \(profile default\)/)
       assert.match(r.main.stdout, /Installation complete/)
-      assert.match(r.main.stdout, /Control plane: istio-system\/istiod, revision default, Istio 1\.24\.2/)
+      assert.match(r.main.stdout, new RegExp(`Control plane: istio-system\\/istiod, revision default, Istio ${VR}`))
       const istiod = sim.store.get(DEPLOYMENTS, 'istio-system', 'istiod')
       assert.ok(istiod, 'istiod installed')
       // the app pods have no istio-proxy: the fix is to enable injection and restart them
@@ -632,31 +644,45 @@ describe('gateway and smoke-test inputs', () => {
     withSim({}, async (sim) => {
       sim.mesh.setFault('reviews', 'v3', { delayMs: 300 })
       const original = reviews(sim)
-      const r = await run(sim, baseInputs(sim, { 'max-latency': '150ms', 'smoke-requests': '12' }))
+      // 60 requests: at 50 % the canary answers about 30, enough (>= 20) for its own p95 to be judged
+      const r = await run(sim, baseInputs(sim, { 'max-latency': '150ms', 'smoke-requests': '60' }))
       assert.notEqual(r.main.code, 0)
       assert.equal(r.main.outputs['result'], 'rolled-back')
       assert.equal(r.main.outputs['canary-weight'], '0')
-      assert.match(r.errors, /smoke test failed at 50 %: .*p95 latency \d+(\.\d+)? ms above max-latency 150 ms/)
-      assert.match(r.errors, /canary \(v3\) p95 latency \d+(\.\d+)? ms above max-latency 150 ms/)
+      assert.match(
+        r.errors,
+        /smoke test failed at 50 %: .*p95 latency \d+(\.\d+)? ms above max-latency 150 ms: \d+\/60 requests slower/,
+      )
+      assert.match(
+        r.errors,
+        /canary \(v3\) p95 latency \d+(\.\d+)? ms above max-latency 150 ms: \d+\/\d+ of its responses/,
+      )
       const after = reviews(sim)
       assert.deepEqual(specOf(after), specOf(original))
       assert.equal(stateOf(after)?.['phase'], 'rolled-back')
       assert.ok((sim.mesh.served['reviews-v3'] ?? 0) > 0)
     }))
 
-  it('success-threshold decides how many failures a step tolerates', () =>
+  it('success-threshold is a floor; above it each step is compared with the route before the rollout', () =>
     withSim({}, async (sim) => {
-      // 30 % of the canary's calls fail: 40 requests fail the default 0.95 and pass 0.4 (either way wrong < 1e-4).
-      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.3 })
       const original = specOf(reviews(sim))
+      // Stable already fails 30 %: below the default floor 0.9 the rollout does not start.
+      sim.mesh.setFault('reviews', 'v1', { errorRate: 0.3 })
+      sim.mesh.setFault('reviews', 'v3', { errorRate: 0.3 })
+      const before = reviews(sim)
       const strict = await run(sim, baseInputs(sim, { steps: '100', 'smoke-requests': '40' }))
-      assert.equal(strict.main.outputs['result'], 'rolled-back', transcript(strict))
-      assert.match(strict.errors, /success rate \d+\.\d % \(\d+\/40\) below threshold 95\.0 %/)
-      assert.deepEqual(specOf(reviews(sim)), original)
-
+      assert.notEqual(strict.main.code, 0)
+      assert.equal(strict.main.outputs['result'], 'unchanged', transcript(strict))
+      assert.match(
+        strict.errors,
+        /the smoke test already fails before any change, with the route at v1 100 %: success rate \d+\.\d % \(\d+\/80\) below the floor success-threshold 90\.0 %.*Nothing was changed/,
+      )
+      assert.deepEqual(vsWrites(strict), [])
+      assert.deepEqual(reviews(sim), before)
+      // With the floor at 0.5, a canary failing as often as stable did is not its fault: promoted.
       const lenient = await run(
         sim,
-        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }),
+        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.5' }),
       )
       assertPromoted(lenient, sim)
       const report = JSON.parse(readFileSync(lenient.main.outputs['report'] as string, 'utf8')) as {
@@ -664,6 +690,23 @@ describe('gateway and smoke-test inputs', () => {
       }
       const smoke = report.steps[0]?.checks[0]?.evidence
       assert.ok(smoke && smoke.successes < smoke.requests, 'some requests failed and the step still passed')
+
+      // A healthy stable and a canary failing 30 %: above a floor of 0.4, but far more than the baseline explains.
+      update(sim, VS, 'bookinfo', 'reviews', (o) => {
+        o['spec'] = structuredClone(original)
+        delete o.metadata.annotations?.['istio-canary.io/state']
+      })
+      sim.mesh.setFault('reviews', 'v1', undefined)
+      const relative = await run(
+        sim,
+        baseInputs(sim, { steps: '100', 'smoke-requests': '40', 'success-threshold': '0.4' }),
+      )
+      assert.equal(relative.main.outputs['result'], 'rolled-back', transcript(relative))
+      assert.match(
+        relative.errors,
+        /\d+\/40 requests failed \(\d+\.\d %\) against 0\/80 \(0\.0 %\) before the rollout: more than the baseline explains/,
+      )
+      assert.deepEqual(specOf(reviews(sim)), original)
     }))
 })
 

@@ -1,5 +1,6 @@
 // The action's modes end to end: the real bundle against the loopback simulation.
 import { after, before, describe, it } from 'node:test'
+import { NEWEST_SUPPORTED_ISTIO } from '../../src/istio/versions.js'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -34,7 +35,7 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(main.outputs['canary-weight'], '100')
     assert.equal(main.outputs['stable-subset'], 'v1')
     assert.equal(main.outputs['canary-subset'], 'v3')
-    assert.equal(main.outputs['istio-version'], '1.24.2')
+    assert.equal(main.outputs['istio-version'], NEWEST_SUPPORTED_ISTIO)
     assert.match(main.outputs['gateway-url'] ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
     const after = reviews(sim)
     // route left clean: a single destination, the canary
@@ -108,7 +109,7 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(status.main.outputs['canary-weight'], '50')
     assert.equal(status.main.outputs['canary-subset'], 'v2')
     assert.match(status.main.stdout, /paused at 50 %/)
-    assert.equal(status.main.outputs['istio-version'], '1.24.2')
+    assert.equal(status.main.outputs['istio-version'], NEWEST_SUPPORTED_ISTIO)
     assert.equal(status.main.outputs['gateway-url'], sim.mesh.url)
 
     const p2 = await runAction({

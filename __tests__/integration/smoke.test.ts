@@ -4,8 +4,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import * as tls from 'node:tls'
 import { gzipSync } from 'node:zlib'
-import { runSmokeTest, summarize, type SmokeConfig, type SmokeResult } from '../../src/verify/smoke/smoke.js'
-import { judge, type VerdictInput } from '../../src/verify/smoke/verdict.js'
+import { runSmokeTest, summarize, type SmokeConfig } from '../../src/verify/smoke/smoke.js'
+import { SmokeVerifier } from '../../src/verify/smoke/verifier.js'
+import { SMOKE_ROLLOUT_ALPHA } from '../../src/verify/smoke/verdict.js'
+import type { StepContext } from '../../src/verify/verifier.js'
 import { startHttps, type LoopbackServer } from '../sim/net/https.js'
 import { makePki, type TestPki } from '../sim/net/tls.js'
 
@@ -18,6 +20,7 @@ interface TestServer {
   close(): Promise<void>
 }
 
+let switchFailing = false
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** A plain HTTP server on 127.0.0.1 with a few behaviours chosen by path. */
@@ -55,6 +58,12 @@ async function startServer(): Promise<TestServer> {
         res.end(`<html><p>Reviews served by: reviews-${v}-5f7d8b9c4-x2k8q</p></html>`)
         return
       }
+      case '/switch': // every 4th request 503 while `switchFailing` is set
+        if (switchFailing && n % 4 === 3) {
+          res.writeHead(503)
+          res.end('upstream connect error')
+        } else res.end('ok')
+        return
       case '/header-version':
         res.writeHead(200, { 'x-app-version': n % 2 === 0 ? 'reviews-v2' : 'reviews-v3' })
         res.end('no version in this body')
@@ -203,9 +212,25 @@ describe('runSmokeTest', () => {
     assert.equal(r.byVersion['v1']?.successes, 15)
     assert.equal(r.byVersion['v3']?.requests, 5)
     assert.equal(r.byVersion['v3']?.successes, 0)
+    // the error responses that name their version are the canary's, with their reasons
+    assert.deepEqual(r.byVersion['v3']?.failures, [{ reason: 'HTTP 500', count: 5 }])
+    assert.equal(r.byVersion['v1']?.failures, undefined)
     assert.equal(r.unattributed, 0)
+    assert.equal(r.unattributedFailures, 0)
     assert.deepEqual(r.failures, [{ reason: 'HTTP 500', count: 5 }])
     assert.equal(r.successRate, 0.75)
+  })
+
+  it('with maxLatencyMs, counts the requests slower than it, overall and per version', async () => {
+    reset()
+    const fast = await runSmokeTest(cfg(`${srv.url}/slow?ms=1`, { requests: 4, maxLatencyMs: 1000 }))
+    assert.equal(fast.slow, 0)
+    const slow = await runSmokeTest(
+      cfg(`${srv.url}/slow?ms=60`, { requests: 4, maxLatencyMs: 30, versionPattern: /(Simple)/ }),
+    )
+    assert.equal(slow.slow, 4)
+    assert.equal(slow.byVersion['Simple']?.slow, 4)
+    assert.equal((await runSmokeTest(cfg(`${srv.url}/slow?ms=1`, { requests: 2 }))).slow, undefined)
   })
 
   it('attributes versions from a response header', async () => {
@@ -337,107 +362,69 @@ describe('summarize', () => {
   })
 })
 
-const result = (over: Partial<SmokeResult> = {}): SmokeResult => ({
-  requests: 20,
-  successes: 20,
-  successRate: 1,
-  p50Ms: 10,
-  p95Ms: 20,
-  byVersion: {},
-  unattributed: 20,
-  failures: [],
-  ...over,
-})
+// judge() (the verdict) is pure: its tests are in __tests__/unit/smoke-verdict.test.ts.
 
-const input = (over: Partial<VerdictInput> = {}): VerdictInput => ({
-  result: result(),
-  threshold: 0.95,
-  canaryWeight: 50,
-  canaryVersions: ['v3'],
-  stableVersions: ['v1'],
-  checkShares: false,
-  ...over,
-})
+describe('SmokeVerifier: each step against the baseline the engine runs first', () => {
+  let srv: TestServer
+  before(async () => {
+    srv = await startServer()
+  })
+  after(() => srv.close())
 
-const v = (requests: number, successes: number, p95Ms = 20): SmokeResult['byVersion'][string] => ({
-  requests,
-  successes,
-  p50Ms: 10,
-  p95Ms,
-})
-
-describe('judge', () => {
-  it('passes a clean run', () => {
-    assert.deepEqual(judge(input()), { pass: true, reasons: [] })
+  const verifier = (): SmokeVerifier =>
+    new SmokeVerifier(
+      {
+        request: { url: `${srv.url}/switch`, requests: 20, concurrency: 1, timeoutMs: 2000, headers: {} },
+        threshold: 0.5,
+        steps: 1,
+        canaryVersions: ['v3'],
+        stableVersions: ['v1'],
+        checkShares: false,
+        rolloutAlpha: SMOKE_ROLLOUT_ALPHA,
+      },
+      { sleep: async () => {}, log: () => {} },
+    )
+  const step = (kind: StepContext['kind'], weight: number): StepContext => ({
+    kind,
+    index: kind === 'baseline' ? 0 : 1,
+    weight,
+    pauseMs: 0,
+    headers: {},
+    signal: new AbortController().signal,
   })
 
-  it('fails below the overall threshold, with numbers', () => {
-    const j = judge(input({ result: result({ successes: 18, successRate: 0.9 }) }))
-    assert.equal(j.pass, false)
-    assert.deepEqual(j.reasons, ['success rate 90.0 % (18/20) below threshold 95.0 %'])
-    assert.equal(judge(input({ result: result({ successes: 19, successRate: 0.95 }) })).pass, true)
-  })
-
-  it('fails when nothing succeeded or nothing was sent, even at threshold 0', () => {
+  it('the baseline sends twice the requests; 5 failures of 20 against none of 40 fail the step, above the floor', async () => {
+    const v = verifier()
+    switchFailing = false
+    srv.hits = 0
+    const base = await v.verify(step('baseline', 0))
+    assert.equal(base.verdict, 'pass')
+    assert.equal(srv.hits, 40)
+    switchFailing = true
+    srv.hits = 0
+    const check = await v.verify(step('step', 100))
+    assert.equal(srv.hits, 20)
+    assert.equal(check.verdict, 'fail')
+    // p = C(20,5) / C(60,5) = 0.0028 < 1 % (one step, one test)
+    assert.deepEqual(check.reasons, [
+      '5/20 requests failed (25.0 %) against 0/40 (0.0 %) before the rollout: more than the baseline explains ' +
+        '(one-sided Fisher exact p=0.0028 < 0.0100) (HTTP 503 ×5)',
+    ])
     assert.match(
-      judge(input({ threshold: 0, result: result({ successes: 0, successRate: 0 }) })).reasons.join(),
-      /no request succeeded/,
-    )
-    assert.equal(
-      judge(input({ threshold: 0, result: result({ requests: 0, successes: 0, successRate: 0 }) })).pass,
-      false,
+      v.describe(),
+      /each step compared with a baseline of 40 requests .*at most 1 % false rollbacks over 1 step/,
     )
   })
 
-  it('fails on the canary success rate even when the overall rate passes', () => {
-    const r = result({
-      requests: 40,
-      successes: 38,
-      successRate: 0.95,
-      byVersion: { v1: v(30, 30), v3: v(10, 8) },
-      unattributed: 0,
-    })
-    const j = judge(input({ result: r, canaryWeight: 25 }))
-    assert.deepEqual(j.reasons, ['canary (v3) success rate 80.0 % (8/10) below threshold 95.0 %'])
-  })
-
-  it('share check: a canary that served none at 50 % fails, at 5 % it may pass', () => {
-    const r = result({ byVersion: { v1: v(20, 20) }, unattributed: 0 })
-    const j = judge(input({ result: r, checkShares: true }))
-    assert.equal(j.pass, false)
-    assert.match(j.reasons[0] ?? '', /canary \(v3\) served none of 20 attributed responses at weight 50 %/)
-    assert.equal(judge(input({ result: r, checkShares: true, canaryWeight: 5 })).pass, true)
-    assert.equal(judge(input({ result: r, checkShares: false })).pass, true)
-  })
-
-  it('share check: shares far from the weights fail, close ones pass', () => {
-    const skewed = result({ byVersion: { v1: v(18, 18), v3: v(2, 2) }, unattributed: 0 })
-    const j = judge(input({ result: skewed, checkShares: true, canaryWeight: 90 }))
-    assert.equal(j.pass, false)
-    assert.match(j.reasons[0] ?? '', /served shares do not follow the weights: canary served 2\/20/)
-    const fine = result({ byVersion: { v1: v(11, 11), v3: v(9, 9) }, unattributed: 0 })
-    assert.equal(judge(input({ result: fine, checkShares: true, canaryWeight: 50 })).pass, true)
-    // at 100 % a single stable response is impossible
-    const leftover = result({ byVersion: { v1: v(1, 1), v3: v(19, 19) }, unattributed: 0 })
-    assert.equal(judge(input({ result: leftover, checkShares: true, canaryWeight: 100 })).pass, false)
-  })
-
-  it('share check: versions that are neither stable nor canary fail', () => {
-    const r = result({ byVersion: { v1: v(9, 9), v2: v(2, 2), v3: v(9, 9) }, unattributed: 0 })
-    const j = judge(input({ result: r, checkShares: true }))
-    assert.deepEqual(j.reasons, ['responses from versions that are neither stable (v1) nor canary (v3): v2 (2)'])
-  })
-
-  it('canary versions may be several labels (subset name and version label)', () => {
-    const r = result({ byVersion: { v1: v(10, 10), 'reviews-v3': v(5, 5), v3: v(5, 5) }, unattributed: 0 })
-    assert.equal(judge(input({ result: r, checkShares: true, canaryVersions: ['v3', 'reviews-v3'] })).pass, true)
-  })
-
-  it('p95 latency bound, overall and canary', () => {
-    assert.deepEqual(judge(input({ maxLatencyMs: 15 })).reasons, ['p95 latency 20 ms above max-latency 15 ms'])
-    const r = result({ p95Ms: 100, byVersion: { v1: v(10, 10, 50), v3: v(10, 10, 300) }, unattributed: 0 })
-    const j = judge(input({ result: r, maxLatencyMs: 200 }))
-    assert.deepEqual(j.reasons, ['canary (v3) p95 latency 300 ms above max-latency 200 ms'])
-    assert.equal(judge(input({ result: r, maxLatencyMs: 300 })).pass, true)
+  it('without a baseline (a preview), or when the baseline failed as much, only the floor applies', async () => {
+    switchFailing = true
+    srv.hits = 0
+    assert.equal((await verifier().verify(step('preview', 100))).verdict, 'pass')
+    const v = verifier()
+    srv.hits = 0
+    assert.equal((await v.verify(step('baseline', 0))).verdict, 'pass')
+    srv.hits = 0
+    assert.equal((await v.verify(step('step', 100))).verdict, 'pass')
+    switchFailing = false
   })
 })

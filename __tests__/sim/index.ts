@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { type ArmFault, type ArmSim, type SimClusterKind, kubeconfigYaml, startArm } from './azure/arm.js'
 import { AKS_SERVER_APP_ID, type EntraSim, startEntra } from './azure/entra.js'
 import { type GithubOidcSim, startGithubOidc } from './azure/github-oidc.js'
+import { NEWEST_SUPPORTED_ISTIO } from '../../src/istio/versions.js'
 import { type IstioctlReleases, startIstioctlReleases } from './istioctl/istioctl.js'
 import { type KubeApi, type KubeFault, startKubeApi } from './kube/server.js'
 import { type SeedInfo, type SeedOptions, seedCluster } from './kube/seed.js'
@@ -232,7 +233,13 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   }
   const releases = await startIstioctlReleases({
     pki,
-    versions: o.istioctlVersions ?? [o.seed?.istioVersion ?? '1.24.2'],
+    // The releases of the control planes there are (both during a canary upgrade), as `istioctl-version: auto` wants.
+    versions: o.istioctlVersions ?? [
+      ...new Set([
+        o.seed?.istioVersion ?? NEWEST_SUPPORTED_ISTIO,
+        ...(o.seed?.canaryVersion ? [o.seed.canaryVersion] : []),
+      ]),
+    ],
   })
   const cluster = arm.clusters[0]
   if (!cluster) throw new Error('internal: no simulated cluster')

@@ -118,11 +118,13 @@ describe('writeReport', () => {
   })
 })
 
-/** Checks an xychart-beta block against the grammar subset used (mermaid's xychart.jison) and returns its data. */
+/** Checks the first xychart-beta block against the grammar subset used (mermaid's xychart.jison); returns its data. */
 function parseXyChart(markdown: string): { labels: string[]; bar: number[]; line: number[] } {
   const m = /```mermaid\n([\s\S]*?)\n```/.exec(markdown)
   assert.ok(m, 'no mermaid block')
-  const lines = (m[1] ?? '').split('\n').map((l) => l.trim())
+  let lines = (m[1] ?? '').split('\n').map((l) => l.trim())
+  // its frontmatter (`---` config `---`) first
+  if (lines[0] === '---') lines = lines.slice(lines.indexOf('---', 1) + 1)
   assert.equal(lines[0], 'xychart-beta')
   const numbers = (s: string): number[] => {
     const inner = /^\[(.*)\]$/.exec(s)?.[1]
@@ -151,7 +153,7 @@ function parseXyChart(markdown: string): { labels: string[]; bar: number[]; line
   }
   assert.ok(labels.length > 0)
   assert.equal(bar.length, labels.length)
-  assert.equal(line.length, labels.length)
+  if (line.length > 0) assert.equal(line.length, labels.length)
   return { labels, bar, line }
 }
 
@@ -192,9 +194,16 @@ describe('job summary', () => {
       /<tr><td>3<\/td><td>50 %<\/td><td>0s<\/td><td>–<\/td><td>–<\/td><td>–<\/td><td>⏭️ skipped<\/td><\/tr>/,
     )
     // the mermaid fence starts after a blank line, outside the HTML block
-    assert.match(text, /<\/table>\n\n```mermaid\n/)
-    const chart = parseXyChart(text)
-    assert.deepEqual(chart, { labels: ['1', '2', '3 (no test)'], bar: [10, 25, 50], line: [100, 95, 0] })
+    assert.match(text, /<\/table>\n\n```mermaid\n---\n/)
+    // the weight chart (every step), then the smoke test's failed share per step and version (steps it ran)
+    assert.deepEqual(parseXyChart(text), { labels: ['1', '2', '3'], bar: [10, 25, 50], line: [] })
+    const second = text.slice(text.indexOf('```mermaid') + 10)
+    assert.deepEqual(parseXyChart(second), {
+      labels: ['1 stable', '1 canary', '2 stable', '2 canary'],
+      bar: [0, 0, 0, 20],
+      line: [],
+    })
+    assert.match(second, /y-axis "failed %" 0 --> 50/)
     assert.match(
       text,
       /<details><summary>Events \(2\)<\/summary><ul><li>2025-03-01T10:00:00\.500Z: weights v1=90 v3=10<\/li>/,

@@ -7,7 +7,14 @@ import {
   parseQueryResponse,
   parseServiceRef,
 } from '../../src/telemetry/prometheus.js'
-import { buildCounterQueries, buildQueries, perVersion, windowOf } from '../../src/telemetry/queries.js'
+import { BLAME_FACTOR, MIN_LATENCY_REQUESTS, judgeLatency } from '../../src/telemetry/latency.js'
+import {
+  buildCounterQueries,
+  buildLatencyQueries,
+  buildQueries,
+  perVersion,
+  windowOf,
+} from '../../src/telemetry/queries.js'
 import {
   type Counts,
   type SequentialOptions,
@@ -34,6 +41,21 @@ describe('telemetry queries', () => {
       `histogram_quantile(0.95, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket{${sel}}[60s])))`,
     )
     assert.equal(buildCounterQueries(t).requests, `sum by (destination_version) (istio_requests_total{${sel}})`)
+  })
+  it('builds p50/p95 latency queries per version and over both versions from the duration histograms', () => {
+    const q = buildLatencyQueries(t, 42)
+    const sel =
+      'reporter="destination",destination_workload_namespace="bookinfo",destination_service_name="reviews",destination_version=~"v1|v3"'
+    const histogram = `rate(istio_request_duration_milliseconds_bucket{${sel}}[42s])`
+    assert.equal(q.p95, `histogram_quantile(0.95, sum by (le, destination_version) (${histogram}))`)
+    assert.equal(q.p50, `histogram_quantile(0.5, sum by (le, destination_version) (${histogram}))`)
+    assert.equal(q.p95All, `histogram_quantile(0.95, sum by (le) (${histogram}))`)
+    assert.equal(q.p50All, `histogram_quantile(0.5, sum by (le) (${histogram}))`)
+    // A version the quantile result does not name has no sample: NaN, never 0 ms.
+    assert.deepEqual(perVersion(t, [{ labels: { destination_version: 'v3' }, value: 97.5 }], NaN), {
+      v1: NaN,
+      v3: 97.5,
+    })
   })
   it('uses reporter="waypoint" in ambient mode and Linkerd metric names for Linkerd', () => {
     assert.match(buildQueries({ ...t, flavor: 'istio-ambient' }, 30).requests, /reporter="waypoint"/)
@@ -168,6 +190,57 @@ function rollout(
   }
   return { rolledBack: false, seconds }
 }
+
+describe('latency verdict (p95 against max-latency and stable)', () => {
+  const v = (version: string, requests: number, p95Ms: number) => ({ version, requests, p95Ms })
+  it('is not judged without max-latency, below 100 canary requests, or without histogram samples', () => {
+    assert.equal(MIN_LATENCY_REQUESTS, 100)
+    const none = judgeLatency({ maxLatencyMs: undefined, canary: v('v3', 500, 9000), stable: v('v1', 500, 10) })
+    assert.equal(none.decision, 'not-judged')
+    assert.match(none.reason, /no max-latency/)
+    const few = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 99, 9000), stable: v('v1', 900, 10) })
+    assert.equal(few.decision, 'not-judged')
+    assert.match(few.reason, /latency not judged: v3 served 99 of the 100 requests a p95 needs/)
+    const empty = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 100, NaN), stable: v('v1', 900, 10) })
+    assert.equal(empty.decision, 'not-judged')
+    assert.match(empty.reason, /no istio_request_duration_milliseconds samples of v3/)
+  })
+  it('passes a canary inside max-latency whatever its ratio to stable (1.5x, or a bucket apart)', () => {
+    for (const canary of [72, 97.5, 242.5, 800]) {
+      const r = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 150, canary), stable: v('v1', 900, 48.75) })
+      assert.equal(r.decision, 'pass', `${canary}`)
+      assert.match(r.reason, /within max-latency 800 ms, stable v1 p95 48.8 ms/)
+    }
+  })
+  it('rejects a canary over max-latency while stable is inside it, or when stable cannot be compared', () => {
+    const slow = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 150, 2425), stable: v('v1', 900, 0.5) })
+    assert.equal(slow.decision, 'reject')
+    assert.match(slow.reason, /the canary is slow: v3 p95 2425 ms above max-latency 800 ms, stable v1 p95 0.5 ms/)
+    // At 100 %: no stable traffic, judged against max-latency alone.
+    const alone = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 600, 2425), stable: v('v1', 0, NaN) })
+    assert.equal(alone.decision, 'reject')
+    assert.match(alone.reason, /stable v1 not compared \(0 requests\)/)
+    // Beyond the last bucket: +Inf is over any bound.
+    assert.equal(
+      judgeLatency({ maxLatencyMs: 800, canary: v('v3', 150, Infinity), stable: v('v1', 900, 1) }).decision,
+      'reject',
+    )
+  })
+  it('a slowdown that hits stable as hard is stable-unhealthy; a canary far slower than a slow stable is blamed', () => {
+    const both = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 150, 2425), stable: v('v1', 900, 2400) })
+    assert.equal(both.decision, 'stable-unhealthy')
+    assert.match(both.reason, /stable is slow too .* the canary is not blamed/)
+    const worse = judgeLatency({
+      maxLatencyMs: 800,
+      canary: v('v3', 150, 900 * BLAME_FACTOR + 1),
+      stable: v('v1', 900, 900),
+    })
+    assert.equal(worse.decision, 'reject')
+    // Stable's p95 on too few requests of its own does not excuse the canary.
+    const thin = judgeLatency({ maxLatencyMs: 800, canary: v('v3', 900, 2425), stable: v('v1', 40, 2425) })
+    assert.equal(thin.decision, 'reject')
+  })
+})
 
 describe('sequential canary-vs-stable test', () => {
   it('rejects a clearly worse canary and reports the statistic', () => {

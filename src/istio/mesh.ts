@@ -1,6 +1,6 @@
 // Finding the mesh: the control plane (namespace, revision, version), the ingress gateway and its URL, and
 // the readiness checks that must all pass before any traffic change (SPEC rule 8), each with a fix.
-import type { V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node'
+import type { V1Deployment, V1MutatingWebhookConfiguration, V1Pod, V1Service } from '@kubernetes/client-node'
 import type { ControlPlaneApi, GatewayApi, ReadinessApi } from '../k8s/ports.js'
 import { type DestinationRule, ForbiddenError, type Subset } from '../k8s/resources.js'
 
@@ -17,6 +17,10 @@ export interface ControlPlane {
   aksAddon: boolean
   /** Every revision installed (istio.io/rev of the istiod deployments found). */
   revisions: string[]
+  /** Revision tags read on the way (tag -> revision); only those that were needed. */
+  tags: Record<string, string>
+  /** The revision tag through which this revision was named (`prod-stable`, `default`), if it was. */
+  tag?: string
 }
 
 export class ReadinessError extends Error {
@@ -35,19 +39,72 @@ export function versionFromImage(image: string | undefined): string | undefined 
 }
 
 function revisionOf(deployment: V1Deployment): string {
-  return deployment.metadata?.labels?.['istio.io/rev'] ?? 'default'
+  return deployment.metadata?.labels?.[REV_LABEL] ?? 'default'
 }
 
 function deploymentReady(deployment: V1Deployment): boolean {
   return (deployment.status?.readyReplicas ?? 0) >= 1
 }
 
+/** The label naming a revision (on namespaces, pods, istiod and its webhooks) and the one naming a revision tag. */
+export const REV_LABEL = 'istio.io/rev'
+export const TAG_LABEL = 'istio.io/tag'
+
+/**
+ * The revision tags (tag -> revision) of the cluster, or of one tag, from the MutatingWebhookConfigurations
+ * `istioctl tag set <tag> --revision <rev>` creates: named istio-revision-tag-<tag> (with -<namespace> outside
+ * istio-system), labelled istio.io/tag=<tag> and istio.io/rev=<rev> (istio/istio
+ * manifests/charts/istio-control/istio-discovery/templates/revision-tags-mwc.yaml). Found by label, as istioctl does
+ * (istioctl/pkg/tag/util.go GetWebhooksWithTag / GetRevisionWebhooks), so a --webhook-name override is found too.
+ */
+async function readTags(
+  kube: ControlPlaneApi,
+  tag: string | undefined,
+  why: string,
+): Promise<Map<string, Set<string>>> {
+  let hooks: V1MutatingWebhookConfiguration[]
+  try {
+    hooks = await kube.listMutatingWebhookConfigurations(tag === undefined ? TAG_LABEL : `${TAG_LABEL}=${tag}`)
+  } catch (err) {
+    if (!(err instanceof ForbiddenError)) throw err
+    throw new ForbiddenError(
+      `${err.message}. That permission (list mutatingwebhookconfigurations.admissionregistration.k8s.io, ` +
+        `cluster-wide) is needed to ${why}; or set istio-revision to the revision itself`,
+      err.verb,
+      err.resource,
+      err.group,
+      err.namespace,
+    )
+  }
+  const tags = new Map<string, Set<string>>()
+  for (const hook of hooks) {
+    const name = hook.metadata?.labels?.[TAG_LABEL]
+    const rev = hook.metadata?.labels?.[REV_LABEL]
+    if (!name || !rev) continue
+    tags.set(name, (tags.get(name) ?? new Set()).add(rev))
+  }
+  return tags
+}
+
+const describeTags = (tags: Map<string, Set<string>>): string =>
+  [...tags].map(([t, revs]) => `${t} -> ${[...revs].join(' and ')}`).join(', ') || 'none'
+
+/**
+ * The control plane an application namespace belongs to: the istiod Deployment of the revision that the
+ * istio-revision input, else the namespace's istio.io/rev label, names, directly or through a revision tag; without
+ * either, the default revision (or the revision the tag `default` points to, as `istioctl tag set default` makes it),
+ * else the only one there is. During a canary upgrade (two istiods, e.g. asm-1-29 and asm-1-30 on the AKS add-on:
+ * https://learn.microsoft.com/azure/aks/istio-upgrade) that is the one the namespace's new pods are injected by.
+ * A name that is neither a revision nor a tag is a ReadinessError naming both lists, before any change.
+ */
 export async function findControlPlane(
   kube: ControlPlaneApi,
   options: {
     istioNamespace: string | 'auto'
     istioRevision: string | 'auto'
     appNamespaceLabels: Record<string, string>
+    /** The application namespace (for messages). */
+    namespace?: string
   },
 ): Promise<ControlPlane | undefined> {
   const namespaces = options.istioNamespace === 'auto' ? [OSS_NAMESPACE, AKS_NAMESPACE] : [options.istioNamespace]
@@ -66,23 +123,102 @@ export async function findControlPlane(
   }
   if (found.length === 0 && forbidden[0]) throw forbidden[0]
   if (found.length === 0) return undefined
-  const wanted = options.istioRevision !== 'auto' ? options.istioRevision : options.appNamespaceLabels['istio.io/rev']
-  let pick = wanted ? found.find((f) => revisionOf(f.deployment) === wanted) : undefined
-  if (!pick && options.istioRevision === 'auto') {
-    // No revision asked for: the default revision, else the only one there is.
-    pick = found.find((f) => revisionOf(f.deployment) === 'default') ?? (found.length === 1 ? found[0] : undefined)
+  const revisions = [...new Set(found.map((f) => revisionOf(f.deployment)))]
+  const byRevision = (rev: string): (typeof found)[number] | undefined =>
+    found.find((f) => revisionOf(f.deployment) === rev)
+  const ns = options.namespace ?? 'the application namespace'
+  const fromInput = options.istioRevision !== 'auto'
+  const label = options.appNamespaceLabels[REV_LABEL]
+  const wanted = fromInput ? options.istioRevision : label
+  const source =
+    wanted === undefined
+      ? `the default revision of namespace ${ns}`
+      : fromInput
+        ? `istio-revision '${wanted}'`
+        : `namespace ${ns}'s label ${REV_LABEL}=${wanted}`
+  const installed = (): string =>
+    found.map((f) => `${revisionOf(f.deployment)} (${f.namespace}/${f.deployment.metadata?.name})`).join(', ')
+  let pick: (typeof found)[number] | undefined
+  let tag: string | undefined
+  const tags: Record<string, string> = {}
+  /** The revision a tag points to, when it points to exactly one installed revision. */
+  const throughTag = async (name: string, why: string): Promise<(typeof found)[number] | undefined> => {
+    const revs = [...((await readTags(kube, name, why)).get(name) ?? [])]
+    if (revs.length > 1) {
+      throw new ReadinessError([
+        `${source} is a revision tag that several MutatingWebhookConfigurations point to different revisions ` +
+          `(${revs.join(', ')}): keep one (istioctl tag list; istioctl tag set ${name} --revision <revision> ` +
+          '--overwrite)',
+      ])
+    }
+    const hit = revs[0] === undefined ? undefined : byRevision(revs[0])
+    if (revs[0] !== undefined && !hit) {
+      throw new ReadinessError([
+        `${source} is a revision tag pointing to revision ${revs[0]}, which has no istiod here ` +
+          `(installed: ${installed()}): istioctl tag set ${name} --revision <installed revision> --overwrite`,
+      ])
+    }
+    if (hit && revs[0]) tags[name] = revs[0]
+    return hit
   }
-  if (!pick) return undefined
+  // The tag `default` takes the default revision's place: `istioctl tag set default` deactivates the default
+  // revision's own injector (istioctl/pkg/tag/util.go DeactivateIstioInjectionWebhook), so istio-injection=enabled
+  // and istio.io/rev=default namespaces are the tag's. Only a question when there are several revisions.
+  if ((wanted ?? 'default') === 'default' && revisions.length > 1) {
+    pick = await throughTag('default', 'find the revision the tag default points to among several revisions')
+    if (pick) tag = 'default'
+  }
+  if (wanted) {
+    pick ??= byRevision(wanted)
+    if (!pick) {
+      pick = await throughTag(wanted, `resolve the revision tag that ${source} may be`)
+      if (pick) tag = wanted
+    }
+    if (!pick) {
+      const all = await readTags(kube, undefined, `list the revision tags ${source} might name`)
+      const fix = fromInput
+        ? 'set istio-revision to one of them (or auto)'
+        : `kubectl label namespace ${ns} ${REV_LABEL}=<revision or tag> --overwrite, then restart its deployments`
+      throw new ReadinessError([
+        `${source} names no installed revision and no revision tag (revisions: ${installed()}; ` +
+          `tags: ${describeTags(all)}): ${fix}, or create the tag: istioctl tag set ${wanted} ` +
+          `--revision <revision> --istioNamespace ${found[0]?.namespace}`,
+      ])
+    }
+  } else {
+    // No revision named: the tag default (above), else the default revision, else the only one.
+    pick ??= byRevision('default') ?? (revisions.length === 1 ? found[0] : undefined)
+    if (!pick) {
+      throw new ReadinessError([
+        `several Istio control plane revisions are installed (${installed()}) and neither istio-revision nor ` +
+          `namespace ${ns} names one: kubectl label namespace ${ns} ${REV_LABEL}=<revision or tag> --overwrite ` +
+          '(then restart its deployments), or set istio-revision',
+      ])
+    }
+  }
+  // The namespace's label, when istio-revision chose the control plane, is checked by the readiness check: note
+  // what it resolves to when it is a tag (best effort: a refused read leaves it to the check).
+  if (fromInput && label && !revisions.includes(label) && tags[label] === undefined) {
+    try {
+      const revs = [...((await readTags(kube, label, 'resolve the namespace label')).get(label) ?? [])]
+      if (revs.length === 1 && revs[0]) tags[label] = revs[0]
+    } catch (err) {
+      if (!(err instanceof ForbiddenError)) throw err
+    }
+  }
   const containers = pick.deployment.spec?.template.spec?.containers
   const container = containers?.find((c) => c.name === 'discovery') ?? containers?.[0]
+  const revision = revisionOf(pick.deployment)
   return {
     namespace: pick.namespace,
-    revision: revisionOf(pick.deployment),
+    revision,
     deployment: pick.deployment.metadata?.name ?? 'istiod',
     version: versionFromImage(container?.image) ?? 'unknown',
     ready: deploymentReady(pick.deployment),
-    aksAddon: pick.namespace === AKS_NAMESPACE || /^asm-\d+-\d+$/.test(revisionOf(pick.deployment)),
-    revisions: [...new Set(found.map((f) => revisionOf(f.deployment)))],
+    aksAddon: pick.namespace === AKS_NAMESPACE || /^asm-\d+-\d+$/.test(revision),
+    revisions,
+    tags,
+    ...(tag !== undefined ? { tag } : {}),
   }
 }
 
@@ -187,6 +323,18 @@ function podReady(p: V1Pod): boolean {
   )
 }
 
+/** The revision whose injector gave a pod its sidecar: `revision` of sidecar.istio.io/status, else istio.io/rev. */
+export function sidecarRevision(p: V1Pod): string | undefined {
+  const annotations = p.metadata?.annotations ?? {}
+  try {
+    const status = JSON.parse(annotations['sidecar.istio.io/status'] ?? 'null') as { revision?: unknown } | null
+    if (typeof status?.revision === 'string' && status.revision !== '') return status.revision
+  } catch {
+    // not JSON: fall back to the annotation
+  }
+  return annotations[REV_LABEL]
+}
+
 export function hasSidecar(p: V1Pod): boolean {
   const spec = p.spec
   return (
@@ -209,15 +357,18 @@ export interface ReadinessInput {
 
 /** The namespace label that turns on sidecar injection for this control plane. */
 function injectionLabel(cp: ControlPlane): string {
-  return !cp.aksAddon && cp.revision === 'default' ? 'istio-injection=enabled' : `istio.io/rev=${cp.revision}`
+  if (!cp.aksAddon && (cp.revision === 'default' || cp.tag === 'default')) return 'istio-injection=enabled'
+  return `istio.io/rev=${cp.tag ?? cp.revision}`
 }
 
 /** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
 export async function checkReadiness(
   kube: ReadinessApi,
   input: ReadinessInput,
-): Promise<{ rule: DestinationRule; subsets: Map<string, Subset> }> {
+): Promise<{ rule: DestinationRule; subsets: Map<string, Subset>; notes: string[] }> {
   const failures: string[] = []
+  /** What the log should say though nothing fails: pods whose sidecars another revision injected (mid-upgrade). */
+  const notes: string[] = []
   const namespace = input.namespace
   const cp = input.controlPlane
   if (!cp) {
@@ -266,10 +417,10 @@ export async function checkReadiness(
         `then restart its deployments (kubectl -n ${namespace} rollout restart deployment)`
       : 'install the control plane first'
     if (rev !== undefined) {
-      if (cp && !cp.revisions.includes(rev)) {
+      if (cp && !cp.revisions.includes(rev) && cp.tags[rev] === undefined) {
         failures.push(
-          `namespace ${namespace} is labelled istio.io/rev=${rev}, but no such revision is installed ` +
-            `(installed: ${cp.revisions.join(', ')}): ${fixRev}`,
+          `namespace ${namespace} is labelled istio.io/rev=${rev}, but no such revision or revision tag is installed ` +
+            `(revisions: ${cp.revisions.join(', ')}): ${fixRev}`,
         )
       }
     } else if (injection === 'enabled') {
@@ -339,9 +490,22 @@ export async function checkReadiness(
             `enable injection for namespace ${namespace}, ` +
             `then kubectl -n ${namespace} rollout restart deployment -l ${sel}`,
         )
+      } else if (cp) {
+        const stale = meshed.filter((p) => {
+          const rev = sidecarRevision(p)
+          return rev !== undefined && rev !== cp.revision
+        })
+        const others = [...new Set(stale.map(sidecarRevision))]
+        if (stale.length > 0) {
+          notes.push(
+            `subset '${name}': ${stale.length} of ${meshed.length} ready pod(s) run sidecars injected by revision ` +
+              `${others.join(', ')}, not by ${cp.revision} (this run's control plane); a restart re-injects them ` +
+              `(kubectl -n ${namespace} rollout restart deployment -l ${sel})`,
+          )
+        }
       }
     }
   }
   if (failures.length > 0) throw new ReadinessError(failures)
-  return { rule: rule as DestinationRule, subsets }
+  return { rule: rule as DestinationRule, subsets, notes }
 }

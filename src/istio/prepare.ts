@@ -16,6 +16,7 @@ import {
   istioctlRunner,
 } from './istioctl.js'
 import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from './mesh.js'
+import { NEWEST_SUPPORTED_ISTIO, OLDEST_SUPPORTED_ISTIO, supportedIstio } from './versions.js'
 
 /** The first call's promise, for every call. */
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -44,6 +45,7 @@ async function locateControlPlane(
     istioNamespace: inputs['istio-namespace'],
     istioRevision: inputs['istio-revision'],
     appNamespaceLabels: nsLabels ?? {},
+    namespace: inputs.namespace,
   }
   return { nsLabels, find: () => findControlPlane(kube, query) }
 }
@@ -110,7 +112,20 @@ async function runAnalyze(inputs: Inputs, istioctl: IstioctlRunner, cp: ControlP
 function describeControlPlane(cp: ControlPlane): string {
   const addon = cp.aksAddon ? ' (AKS Istio add-on)' : ''
   const ready = cp.ready ? '' : ', NOT READY'
-  return `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}, Istio ${cp.version}${addon}${ready}`
+  const tag = cp.tag !== undefined ? ` (through the revision tag ${cp.tag})` : ''
+  const others = cp.revisions.filter((r) => r !== cp.revision)
+  const also = others.length > 0 ? `; also installed: ${others.join(', ')}` : ''
+  return `Control plane: ${cp.namespace}/${cp.deployment}, revision ${cp.revision}${tag}, Istio ${cp.version}${addon}${ready}${also}`
+}
+
+/** A warning when the control plane is outside the Istio releases istio-canary is tested with (versions.ts). */
+function warnUnsupported(cp: ControlPlane): void {
+  const where = supportedIstio(cp.version)
+  if (where === 'supported' || where === undefined) return
+  core.warning(
+    `Istio ${cp.version} (${cp.namespace}/${cp.deployment}) is ${where} than the releases istio-canary supports ` +
+      `(${OLDEST_SUPPORTED_ISTIO} to ${NEWEST_SUPPORTED_ISTIO}); it may work, but is not tested`,
+  )
 }
 
 /**
@@ -139,6 +154,7 @@ export async function prepareMesh(
   if (cp) {
     found(cp)
     core.info(describeControlPlane(cp))
+    warnUnsupported(cp)
   }
   const gateway = await locateGateway(inputs, kube, facts)
   const ready = await checkReadiness(kube, {
@@ -151,6 +167,7 @@ export async function prepareMesh(
     destinationRuleName: inputs['destination-rule'],
     subsets: target.subsets,
   })
+  for (const note of ready.notes) core.info(note)
   if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
   return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
 }

@@ -1,6 +1,7 @@
 // The action's window on the Kubernetes API: the few reads and writes it needs, typed, retried on
 // transient failures, with errors turned into plain messages. Built on @kubernetes/client-node.
 import {
+  AdmissionregistrationV1Api,
   ApiException,
   ApisApi,
   AppsV1Api,
@@ -10,6 +11,7 @@ import {
   KubeConfig,
   type V1Deployment,
   type V1Lease,
+  type V1MutatingWebhookConfiguration,
   type V1Namespace,
   type V1Pod,
   type V1Service,
@@ -49,6 +51,7 @@ export class Kube implements Ports {
   private readonly apps: AppsV1Api
   private readonly coordination: CoordinationV1Api
   private readonly custom: CustomObjectsApi
+  private readonly admission: AdmissionregistrationV1Api
   private istioVersion: string | undefined
   private gatewayVersion: string | undefined
   /** API requests made (for the benchmark and the report). */
@@ -62,6 +65,7 @@ export class Kube implements Ports {
     this.apps = kc.makeApiClient(AppsV1Api)
     this.coordination = kc.makeApiClient(CoordinationV1Api)
     this.custom = kc.makeApiClient(CustomObjectsApi)
+    this.admission = kc.makeApiClient(AdmissionregistrationV1Api)
   }
 
   get server(): string {
@@ -296,6 +300,14 @@ export class Kube implements Ports {
     return (
       await this.call(`list Deployments in ${namespace}`, () =>
         this.apps.listNamespacedDeployment({ namespace, ...sel }),
+      )
+    ).items
+  }
+
+  async listMutatingWebhookConfigurations(labelSelector: string): Promise<V1MutatingWebhookConfiguration[]> {
+    return (
+      await this.call('list MutatingWebhookConfigurations', () =>
+        this.admission.listMutatingWebhookConfiguration({ labelSelector }),
       )
     ).items
   }

@@ -1,6 +1,13 @@
 // What each part of the action needs from the Kubernetes API, as small interfaces (ports). `Kube` implements
 // them all against a real API server; tests may give a part an in-memory implementation of just its port.
-import type { V1Deployment, V1Lease, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node'
+import type {
+  V1Deployment,
+  V1Lease,
+  V1MutatingWebhookConfiguration,
+  V1Namespace,
+  V1Pod,
+  V1Service,
+} from '@kubernetes/client-node'
 import type { DestinationRule, Gateway, GatewayHttpRoute, VirtualService } from './resources.js'
 
 /** The traffic router's: read and conditionally replace VirtualServices. */
@@ -31,6 +38,8 @@ export interface LeaseApi {
 export interface ControlPlaneApi {
   getNamespace(name: string): Promise<V1Namespace | undefined>
   listDeployments(namespace: string, labelSelector?: string): Promise<V1Deployment[]>
+  /** Cluster-scoped; the revision tags of `istioctl tag set` are these webhooks (labels istio.io/tag, istio.io/rev). */
+  listMutatingWebhookConfigurations(labelSelector: string): Promise<V1MutatingWebhookConfiguration[]>
 }
 
 /** Finding the ingress gateway the target is reached through. */

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import * as path from 'node:path'
 import type { TargetKind } from '../routing/router.js'
 import type { Check } from '../verify/verifier.js'
+import type { KialiLinks } from './kiali.js'
 
 export interface StepRecord {
   index: number
@@ -14,6 +15,27 @@ export interface StepRecord {
   checks: Check[]
   verdict: 'pass' | 'fail' | 'skipped'
   reasons: string[]
+}
+
+/** `status`: the route as it is and what the verifiers saw of it, read-only. */
+export interface Observation {
+  at: string
+  /** The rollout state on the target (none: no istio-canary rollout there). */
+  state?: {
+    phase: string
+    weight: number
+    stable: string
+    canary: string
+    runId: string
+    startedAt: string
+    updatedAt: string
+  }
+  /** The target route's shares now, per subset (percent). */
+  weights: Array<{ subset: string; weight: number }>
+  /** Each verifier's read-only check at the current weights (empty: see `note`). */
+  checks: Check[]
+  /** Why a verifier saw nothing, or why there are no checks. */
+  notes: string[]
 }
 
 export interface RunReport {
@@ -32,6 +54,10 @@ export interface RunReport {
   endedAt: string
   steps: StepRecord[]
   events: Array<{ at: string; message: string }>
+  /** `status` only: the route now and the evidence of each version. */
+  observation?: Observation
+  /** Links into other consoles for the run's window (Kiali with `kiali-url`). */
+  links?: { kiali?: KialiLinks }
   error?: string
 }
 

@@ -1,8 +1,9 @@
 // The rollout engine: loads the target, asks the state machine (./machine.ts) what comes next, and commits each
 // transition through the traffic router (route and state in one conditional write) before acting on it. A
 // failure after the first traffic change restores the target route as it was when the run began.
-import type { StepRecord } from '../report/report.js'
+import type { Observation, StepRecord } from '../report/report.js'
 import { type Step, formatDuration } from '../parse.js'
+import { type Sleep, realSleep } from '../retry.js'
 import {
   ConcurrentChangeError,
   type Route,
@@ -14,6 +15,7 @@ import {
 import { type RolloutState, STATE_ANNOTATION, isActive } from '../routing/state.js'
 import { type Check, type StepContext, type Verifier, failureReasons, passed, runChecks } from '../verify/verifier.js'
 import { type Result, type RunContext, type TransitionContext, TransitionError, afterFailure, next } from './machine.js'
+import { observe } from './observe.js'
 
 export type { Result } from './machine.js'
 
@@ -38,6 +40,8 @@ export interface EngineDeps {
   now?: () => Date
   /** Upper bound for a revert after a failure (it does not obey the cancelled signal). */
   revertTimeoutMs?: number
+  /** How `status` waits out its telemetry window (tests: a fake). */
+  sleep?: Sleep
 }
 
 export interface Outcome {
@@ -46,6 +50,8 @@ export interface Outcome {
   canary: string
   canaryWeight: number
   steps: StepRecord[]
+  /** `status`: the route now and what the verifiers saw of it. */
+  observation?: Observation
   /** Set when the run failed (after any revert): the step fails with it. */
   error?: Error
   /** The run cannot tell that its traffic change settled (its revert failed, or a write's outcome is unknown). */
@@ -89,6 +95,8 @@ const capitalized = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1
 export class Engine {
   readonly steps: StepRecord[] = []
   readonly events: Array<{ at: string; message: string }> = []
+  /** `status`: why some evidence is missing (a verifier that could not be set up), for its report. */
+  readonly statusNotes: string[] = []
   /** A traffic change of this run is known to have landed. */
   private changed = false
   private readonly router: TrafficRouter
@@ -596,13 +604,25 @@ export class Engine {
     return out('rolled-back', rolledBack.weight)
   }
 
-  /** `status`: change nothing. */
-  status(): Outcome {
+  /** What `status` looks at: the target route and its versions (state first, then the inputs). Reads only. */
+  statusTarget(): { route: Route; stable: string; canary: string } {
     const state = this.router.state
     const canary = state?.canary ?? this.plan.canarySubset ?? ''
-    const route = this.router.route(state?.route ?? this.inputSelector)
+    // Without a rollout the input names the route: a bad `route` is an error naming the input (as in every mode).
+    const route = state?.route ? this.router.route(state.route) : this.router.inputRoute({ shadowed: 'allow' })
     const stableSubset = this.plan.stableSubset
     const stable = state?.stable ?? (stableSubset === 'auto' ? this.safeStable(route, canary) : stableSubset)
+    return { route, stable, canary }
+  }
+
+  /**
+   * `status`: change nothing. Reports the state and the route, and, when verifiers are set, their read-only
+   * evidence at the current weights (a smoke probe; the mesh's counts over `windowMs`). A failing probe is
+   * reported, never acted on.
+   */
+  async status(o: { windowMs?: number; notes?: string[] } = {}): Promise<Outcome> {
+    const state = this.router.state
+    const { route, stable, canary } = this.statusTarget()
     this.event(
       state
         ? `Rollout state: ${state.phase} at ${state.weight} % (canary '${state.canary}', stable '${state.stable}', ` +
@@ -610,7 +630,46 @@ export class Engine {
         : `No istio-canary rollout state on this ${this.router.target.kind}`,
     )
     this.event(`Target route now: ${this.router.describe(route)}`)
-    return this.outcome('unchanged', { stable, canary }, canary ? this.router.weightOf(route, canary) : 0)
+    const weight = canary ? this.router.weightOf(route, canary) : 0
+    const weights = [...this.router.shares(route)].map(([subset, share]) => ({ subset, weight: share }))
+    const notes = [...this.statusNotes, ...(o.notes ?? [])]
+    const observation: Observation = {
+      at: this.now().toISOString(),
+      ...(state
+        ? {
+            state: {
+              phase: state.phase,
+              weight: state.weight,
+              stable: state.stable,
+              canary: state.canary,
+              runId: state.runId,
+              startedAt: state.startedAt,
+              updatedAt: state.updatedAt,
+            },
+          }
+        : {}),
+      weights,
+      checks: [],
+      notes,
+    }
+    const verifiers = this.deps.verifiers ?? []
+    if (verifiers.length > 0) {
+      this.deps.signal.throwIfAborted()
+      observation.checks = await observe(verifiers, {
+        weight,
+        windowMs: o.windowMs ?? 0,
+        sleep: this.deps.sleep ?? realSleep,
+        signal: this.deps.signal,
+        versions: { stable, canary },
+      })
+      observation.at = this.now().toISOString()
+      for (const check of observation.checks) {
+        const failed = check.verdict === 'fail' ? ` (FAIL at these weights: ${check.reasons.join('; ')})` : ''
+        this.event(`Status ${check.kind}: ${check.summary}${failed}`)
+      }
+    }
+    for (const note of observation.notes) this.event(`Status: ${note}`)
+    return { ...this.outcome('unchanged', { stable, canary }, weight), observation }
   }
 
   /** `preview`: a header-matched route to the canary before every other route; the default route is untouched. */

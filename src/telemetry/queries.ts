@@ -77,6 +77,28 @@ export function buildQueries(target: QueryTarget, windowSeconds: number): StepQu
   }
 }
 
+/** The quantile queries of a step's latency: per version, and over both versions ("all"). */
+export interface LatencyQueries {
+  p50: string
+  p95: string
+  p50All: string
+  p95All: string
+  by: string
+}
+
+/**
+ * Latency quantiles over the last `windowSeconds` from the duration histograms, computed by Prometheus itself:
+ * `histogram_quantile(q, sum by (le, <version label>) (rate(<histogram>_bucket{...}[window])))`
+ * (https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile: linear interpolation
+ * within the bucket the quantile falls in; NaN when the window holds no request).
+ */
+export function buildLatencyQueries(target: QueryTarget, windowSeconds: number): LatencyQueries {
+  const queries = buildQueries(target, windowSeconds)
+  const byVersion = (q: number): string => queries.p95.replace('histogram_quantile(0.95,', `histogram_quantile(${q},`)
+  const overall = (q: number): string => byVersion(q).replace(`sum by (le, ${queries.by})`, 'sum by (le)')
+  return { by: queries.by, p50: byVersion(0.5), p95: queries.p95, p50All: overall(0.5), p95All: overall(0.95) }
+}
+
 /** Cumulative counters (not increases) per version: for a sequential test that differences successive scrapes. */
 export function buildCounterQueries(target: QueryTarget): { requests: string; errors: string; by: string } {
   const queries = buildQueries(target, 60)
@@ -88,8 +110,10 @@ export function buildCounterQueries(target: QueryTarget): { requests: string; er
 export function perVersion(
   target: QueryTarget,
   samples: Array<{ labels: Record<string, string>; value: number }>,
+  /** The value of a version the result does not name: 0 for counters, NaN for quantiles (no sample). */
+  missing = 0,
 ): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(target.versions.map((v) => [v, 0]))
+  const out: Record<string, number> = Object.fromEntries(target.versions.map((v) => [v, missing]))
   for (const sample of samples) {
     let version: string | undefined
     if ((target.flavor ?? 'istio-sidecar') === 'linkerd') {

@@ -76,14 +76,16 @@ export async function runChecks(verifiers: readonly Verifier[], step: StepContex
   if (verifiers.length === 1) return [await (verifiers[0] as Verifier).verify(step)]
   const failed = new AbortController()
   const signal = AbortSignal.any([step.signal, failed.signal])
-  const checks: Check[] = []
+  // In the verifiers' order, whichever finishes first (the report and the summary list them so).
+  const done: Array<Check | undefined> = verifiers.map(() => undefined)
   const settled = await Promise.allSettled(
-    verifiers.map(async (verifier) => {
+    verifiers.map(async (verifier, i) => {
       const check = await verifier.verify({ ...step, signal })
-      checks.push(check)
+      done[i] = check
       if (check.verdict === 'fail') failed.abort(new Error(`${verifier.kind} failed the step`))
     }),
   )
+  const checks = done.filter((c): c is Check => c !== undefined)
   step.signal.throwIfAborted()
   if (checks.some((c) => c.verdict === 'fail')) return checks
   const error = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')

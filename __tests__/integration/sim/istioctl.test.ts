@@ -12,6 +12,7 @@ import { dump } from 'js-yaml'
 import { makePki, type TestPki } from '../../sim/net/tls.js'
 import { KubeStore } from '../../sim/kube/store.js'
 import { startKubeApi, type KubeApi } from '../../sim/kube/server.js'
+import { NEWEST_SUPPORTED_ISTIO, OLDEST_SUPPORTED_ISTIO } from '../../../src/istio/versions.js'
 import { seedCluster } from '../../sim/kube/seed.js'
 import {
   ISTIOCTL_PLATFORMS,
@@ -114,12 +115,15 @@ describe('fake istioctl releases', () => {
   before(async () => {
     pki = makePki()
     dir = mkdtempSync(join(tmpdir(), 'ic-istioctl-test-'))
-    releases = await startIstioctlReleases({ pki, versions: ['1.24.2', '1.23.4', '1.25.0', '1.22.0'] })
+    releases = await startIstioctlReleases({
+      pki,
+      versions: ['1.24.2', '1.23.4', '1.25.0', '1.22.0', OLDEST_SUPPORTED_ISTIO, NEWEST_SUPPORTED_ISTIO],
+    })
     store = new KubeStore()
-    seedCluster(store, { layout: 'oss', gatewayPort: 31080 })
+    seedCluster(store, { layout: 'oss', gatewayPort: 31080, istioVersion: '1.24.2' })
     api = await startKubeApi({ pki, store, authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined) })
     kubeconfig = kubeconfigFile(dir, api, pki, 'tok')
-    for (const v of ['1.24.2', '1.23.4', '1.25.0', '1.22.0']) {
+    for (const v of ['1.24.2', '1.23.4', '1.25.0', '1.22.0', OLDEST_SUPPORTED_ISTIO, NEWEST_SUPPORTED_ISTIO]) {
       const tgz = (await download(`${releases.url}/${v}/${istioctlArchiveName(v, 'linux-amd64')}`, pki.caPem)).body
       const out = join(dir, v)
       execFileSync('mkdir', ['-p', out])
@@ -406,6 +410,23 @@ describe('fake istioctl releases', () => {
       (await istioctl(['install', '--skip-confirmation', '--dry-run', '-r', 'canary'], {}, '1.22.0')).code,
       0,
     )
+  })
+
+  it('the oldest and newest supported releases: the same command flags, and the root --kubeclient-timeout (1.27.0+)', async () => {
+    // istio/istio istioctl/pkg/cli/option.go FlagKubeTimeout "kubeclient-timeout", added in 1.27.0 (#56020); the
+    // analyze, version, install and precheck flags are the same at the tags 1.29.0, 1.30.0 and 1.31.0.
+    const analyze = ['analyze', '--namespace', 'bookinfo', '--output', 'json', '--kubeclient-timeout', '15s']
+    for (const v of [OLDEST_SUPPORTED_ISTIO, NEWEST_SUPPORTED_ISTIO]) {
+      const run = await istioctl([...analyze, '-r', 'default', '--analyzer', 'x'], {}, v)
+      assert.equal(run.code, 0, `${v}: ${run.stderr}`)
+      assert.equal((await istioctl(['version', '--remote=false'], {}, v)).stdout, `${v}\n`)
+      const unknown = await istioctl(['analyze', '--namespace', 'bookinfo', '--revisions', 'x'], {}, v)
+      assert.equal(unknown.code, 64, v)
+      assert.equal(unknown.stderr, 'Error: unknown flag: --revisions\n')
+    }
+    const old = await istioctl(analyze, {}, '1.25.0')
+    assert.equal(old.code, 64)
+    assert.equal(old.stderr, 'Error: unknown flag: --kubeclient-timeout\n')
   })
 })
 

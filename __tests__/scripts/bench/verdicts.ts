@@ -46,3 +46,71 @@ export interface VerdictFigures {
   /** Keyed by req/s, RATES. */
   byRate: Record<number, RateFigures>
 }
+
+/** Optional figures a verdict may give beyond the shared ones. */
+export interface ExtraFigures {
+  /** The check before the first change failed: the rollout never started, no traffic moved (not a rollback). */
+  pStoppedBeforeChange?: number
+  /** Steps that ended undecided (telemetry's max-step-time), reverted as inconclusive. */
+  pInconclusive?: number
+}
+
+const pctCell = (p: number | undefined): string =>
+  p === undefined || Number.isNaN(p) ? '—' : p === 0 ? '0' : p < 0.001 ? '<0.1 %' : `${(100 * p).toFixed(1)} %`
+const num = (x: number, unit = ''): string => (Number.isFinite(x) ? `${x.toFixed(x >= 100 ? 0 : 1)}${unit}` : '—')
+
+/** The scenario as a title: 'canary 5 % vs stable 0.5 %'. */
+export const scenarioTitle = (s: Scenario): string =>
+  `canary ${+(100 * s.canaryErrorRate).toFixed(2)} % vs stable ${+(100 * s.stableErrorRate).toFixed(2)} %` +
+  (isHealthy(s) ? ' (healthy canary)' : '')
+
+/**
+ * The verdicts side by side, one block per scenario (in SCENARIOS order, then any other scenario), one row per verdict
+ * and method: P(rollback) at each of DEFAULT_STEPS, P(promoted), P(stopped before any change), for healthy canaries the
+ * false rollback rate (all steps together), and at each of RATES the mean time to rollback and the failed user
+ * requests before the revert.
+ */
+export function printVerdictTable(figures: VerdictFigures[]): string {
+  const key = (s: Scenario): string => `${s.canaryErrorRate}/${s.stableErrorRate}`
+  const order = [...SCENARIOS.map(key), ...figures.map((f) => key(f.scenario))].filter(
+    (k, i, all) => all.indexOf(k) === i,
+  )
+  const header = [
+    'verdict',
+    'method',
+    'rollouts',
+    ...DEFAULT_STEPS.map((w) => `rb@${w}`),
+    'promoted',
+    'stopped',
+    'false rb',
+    ...RATES.flatMap((r) => [`t_rb@${r}/s`, `failed@${r}/s`]),
+  ]
+  const lines: string[] = []
+  for (const k of order) {
+    const rows = figures.filter((f) => key(f.scenario) === k)
+    if (rows.length === 0) continue
+    const scenario = rows[0]?.scenario as Scenario
+    const cells = rows.map((f) => {
+      const extra = f as VerdictFigures & ExtraFigures
+      const rolledBack = f.pRollbackByStep.reduce((a, b) => a + b, 0)
+      return [
+        f.verdict,
+        f.method,
+        String(f.rollouts),
+        ...DEFAULT_STEPS.map((_, i) => pctCell(f.pRollbackByStep[i])),
+        pctCell(f.pPromoted),
+        pctCell(extra.pStoppedBeforeChange),
+        isHealthy(scenario) ? pctCell(rolledBack) : '',
+        ...RATES.flatMap((r) => [
+          num(f.byRate[r]?.meanTimeToRollbackS ?? Number.NaN, ' s'),
+          num(f.byRate[r]?.failedUserRequests ?? Number.NaN),
+        ]),
+      ]
+    })
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)))
+    const fmt = (c: string[]): string =>
+      c.map((x, i) => (i < 2 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join('  ')
+    lines.push(scenarioTitle(scenario), fmt(header), ...cells.map(fmt), '')
+  }
+  return lines.join('\n')
+}

@@ -202,7 +202,9 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
   // analyze: istioctl/pkg/analyze/analyze.go (--revision has no shorthand before 1.25.0, where `-r` was added by
   // istio/istio#53339; --remote-contexts since 1.24.0, --analyzer since 1.26.0); install:
   // operator/cmd/mesh/install.go (+ --dry-run from operator/cmd/mesh/root.go); x precheck:
-  // istioctl/pkg/precheck/precheck.go (+ -r/--revision from control_plane.go).
+  // istioctl/pkg/precheck/precheck.go (+ -r/--revision from control_plane.go). The root flag --kubeclient-timeout
+  // came in 1.27.0 (istio/istio#56020, istioctl/pkg/cli/option.go FlagKubeTimeout). From 1.29.0 to 1.31.x these
+  // commands register the same flags (compared per tag: 1.29.0, 1.30.0, 1.31.0).
   const [vMajor, vMinor] = cfg.version.split('.').map((n) => Number.parseInt(n, 10)) as [number, number]
   const atLeast = (minorWanted: number): boolean => vMajor > 1 || (vMajor === 1 && vMinor >= minorWanted)
   const GLOBAL: FlagSpec = {
@@ -216,6 +218,7 @@ export async function istioctlProgram(cfg: IstioctlProgramConfig): Promise<void>
       'as-group',
       'as-uid',
       'log_output_level',
+      ...(atLeast(27) ? ['kubeclient-timeout'] : []),
     ],
     bool: ['help'],
     short: { c: 'kubeconfig', i: 'istioNamespace', n: 'namespace', h: 'help' },

@@ -22,6 +22,7 @@ export const REFS = {
   roleBindings: { group: RBAC, resource: 'rolebindings' },
   clusterRoles: { group: RBAC, resource: 'clusterroles' },
   clusterRoleBindings: { group: RBAC, resource: 'clusterrolebindings' },
+  mutatingWebhookConfigurations: { group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
 } as const satisfies Record<string, ResourceRef>
 
 /** The resource of a manifest's `kind`, for the kinds the simulation applies from files (fixtures, deploy/rbac). */
@@ -38,4 +39,5 @@ export const REF_OF_KIND: Readonly<Record<string, ResourceRef>> = {
   RoleBinding: REFS.roleBindings,
   ClusterRole: REFS.clusterRoles,
   ClusterRoleBinding: REFS.clusterRoleBindings,
+  MutatingWebhookConfiguration: REFS.mutatingWebhookConfigurations,
 }

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadAll } from 'js-yaml'
+import { NEWEST_SUPPORTED_ISTIO } from '../../../src/istio/versions.js'
 import { REFS, REF_OF_KIND } from './refs.js'
 import type { KubeObject, KubeStore, ResourceRef } from './store.js'
 
@@ -14,8 +15,25 @@ export interface SeedOptions {
    * asm-1-NN).
    */
   layout: 'oss' | 'aks-addon'
-  /** Default '1.24.2'. */
+  /** The (stable) control plane's Istio version. Default: the newest supported (src/istio/versions.ts). */
   istioVersion?: string
+  /**
+   * A canary upgrade in progress: a second control plane revision of this version beside the first, as
+   * `az aks mesh upgrade start --revision asm-1-NN` deploys it (AKS: revision asm-<major>-<minor>; open source:
+   * `istioctl install --set revision=<major>-<minor>-<patch>`), with its own istiod, injector webhook and mesh config.
+   */
+  canaryVersion?: string
+  /**
+   * Revision tags as `istioctl tag set <tag> --revision <revision> --istioNamespace <ns>` makes them: tag -> revision
+   * (a revision of this cluster, or 'canary' / 'stable' for the canary upgrade's and the first one's).
+   */
+  tags?: Record<string, string>
+  /**
+   * The application namespace's injection labels instead of the layout's default (`istio-injection=enabled` on open
+   * source, `istio.io/rev=<revision>` on AKS), e.g. `{ 'istio.io/rev': 'prod-stable' }`. Values 'canary' / 'stable'
+   * name those revisions. Its pods are injected by the webhook whose namespaceSelector matches, or not at all.
+   */
+  namespaceLabels?: Record<string, string>
   /** Default true; false = no istiod and no ingress gateway (and so no sidecars in the app pods). */
   controlPlane?: boolean
   /** Default 'bookinfo'. */
@@ -32,7 +50,12 @@ export interface SeedOptions {
 
 export interface SeedInfo {
   istioNamespace: string
+  /** The first (stable) revision. */
   revision: string
+  /** The canary upgrade's revision, with `canaryVersion`. */
+  canaryRevision?: string
+  /** The revision that injected the application's pods (undefined: none did, no sidecars). */
+  injectedBy?: string
   ingressNamespace: string
   ingressService: string
   namespace: string
@@ -495,11 +518,141 @@ function meshConfig(istioNs: string, istiodService: string): string {
   ].join('\n')
 }
 
+/** The revision name of a version: asm-1-31 on the AKS add-on (one per minor), 1-31-1 for an open-source canary. */
+function revisionName(version: string, aks: boolean): string {
+  const [major, minor, patch] = version.split('.')
+  return aks ? `asm-${major}-${minor}` : `${major}-${minor}-${(patch ?? '0').split('-')[0]}`
+}
+
+type Expr = { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }
+const inj = (prefix: string, service: string, ns: string, namespaceSelector: Expr[], objectSelector: Expr[]): Obj => ({
+  name: `${prefix}sidecar-injector.istio.io`,
+  clientConfig: { service: { name: service, namespace: ns, path: '/inject', port: 443 } },
+  sideEffects: 'None',
+  rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+  failurePolicy: 'Fail',
+  reinvocationPolicy: 'Never',
+  admissionReviewVersions: ['v1'],
+  namespaceSelector: { matchExpressions: namespaceSelector },
+  objectSelector: { matchExpressions: objectSelector },
+})
+const NOT_DISABLED: Expr = { key: 'sidecar.istio.io/inject', operator: 'NotIn', values: ['false'] }
+
+/**
+ * The injector MutatingWebhookConfiguration of a revision, or of a revision tag, as Istio's charts render them
+ * (istio/istio manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml for a revision:
+ * istio-sidecar-injector[-<rev>], label istio.io/rev; templates/revision-tags-mwc.yaml for `istioctl tag set`:
+ * istio-revision-tag-<tag>, labels istio.io/tag and istio.io/rev; both with -<namespace> outside istio-system). The
+ * webhooks of the default revision (or of the tag `default`) also select istio-injection=enabled namespaces.
+ */
+function injectorWebhook(revision: string, istioNs: string, tag: string | undefined, common: Obj): KubeObject {
+  const suffix = istioNs === 'istio-system' ? '' : `-${istioNs}`
+  const name =
+    tag !== undefined
+      ? `istio-revision-tag-${tag}${suffix}`
+      : `istio-sidecar-injector${revision === 'default' ? '' : `-${revision}`}${suffix}`
+  const service = revision === 'default' ? 'istiod' : `istiod-${revision}`
+  const selects = tag ?? revision
+  const hooks = [
+    inj(
+      'rev.namespace.',
+      service,
+      istioNs,
+      [
+        { key: 'istio.io/rev', operator: 'In', values: [selects] },
+        { key: 'istio-injection', operator: 'DoesNotExist' },
+      ],
+      [NOT_DISABLED],
+    ),
+    inj(
+      'rev.object.',
+      service,
+      istioNs,
+      [
+        { key: 'istio.io/rev', operator: 'DoesNotExist' },
+        { key: 'istio-injection', operator: 'DoesNotExist' },
+      ],
+      [NOT_DISABLED, { key: 'istio.io/rev', operator: 'In', values: [selects] }],
+    ),
+  ]
+  if (selects === 'default') {
+    hooks.push(
+      inj(
+        'namespace.',
+        service,
+        istioNs,
+        [{ key: 'istio-injection', operator: 'In', values: ['enabled'] }],
+        [NOT_DISABLED],
+      ),
+      inj(
+        'object.',
+        service,
+        istioNs,
+        [
+          { key: 'istio-injection', operator: 'DoesNotExist' },
+          { key: 'istio.io/rev', operator: 'DoesNotExist' },
+        ],
+        [
+          { key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] },
+          { key: 'istio.io/rev', operator: 'DoesNotExist' },
+        ],
+      ),
+    )
+  }
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: {
+      name,
+      labels: {
+        ...(tag !== undefined ? { 'istio.io/tag': tag } : {}),
+        'istio.io/rev': revision,
+        ...common,
+        app: 'sidecar-injector',
+        'app.kubernetes.io/name': 'istiod',
+      },
+    },
+    webhooks: hooks,
+  }
+}
+
+/** A label selector's matchExpressions against labels (k8s.io/apimachinery pkg/labels: In, NotIn, Exists, DoesNotExist). */
+function matches(exprs: Expr[], labels: Record<string, string>): boolean {
+  return exprs.every((e) => {
+    const has = e.key in labels
+    if (e.operator === 'Exists') return has
+    if (e.operator === 'DoesNotExist') return !has
+    if (e.operator === 'In') return has && (e.values ?? []).includes(labels[e.key]!)
+    return !has || !(e.values ?? []).includes(labels[e.key]!)
+  })
+}
+
+/**
+ * The revision whose webhook injects a new pod (no pod labels of its own) in a namespace with these labels: the
+ * API server calls every webhook whose namespaceSelector and objectSelector match; Istio's selectors are made so
+ * that at most one revision does. undefined: none does (no sidecar).
+ */
+export function injectingRevision(webhooks: KubeObject[], nsLabels: Record<string, string>): string | undefined {
+  for (const mwc of webhooks) {
+    for (const hook of (mwc['webhooks'] as Obj[] | undefined) ?? []) {
+      const exprs = (sel: unknown): Expr[] => {
+        const o = (sel ?? {}) as { matchExpressions?: Expr[]; matchLabels?: Record<string, string> }
+        const eq = Object.entries(o.matchLabels ?? {}).map(([key, v]): Expr => ({ key, operator: 'In', values: [v] }))
+        return [...eq, ...(o.matchExpressions ?? [])]
+      }
+      if (matches(exprs(hook['namespaceSelector']), nsLabels) && matches(exprs(hook['objectSelector']), {}))
+        return mwc.metadata.labels?.['istio.io/rev']
+    }
+  }
+  return undefined
+}
+
 export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
-  const version = opts.istioVersion ?? '1.24.2'
-  const [major, minor] = version.split('.')
+  const version = opts.istioVersion ?? NEWEST_SUPPORTED_ISTIO
   const aks = opts.layout === 'aks-addon'
-  const revision = aks ? `asm-${major}-${minor}` : 'default'
+  const revision = aks ? revisionName(version, true) : 'default'
+  const canaryRevision = opts.canaryVersion === undefined ? undefined : revisionName(opts.canaryVersion, aks)
+  const named = (r: string): string => (r === 'canary' ? (canaryRevision ?? r) : r === 'stable' ? revision : r)
   const istioNamespace = aks ? 'aks-istio-system' : 'istio-system'
   const ingressNamespace = aks ? 'aks-istio-ingress' : 'istio-system'
   const ingressService = aks ? 'aks-istio-ingressgateway-external' : 'istio-ingressgateway'
@@ -507,15 +660,15 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
   const controlPlane = opts.controlPlane ?? true
   const injection = opts.injection ?? true
   const t0 = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z')
-  const mesh: MeshInfo | undefined = controlPlane
-    ? {
-        revision,
-        version,
-        proxyImage: aks
-          ? `mcr.microsoft.com/oss/istio/proxyv2:${version}-distroless`
-          : `docker.io/istio/proxyv2:${version}`,
-      }
-    : undefined
+  const meshOf = (rev: string, v: string): MeshInfo => ({
+    revision: rev,
+    version: v,
+    proxyImage: aks ? `mcr.microsoft.com/oss/istio/proxyv2:${v}-distroless` : `docker.io/istio/proxyv2:${v}`,
+  })
+  const mesh: MeshInfo | undefined = controlPlane ? meshOf(revision, version) : undefined
+  const revisions = controlPlane
+    ? [mesh!, ...(canaryRevision && opts.canaryVersion ? [meshOf(canaryRevision, opts.canaryVersion)] : [])]
+    : []
 
   // Namespaces
   for (const n of ['default', 'kube-node-lease', 'kube-public', 'kube-system'])
@@ -526,29 +679,34 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
   }
   const injectionLabel: Record<string, string> = !injection
     ? {}
-    : aks
-      ? { 'istio.io/rev': revision }
-      : { 'istio-injection': 'enabled' }
-  put(store, REFS.namespaces, namespace(ns, injectionLabel))
+    : opts.namespaceLabels
+      ? Object.fromEntries(
+          Object.entries(opts.namespaceLabels).map(([k, v]) => [k, k === 'istio.io/rev' ? named(v) : v]),
+        )
+      : aks
+        ? { 'istio.io/rev': revision }
+        : { 'istio-injection': 'enabled' }
+  const appNamespace = put(store, REFS.namespaces, namespace(ns, injectionLabel))
 
-  // Control plane and ingress gateway
-  if (mesh) {
-    const istiod = aks ? `istiod-${revision}` : 'istiod'
-    const common = aks
-      ? {
-          'install.operator.istio.io/owning-resource': 'unknown',
-          'operator.istio.io/component': 'Pilot',
-          release: 'azure-service-mesh-istio-discovery',
-        }
-      : {
-          'install.operator.istio.io/owning-resource': 'unknown',
-          'operator.istio.io/component': 'Pilot',
-          release: 'istio',
-        }
-    const istiodLabels = { app: 'istiod', istio: 'pilot', 'istio.io/rev': revision, ...common }
+  // Control plane revisions (istiod, its Service, mesh config, injector webhook), the revision tags
+  const common = aks
+    ? {
+        'install.operator.istio.io/owning-resource': 'unknown',
+        'operator.istio.io/component': 'Pilot',
+        release: 'azure-service-mesh-istio-discovery',
+      }
+    : {
+        'install.operator.istio.io/owning-resource': 'unknown',
+        'operator.istio.io/component': 'Pilot',
+        release: 'istio',
+      }
+  for (const cp of revisions) {
+    const rev = cp.revision
+    const istiod = rev === 'default' ? 'istiod' : `istiod-${rev}`
+    const istiodLabels = { app: 'istiod', istio: 'pilot', 'istio.io/rev': rev, ...common }
     const pilotImage = aks
-      ? `mcr.microsoft.com/oss/istio/pilot:${version}-distroless`
-      : `docker.io/istio/pilot:${version}`
+      ? `mcr.microsoft.com/oss/istio/pilot:${cp.version}-distroless`
+      : `docker.io/istio/pilot:${cp.version}`
     addWorkload(
       store,
       {
@@ -556,8 +714,8 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
           istiod,
           istioNamespace,
           istiodLabels,
-          { app: 'istiod', istio: 'pilot', 'istio.io/rev': revision, 'sidecar.istio.io/inject': 'false', ...common },
-          { istio: 'pilot', 'istio.io/rev': revision },
+          { app: 'istiod', istio: 'pilot', 'istio.io/rev': rev, 'sidecar.istio.io/inject': 'false', ...common },
+          { istio: 'pilot', 'istio.io/rev': rev },
           [
             {
               name: 'discovery',
@@ -583,17 +741,17 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
                 timeoutSeconds: 5,
               },
               env: [
-                { name: 'REVISION', value: revision },
+                { name: 'REVISION', value: rev },
                 { name: 'PILOT_CERT_PROVIDER', value: 'istiod' },
               ],
             },
           ],
-          { serviceAccountName: `istiod${aks ? `-${revision}` : ''}` },
+          { serviceAccountName: rev === 'default' ? 'istiod' : `istiod-${rev}` },
         ),
         ready: true,
         inject: false,
       },
-      mesh,
+      cp,
       t0,
     )
     put(
@@ -604,7 +762,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
         kind: 'Service',
         metadata: { name: istiod, namespace: istioNamespace, labels: istiodLabels },
         spec: {
-          selector: { app: 'istiod', 'istio.io/rev': revision },
+          selector: { app: 'istiod', 'istio.io/rev': rev },
           ports: [
             { name: 'grpc-xds', port: 15010, targetPort: 15010 },
             { name: 'https-dns', port: 15012, targetPort: 15012 },
@@ -618,49 +776,90 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: {
-        name: aks ? `istio-${revision}` : 'istio',
+        name: rev === 'default' ? 'istio' : `istio-${rev}`,
         namespace: istioNamespace,
-        labels: { 'istio.io/rev': revision, ...common },
+        labels: { 'istio.io/rev': rev, ...common },
       },
       data: { mesh: meshConfig(istioNamespace, istiod), meshNetworks: 'networks: {}' },
     })
+    put(store, REFS.mutatingWebhookConfigurations, injectorWebhook(rev, istioNamespace, undefined, common))
+  }
+  for (const [tag, target] of Object.entries(opts.tags ?? {})) {
+    const rev = named(target)
+    // istioctl tag set refuses a revision without its injector webhook (istioctl/pkg/tag/generate.go
+    // checkControlPlaneExistenceOrDuplicate) and a tag named like a revision but `default`
+    // (checkTagNameCollidesWithRevisionName).
+    if (!revisions.some((r) => r.revision === rev)) throw new Error(`seed: tag ${tag} names no revision (${rev})`)
+    if (tag !== 'default' && revisions.some((r) => r.revision === tag))
+      throw new Error(`seed: tag ${tag} collides with a revision`)
+    put(store, REFS.mutatingWebhookConfigurations, injectorWebhook(rev, istioNamespace, tag, common))
+    // `istioctl tag set default` makes the default revision's own injector ineffectual without deleting it: every
+    // webhook's selectors become NeverMatch (istioctl/pkg/tag/util.go DeactivateIstioInjectionWebhook,
+    // istioctl/pkg/util/common.go NeverMatch).
+    const own = store.list(REFS.mutatingWebhookConfigurations, undefined, 'istio.io/rev=default,!istio.io/tag')
+    if (tag === 'default' && own[0]) {
+      const never = { matchLabels: { 'istio.io/deactivated': 'never-match' } }
+      const hooks = ((own[0]['webhooks'] as Obj[]) ?? []).map((w) => ({
+        ...w,
+        namespaceSelector: never,
+        objectSelector: never,
+      }))
+      store.update(REFS.mutatingWebhookConfigurations, { ...own[0], webhooks: hooks })
+    }
+  }
+  // Which revision injects the application's pods: the webhook the namespace's labels select, as admission does.
+  const injectedBy = injectingRevision(
+    store.list(REFS.mutatingWebhookConfigurations),
+    appNamespace.metadata.labels ?? {},
+  )
+  const appMesh = revisions.find((r) => r.revision === injectedBy)
 
+  if (mesh) {
+    // On the AKS add-on the ingress gateway is deployed per revision, behind one Service whose address stays
+    // during an upgrade (https://learn.microsoft.com/azure/aks/istio-upgrade, "Minor revision upgrades with ingress
+    // and egress gateways"): aks-istio-ingressgateway-external-asm-1-NN for each.
     const gwName = aks ? `${ingressService}-${revision}` : ingressService
     const gwApp = ingressService
     const gwIstio = aks ? ingressService : 'ingressgateway'
-    const gwLabels = aks
-      ? { app: gwApp, istio: gwIstio, 'istio.io/rev': revision }
-      : {
-          app: gwApp,
-          istio: gwIstio,
-          'istio.io/rev': revision,
-          'install.operator.istio.io/owning-resource': 'unknown',
-          'operator.istio.io/component': 'IngressGateways',
-          release: 'istio',
-        }
-    addWorkload(
-      store,
-      {
-        deployment: deployment(
-          gwName,
-          ingressNamespace,
-          gwLabels,
-          {
-            ...gwLabels,
-            'sidecar.istio.io/inject': 'false',
-            'service.istio.io/canonical-name': gwApp,
-            'service.istio.io/canonical-revision': 'latest',
-          },
-          { app: gwApp, istio: gwIstio },
-          [proxyContainer(mesh, 'router')],
-          { serviceAccountName: aks ? gwName : 'istio-ingressgateway-service-account' },
-        ),
-        ready: true,
-        inject: false,
-      },
-      mesh,
-      t0,
-    )
+    const gwLabelsOf = (rev: string): Record<string, string> =>
+      aks
+        ? { app: gwApp, istio: gwIstio, 'istio.io/rev': rev }
+        : {
+            app: gwApp,
+            istio: gwIstio,
+            'istio.io/rev': rev,
+            'install.operator.istio.io/owning-resource': 'unknown',
+            'operator.istio.io/component': 'IngressGateways',
+            release: 'istio',
+          }
+    const gwLabels = gwLabelsOf(revision)
+    for (const cp of aks ? revisions : [mesh]) {
+      const name = aks ? `${ingressService}-${cp.revision}` : ingressService
+      const labels = gwLabelsOf(cp.revision)
+      addWorkload(
+        store,
+        {
+          deployment: deployment(
+            name,
+            ingressNamespace,
+            labels,
+            {
+              ...labels,
+              'sidecar.istio.io/inject': 'false',
+              'service.istio.io/canonical-name': gwApp,
+              'service.istio.io/canonical-revision': 'latest',
+            },
+            { app: gwApp, istio: gwIstio, ...(aks ? { 'istio.io/rev': cp.revision } : {}) },
+            [proxyContainer(cp, 'router')],
+            { serviceAccountName: aks ? name : 'istio-ingressgateway-service-account' },
+          ),
+          ready: true,
+          inject: false,
+        },
+        cp,
+        t0,
+      )
+    }
     const nodePort = (n: number): number => 30000 + (hash(`${gwName}/${n}`).readUInt16BE(0) % 2767)
     put(store, REFS.services, {
       ...serviceDefaults({
@@ -692,7 +891,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     else if (obj.kind === 'Deployment') {
       const v = obj.metadata.labels?.['version'] ?? ''
       const isReady = ready[obj.metadata.name] ?? ready[v] ?? true
-      addWorkload(store, { deployment: obj, ready: isReady, inject: injection }, mesh, t0)
+      addWorkload(store, { deployment: obj, ready: isReady, inject: appMesh !== undefined }, appMesh, t0)
     } else {
       throw new Error(`unexpected ${String(obj.kind)} in bookinfo.yaml`)
     }
@@ -718,5 +917,13 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     put(store, REFS.virtualServices, o)
   }
 
-  return { istioNamespace, revision, ingressNamespace, ingressService, namespace: ns }
+  return {
+    istioNamespace,
+    revision,
+    ...(canaryRevision ? { canaryRevision } : {}),
+    ...(injectedBy ? { injectedBy } : {}),
+    ingressNamespace,
+    ingressService,
+    namespace: ns,
+  }
 }

@@ -94,6 +94,7 @@ interface ResourceDef {
   custom?: boolean
 }
 
+const ADMISSION_GROUP = 'admissionregistration.k8s.io'
 const ALL_VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
 const ISTIO = 'networking.istio.io'
 const ISTIO_CATEGORIES = ['istio-io', 'networking-istio-io']
@@ -191,6 +192,15 @@ const RESOURCES: ResourceDef[] = [
     categories: ISTIO_CATEGORIES,
     status: true,
     custom: true,
+  },
+  // Cluster-scoped, as the API server serves it; Istio's injector webhooks and `istioctl tag set`'s revision tags.
+  {
+    group: ADMISSION_GROUP,
+    resource: 'mutatingwebhookconfigurations',
+    singular: 'mutatingwebhookconfiguration',
+    kind: 'MutatingWebhookConfiguration',
+    namespaced: false,
+    categories: ['api-extensions'],
   },
   { group: RBAC_GROUP, resource: 'roles', singular: 'role', kind: 'Role', namespaced: true },
   { group: RBAC_GROUP, resource: 'rolebindings', singular: 'rolebinding', kind: 'RoleBinding', namespaced: true },
@@ -590,6 +600,7 @@ interface ResourceRoute {
 
 function groupVersions(group: string, istioVersions: string[]): string[] {
   if (group === '' || group === 'apps' || group === 'coordination.k8s.io' || group === RBAC_GROUP) return ['v1']
+  if (group === ADMISSION_GROUP) return ['v1']
   if (group === ISTIO) return istioVersions
   return []
 }
@@ -963,7 +974,9 @@ function apiGroupInfo(group: string, istioVersions: string[]): Obj {
 
 /** The named groups served (the core group "" is discovered at /api, not /apis). */
 function servedGroups(istioVersions: string[]): string[] {
-  return ['apps', 'coordination.k8s.io', RBAC_GROUP, ISTIO].filter((g) => groupVersions(g, istioVersions).length > 0)
+  return ['apps', 'coordination.k8s.io', ADMISSION_GROUP, RBAC_GROUP, ISTIO].filter(
+    (g) => groupVersions(g, istioVersions).length > 0,
+  )
 }
 
 /** The APIResourceList of a group version (/api/v1, /apis/<g>/<v>): each resource, then its status subresource. */

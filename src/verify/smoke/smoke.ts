@@ -23,6 +23,8 @@ export interface SmokeConfig {
   /** One capture group naming the version that served a response; searched in headers, then body. A 2xx/3xx
    * response in which it finds no version fails. */
   versionPattern?: RegExp
+  /** When set, the result counts the requests slower than this (overall and per version). */
+  maxLatencyMs?: number
 }
 
 export interface RequestOutcome {
@@ -38,6 +40,10 @@ export interface VersionStats {
   successes: number
   p50Ms: number
   p95Ms: number
+  /** Requests slower than max-latency, when it is set. */
+  slow?: number
+  /** Top 3 failure reasons of the responses that named this version, most frequent first. */
+  failures?: Array<{ reason: string; count: number }>
 }
 
 export interface SmokeResult {
@@ -46,8 +52,13 @@ export interface SmokeResult {
   successRate: number
   p50Ms: number
   p95Ms: number
+  /** Requests slower than max-latency, when it is set. */
+  slow?: number
   byVersion: Record<string, VersionStats>
+  /** Responses in which the version pattern found no version (all of them without a pattern). */
   unattributed: number
+  /** Failed responses that named no version (with a version pattern; BookInfo's error pages name none). */
+  unattributedFailures?: number
   /** Top 5 distinct failure reasons, most frequent first. */
   failures: Array<{ reason: string; count: number }>
 }
@@ -225,28 +236,49 @@ async function probe(
 
 const round = (ms: number): number => (Number.isNaN(ms) ? 0 : Math.round(ms * 10) / 10)
 
-/** Aggregates outcomes; latency percentiles (nearest rank) are over every request, failed ones included. */
-export function summarize(outcomes: readonly RequestOutcome[]): SmokeResult {
+/** The `limit` most frequent failure reasons, most frequent first; ties in order of first occurrence. */
+function topReasons(outcomes: readonly RequestOutcome[], limit: number): Array<{ reason: string; count: number }> {
+  const reasons = new Map<string, number>()
+  for (const o of outcomes) {
+    if (o.ok) continue
+    const reason = o.error ?? 'failed'
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
+  }
+  // Map keeps first-seen order, and sort is stable: ties stay in order of first occurrence.
+  return [...reasons]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([reason, count]) => ({ reason, count }))
+}
+
+/**
+ * Aggregates outcomes; latency percentiles (nearest rank) are over every request, failed ones included. With
+ * `maxLatencyMs`, counts the requests slower than it (the smoke verdict tests that share, not a p95 of few samples).
+ */
+export function summarize(outcomes: readonly RequestOutcome[], maxLatencyMs?: number): SmokeResult {
   const successes = outcomes.filter((o) => o.ok).length
   const groups = new Map<string, RequestOutcome[]>()
-  const reasons = new Map<string, number>()
   let unattributed = 0
+  let unattributedFailures = 0
   for (const o of outcomes) {
-    if (o.version === undefined) unattributed++
-    else groups.set(o.version, [...(groups.get(o.version) ?? []), o])
-    if (!o.ok) {
-      const reason = o.error ?? 'failed'
-      reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
-    }
+    if (o.version === undefined) {
+      unattributed++
+      if (!o.ok) unattributedFailures++
+    } else groups.set(o.version, [...(groups.get(o.version) ?? []), o])
   }
+  const slow = (list: readonly RequestOutcome[]): { slow?: number } =>
+    maxLatencyMs === undefined ? {} : { slow: list.filter((o) => o.latencyMs > maxLatencyMs).length }
   const byVersion: Record<string, VersionStats> = {}
   for (const [version, list] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
     const lat = list.map((o) => o.latencyMs)
+    const failures = topReasons(list, 3)
     byVersion[version] = {
       requests: list.length,
       successes: list.filter((o) => o.ok).length,
       p50Ms: round(percentile(lat, 50)),
       p95Ms: round(percentile(lat, 95)),
+      ...slow(list),
+      ...(failures.length > 0 ? { failures } : {}),
     }
   }
   const lat = outcomes.map((o) => o.latencyMs)
@@ -256,13 +288,11 @@ export function summarize(outcomes: readonly RequestOutcome[]): SmokeResult {
     successRate: outcomes.length > 0 ? successes / outcomes.length : 0,
     p50Ms: round(percentile(lat, 50)),
     p95Ms: round(percentile(lat, 95)),
+    ...slow(outcomes),
     byVersion,
     unattributed,
-    // Map keeps first-seen order, and sort is stable: ties stay in order of first occurrence.
-    failures: [...reasons]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 5)
-      .map(([reason, count]) => ({ reason, count })),
+    unattributedFailures,
+    failures: topReasons(outcomes, 5),
   }
 }
 
@@ -295,5 +325,5 @@ export async function runSmokeTest(cfg: SmokeConfig, signal?: AbortSignal): Prom
   } finally {
     agent.destroy()
   }
-  return summarize(outcomes)
+  return summarize(outcomes, cfg.maxLatencyMs)
 }

@@ -110,3 +110,47 @@ export function weightShareCheck(
     `weight ${expectedWeightPercent} %: binomial p=${formatP(pValue)} ${ok ? '>=' : '<'} alpha ${alpha}`
   return { ok, expected, observed, pValue, message }
 }
+
+/** ln C(n, k). */
+function logChoose(n: number, k: number): number {
+  return logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1)
+}
+
+/**
+ * Upper tail of the binomial: P(X >= k) for X ~ Bin(n, p), summed exactly (in log space, from k up).
+ * k <= 0 gives 1, k > n gives 0.
+ */
+export function binomialUpperTail(k: number, n: number, p: number): number {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a non-negative integer, got ${n}`)
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`p must be within 0..1, got ${p}`)
+  if (k <= 0) return 1
+  if (k > n) return 0
+  let sum = 0
+  for (let i = k; i <= n; i++) sum += Math.exp(logBinomialPmf(i, n, p))
+  return Math.min(1, sum)
+}
+
+/**
+ * One-sided Fisher exact test that a sample fails more often than a reference sample: the p-value of `failures`
+ * out of `n` against `refFailures` out of `refN`, i.e. P(X >= failures) for X hypergeometric (the failures of both
+ * samples together, `n` of the `n + refN` requests drawn). Conditioning on the total makes it exact whatever the
+ * (unknown) common failure rate is: under "both fail alike" it rejects at level alpha at most alpha of the time.
+ */
+export function fisherGreaterPValue(failures: number, n: number, refFailures: number, refN: number): number {
+  for (const [name, k, m] of [
+    ['failures', failures, n],
+    ['refFailures', refFailures, refN],
+  ] as const) {
+    if (!Number.isInteger(m) || m < 0) throw new RangeError(`sample size must be a non-negative integer, got ${m}`)
+    if (!Number.isInteger(k) || k < 0 || k > m)
+      throw new RangeError(`${name} must be an integer within 0..${m}, got ${k}`)
+  }
+  const total = failures + refFailures
+  const all = n + refN
+  if (total === 0 || n === 0 || failures <= Math.max(0, total - refN)) return 1
+  const denominator = logChoose(all, total)
+  let sum = 0
+  for (let x = Math.max(failures, total - refN); x <= Math.min(total, n); x++)
+    sum += Math.exp(logChoose(n, x) + logChoose(refN, total - x) - denominator)
+  return Math.min(1, sum)
+}

@@ -1,23 +1,28 @@
-// The smoke test as a Verifier: after the step's pause, N requests through the ingress gateway, judged on their
-// success rate, latency and (with a version pattern) the share of answers each version gave.
+// The smoke test as a Verifier: after the step's pause, N requests through the ingress gateway, judged against the
+// smoke test of the route before the rollout (the baseline step the engine runs first), on their failures, latency
+// and (with a version pattern) the share of answers each version gave; `success-threshold` is an absolute floor.
 import { formatDuration } from '../../parse.js'
 import type { Sleep } from '../../retry.js'
 import type { Check, StepContext, Verifier } from '../verifier.js'
 import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
-import { type Verdict, judge } from './verdict.js'
+import { BASELINE_FACTOR, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
 import { type Settled, type TrafficChange, settleShares } from '../settle.js'
 
 export interface SmokeVerifierConfig {
   /** The smoke test of every step; the step's headers are added to `request.headers`. */
   request: SmokeConfig
-  /** Minimum success rate, 0..1. */
+  /** Absolute floor on the success rate, 0..1. */
   threshold: number
+  /** Steps of the rollout (the `steps` input): the false-rollback bound is split over them. */
+  steps: number
   maxLatencyMs?: number
   /** Version strings that mean canary (its subset name and version label), and stable. */
   canaryVersions: string[]
   stableVersions: string[]
   /** The answers' version shares are tested against the weights (version pattern set, split stable/canary only). */
   checkShares: boolean
+  /** Bound on false rollbacks over the rollout: SMOKE_ROLLOUT_ALPHA alone, SMOKE_GATE_ALPHA beside telemetry. */
+  rolloutAlpha: number
   /** Upper bound of the wait for traffic to follow a route change (default SETTLE_TIMEOUT_MS). */
   settleTimeoutMs?: number
 }
@@ -51,6 +56,8 @@ export function smokeCheck(result: SmokeResult, verdict: Verdict): Check {
 
 export class SmokeVerifier implements Verifier {
   readonly kind = 'smoke'
+  /** The smoke test of the route as it was before the first change (the engine's baseline check). */
+  private baseline: SmokeResult | undefined
 
   constructor(
     private readonly config: SmokeVerifierConfig,
@@ -59,7 +66,23 @@ export class SmokeVerifier implements Verifier {
 
   describe(): string {
     const r = this.config.request
-    return `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once)`
+    return (
+      `Smoke test: ${r.requests} requests to ${r.url} per step (${r.concurrency} at once), each step compared ` +
+      `with a baseline of ${r.requests * BASELINE_FACTOR} requests to the route before the first change ` +
+      `(exact tests at ${this.alpha().toExponential(2)} each: at most ${100 * this.config.rolloutAlpha} % false ` +
+      `rollbacks over ${this.config.steps} step(s)); floor success-threshold ${this.config.threshold}`
+    )
+  }
+
+  private alpha(): number {
+    return stepAlpha(
+      this.config.steps,
+      testsPerStep({
+        versionPattern: this.config.request.versionPattern !== undefined,
+        maxLatency: this.config.maxLatencyMs !== undefined,
+      }),
+      this.config.rolloutAlpha,
+    )
   }
 
   /** Only with a version pattern can answers be attributed: without it, undefined (settle is not defined). */
@@ -84,10 +107,21 @@ export class SmokeVerifier implements Verifier {
       await this.deps.sleep(step.pauseMs, step.signal)
     }
     step.signal.throwIfAborted()
-    const request = { ...this.config.request, headers: { ...this.config.request.headers, ...step.headers } }
+    const request: SmokeConfig = {
+      ...this.config.request,
+      // The baseline every step is compared with: a larger sample (no traffic has moved yet).
+      ...(step.kind === 'baseline' ? { requests: this.config.request.requests * BASELINE_FACTOR } : {}),
+      headers: { ...this.config.request.headers, ...step.headers },
+      ...(this.config.maxLatencyMs !== undefined ? { maxLatencyMs: this.config.maxLatencyMs } : {}),
+    }
     const result = await runSmokeTest(request, step.signal)
+    // A step is compared with the baseline; the baseline itself, and a preview (header-selected, no baseline),
+    // only with the absolute rules.
+    const baseline = step.kind === 'step' ? this.baseline : undefined
     const verdict = judge({
       result,
+      alpha: this.alpha(),
+      ...(baseline ? { baseline } : {}),
       threshold: this.config.threshold,
       canaryWeight: step.weight,
       canaryVersions: this.config.canaryVersions,
@@ -95,6 +129,7 @@ export class SmokeVerifier implements Verifier {
       checkShares: this.config.checkShares,
       ...(this.config.maxLatencyMs !== undefined ? { maxLatencyMs: this.config.maxLatencyMs } : {}),
     })
+    if (step.kind === 'baseline' && verdict.pass) this.baseline = result
     return smokeCheck(result, verdict)
   }
 }

@@ -97,8 +97,9 @@ export async function setUpTelemetry(
         ...(inputs['max-error-rate'] !== undefined ? { maxErrorRate: inputs['max-error-rate'] } : {}),
       },
       ...(inputs['max-step-time'] !== undefined ? { maxStepTimeMs: inputs['max-step-time'] } : {}),
+      ...(inputs['max-latency'] !== undefined ? { maxLatencyMs: inputs['max-latency'] } : {}),
     },
-    { sleep: deps.sleep, now: deps.now, log: deps.log },
+    { sleep: deps.sleep, now: deps.now, log: deps.log, warn: deps.warn },
   )
   let stableRequests: number
   try {

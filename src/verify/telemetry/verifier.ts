@@ -3,10 +3,28 @@
 // canary-vs-stable test (../../telemetry/sequential.ts), which runs through the whole rollout. A step ends as
 // soon as the test decides: rejected at once, accepted at the end of the pause with enough canary requests,
 // inconclusive at max-step-time. A Prometheus lost during a step fails it (the engine reverts): never a pass.
+// Latency (SPEC section 6 rule 2; the rule: ../../telemetry/latency.ts): with `max-latency`, at every poll at
+// which the canary has served 100 requests in the step, and at the poll that would pass it, the p95 per version
+// over the step so far, computed by Prometheus from the duration histograms; a canary over the bound fails the
+// step at once (or, stable as slow, the step fails as stable-unhealthy). The check's figures (requests,
+// successes, p50/p95 per version over the step) come from the same counters and histograms.
 import { formatDuration } from '../../parse.js'
 import type { Sleep } from '../../retry.js'
-import type { PrometheusClient } from '../../telemetry/prometheus.js'
-import { type QueryTarget, buildCounterQueries, perVersion } from '../../telemetry/queries.js'
+import {
+  type LatencyDecision,
+  type LatencyVerdict,
+  MIN_LATENCY_REQUESTS,
+  formatP95,
+  judgeLatency,
+} from '../../telemetry/latency.js'
+import type { PrometheusClient, QueryResult } from '../../telemetry/prometheus.js'
+import {
+  type LatencyQueries,
+  type QueryTarget,
+  buildCounterQueries,
+  buildLatencyQueries,
+  perVersion,
+} from '../../telemetry/queries.js'
 import {
   type Counts,
   type Evaluation,
@@ -17,7 +35,7 @@ import {
   observe,
   startStep,
 } from '../../telemetry/sequential.js'
-import type { Check, StepContext, Verifier } from '../verifier.js'
+import type { Check, CheckFigures, StepContext, Verifier, VersionFigures } from '../verifier.js'
 
 export interface TelemetryVerifierConfig {
   client: PrometheusClient
@@ -26,12 +44,29 @@ export interface TelemetryVerifierConfig {
   test: SequentialOptions
   /** max-step-time; undefined: 3 x the step's pause, at least 5 minutes. */
   maxStepTimeMs?: number
+  /** max-latency: the bound on the canary's p95 (ms); undefined: latency is reported, not judged. */
+  maxLatencyMs?: number
 }
 
 export interface TelemetryVerifierDeps {
   sleep: Sleep
   now: () => number
   log: (message: string) => void
+  /** A warning (latency not judged although max-latency is set); default: log. */
+  warn?: (message: string) => void
+}
+
+/** The step's latency as kept in the report. */
+export interface LatencyEvidence {
+  maxLatencyMs?: number
+  /** The window the quantiles are over: the step so far, in whole seconds. */
+  windowSeconds: number
+  queries: LatencyQueries
+  /** p95 and p50 per version over the window, ms (NaN, null in JSON: no sample). */
+  p95Ms: Record<string, number>
+  p50Ms: Record<string, number>
+  decision: LatencyDecision
+  reason: string
 }
 
 /** What a telemetry check keeps in the report. */
@@ -46,6 +81,7 @@ export interface TelemetryEvidence {
   polls: number
   /** How long the step was observed. */
   observedMs: number
+  latency?: LatencyEvidence
 }
 
 type Totals = Record<string, { requests: number; errors: number }>
@@ -71,10 +107,14 @@ export class TelemetryVerifier implements Verifier {
 
   describe(): string {
     const [stable, canary] = this.config.target.versions
+    // The latency query's window is the step so far: shown as a placeholder.
+    const p95 = buildLatencyQueries(this.config.target, 1).p95.replace('[1s]', '[<seconds into the step>s]')
+    const max = this.config.maxLatencyMs
     return (
       `Telemetry: ${this.config.client.describe}, canary ${canary} against stable ${stable} of ` +
       `${this.config.target.namespace}/${this.config.target.service}; queries: ${this.queries.requests} ; ` +
-      `${this.queries.errors}`
+      `${this.queries.errors} ; latency (${max !== undefined ? `max-latency ${max} ms` : 'reported, not judged: no max-latency'}, ` +
+      `from ${MIN_LATENCY_REQUESTS} canary requests): ${p95}`
     )
   }
 
@@ -108,6 +148,17 @@ export class TelemetryVerifier implements Verifier {
     return Math.max(1000, Math.min(5000, Math.round(pauseMs / 10)))
   }
 
+  /** Per-version values of a quantile query; NaN for a version without samples in the window (not 0 ms). */
+  private quantiles(result: QueryResult | undefined): Record<string, number> {
+    return perVersion(this.config.target, result?.type === 'vector' ? result.samples : [], NaN)
+  }
+
+  /** p95 per version over the last `windowSeconds`. */
+  private async p95ByVersion(windowSeconds: number): Promise<{ p95: Record<string, number>; queries: LatencyQueries }> {
+    const queries = buildLatencyQueries(this.config.target, windowSeconds)
+    return { p95: this.quantiles(await this.config.client.query(queries.p95)), queries }
+  }
+
   async verify(step: StepContext): Promise<Check> {
     if (step.kind !== 'step') return this.notJudged(step)
     this.state = startStep(this.state)
@@ -123,6 +174,7 @@ export class TelemetryVerifier implements Verifier {
       return this.lost(err, 0, 0)
     }
     const [stable, canary] = this.config.target.versions
+    const maxLatency = this.config.maxLatencyMs
     // Bounded: every round sleeps `interval` and the loop ends at the deadline.
     for (let polls = 1; ; polls++) {
       await this.deps.sleep(Math.max(0, Math.min(interval, deadline - this.deps.now())), step.signal)
@@ -146,13 +198,102 @@ export class TelemetryVerifier implements Verifier {
         { pauseOver: at >= pauseEnds, stepTimeUp: at >= deadline },
         this.config.test,
       )
-      if (evaluation.decision !== 'continue') return this.checkOf(evaluation, polls, at - started)
+      const windowSeconds = Math.max(1, Math.floor((at - started) / 1000))
+      const counted = evaluation.counts
+      const latencyDue = maxLatency !== undefined && counted.canaryRequests >= MIN_LATENCY_REQUESTS
+      if (evaluation.decision === 'continue' && !latencyDue) continue
+      if (evaluation.decision !== 'continue' && evaluation.decision !== 'accept') {
+        // Decided on the error counts: the latency figures are evidence only (best effort).
+        return this.checkOf(evaluation, await this.latencyFigures(windowSeconds), polls, at - started)
+      }
+      // Accepting, or the canary has served enough for its p95: judge the latency now.
+      let p95: Record<string, number> | undefined
+      let queries: LatencyQueries | undefined
+      if (latencyDue) {
+        try {
+          ;({ p95, queries } = await this.p95ByVersion(windowSeconds))
+        } catch (err) {
+          return this.lost(err, polls, this.deps.now() - started)
+        }
+      }
+      const verdict = judgeLatency({
+        maxLatencyMs: maxLatency,
+        canary: { version: canary, requests: counted.canaryRequests, p95Ms: p95?.[canary] ?? NaN },
+        stable: { version: stable, requests: counted.stableRequests, p95Ms: p95?.[stable] ?? NaN },
+      })
+      if (verdict.decision === 'reject' || verdict.decision === 'stable-unhealthy') {
+        const figures = await this.latencyFigures(windowSeconds, verdict, p95 && queries ? { p95, queries } : undefined)
+        return this.checkOf({ ...evaluation, decision: verdict.decision }, figures, polls, at - started)
+      }
+      if (evaluation.decision === 'accept') {
+        if (verdict.decision === 'not-judged' && maxLatency !== undefined) {
+          ;(this.deps.warn ?? this.deps.log)(`Step ${step.index} at ${step.weight} %: ${verdict.reason}`)
+        }
+        const figures = await this.latencyFigures(windowSeconds, verdict, p95 && queries ? { p95, queries } : undefined)
+        return this.checkOf(evaluation, figures, polls, at - started)
+      }
     }
   }
 
-  private checkOf(evaluation: Evaluation, polls: number, observedMs: number): Check {
+  /**
+   * The step's p50/p95 per version and overall, for the report (best effort: a figure Prometheus cannot give
+   * now is left out, the decision stands). `judged`: the p95s the latency verdict was made on, kept as they were.
+   */
+  private async latencyFigures(
+    windowSeconds: number,
+    verdict?: LatencyVerdict,
+    judged?: { p95: Record<string, number>; queries: LatencyQueries },
+  ): Promise<{ latency: LatencyEvidence; all?: { p50Ms: number; p95Ms: number } }> {
+    const queries = judged?.queries ?? buildLatencyQueries(this.config.target, windowSeconds)
+    const [p50, p95, p50All, p95All] = await Promise.allSettled([
+      this.config.client.query(queries.p50),
+      judged ? Promise.resolve(undefined) : this.config.client.query(queries.p95),
+      this.config.client.query(queries.p50All),
+      this.config.client.query(queries.p95All),
+    ])
+    const byVersion = (r: PromiseSettledResult<QueryResult | undefined>): Record<string, number> =>
+      this.quantiles(r.status === 'fulfilled' ? r.value : undefined)
+    const scalar = (r: PromiseSettledResult<QueryResult>): number | undefined => {
+      if (r.status !== 'fulfilled' || r.value.type !== 'vector') return undefined
+      return r.value.samples[0]?.value ?? NaN
+    }
+    const maxLatency = this.config.maxLatencyMs
+    const p95ByVersion = judged?.p95 ?? byVersion(p95)
+    const [stable, canary] = this.config.target.versions
+    const shown = verdict ?? {
+      decision: 'not-judged' as const,
+      reason:
+        maxLatency === undefined
+          ? 'latency not judged: no max-latency set'
+          : 'latency not judged: the step was decided on its error counts',
+    }
+    const latency: LatencyEvidence = {
+      ...(maxLatency !== undefined ? { maxLatencyMs: maxLatency } : {}),
+      windowSeconds,
+      queries,
+      p95Ms: p95ByVersion,
+      p50Ms: byVersion(p50),
+      decision: shown.decision,
+      reason:
+        shown.decision === 'not-judged'
+          ? `${shown.reason} (p95 ${canary} ${formatP95(p95ByVersion[canary] ?? NaN)}, ${stable} ` +
+            `${formatP95(p95ByVersion[stable] ?? NaN)})`
+          : shown.reason,
+    }
+    const a50 = scalar(p50All)
+    const a95 = scalar(p95All)
+    return { latency, ...(a50 !== undefined && a95 !== undefined ? { all: { p50Ms: a50, p95Ms: a95 } } : {}) }
+  }
+
+  private checkOf(
+    evaluation: Evaluation,
+    measured: { latency: LatencyEvidence; all?: { p50Ms: number; p95Ms: number } },
+    polls: number,
+    observedMs: number,
+  ): Check {
     const [stable, canary] = this.config.target.versions
     const counts = evaluation.counts
+    const { latency } = measured
     const evidence: TelemetryEvidence = {
       queries: this.queries,
       counts,
@@ -162,15 +303,46 @@ export class TelemetryVerifier implements Verifier {
       threshold: evaluation.threshold,
       polls,
       observedMs,
+      latency,
     }
     const pass = evaluation.decision === 'accept'
+    const byLatency = latency.decision === 'reject' || latency.decision === 'stable-unhealthy'
+    const round = (x: number): number => Math.round(x * 10) / 10
+    const figures = (): CheckFigures | undefined => {
+      if (!measured.all) return undefined
+      const byVersion: Record<string, VersionFigures> = {}
+      const add = (version: string, requests: number, errors: number): void => {
+        if (requests <= 0) return
+        byVersion[version] = {
+          requests,
+          successes: requests - errors,
+          p50Ms: round(latency.p50Ms[version] ?? NaN),
+          p95Ms: round(latency.p95Ms[version] ?? NaN),
+        }
+      }
+      add(stable, counts.stableRequests, counts.stableErrors)
+      add(canary, counts.canaryRequests, counts.canaryErrors)
+      const requests = counts.stableRequests + counts.canaryRequests
+      const successes = requests - counts.stableErrors - counts.canaryErrors
+      return {
+        requests,
+        successes,
+        successRate: requests > 0 ? successes / requests : 0,
+        p50Ms: round(measured.all.p50Ms),
+        p95Ms: round(measured.all.p95Ms),
+        byVersion,
+      }
+    }
+    const f = figures()
     return {
       kind: this.kind,
       verdict: pass ? 'pass' : 'fail',
-      reasons: pass ? [] : [evaluation.reason],
+      reasons: pass ? [] : [byLatency ? latency.reason : evaluation.reason],
       summary:
         `${evaluation.decision} after ${formatDuration(observedMs)}: ${canary} ${counts.canaryErrors}/` +
-        `${counts.canaryRequests} 5xx, ${stable} ${counts.stableErrors}/${counts.stableRequests} 5xx`,
+        `${counts.canaryRequests} 5xx, ${stable} ${counts.stableErrors}/${counts.stableRequests} 5xx; ` +
+        latency.reason,
+      ...(f ? { figures: f } : {}),
       evidence,
     }
   }

@@ -659,10 +659,16 @@ describe('seedCluster', () => {
 
   it('oss layout: istiod, ingress gateway with a loopback LB address, injected BookInfo', () => {
     const store = new KubeStore()
-    const info = seedCluster(store, { layout: 'oss', gatewayPort: 31080, readyVersions: { v3: false } })
+    const info = seedCluster(store, {
+      layout: 'oss',
+      gatewayPort: 31080,
+      readyVersions: { v3: false },
+      istioVersion: '1.24.2',
+    })
     assert.deepEqual(info, {
       istioNamespace: 'istio-system',
       revision: 'default',
+      injectedBy: 'default',
       ingressNamespace: 'istio-system',
       ingressService: 'istio-ingressgateway',
       namespace: 'bookinfo',
@@ -723,10 +729,16 @@ describe('seedCluster', () => {
 
   it('aks-addon layout: revisioned istiod, aks-istio-ingress gateway, rev-labelled namespace', () => {
     const store = new KubeStore()
-    const info = seedCluster(store, { layout: 'aks-addon', gatewayPort: 31081, reviewsRoute: 'jason-v2-v1' })
+    const info = seedCluster(store, {
+      layout: 'aks-addon',
+      gatewayPort: 31081,
+      reviewsRoute: 'jason-v2-v1',
+      istioVersion: '1.24.2',
+    })
     assert.deepEqual(info, {
       istioNamespace: 'aks-istio-system',
       revision: 'asm-1-24',
+      injectedBy: 'asm-1-24',
       ingressNamespace: 'aks-istio-ingress',
       ingressService: 'aks-istio-ingressgateway-external',
       namespace: 'bookinfo',
@@ -754,6 +766,83 @@ describe('seedCluster', () => {
     const pod = store.list(pods, 'bookinfo', 'app=reviews,version=v1')[0]!
     assert.match(JSON.stringify(pod['spec']), /proxyv2:1\.24\.2-distroless/)
     assert.match(pod.metadata.annotations?.['sidecar.istio.io/status'] ?? '', /"revision":"asm-1-24"/)
+  })
+
+  it('a canary upgrade: two istiods of their own versions, injector and tag webhooks, pods injected as the labels select', () => {
+    const sidecarOf = (store: KubeStore): { image: string; revision: string } | undefined => {
+      const pod = store.list(pods, 'bookinfo', 'app=reviews,version=v1')[0]!
+      const proxy = (pod['spec'] as { containers: Array<{ name: string; image: string }> }).containers.find(
+        (c) => c.name === 'istio-proxy',
+      )
+      return proxy ? { image: proxy.image, revision: pod.metadata.annotations?.['istio.io/rev'] ?? '' } : undefined
+    }
+    const mwc = REFS.mutatingWebhookConfigurations
+    // AKS's guide: prod-stable -> asm-1-29, prod-canary -> asm-1-30, namespace labelled by the tag.
+    const tagged = new KubeStore()
+    const info = seedCluster(tagged, {
+      layout: 'aks-addon',
+      gatewayPort: 1,
+      istioVersion: '1.29.8',
+      canaryVersion: '1.30.5',
+      tags: { 'prod-stable': 'stable', 'prod-canary': 'canary' },
+      namespaceLabels: { 'istio.io/rev': 'prod-stable' },
+    })
+    assert.equal(info.revision, 'asm-1-29')
+    assert.equal(info.canaryRevision, 'asm-1-30')
+    assert.equal(info.injectedBy, 'asm-1-29')
+    const images = tagged
+      .list(REFS.deployments, 'aks-istio-system', 'app=istiod')
+      .map((d) => [d.metadata.name, JSON.stringify(d['spec']).match(/pilot:([^"]+)/)?.[1]])
+    assert.deepEqual(images, [
+      ['istiod-asm-1-29', '1.29.8-distroless'],
+      ['istiod-asm-1-30', '1.30.5-distroless'],
+    ])
+    assert.deepEqual(
+      tagged
+        .list(mwc)
+        .map((w) => [w.metadata.name, w.metadata.labels?.['istio.io/tag'], w.metadata.labels?.['istio.io/rev']]),
+      [
+        ['istio-revision-tag-prod-canary-aks-istio-system', 'prod-canary', 'asm-1-30'],
+        ['istio-revision-tag-prod-stable-aks-istio-system', 'prod-stable', 'asm-1-29'],
+        ['istio-sidecar-injector-asm-1-29-aks-istio-system', undefined, 'asm-1-29'],
+        ['istio-sidecar-injector-asm-1-30-aks-istio-system', undefined, 'asm-1-30'],
+      ],
+    )
+    assert.deepEqual(sidecarOf(tagged), {
+      image: 'mcr.microsoft.com/oss/istio/proxyv2:1.29.8-distroless',
+      revision: 'asm-1-29',
+    })
+    // Relabelled to the canary revision itself (and restarted): its proxies.
+    const moved = new KubeStore()
+    seedCluster(moved, {
+      layout: 'aks-addon',
+      gatewayPort: 1,
+      istioVersion: '1.29.8',
+      canaryVersion: '1.30.5',
+      namespaceLabels: { 'istio.io/rev': 'canary' },
+    })
+    assert.equal(sidecarOf(moved)?.revision, 'asm-1-30')
+    // A label naming neither: no webhook selects the namespace, no sidecar (as admission does it).
+    const unknown = new KubeStore()
+    const none = seedCluster(unknown, {
+      layout: 'aks-addon',
+      gatewayPort: 1,
+      namespaceLabels: { 'istio.io/rev': 'prod' },
+    })
+    assert.equal(none.injectedBy, undefined)
+    assert.equal(sidecarOf(unknown), undefined)
+    // Open source: istio-injection=enabled is the default revision's, or the revision the tag `default` points to.
+    const oss = new KubeStore()
+    const o = seedCluster(oss, { layout: 'oss', gatewayPort: 1, canaryVersion: '1.31.1', tags: { default: 'canary' } })
+    assert.equal(o.canaryRevision, '1-31-1')
+    assert.ok(oss.get(mwc, undefined, 'istio-revision-tag-default'))
+    // istioctl tag set default deactivated the default revision's own injector: the tag's revision injects.
+    assert.equal(o.injectedBy, '1-31-1')
+    assert.match(JSON.stringify(oss.get(mwc, undefined, 'istio-sidecar-injector')), /never-match/)
+    assert.throws(
+      () => seedCluster(new KubeStore(), { layout: 'oss', gatewayPort: 1, tags: { x: 'nope' } }),
+      /names no revision/,
+    )
   })
 
   it('without injection or without a control plane, pods have no sidecar', () => {
