@@ -141,7 +141,10 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
   it('rolls a bad canary back at its first step, restoring the route exactly, and fails the step', async () => {
     const before = reviews(sim)
     await withFault(sim, 'v1', { errorRate: 1 }, async () => {
-      const { main } = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v1' }, env: env(sim) })
+      // The default smoke-requests: with 40, a 10 % canary answers about 4 of them, and the calibrated verdict
+      // (<= 1 % false rollbacks per rollout) needs more than 3 or 4 failures against the baseline to be sure.
+      const inputs = { ...baseInputs(sim), 'canary-subset': 'v1', 'smoke-requests': '200' }
+      const { main } = await runAction({ inputs, env: env(sim) })
       assert.equal(main.code, 1)
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.match(main.stdout, /::error::smoke test failed at 10 %/)

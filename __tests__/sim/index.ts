@@ -17,7 +17,7 @@ import { KubeStore, type WriteEvent } from './kube/store.js'
 import { recordManagedFields } from './kube/server.js'
 import { type RbacManifest, applyRbacManifests, seedBootstrapPolicy } from './kube/rbac.js'
 import { loadRbacManifest } from './kube/seed.js'
-import { type Mesh, type MeshFault, startMesh } from './mesh/mesh.js'
+import { type Mesh, type MeshFault, type Propagation, startMesh } from './mesh/mesh.js'
 import { type TestPki, makePki } from './net/tls.js'
 import { type AzureMonitorSim, startAzureMonitor } from './azure/azure-monitor.js'
 import { type PrometheusSim, startPrometheus } from './telemetry/prometheus.js'
@@ -48,6 +48,8 @@ export interface SimOptions {
    * (istio/istio pilot/pkg/status/resourcelock.go: SetObservedGeneration / SetValidationMessages). Off by default.
    */
   istiodStatusDelayMs?: number
+  /** How VirtualService changes reach the proxies (mesh/mesh.ts Propagation; default: istiod's debounce). */
+  propagation?: Partial<Propagation>
   /**
    * Start a real Prometheus scraping the mesh's metrics every second, an Azure Monitor-style endpoint in front
    * of it, and register it as the in-cluster Service istio-system/prometheus:9090 for the service proxy.
@@ -177,6 +179,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     store,
     seed: o.meshSeed ?? 7,
     ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}),
+    ...(o.propagation ? { propagation: o.propagation } : {}),
   })
   const layout = o.layout ?? 'oss'
   const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
@@ -188,6 +191,8 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     if (ctl !== false)
       gatewayController = new GatewayApiController(store, { mesh: (seed || {}).mesh ?? 'istio', ...ctl })
   }
+  // The cluster has been up a while: its proxies have the seeded routes (later changes propagate).
+  mesh.flush()
   // RBAC: the bootstrap policy of every cluster, then the shipped manifests bound to the action's identities.
   const users = ['clusterUser', ids.objectId]
   seedBootstrapPolicy(store)

@@ -74,6 +74,11 @@ export class StepFailedError extends Error {
   override name = 'StepFailedError'
 }
 
+/** Traffic did not follow a route change within the bound: the step was not judged. */
+export class NotSettledError extends StepFailedError {
+  override name = 'NotSettledError'
+}
+
 /** Where a rollout starts: the target route, its versions and the canary weight it has now. */
 export interface Start {
   route: Route
@@ -239,6 +244,67 @@ export class Engine {
     return runChecks(this.verifiers, { ...step, signal: this.deps.signal })
   }
 
+  /** Said once a run: no verifier can tell when traffic follows a change. */
+  private unconfirmedSaid = false
+
+  /**
+   * After a route write, before the step's checks: waits (bounded) until traffic follows the change, so that a
+   * slow push of istiod is neither blamed on the canary nor mistaken for its success. A change that does not
+   * arrive fails the step unjudged.
+   */
+  private async settle(
+    index: number,
+    from: number,
+    to: number,
+    kind: 'step' | 'preview',
+    headers: Record<string, string> = {},
+  ): Promise<void> {
+    const settlers = this.verifiers.filter((v) => v.settle !== undefined)
+    if (settlers.length === 0) {
+      if (!this.unconfirmedSaid) {
+        this.event(
+          "Whether the proxies have the new route cannot be confirmed without 'version-pattern': " +
+            'each step is judged after its pause',
+        )
+      }
+      this.unconfirmedSaid = true
+      return
+    }
+    const startedAt = this.now().toISOString()
+    for (const verifier of settlers) {
+      this.deps.signal.throwIfAborted()
+      const settled = await (verifier.settle as NonNullable<Verifier['settle']>)({
+        kind,
+        from,
+        to,
+        headers,
+        signal: this.deps.signal,
+      })
+      const what = kind === 'preview' ? 'the preview route' : `${to} %`
+      if (settled.outcome === 'settled') {
+        this.event(`Settled at ${what}: ${settled.summary}`)
+      } else if (settled.outcome === 'failing') {
+        this.event(`Not settled at ${what}, the probes fail: ${settled.summary}; judging the step on them`)
+      } else {
+        const reason =
+          `the proxies did not take the new route: ${settled.summary}. ` +
+          'The step was not judged (istiod has not pushed it to every proxy: see istioctl proxy-status)'
+        this.steps.push({
+          index: index + 1,
+          weight: to,
+          pauseMs: 0,
+          startedAt,
+          endedAt: this.now().toISOString(),
+          checks: [],
+          verdict: 'fail',
+          reasons: [reason],
+        })
+        this.event(`Step ${index + 1} at ${to} %: NOT SETTLED (${reason})`)
+        throw new NotSettledError(`step ${index + 1} at ${to} % unsettled: ${reason}`)
+      }
+    }
+  }
+
   private async verifyStep(
     index: number,
     weight: number,
@@ -363,6 +429,7 @@ export class Engine {
         this.deps.checkLock?.()
         this.deps.signal.throwIfAborted()
         const route = this.router.atWeight(start.base, start.stable, start.canary, step.weight)
+        const from = this.router.weightOf(current, start.canary)
         if (!this.changed) this.deps.onTrafficChange?.()
         const shifted = next(this.router.state, { type: 'shift', weight: step.weight, route, revertTo }, at())
         attempted = true
@@ -371,6 +438,7 @@ export class Engine {
         current = route
         weight = step.weight
         this.event(`Shifted to ${this.router.describe(route)}`)
+        await this.settle(i, from, step.weight, 'step')
         await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs, 'step')
       }
       const finished = next(this.router.state, { type: 'finish', weight, route: current }, at())
@@ -646,6 +714,8 @@ export class Engine {
       await this.router.setPreview(canary, header, value)
       this.changed = true
       this.event(`Preview route '${name}': requests with '${header}: ${value}' go to '${canary}'`)
+      // Until the proxies have it, requests with the header follow the target route.
+      await this.settle(0, before ? 100 : this.router.weightOf(target, canary), 100, 'preview', { [header]: value })
       await this.verifyStep(0, 100, pauseMs, 'preview', { [header]: value })
       return out('previewed')
     } catch (err) {

@@ -4,6 +4,9 @@
 import type { Sleep } from '../retry.js'
 import type { AzureCloudName } from '../azure/clouds.js'
 import type { HttpGet, TokenCredentialLike } from '../telemetry/prometheus.js'
+import type { Settled, TrafficChange } from './settle.js'
+
+export type { Settled, TrafficChange } from './settle.js'
 
 /** The step a verifier judges. */
 export interface StepContext {
@@ -53,6 +56,11 @@ export interface Verifier {
   /** What it checks, for the log before the first step. */
   describe(): string
   verify(step: StepContext): Promise<Check>
+  /**
+   * A verifier that sees which version served each request can tell when traffic follows a route change (the
+   * proxies have istiod's push): the engine waits for it after each write, before the step's checks (./settle.ts).
+   */
+  settle?: ((change: TrafficChange) => Promise<Settled>) | undefined
 }
 
 export const passed = (checks: readonly Check[]): boolean => checks.every((c) => c.verdict === 'pass')

@@ -21,7 +21,7 @@ import {
   type IstioctlReleases,
 } from '../../sim/istioctl/istioctl.js'
 import { REFS } from '../../sim/kube/refs.js'
-import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
+import { IMMEDIATE_PROPAGATION, startMesh, type Mesh } from '../../sim/mesh/mesh.js'
 
 const VS = REFS.virtualServices
 const NAMESPACES = REFS.namespaces
@@ -446,7 +446,7 @@ describe('istioctl install', () => {
     store = new KubeStore()
     store.create(NAMESPACES, { metadata: { name: 'default' } })
     api = await startKubeApi({ pki, store, authenticate: (t) => (t === 'tok' ? { user: 'u' } : undefined) })
-    mesh = await startMesh({ store })
+    mesh = await startMesh({ store, propagation: IMMEDIATE_PROPAGATION })
     kubeconfig = kubeconfigFile(dir, api, pki, 'tok')
     writeFileSync(
       join(dir, 'a.tar.gz'),

@@ -6,7 +6,7 @@ import { loadAll } from 'js-yaml'
 import { KubeStore, type KubeObject } from '../../sim/kube/store.js'
 import { seedCluster } from '../../sim/kube/seed.js'
 import { REFS } from '../../sim/kube/refs.js'
-import { startMesh, type Mesh } from '../../sim/mesh/mesh.js'
+import { GATEWAY_PROXY, IMMEDIATE_PROPAGATION, startMesh, type Mesh } from '../../sim/mesh/mesh.js'
 import { ISTIO_SAMPLES } from '../../support/paths.js'
 
 const FIXTURES = `${ISTIO_SAMPLES}/`
@@ -104,7 +104,7 @@ describe('simulated mesh data plane', () => {
   beforeEach(async () => {
     await mesh?.close()
     store = cluster()
-    mesh = await startMesh({ store, seed: 7 })
+    mesh = await startMesh({ store, seed: 7, propagation: IMMEDIATE_PROPAGATION })
   })
   after(async () => {
     await mesh?.close()
@@ -201,7 +201,7 @@ describe('simulated mesh data plane', () => {
       for (let i = 0; i < 30; i++) s += servedBy((await get(m, '/productpage')).body)
       return s
     }
-    const other = await startMesh({ store, seed: 7 })
+    const other = await startMesh({ store, seed: 7, propagation: IMMEDIATE_PROPAGATION })
     try {
       const a = await run(mesh)
       const b = await run(other)
@@ -289,7 +289,7 @@ describe('simulated mesh data plane', () => {
 
   it("reviewsErrors 'bookinfo': like productpage.py, a failed reviews call is tried again, then rendered with 200 and no pod", async () => {
     await mesh.close()
-    mesh = await startMesh({ store, seed: 7, reviewsErrors: 'bookinfo' })
+    mesh = await startMesh({ store, seed: 7, propagation: IMMEDIATE_PROPAGATION, reviewsErrors: 'bookinfo' })
     apply(store, 'networking/virtual-service-reviews-50-v3.yaml') // v1 50 % / v3 50 %
     mesh.setFault('reviews', 'v3', { errorRate: 1 })
     let errorPages = 0
@@ -348,7 +348,7 @@ describe('mesh routing edge cases', () => {
   let mesh: Mesh
   before(async () => {
     store = cluster()
-    mesh = await startMesh({ store, seed: 1 })
+    mesh = await startMesh({ store, seed: 1, propagation: IMMEDIATE_PROPAGATION })
   })
   after(async () => {
     await mesh.close()
@@ -391,7 +391,7 @@ describe('mesh over seeded clusters', () => {
   for (const layout of ['oss', 'aks-addon'] as const) {
     it(`serves BookInfo through the ${layout} ingress gateway`, async () => {
       const store = new KubeStore()
-      const mesh = await startMesh({ store, seed: 3 })
+      const mesh = await startMesh({ store, seed: 3, propagation: IMMEDIATE_PROPAGATION })
       try {
         const info = seedCluster(store, { layout, gatewayPort: mesh.port, readyVersions: { v3: false } })
         const svc = store.get(REFS.services, info.ingressNamespace, info.ingressService)!
@@ -411,4 +411,120 @@ describe('mesh over seeded clusters', () => {
       }
     })
   }
+})
+
+describe('propagation: a route change reaches each proxy after istiod debounces and pushes it', () => {
+  const toV3 = (store: KubeStore): void => {
+    const cur = store.get(REFS.virtualServices, NS, 'reviews')!
+    store.update(REFS.virtualServices, {
+      ...cur,
+      spec: fixture('networking/virtual-service-reviews-v3.yaml')[0]!['spec'],
+    })
+  }
+  /** The reviews version productpage's sidecar picks, polled until `want` or the bound (ms since the write). */
+  const until = async (mesh: Mesh, want: string, boundMs: number): Promise<number> => {
+    const t0 = performance.now()
+    for (let i = 0; i < 2000 && performance.now() - t0 < boundMs; i++) {
+      if (servedBy((await get(mesh, '/productpage')).body) === want) return performance.now() - t0
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    return Number.POSITIVE_INFINITY
+  }
+
+  it("default: istiod's 100 ms debounce, then each proxy's own push time; never on the next request", async () => {
+    const store = cluster()
+    apply(store, 'networking/virtual-service-all-v1.yaml')
+    const mesh = await startMesh({ store, seed: 7 })
+    try {
+      mesh.flush()
+      assert.equal(servedBy((await get(mesh, '/productpage')).body), 'reviews-v1')
+      toV3(store)
+      assert.equal(servedBy((await get(mesh, '/productpage')).body), 'reviews-v1', 'not on the next request')
+      assert.deepEqual(mesh.stale(), [GATEWAY_PROXY, 'productpage-v1-7dbcdcbc51-4xk21.bookinfo'].sort())
+      const ms = await until(mesh, 'reviews-v3', 5000)
+      assert.ok(ms >= 100 && ms < 1000, `applied after ${ms} ms`)
+      // Each proxy at its own time (10..60 ms after the push): the gateway may still be on its way.
+      await new Promise((r) => setTimeout(r, 80))
+      assert.deepEqual(mesh.stale(), [])
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  it('per proxy: a slow sidecar push delays the mesh route; the gateway has its own; a status write pushes nothing', async () => {
+    const store = cluster()
+    apply(store, 'networking/virtual-service-all-v1.yaml')
+    const mesh = await startMesh({
+      store,
+      seed: 7,
+      propagation: { debounceAfterMs: 20, pushMs: (p) => (p === GATEWAY_PROXY ? 0 : 600) },
+    })
+    try {
+      mesh.flush()
+      const t0 = performance.now()
+      toV3(store)
+      // A status write right after (istiod's own): the spec is the same, so it neither pushes nor delays the push.
+      const cur = store.get(REFS.virtualServices, NS, 'reviews')!
+      store.update(REFS.virtualServices, { ...cur, status: { observedGeneration: cur.metadata.generation } })
+      await until(mesh, 'reviews-v3', 5000)
+      const ms = performance.now() - t0
+      assert.ok(ms >= 600 && ms < 2500, `the sidecar applied it after ${ms} ms`)
+      // The gateway's own route (bookinfo VirtualService) changes as soon as its push arrives.
+      const bookinfo = store.get(REFS.virtualServices, NS, 'bookinfo')!
+      store.update(REFS.virtualServices, {
+        ...bookinfo,
+        spec: { ...(bookinfo['spec'] as object), http: [{ directResponse: { status: 418 } }] },
+      })
+      await new Promise((r) => setTimeout(r, 60))
+      assert.equal((await get(mesh, '/productpage')).status, 418)
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  it('a push that never arrives: the proxy keeps the old route until its push is let through', async () => {
+    const store = cluster()
+    apply(store, 'networking/virtual-service-all-v1.yaml')
+    const mesh = await startMesh({ store, seed: 7, propagation: { debounceAfterMs: 10, pushMs: () => Infinity } })
+    try {
+      mesh.flush()
+      const before = servedBy((await get(mesh, '/productpage')).body)
+      toV3(store)
+      assert.equal(await until(mesh, 'reviews-v3', 400), Number.POSITIVE_INFINITY)
+      assert.notEqual(before, 'reviews-v3')
+      mesh.setPropagation({ pushMs: () => 0 })
+      assert.ok((await until(mesh, 'reviews-v3', 1000)) < 1000)
+    } finally {
+      await mesh.close()
+    }
+  })
+
+  it('debounce: writes closer than PILOT_DEBOUNCE_AFTER keep delaying the push, up to PILOT_DEBOUNCE_MAX', async () => {
+    const store = cluster()
+    apply(store, 'networking/virtual-service-all-v1.yaml')
+    const mesh = await startMesh({
+      store,
+      seed: 7,
+      propagation: { debounceAfterMs: 100, debounceMaxMs: 400, pushMs: () => 0 },
+    })
+    try {
+      mesh.flush()
+      const t0 = performance.now()
+      // A label change every 50 ms never leaves 100 ms of quiet: the push comes at the 400 ms maximum.
+      toV3(store)
+      let pushedAt = Number.POSITIVE_INFINITY
+      for (let i = 0; i < 40 && performance.now() - t0 < 1500; i++) {
+        if (pushedAt === Number.POSITIVE_INFINITY && mesh.stale().length === 0) pushedAt = performance.now() - t0
+        const cur = store.get(REFS.virtualServices, NS, 'reviews')!
+        store.update(REFS.virtualServices, {
+          ...cur,
+          spec: { ...(cur['spec'] as object), exportTo: i % 2 ? ['*'] : ['.', '*'] },
+        })
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.ok(pushedAt >= 380 && pushedAt < 900, `pushed after ${pushedAt} ms`)
+    } finally {
+      await mesh.close()
+    }
+  })
 })

@@ -858,8 +858,8 @@ export function requestAttributes(method: string, url: URL, user: string, groups
 // one entry per (manager, operation, subresource) with apiVersion, time (RFC 3339, seconds), fieldsType FieldsV1
 // and the fields it owns as a FieldsV1 set ("f:<name>" per map key, {} for a leaf). The manager is the
 // `fieldManager` query parameter, else the user agent up to its first "/" (prefixFromUserAgent).
-// Simplification: lists are atomic leaves (as for a CRD without list-type markers, like Istio's) and an update
-// gives its manager the fields it changed without taking them from other managers' sets.
+// Simplification: lists are atomic leaves (as for a CRD without list-type markers, like Istio's); an update gives
+// its manager the fields it changed and takes them from other managers' sets (fields it removes stay listed).
 
 export interface ManagedFieldsEntry {
   manager: string
@@ -944,7 +944,19 @@ export function recordManagedFields(
     fieldsV1: old ? mergeFields(old.fieldsV1, fields) : fields,
     ...(subresource ? { subresource } : {}),
   }
-  next.metadata['managedFields'] = [...entries.filter((e) => !same(e)), entry]
+  // The fields it changed are its alone now: taken from every other manager's set (structured-merge-diff's Updater
+  // .update forces an update's changes over other managers).
+  const changed = fieldsLeaves(fields).map(pathKey)
+  const under = (q: string): boolean => changed.some((c) => q === c || q.startsWith(`${c}.`))
+  const others = entries
+    .filter((e) => !same(e))
+    .map((e) => {
+      const leaves = fieldsLeaves(e.fieldsV1)
+      const kept = leaves.filter((l) => !under(pathKey(l)))
+      return kept.length === leaves.length ? e : { ...e, fieldsV1: toFieldsV1(kept) }
+    })
+    .filter((e) => fieldsLeaves(e.fieldsV1).length > 0)
+  next.metadata['managedFields'] = [...others, entry]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1417,7 +1429,10 @@ function requireNamespace(store: KubeStore, route: ResourceRoute): void {
 }
 
 /** POST: a new object, named, defaulted, validated and admitted; stored unless a dry run. */
-function createObject(b: Backend, route: ResourceRoute, raw: unknown, w: Write): KubeObject {
+/** How a write records managedFields: an Update of its manager (recordManagedFields), or an apply's own entries. */
+type Recorder = (prev: KubeObject | undefined, next: KubeObject) => void
+
+function createObject(b: Backend, route: ResourceRoute, raw: unknown, w: Write, record?: Recorder): KubeObject {
   const { def } = route
   const obj = decodeObject(route, raw)
   checkIdentity(route, obj)
@@ -1429,7 +1444,8 @@ function createObject(b: Backend, route: ResourceRoute, raw: unknown, w: Write):
   validateObject(def, obj)
   admit(b, route, obj)
   if (w.dryRun) return dryRunCreated(b.store, def, obj)
-  recordManagedFields(undefined, obj, w.manager, undefined)
+  if (record) record(undefined, obj)
+  else recordManagedFields(undefined, obj, w.manager, undefined)
   try {
     return b.store.create(refOf(def), obj)
   } catch (err) {
@@ -1469,7 +1485,7 @@ function requireResourceVersion(def: ResourceDef, name: string, rv: string | und
  * Shared by PUT and PATCH: `next` is the full new object for the main resource or the status subresource.
  * A stale resourceVersion is 409 Conflict (from the store, or checked here for a dry run).
  */
-function updateObject(b: Backend, route: ResourceRoute, next: KubeObject, w: Write): KubeObject {
+function updateObject(b: Backend, route: ResourceRoute, next: KubeObject, w: Write, record?: Recorder): KubeObject {
   const { def } = route
   const name = route.name!
   checkIdentity(route, next)
@@ -1480,7 +1496,8 @@ function updateObject(b: Backend, route: ResourceRoute, next: KubeObject, w: Wri
   validateObject(def, obj)
   admit(b, route, obj)
   if (w.dryRun) return dryRunUpdated(def, name, cur, obj)
-  recordManagedFields(cur, obj, w.manager, route.subresource)
+  if (record) record(cur, obj)
+  else recordManagedFields(cur, obj, w.manager, route.subresource)
   try {
     return b.store.update(refOf(def), obj)
   } catch (err) {
@@ -1576,7 +1593,7 @@ function withStatusRules(route: ResourceRoute, cur: KubeObject, next: KubeObject
 
 // ---------------------------------------------------------------------------------------------
 // Patch requests: JSON patch (RFC 6902, with `test`) and merge patch (RFC 7386); a strategic merge patch (built-ins
-// only) is applied as a merge patch; server-side apply and other media types are 415
+// only) is applied as a merge patch; server-side apply (below); other media types are 415
 
 const JSON_PATCH = 'application/json-patch+json'
 const MERGE_PATCH = 'application/merge-patch+json'
@@ -1585,14 +1602,14 @@ const APPLY_PATCH = 'application/apply-patch+yaml'
 
 /**
  * The patch's media type, or 415 UnsupportedMediaType listing those the resource accepts (a CRD takes no
- * strategic merge patch). Server-side apply, though listed, is not implemented and is refused the same way.
+ * strategic merge patch).
  */
 function patchMediaType(def: ResourceDef, req: IncomingMessage): string {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim()
   const accepted = def.custom
     ? [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
     : [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
-  if (!accepted.includes(type) || type === APPLY_PATCH) {
+  if (!accepted.includes(type)) {
     throw new ApiError(
       415,
       'UnsupportedMediaType',
@@ -1618,6 +1635,195 @@ function applyPatch(type: string, cur: KubeObject, patchDoc: unknown): unknown {
   }
   if (!isObj(patchDoc)) throw badRequest('error decoding patch: a merge patch must be a JSON object')
   return applyMergePatch(cur, patchDoc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-side apply (PATCH application/apply-patch+yaml), as k8s.io/apiserver's field manager does it with
+// sigs.k8s.io/structured-merge-diff (merge/update.go Updater.Apply): the applied configuration is merged into the
+// live object; a field it sets that another manager owns with a different value is a conflict (409, message of
+// k8s.io/apimachinery pkg/util/managedfields/internal/conflict.go) unless force=true, which takes the field from
+// that manager; fields this manager applied before and no longer applies are removed when nobody else owns them;
+// the manager's Apply entry then owns exactly the applied fields. A missing object is created. fieldManager is
+// required (ValidatePatchOptions). Simplification as for updates: lists are atomic (a CRD without list-type
+// markers, like Istio's), and FieldsV1 sets carry no "." entries.
+
+type FieldPath = string[]
+
+/** The leaf fields an object (or applied configuration) sets: maps are walked, lists and scalars are leaves. */
+function leafPaths(v: unknown, top = true, at: FieldPath = []): FieldPath[] {
+  if (!isObj(v) || (Object.keys(v).length === 0 && !top)) return [at]
+  const out: FieldPath[] = []
+  for (const [k, child] of Object.entries(v)) {
+    if (top && (k === 'apiVersion' || k === 'kind' || k === 'status')) continue
+    if (top && k === 'metadata' && isObj(child)) {
+      for (const [mk, mv] of Object.entries(child)) {
+        if (!IGNORED_META.has(mk)) out.push(...leafPaths(mv, false, ['metadata', mk]))
+      }
+      continue
+    }
+    out.push(...leafPaths(child, false, [...at, k]))
+  }
+  return out
+}
+
+/** The leaf paths of a FieldsV1 set. */
+function fieldsLeaves(f: unknown, at: FieldPath = []): FieldPath[] {
+  const keys = isObj(f) ? Object.keys(f).filter((k) => k.startsWith('f:')) : []
+  if (keys.length === 0) return at.length ? [at] : []
+  return keys.flatMap((k) => fieldsLeaves((f as Obj)[k], [...at, k.slice(2)]))
+}
+
+function toFieldsV1(paths: FieldPath[]): Obj {
+  const out: Obj = {}
+  for (const p of paths) {
+    let node = out
+    for (const k of p) {
+      node[`f:${k}`] ??= {}
+      node = node[`f:${k}`] as Obj
+    }
+  }
+  return out
+}
+
+const pathKey = (p: FieldPath): string => p.map((k) => `.${k}`).join('')
+
+function valueAt(v: unknown, p: FieldPath): unknown {
+  let cur = v
+  for (const k of p) cur = isObj(cur) ? cur[k] : undefined
+  return cur
+}
+
+function removeAt(v: Obj, p: FieldPath): void {
+  const parent = valueAt(v, p.slice(0, -1))
+  if (isObj(parent)) delete parent[p.at(-1) as string]
+}
+
+/** Maps merge key by key; lists and scalars of the configuration replace the live ones. */
+function applyMerge(live: unknown, config: unknown): unknown {
+  if (!isObj(live) || !isObj(config)) return structuredClone(config)
+  const out: Obj = { ...live }
+  for (const [k, v] of Object.entries(config)) out[k] = applyMerge(live[k], v)
+  return out
+}
+
+/** How conflict.go's printManager names an entry's manager. */
+function printManager(e: ManagedFieldsEntry): string {
+  const name = `${JSON.stringify(e.manager)}${e.subresource ? ` with subresource ${JSON.stringify(e.subresource)}` : ''}`
+  return e.operation === 'Update' ? `${name} using ${e.apiVersion} at ${e.time}` : name
+}
+
+function applyConflict(conflicts: Array<{ entry: ManagedFieldsEntry; path: FieldPath }>): ApiError {
+  let message: string
+  if (conflicts.length === 1) {
+    const c = conflicts[0] as { entry: ManagedFieldsEntry; path: FieldPath }
+    message = `Apply failed with 1 conflict: conflict with ${printManager(c.entry)}: ${pathKey(c.path)}`
+  } else {
+    const byManager = new Map<string, FieldPath[]>()
+    for (const c of conflicts)
+      byManager.set(printManager(c.entry), [...(byManager.get(printManager(c.entry)) ?? []), c.path])
+    const lines = [...byManager.keys()]
+      .sort()
+      .flatMap((m) => [`conflicts with ${m}:`, ...(byManager.get(m) ?? []).map((p) => `- ${pathKey(p)}`)])
+    message = `Apply failed with ${conflicts.length} conflicts: ${lines.join('\n')}`
+  }
+  const causes = conflicts.map((c) => ({
+    reason: 'FieldManagerConflict',
+    message: `conflict with ${printManager(c.entry)}`,
+    field: pathKey(c.path),
+  }))
+  return new ApiError(409, 'Conflict', message, { causes })
+}
+
+function patchOptionsInvalid(field: string, reason: string, message: string): ApiError {
+  return new ApiError(422, 'Invalid', `PatchOptions.meta.k8s.io "" is invalid: ${field}: ${message}`, {
+    group: 'meta.k8s.io',
+    kind: 'PatchOptions',
+    causes: [{ reason, message, field }],
+  })
+}
+
+/** PATCH application/apply-patch+yaml: server-side apply of the configuration in the body. */
+function applyObject(
+  b: Backend,
+  route: ResourceRoute,
+  body: Buffer,
+  q: URLSearchParams,
+  w: Write,
+): { created: boolean; obj: KubeObject } {
+  const manager = q.get('fieldManager') ?? ''
+  if (manager === '') {
+    throw patchOptionsInvalid('fieldManager', 'FieldValueRequired', 'Required value: is required for apply patch')
+  }
+  const force = q.get('force') === 'true'
+  let config: unknown
+  try {
+    config = load(body.toString('utf8'))
+  } catch (err) {
+    throw badRequest(`error decoding YAML: ${(err as Error).message}`)
+  }
+  if (!isObj(config) || !isObj(config['metadata'])) {
+    throw badRequest('error decoding YAML: the applied configuration must be an object with metadata')
+  }
+  if (Array.isArray(config['metadata']['managedFields'])) {
+    throw badRequest('metadata.managedFields must be nil')
+  }
+  const applied = leafPaths(config)
+  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+  const entry = (apiVersion: string): ManagedFieldsEntry => ({
+    manager,
+    operation: 'Apply',
+    apiVersion,
+    time,
+    fieldsType: 'FieldsV1',
+    fieldsV1: toFieldsV1(applied),
+  })
+  const cur = b.store.get(refOf(route.def), route.namespace, route.name!)
+  if (!cur) {
+    const obj = createObject(b, route, config, w, (_prev, next) => {
+      next.metadata['managedFields'] = [entry(String(next.apiVersion ?? ''))]
+    })
+    return { created: true, obj }
+  }
+  const live = present(route.def, route.version, cur)
+  const entries = (
+    Array.isArray(cur.metadata['managedFields']) ? cur.metadata['managedFields'] : []
+  ) as ManagedFieldsEntry[]
+  const mine = (e: ManagedFieldsEntry): boolean => e.manager === manager && e.operation === 'Apply' && !e.subresource
+  const appliedKeys = new Set(applied.map(pathKey))
+  const conflicts: Array<{ entry: ManagedFieldsEntry; path: FieldPath }> = []
+  for (const e of entries) {
+    if (mine(e) || e.subresource) continue
+    for (const p of fieldsLeaves(e.fieldsV1)) {
+      if (appliedKeys.has(pathKey(p)) && !deepEqual(valueAt(live, p), valueAt(config, p)))
+        conflicts.push({ entry: e, path: p })
+    }
+  }
+  if (conflicts.length > 0 && !force) throw applyConflict(conflicts)
+  const merged = applyMerge(live, config) as KubeObject
+  // Fields this manager applied before and applies no longer: removed, unless another manager owns them too.
+  const before = entries.find(mine)
+  const others = entries.filter((e) => !mine(e))
+  const ownedByOthers = new Set(others.flatMap((e) => fieldsLeaves(e.fieldsV1).map(pathKey)))
+  for (const p of before ? fieldsLeaves(before.fieldsV1) : []) {
+    if (!appliedKeys.has(pathKey(p)) && !ownedByOthers.has(pathKey(p))) removeAt(merged, p)
+  }
+  // An apply carries resourceVersion only as a precondition.
+  merged.metadata.resourceVersion =
+    isObj(config['metadata']) && typeof config['metadata']['resourceVersion'] === 'string'
+      ? config['metadata']['resourceVersion']
+      : (cur.metadata.resourceVersion as string)
+  const taken = new Set(conflicts.map((c) => `${c.entry.manager}|${c.entry.operation}|${pathKey(c.path)}`))
+  const obj = updateObject(b, route, decodeObject(route, merged), w, (_prev, next) => {
+    const kept = others
+      .map((e) => {
+        const leaves = fieldsLeaves(e.fieldsV1).filter((p) => !taken.has(`${e.manager}|${e.operation}|${pathKey(p)}`))
+        return { ...e, fieldsV1: toFieldsV1(leaves), empty: leaves.length === 0 }
+      })
+      .filter((e) => !e.empty)
+      .map(({ empty: _e, ...e }) => e)
+    next.metadata['managedFields'] = [...kept, entry(String(next.apiVersion ?? ''))]
+  })
+  return { created: false, obj }
 }
 
 /** PATCH: the patch applied to the object as served at this version, then written like a PUT. */
@@ -1824,6 +2030,18 @@ class KubeApiServer implements Backend {
       case 'PATCH': {
         if (!item) throw methodNotAllowed()
         const w = write()
+        if (patchMediaType(def, req) === APPLY_PATCH) {
+          const applied = applyObject(this, route, body, q, w)
+          return { status: applied.created ? 201 : 200, body: present(def, version, applied.obj) }
+        }
+        // k8s.io/apimachinery pkg/apis/meta/v1/validation ValidatePatchOptions
+        if (q.has('force')) {
+          throw patchOptionsInvalid(
+            'force',
+            'FieldValueForbidden',
+            'Forbidden: may not be specified for non-apply patch',
+          )
+        }
         return { status: 200, body: present(def, version, patchObject(this, route, req, body, w)) }
       }
       case 'DELETE': {

@@ -1,7 +1,8 @@
 // The simulated Istio data plane: a plain-HTTP server on loopback that stands for the ingress gateway
-// (Envoy) in front of BookInfo. Every request is routed from the KubeStore's CURRENT objects, read
-// afresh on each request (Gateway -> VirtualService -> DestinationRule subset -> ready Pods), with
-// Istio's match and weight semantics, so a VirtualService write takes effect on the very next request.
+// (Envoy) in front of BookInfo. Every request is routed (Gateway -> VirtualService -> DestinationRule subset ->
+// ready Pods) with Istio's match and weight semantics, from the routing config THAT PROXY has: istiod pushes a
+// change of VirtualServices, DestinationRules or Gateways some time after the write (see Propagation), and the
+// ingress gateway and each sidecar apply it at their own time. Pods and Services (endpoints) are read live.
 // productpage is rendered like the real BookInfo page and calls `reviews` through the reviews
 // VirtualService with the incoming headers propagated. A small "cloud load balancer controller"
 // gives ingress gateway LoadBalancer Services the address 127.0.0.1 and this server's port.
@@ -30,6 +31,15 @@ export interface Mesh {
   setFault(service: string, version: string, fault: MeshFault | undefined): void
   /** Calls each `<service>-<version>` answered (including the ones a fault made fail), e.g. {'reviews-v1': 12}. */
   served: Record<string, number>
+  /**
+   * How route changes reach the proxies; a partial setting keeps the rest. Takes effect for pushes not yet
+   * applied, e.g. setPropagation({ pushMs: () => Infinity }) holds every later change back from every proxy.
+   */
+  setPropagation(p: Partial<Propagation>): void
+  /** Every proxy has the config as the store has it now (a cluster up for a while: for a simulation's start). */
+  flush(): void
+  /** The proxies that have not applied istiod's latest push yet (names as `istioctl proxy-status` prints them). */
+  stale(): string[]
   /** Istio (and Linkerd) request metrics of every call served, as the proxies export them. */
   metrics: MeshMetrics
   /** The scrape endpoint of those metrics: plain HTTP on loopback, /stats/prometheus. */
@@ -49,6 +59,54 @@ export interface MeshOptions {
    * "Error fetching product reviews" block that names no reviews pod.
    */
   reviewsErrors?: 'status' | 'bookinfo'
+  /** How route changes reach the proxies (default DEFAULT_PROPAGATION). */
+  propagation?: Partial<Propagation>
+}
+
+/**
+ * When a change of routing config reaches a proxy. istiod debounces config events: it pushes once no new event
+ * came for PILOT_DEBOUNCE_AFTER (default 100 ms), or PILOT_DEBOUNCE_MAX (default 10 s) after the first one of a
+ * burst (istio/istio pilot/pkg/features/tuning.go, DebounceAfter / DebounceMax; the loop is debounce() in
+ * pilot/pkg/xds/discovery.go). An update whose spec did not change (a status write) triggers no push
+ * (pilot/pkg/bootstrap/server.go, initRegistryEventHandlers: "skipping push for %s as spec has not changed").
+ * Each proxy then gets the push at its own time (pushes are throttled, PILOT_PUSH_THROTTLE, and queued per
+ * proxy): `pushMs(proxy)` after the push starts; Infinity: never (a stuck proxy, or a lost xDS stream).
+ */
+export interface Propagation {
+  debounceAfterMs: number
+  debounceMaxMs: number
+  /**
+   * Per proxy, as `istioctl proxy-status` names it: `istio-ingressgateway` for the ingress gateway,
+   * `<pod>.<namespace>` for a sidecar.
+   */
+  pushMs: (proxy: string) => number
+}
+
+/** The gateway's proxy name in Propagation.pushMs. */
+export const GATEWAY_PROXY = 'istio-ingressgateway'
+
+/**
+ * istiod's defaults, and a push that takes each proxy 10..60 ms (a small mesh; tests set seconds to model load),
+ * fixed per proxy name.
+ */
+export const DEFAULT_PROPAGATION: Propagation = {
+  debounceAfterMs: 100,
+  debounceMaxMs: 10_000,
+  pushMs: (proxy) => {
+    let h = 0x811c9dc5
+    for (const c of proxy) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0
+    return 10 + (h % 51)
+  },
+}
+
+/** Every change applied on the next request (the simulation before propagation was modelled; for unit-like tests). */
+export const IMMEDIATE_PROPAGATION: Propagation = { debounceAfterMs: 0, debounceMaxMs: 0, pushMs: () => 0 }
+
+/** The routing config a proxy holds: what istiod pushed, as the store had it when the push started. */
+interface ConfigView {
+  virtualServices: KubeObject[]
+  destinationRules: KubeObject[]
+  gateways: KubeObject[]
 }
 
 /** `istio` label values of the ingress gateways (open source and AKS add-on external gateway). */
@@ -284,7 +342,71 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     })
   }
 
-  // ---- routing against the current store ----
+  // ---- propagation: istiod's pushes and each proxy's view ----
+  let propagation: Propagation = { ...DEFAULT_PROPAGATION, ...(opts.propagation ?? {}) }
+  const CONFIG_KINDS = new Set(['virtualservices', 'destinationrules', 'gateways'])
+  const snapshot = (): ConfigView => ({
+    virtualServices: store.list(REFS.virtualServices),
+    destinationRules: store.list(REFS.destinationRules),
+    gateways: store.list(REFS.gateways),
+  })
+  // Every push so far, oldest first; the first is the config the proxies had when they connected.
+  const pushes: Array<{ at: number; config: ConfigView }> = [{ at: Number.NEGATIVE_INFINITY, config: snapshot() }]
+  let burst: { first: number; last: number; timer?: NodeJS.Timeout } | undefined
+  const push = (): void => {
+    if (burst?.timer) clearTimeout(burst.timer)
+    burst = undefined
+    pushes.push({ at: performance.now(), config: snapshot() })
+    // A proxy only ever needs the newest push it can have: keep a bounded history.
+    if (pushes.length > 64) pushes.splice(0, pushes.length - 64)
+  }
+  /** The burst's push when it is due: now (synchronously, for a zero debounce), or on a timer. */
+  const schedule = (): void => {
+    if (!burst) return
+    if (burst.timer) clearTimeout(burst.timer)
+    const due = Math.min(burst.last + propagation.debounceAfterMs, burst.first + propagation.debounceMaxMs)
+    const wait = due - performance.now()
+    if (wait <= 0) {
+      push()
+      return
+    }
+    burst.timer = setTimeout(push, wait)
+    burst.timer.unref()
+  }
+  const specOf = new Map<string, string>()
+  const keyOf = (ev: WriteEvent): string => `${ev.ref.resource}/${ev.namespace ?? ''}/${ev.name}`
+  for (const kind of [REFS.virtualServices, REFS.destinationRules, REFS.gateways]) {
+    for (const o of store.list(kind)) {
+      specOf.set(`${kind.resource}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, JSON.stringify(o['spec']))
+    }
+  }
+  const onConfigWrite = (ev: WriteEvent): void => {
+    if (!CONFIG_KINDS.has(ev.ref.resource)) return
+    const key = keyOf(ev)
+    const spec = ev.verb === 'delete' ? undefined : JSON.stringify(ev.object['spec'])
+    const before = specOf.get(key)
+    if (spec === undefined) specOf.delete(key)
+    else specOf.set(key, spec)
+    if (ev.verb === 'update' && spec === before) return // a status or metadata write: no push
+    const now = performance.now()
+    if (burst) burst.last = now
+    else burst = { first: now, last: now }
+    schedule()
+  }
+  /** The config this proxy has now: the newest push that has reached it. */
+  const viewOf = (proxy: string): ConfigView => {
+    const now = performance.now()
+    const delay = propagation.pushMs(proxy)
+    for (let i = pushes.length - 1; i > 0; i--) {
+      const p = pushes[i] as { at: number; config: ConfigView }
+      if (p.at + delay <= now) return p.config
+    }
+    return (pushes[0] as { config: ConfigView }).config
+  }
+  const proxiesSeen = new Set<string>([GATEWAY_PROXY])
+  const proxyOf = (pod: KubeObject): string => `${pod.metadata.name}.${pod.metadata.namespace ?? 'default'}`
+
+  // ---- routing against the proxy's config and the current endpoints ----
   const serviceOf = (name: string, namespace: string): KubeObject | undefined =>
     store.get(REFS.services, namespace, name)
 
@@ -302,9 +424,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** VirtualServices bound to a Gateway served by the ingress gateway, for this Host; most specific host first. */
-  function gatewayRoutes(host: string): Array<{ vs: KubeObject; gateways: Set<string> }> {
+  function gatewayRoutes(host: string, view: ConfigView): Array<{ vs: KubeObject; gateways: Set<string> }> {
     const workloads = ingressWorkloadLabels()
-    const gateways = store.list(REFS.gateways).filter((g) => {
+    const gateways = view.gateways.filter((g) => {
       const selector = strMap(spec(g)['selector'])
       if (Object.keys(selector).length === 0 || !workloads.some((l) => labelsMatch(selector, l))) return false
       return arr(spec(g)['servers']).some((s) =>
@@ -312,7 +434,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       )
     })
     const out: Array<{ vs: KubeObject; gateways: Set<string>; rank: number; created: string }> = []
-    for (const vs of store.list(REFS.virtualServices)) {
+    for (const vs of view.virtualServices) {
       const ns = vs.metadata.namespace ?? 'default'
       const bound = new Set<string>()
       for (const ref of arr(spec(vs)['gateways'])) {
@@ -338,10 +460,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** Mesh-internal VirtualServices for a service (no `gateways`, or `mesh` among them). */
-  function meshRoutes(service: string, namespace: string): KubeObject[] {
+  function meshRoutes(service: string, namespace: string, view: ConfigView): KubeObject[] {
     const fqdn = `${service}.${namespace}.svc.cluster.local`
-    return store
-      .list(REFS.virtualServices)
+    return view.virtualServices
       .filter((vs) => {
         const gws = arr(spec(vs)['gateways'])
         if (gws.length > 0 && !gws.includes('mesh')) return false
@@ -353,9 +474,13 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))
   }
 
-  function subsetLabels(fqdn: string, serviceNs: string, subset: string): Record<string, string> | undefined {
-    const rules = store
-      .list(REFS.destinationRules)
+  function subsetLabels(
+    fqdn: string,
+    serviceNs: string,
+    subset: string,
+    view: ConfigView,
+  ): Record<string, string> | undefined {
+    const rules = view.destinationRules
       .filter(
         (dr) =>
           typeof spec(dr)['host'] === 'string' &&
@@ -372,7 +497,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** Destination (host, subset) => a ready pod, picked at random, or Envoy's 503. */
-  function backend(dest: Obj, vsNamespace: string): Backend {
+  function backend(dest: Obj, vsNamespace: string, view: ConfigView): Backend {
     const host = str(dest['host'])
     if (!host) return NO_HEALTHY_UPSTREAM
     const { name, namespace, fqdn } = resolveHost(host, vsNamespace)
@@ -381,7 +506,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     let want = strMap(spec(svc)['selector'])
     const subset = str(dest['subset'])
     if (subset !== undefined) {
-      const labels = subsetLabels(fqdn, namespace, subset)
+      const labels = subsetLabels(fqdn, namespace, subset, view)
       if (!labels) return NO_HEALTHY_UPSTREAM
       want = { ...want, ...labels }
     }
@@ -395,14 +520,14 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** A sidecar's call to `service`: through its VirtualService if there is one, else any ready pod. */
-  function callTarget(service: string, namespace: string, r: RouteRequest): Backend {
-    const routes = meshRoutes(service, namespace)
-    if (routes.length === 0) return backend({ host: service }, namespace)
+  function callTarget(service: string, namespace: string, r: RouteRequest, view: ConfigView): Backend {
+    const routes = meshRoutes(service, namespace, view)
+    if (routes.length === 0) return backend({ host: service }, namespace, view)
     for (const vs of routes) {
       for (const route of arr(spec(vs)['http']).map(obj)) {
         if (!routeMatches(route, r)) continue
         const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
-        return dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? namespace) : NO_HEALTHY_UPSTREAM
+        return dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? namespace, view) : NO_HEALTHY_UPSTREAM
       }
     }
     return { ok: false, status: 404, body: '' }
@@ -484,7 +609,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
         gateways: new Set(['mesh']),
         sourceLabels: pod.metadata.labels ?? {},
       }
-      const b = callTarget(service, ns, r)
+      const proxy = proxyOf(pod)
+      proxiesSeen.add(proxy)
+      const b = callTarget(service, ns, r, viewOf(proxy))
       if (!b.ok) return b
       return (await serve(b, workloadOf(pod, 'productpage'))) ? 'failed' : b
     }
@@ -576,7 +703,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
 
     let reply: Reply | undefined
     let upstream = false
-    outer: for (const { vs, gateways } of gatewayRoutes(host)) {
+    const view = viewOf(GATEWAY_PROXY)
+    outer: for (const { vs, gateways } of gatewayRoutes(host, view)) {
       for (const route of arr(spec(vs)['http']).map(obj)) {
         if (!routeMatches(route, { ...base, gateways })) continue
         if (route['directResponse'] !== undefined) {
@@ -599,7 +727,9 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
           break outer
         }
         const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
-        const b = dest ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default') : NO_HEALTHY_UPSTREAM
+        const b = dest
+          ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default', view)
+          : NO_HEALTHY_UPSTREAM
         if (!b.ok) {
           reply = { status: b.status, headers: { 'content-type': 'text/plain' }, body: b.body }
         } else if (await serve(b)) {
@@ -639,6 +769,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   const metricsEndpoint = await serveMetrics(metrics)
   for (const svc of store.list(REFS.services)) reconcileLoadBalancer(svc, true)
   store.on('write', onWrite)
+  store.on('write', onConfigWrite)
 
   return {
     port,
@@ -646,6 +777,19 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     served,
     metrics,
     metricsEndpoint,
+    setPropagation(p) {
+      propagation = { ...propagation, ...p }
+      schedule()
+    },
+    flush() {
+      if (burst?.timer) clearTimeout(burst.timer)
+      burst = undefined
+      pushes.splice(0, pushes.length, { at: Number.NEGATIVE_INFINITY, config: snapshot() })
+    },
+    stale() {
+      const latest = pushes.at(-1) as { config: ConfigView }
+      return [...proxiesSeen].filter((p) => viewOf(p) !== latest.config || burst !== undefined).sort()
+    },
     setFault(service, version, fault) {
       if (fault) faults.set(`${service}-${version}`, { ...fault })
       else faults.delete(`${service}-${version}`)
@@ -653,6 +797,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     close: () =>
       new Promise<void>((resolve) => {
         store.off('write', onWrite)
+        store.off('write', onConfigWrite)
+        if (burst) clearTimeout(burst.timer)
         void metricsEndpoint.close()
         server.closeAllConnections()
         server.close(() => resolve())

@@ -6,6 +6,7 @@ import type { Sleep } from '../../retry.js'
 import type { Check, StepContext, Verifier } from '../verifier.js'
 import { type SmokeConfig, type SmokeResult, runSmokeTest } from './smoke.js'
 import { BASELINE_FACTOR, type Verdict, judge, stepAlpha, testsPerStep } from './verdict.js'
+import { type Settled, type TrafficChange, settleShares } from '../settle.js'
 
 export interface SmokeVerifierConfig {
   /** The smoke test of every step; the step's headers are added to `request.headers`. */
@@ -22,11 +23,15 @@ export interface SmokeVerifierConfig {
   checkShares: boolean
   /** Bound on false rollbacks over the rollout: SMOKE_ROLLOUT_ALPHA alone, SMOKE_GATE_ALPHA beside telemetry. */
   rolloutAlpha: number
+  /** Upper bound of the wait for traffic to follow a route change (default SETTLE_TIMEOUT_MS). */
+  settleTimeoutMs?: number
 }
 
 export interface SmokeVerifierDeps {
   sleep: Sleep
   log: (message: string) => void
+  /** Clock of the settle wait (default Date.now). */
+  now?: () => number
 }
 
 /** A smoke test's result and verdict as a Check. */
@@ -78,6 +83,22 @@ export class SmokeVerifier implements Verifier {
       }),
       this.config.rolloutAlpha,
     )
+  }
+
+  /** Only with a version pattern can answers be attributed: without it, undefined (settle is not defined). */
+  get settle(): ((change: TrafficChange) => Promise<Settled>) | undefined {
+    if (!this.config.request.versionPattern) return undefined
+    return (change) =>
+      settleShares(
+        {
+          request: this.config.request,
+          canaryVersions: this.config.canaryVersions,
+          threshold: this.config.threshold,
+          ...(this.config.settleTimeoutMs !== undefined ? { timeoutMs: this.config.settleTimeoutMs } : {}),
+        },
+        change,
+        { probe: runSmokeTest, sleep: this.deps.sleep, now: this.deps.now ?? Date.now },
+      )
   }
 
   async verify(step: StepContext): Promise<Check> {

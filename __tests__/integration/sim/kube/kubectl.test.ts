@@ -1,5 +1,6 @@
 // The real kubectl (a second, independent client) against the simulated API server: get, apply (which needs
-// /openapi/v3 for its validation and /openapi/v2), patch, and replace with a stale resourceVersion -> 409.
+// /openapi/v3 for its validation and /openapi/v2), server-side apply (create, conflict, --force-conflicts, a field
+// no longer applied removed), patch, and replace with a stale resourceVersion -> 409.
 // Skipped where no kubectl is installed.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -77,6 +78,64 @@ describe('real kubectl against the simulated API server', {
       )
       assert.equal(patched.code, 0, patched.err)
       assert.equal(sim.store.get(VS, 'bookinfo', 'canary-test')?.metadata.labels?.['team'], 'a')
+
+      // Server-side apply: a new object is created with kubectl's Apply entry; an apply of a field another manager
+      // set since is a conflict naming it (409), which --force-conflicts takes over.
+      const ssaFile = join(dir, 'ssa.yaml')
+      const ssa = (subset: string): string =>
+        `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: ssa-test\n  namespace: bookinfo\n  labels: {owner: gitops}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: ${subset}}\n`
+      writeFileSync(ssaFile, ssa('v1'))
+      const ssaCreated = await kubectl('apply', '--server-side', '-f', ssaFile)
+      assert.equal(ssaCreated.code, 0, ssaCreated.err)
+      assert.match(ssaCreated.out, /virtualservice\.networking\.istio\.io\/ssa-test serverside-applied/)
+      const ssaEntries = () =>
+        sim.store.get(VS, 'bookinfo', 'ssa-test')?.metadata['managedFields'] as Array<{
+          manager: string
+          operation: string
+          fieldsV1: Record<string, unknown>
+        }>
+      assert.deepEqual(
+        ssaEntries().map((e) => [e.manager, e.operation]),
+        [['kubectl', 'Apply']],
+      )
+      assert.deepEqual(ssaEntries()[0]?.fieldsV1, {
+        'f:metadata': { 'f:labels': { 'f:owner': {} } },
+        'f:spec': { 'f:hosts': {}, 'f:http': {} },
+      })
+      const edited = await kubectl(
+        'patch',
+        'virtualservices.networking.istio.io',
+        'ssa-test',
+        '-n',
+        'bookinfo',
+        '--type',
+        'merge',
+        '-p',
+        '{"spec":{"http":[{"route":[{"destination":{"host":"reviews","subset":"v2"}}]}]}}',
+      )
+      assert.equal(edited.code, 0, edited.err)
+      writeFileSync(ssaFile, ssa('v3'))
+      const refused = await kubectl('apply', '--server-side', '-f', ssaFile)
+      assert.notEqual(refused.code, 0)
+      assert.match(
+        refused.err,
+        /Apply failed with 1 conflict: conflict with "kubectl-patch" using networking\.istio\.io\/v1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \.spec\.http/,
+      )
+      const forced = await kubectl('apply', '--server-side', '--force-conflicts', '-f', ssaFile)
+      assert.equal(forced.code, 0, forced.err)
+      assert.deepEqual((sim.store.get(VS, 'bookinfo', 'ssa-test')?.['spec'] as { http: unknown[] }).http, [
+        { route: [{ destination: { host: 'reviews', subset: 'v3' } }] },
+      ])
+      assert.deepEqual(
+        ssaEntries().map((e) => [e.manager, e.operation]),
+        [['kubectl', 'Apply']],
+        'the forced field left kubectl-patch with nothing',
+      )
+      // A field no longer applied is removed (nobody else owns it).
+      writeFileSync(ssaFile, ssa('v3').replace('  labels: {owner: gitops}\n', ''))
+      const pruned = await kubectl('apply', '--server-side', '-f', ssaFile)
+      assert.equal(pruned.code, 0, pruned.err)
+      assert.equal(sim.store.get(VS, 'bookinfo', 'ssa-test')?.metadata.labels?.['owner'], undefined)
 
       const stale = {
         ...(sim.store.get(VS, 'bookinfo', 'canary-test') as object),

@@ -415,6 +415,58 @@ describe('simulated kube-apiserver', () => {
     assert.ok(cm.data?.['mesh'])
   })
 
+  it('server-side apply: fieldManager required and force only for apply (422 PatchOptions), a conflict 409', async () => {
+    const co = kc.makeApiClient(k8s.CustomObjectsApi)
+    const SSA = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply)
+    const config = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'details', namespace: 'bookinfo', labels: { owner: 'gitops' } },
+      spec: { hosts: ['details'], http: [{ route: [{ destination: { host: 'details', subset: 'v2' } }] }] },
+    }
+    const noManager = await apiError(co.patchNamespacedCustomObject({ ...ISTIO, name: 'details', body: config }, SSA))
+    assert.equal(noManager.code, 422)
+    assert.equal(
+      noManager.status['message'],
+      'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+    )
+    const forceMerge = await apiError(
+      co.patchNamespacedCustomObject({ ...ISTIO, name: 'details', body: { metadata: {} }, force: true }, MERGE),
+    )
+    assert.equal(forceMerge.code, 422)
+    assert.match(String(forceMerge.status['message']), /force: Forbidden: may not be specified for non-apply patch/)
+    // Someone edits spec.http (an Update of manager 'kubectl-edit'): applying another value conflicts with it.
+    await co.patchNamespacedCustomObject(
+      {
+        ...ISTIO,
+        name: 'details',
+        body: { spec: { http: [{ timeout: '3s', route: [{ destination: { host: 'details', subset: 'v1' } }] }] } },
+        fieldManager: 'kubectl-edit',
+      },
+      MERGE,
+    )
+    const refused = await apiError(
+      co.patchNamespacedCustomObject({ ...ISTIO, name: 'details', body: config, fieldManager: 'flux' }, SSA),
+    )
+    assert.equal(refused.code, 409)
+    assert.equal(refused.status['reason'], 'Conflict')
+    assert.match(
+      String(refused.status['message']),
+      /^Apply failed with 1 conflict: conflict with "kubectl-edit" using networking\.istio\.io\/v1 at \S+Z: \.spec\.http$/,
+    )
+    const causes = (refused.status['details'] as { causes: Array<{ reason: string; field: string }> }).causes
+    assert.ok(
+      causes.some((c) => c.reason === 'FieldManagerConflict' && c.field === '.spec.http'),
+      JSON.stringify(causes),
+    )
+    const forced = (await co.patchNamespacedCustomObject(
+      { ...ISTIO, name: 'details', body: config, fieldManager: 'flux', force: true },
+      SSA,
+    )) as VS & { metadata: { managedFields?: Array<{ manager: string; operation: string }> } }
+    assert.deepEqual(forced.spec.http?.[0]?.route, [{ destination: { host: 'details', subset: 'v2' } }])
+    assert.ok(forced.metadata.managedFields?.some((e) => e.manager === 'flux' && e.operation === 'Apply'))
+  })
+
   it('keeps status on writes to the main resource of a Deployment', async () => {
     const apps = kc.makeApiClient(k8s.AppsV1Api)
     const d = await apps.patchNamespacedDeployment(
