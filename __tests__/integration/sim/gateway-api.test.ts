@@ -422,6 +422,7 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
     // A spec change: generation 2, still reported as of generation 1 right after, then observed after the delay.
     const before = cond(mesh, 'Accepted')!.lastTransitionTime
     await sleep(1100) // so that a changed lastTransitionTime (seconds) would show
+    const t1 = Date.now()
     const put = await raw(
       w.api,
       'PUT',
@@ -430,7 +431,6 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
     )
     assert.equal((put.body['metadata'] as Obj)['generation'], 2)
     assert.ok(observed(put.body as KubeObject, 1), 'the answer still shows the old generation observed')
-    const t1 = Date.now()
     const r2 = await until(w.store, 'reviews', (o) => observed(o, 2))
     assert.ok(Date.now() - t1 >= delay - 5)
     assert.equal(cond(parentsOf(r2)[0], 'Accepted')!.lastTransitionTime, before, 'still True: no transition')

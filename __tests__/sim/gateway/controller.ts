@@ -82,6 +82,11 @@ export class GatewayApiController {
   private stopped = false
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly rejections = new Map<string, Rejection>()
+  /**
+   * When each object's current generation was first seen: a pass started by an earlier write must not observe a
+   * generation younger than the delay (a controller reports a spec change only after it has processed it).
+   */
+  private readonly seen = new Map<string, { generation: number; at: number }>()
   private readonly listener = (ev: WriteEvent): void => this.onWrite(ev)
   /** Status writes made, in order (for tests: how many, of what). */
   readonly writes: Array<{ resource: string; namespace: string | undefined; name: string; generation: number }> = []
@@ -147,6 +152,12 @@ export class GatewayApiController {
   }
 
   private onWrite(ev: WriteEvent): void {
+    if (ev.ref.group === GATEWAY_API_GROUP) {
+      const k = `${ev.ref.resource}/${ev.namespace ?? ''}/${ev.name}`
+      const generation = ev.object.metadata.generation ?? 1
+      if (ev.verb === 'delete') this.seen.delete(k)
+      else if (this.seen.get(k)?.generation !== generation) this.seen.set(k, { generation, at: Date.now() })
+    }
     if (ev.ref.group === GATEWAY_API_GROUP || ev.ref.resource === 'services' || ev.ref.resource === 'namespaces') {
       this.schedule()
     }
@@ -193,6 +204,7 @@ export class GatewayApiController {
   }
 
   private reconcileClass(gc: KubeObject): void {
+    if (this.tooYoung(REFS.gatewayClasses.resource, gc)) return
     const spec = isObj(gc['spec']) ? gc['spec'] : {}
     if (spec['controllerName'] !== this.controllerFor('Gateway') || this.controllerFor('Gateway') === undefined) return
     const generation = gc.metadata.generation ?? 1
@@ -210,6 +222,7 @@ export class GatewayApiController {
   }
 
   private reconcileGateway(gw: KubeObject): void {
+    if (this.tooYoung(REFS.gatewayApiGateways.resource, gw)) return
     const spec = isObj(gw['spec']) ? gw['spec'] : {}
     if (!this.ownsClass(spec['gatewayClassName'])) return
     const generation = gw.metadata.generation ?? 1
@@ -268,7 +281,14 @@ export class GatewayApiController {
     }).length
   }
 
+  /** Whether this object's generation has been seen for less than the delay (a later pass reconciles it). */
+  private tooYoung(resource: string, o: KubeObject): boolean {
+    const s = this.seen.get(`${resource}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)
+    return s !== undefined && s.generation === (o.metadata.generation ?? 1) && Date.now() - s.at < this.delayMs - 1
+  }
+
   private reconcileRoute(hr: KubeObject): void {
+    if (this.tooYoung(REFS.httpRoutes.resource, hr)) return
     const spec = isObj(hr['spec']) ? hr['spec'] : {}
     const ns = hr.metadata.namespace ?? 'default'
     const generation = hr.metadata.generation ?? 1
