@@ -5,7 +5,7 @@ import { resolveManifestPath } from './gitops/manifest.js'
 import type { ClusterAccess } from './k8s/access.js'
 import { ACTIONS, MODES, type Mode } from './modes.js'
 import { parseServiceRef } from './telemetry/prometheus.js'
-import type { RouteSelector } from './routing/router.js'
+import type { RouteSelector, TargetKind, TargetRef } from './routing/router.js'
 import {
   InputError,
   type Step,
@@ -37,10 +37,19 @@ export interface Inputs {
   'istio-profile': string
   analyze: boolean
   namespace: string
-  'virtual-service': string
+  /** The routing resource to shift: exactly one of `virtual-service` and `http-route` (SPEC 7) is set. */
+  'virtual-service'?: string
+  'http-route'?: string
   'destination-rule'?: string
+  /**
+   * The versions the rollout moves between, whatever the routing API: with `virtual-service` the subsets
+   * (`stable-subset`, `canary-subset`), with `http-route` the backend Services (`stable-backend`, `canary-backend`).
+   * The input names are kept for messages in `versionInputNames`.
+   */
   'stable-subset': string | 'auto'
   'canary-subset'?: string
+  /** SPEC 7: the service mesh; auto = the control plane found. */
+  mesh: 'auto' | 'istio' | 'linkerd'
   route: RouteSelector
   action: Mode
   steps: Step[]
@@ -136,11 +145,17 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
   const action = withDefault('action', 'rollout', (v) => oneOf('action', v, ACTIONS))
   const access = readAccess(raw, env, attempt)
   const namespace = required('namespace', '(the application namespace, e.g. bookinfo)')
-  const vs = required('virtual-service', '(the VirtualService to shift, e.g. reviews)')
   const mode = action === undefined ? undefined : MODES[action]
+  const target = readTarget(raw, errors)
+  const names = versionInputNames(target?.kind ?? 'VirtualService')
   const canary = mode?.needsCanary
-    ? required('canary-subset', `for action '${action}' (the DestinationRule subset of the new version, e.g. v3)`)
-    : raw('canary-subset') || undefined
+    ? required(
+        names.canary,
+        target?.kind === 'HTTPRoute'
+          ? `for action '${action}' with http-route (the new version's Service, e.g. reviews-v3)`
+          : `for action '${action}' (the DestinationRule subset of the new version, e.g. v3)`,
+      )
+    : raw(names.canary) || undefined
   const pause = withDefault('pause', '60s', (v) => parseDuration('pause', v, { maxMs: MAX_PAUSE_MS }))
   const previewValue = raw('preview-value')
   if (mode?.needsPreviewValue && previewValue === '') {
@@ -168,13 +183,16 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     ),
     analyze: withDefault('analyze', 'true', (v) => parseBoolean('analyze', v)),
     namespace: namespace === undefined ? undefined : attempt(() => parseK8sName('namespace', namespace, 'label')),
-    'virtual-service': vs === undefined ? undefined : attempt(() => parseK8sName('virtual-service', vs, 'subdomain')),
+    'virtual-service':
+      target?.kind === 'VirtualService' ? attempt(() => parseK8sName('virtual-service', target.name, 'subdomain')) : '',
+    'http-route':
+      target?.kind === 'HTTPRoute' ? attempt(() => parseK8sName('http-route', target.name, 'subdomain')) : '',
     'destination-rule': opt('destination-rule', (v) => parseK8sName('destination-rule', v, 'subdomain')),
-    'stable-subset': withDefault('stable-subset', 'auto', (v) =>
-      v === 'auto' ? v : parseK8sName('stable-subset', v, 'subdomain'),
+    'stable-subset': withDefault(names.stable, 'auto', (v) =>
+      v === 'auto' ? v : parseK8sName(names.stable, v, names.kind),
     ),
-    'canary-subset':
-      canary === undefined ? undefined : attempt(() => parseK8sName('canary-subset', canary, 'subdomain')),
+    'canary-subset': canary === undefined ? undefined : attempt(() => parseK8sName(names.canary, canary, names.kind)),
+    mesh: withDefault('mesh', 'auto', (v) => oneOf('mesh', v, ['auto', 'istio', 'linkerd'] as const)),
     route: withDefault('route', '', parseRouteSelector),
     action,
     steps: withDefault('steps', '10,25,50,100', (v) => parseSteps(v, MAX_PAUSE_MS)),
@@ -267,7 +285,10 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     }),
   }
   if (inputs.steps && inputs['canary-subset'] && inputs['stable-subset'] === inputs['canary-subset']) {
-    errors.push(`Input 'stable-subset': '${inputs['stable-subset']}' is also the canary-subset; they must differ`)
+    errors.push(`Input '${names.stable}': '${inputs['stable-subset']}' is also the ${names.canary}; they must differ`)
+  }
+  if (target?.kind === 'VirtualService' && inputs.mesh === 'linkerd') {
+    errors.push("Input 'mesh': 'linkerd' has no VirtualService; with Linkerd set http-route (a Gateway API HTTPRoute)")
   }
   if (inputs['prometheus-scope'] !== undefined) {
     if (inputs['prometheus-url'] === undefined && raw('prometheus-url') === '') {
@@ -278,8 +299,78 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
     }
   }
   if (errors.length > 0) throw new InvalidInputs(errors)
+  // The target's name is kept in its own input only ('' marks the other one, dropped below).
   // Every field is defined here: each undefined (required) one pushed an error above.
-  return Object.fromEntries(Object.entries(inputs).filter(([, v]) => v !== undefined)) as unknown as Inputs
+  return Object.fromEntries(Object.entries(inputs).filter(([, v]) => v !== undefined && v !== '')) as unknown as Inputs
+}
+
+/** The version inputs of a routing API: subsets of a VirtualService, backend Services of an HTTPRoute. */
+export function versionInputNames(kind: TargetKind): {
+  stable: string
+  canary: string
+  kind: 'subdomain' | 'label'
+  /** The other API's version inputs, refused with this one. */
+  others: string[]
+} {
+  return kind === 'HTTPRoute'
+    ? { stable: 'stable-backend', canary: 'canary-backend', kind: 'label', others: ['stable-subset', 'canary-subset'] }
+    : {
+        stable: 'stable-subset',
+        canary: 'canary-subset',
+        kind: 'subdomain',
+        others: ['stable-backend', 'canary-backend'],
+      }
+}
+
+/** The target resource the run shifts (SPEC 7: exactly one of `virtual-service` and `http-route`). */
+export function targetOf(inputs: Inputs): TargetRef {
+  const kind: TargetKind = inputs['http-route'] ? 'HTTPRoute' : 'VirtualService'
+  const name = (kind === 'HTTPRoute' ? inputs['http-route'] : inputs['virtual-service']) as string
+  return { kind, namespace: inputs.namespace, name, route: inputs.route }
+}
+
+/**
+ * Exactly one of `virtual-service` and `http-route`, and none of the other API's inputs (a `canary-subset` with
+ * `http-route` is a mistake to name, not to ignore). Problems go to `errors`.
+ */
+function readTarget(raw: (name: string) => string, errors: string[]): { kind: TargetKind; name: string } | undefined {
+  const vs = raw('virtual-service')
+  const hr = raw('http-route')
+  if (vs !== '' && hr !== '') {
+    errors.push(
+      "Input 'http-route': set either 'virtual-service' (an Istio VirtualService) or 'http-route' " +
+        '(a Gateway API HTTPRoute), not both',
+    )
+    return undefined
+  }
+  if (vs === '' && hr === '') {
+    errors.push(
+      "Input 'virtual-service': required unless 'http-route' is set (the VirtualService to shift, e.g. reviews; " +
+        'or http-route: the Gateway API HTTPRoute)',
+    )
+    return undefined
+  }
+  const kind: TargetKind = hr !== '' ? 'HTTPRoute' : 'VirtualService'
+  const names = versionInputNames(kind)
+  const given = kind === 'HTTPRoute' ? 'http-route' : 'virtual-service'
+  const instead: Record<string, string> =
+    kind === 'HTTPRoute'
+      ? {
+          'stable-subset': "use 'stable-backend'",
+          'canary-subset': "use 'canary-backend', the new version's Service",
+          'destination-rule': 'an HTTPRoute names backend Services, no DestinationRule',
+        }
+      : { 'stable-backend': "use 'stable-subset'", 'canary-backend': "use 'canary-subset'" }
+  for (const [other, hint] of Object.entries(instead)) {
+    const v = raw(other)
+    if (v === '' || (v === 'auto' && other.startsWith('stable-'))) continue
+    const belongs = names.others.includes(other) || other === 'destination-rule'
+    if (belongs)
+      errors.push(
+        `Input '${other}': applies to ${given === 'http-route' ? 'virtual-service' : 'http-route'}, not with ${given} (${hint})`,
+      )
+  }
+  return { kind, name: kind === 'HTTPRoute' ? hr : vs }
 }
 
 export function parseRouteSelector(raw: string): RouteSelector {
@@ -287,7 +378,10 @@ export function parseRouteSelector(raw: string): RouteSelector {
   if (selector === '') return { by: 'default' }
   if (/^\d+$/.test(selector)) return { by: 'index', index: Number(selector) }
   if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(selector)) {
-    throw new InputError('route', `'${raw}' is not a route name or a 0-based index of the VirtualService's http routes`)
+    throw new InputError(
+      'route',
+      `'${raw}' is not a route name or a 0-based index (of the VirtualService's http routes or the HTTPRoute's rules)`,
+    )
   }
   return { by: 'name', name: selector }
 }

@@ -6,7 +6,7 @@ import * as core from '@actions/core'
 import { type JobState, actionsJobState } from './action/job-state.js'
 import { RUNNERS } from './action/modes.js'
 import { checkManifest, handBackManifest } from './gitops/hand-back.js'
-import { type Inputs, getInputs } from './inputs.js'
+import { type Inputs, getInputs, targetOf } from './inputs.js'
 import { describeMesh, prepareMesh } from './istio/prepare.js'
 import { ForbiddenError, type Subset } from './k8s/resources.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
@@ -98,10 +98,6 @@ function cancellation(): {
       for (const off of handlers) off()
     },
   }
-}
-
-function targetOf(inputs: Inputs): TargetRef {
-  return { kind: 'VirtualService', namespace: inputs.namespace, name: inputs['virtual-service'], route: inputs.route }
 }
 
 async function connect(inputs: Inputs, deps: Deps): Promise<Session> {
@@ -202,7 +198,7 @@ class MainStep {
         await this.checkMesh(session, router, engine)
       }
       this.cancel.signal.throwIfAborted()
-      const title = `${this.inputs.action} ${this.inputs.namespace}/${this.inputs['virtual-service']}`
+      const title = `${this.inputs.action} ${this.inputs.namespace}/${router.target.name}`
       this.outcome = await core.group(title, () => RUNNERS[this.inputs.action](engine, this.inputs, this.deps.jobState))
       this.failure = this.outcome.error
       if (this.inputs.manifest) await core.group('Hand back to the manifest', () => this.handBack(router))

@@ -105,13 +105,13 @@ describe('action.yml', () => {
     assert.deepEqual({ ...withDefaults, 'smoke-expect': undefined }, { ...withoutDefaults, 'smoke-expect': undefined })
   })
 
-  it('marks as required only namespace and virtual-service', () => {
+  it('marks as required only namespace (virtual-service or http-route: exactly one, checked by the code)', () => {
     assert.deepEqual(
       Object.entries(action.inputs)
         .filter(([, v]) => v.required)
         .map(([k]) => k)
         .sort(),
-      ['namespace', 'virtual-service'],
+      ['namespace'],
     )
   })
 })

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { InvalidInputs, getInputs } from '../../src/inputs.js'
+import { InvalidInputs, getInputs, targetOf } from '../../src/inputs.js'
 import { parseDuration, parseHeaders, parseSteps } from '../../src/parse.js'
 
 const base = { namespace: 'bookinfo', 'virtual-service': 'reviews', 'canary-subset': 'v3' }
@@ -129,6 +129,73 @@ describe('getInputs', () => {
       /Input 'preview-value': required for action 'preview'/,
     )
     assert.doesNotThrow(() => getInputs(read({ ...base, 'canary-subset': '', action: 'rollback' }), {}))
+  })
+  it('SPEC 7: exactly one of virtual-service and http-route; each with its own version inputs, the other refused', () => {
+    const hr = {
+      ...base,
+      'virtual-service': '',
+      'http-route': 'reviews',
+      'canary-subset': '',
+      'canary-backend': 'reviews-v3',
+    }
+    const i = getInputs(read(hr), {})
+    assert.deepEqual(targetOf(i), {
+      kind: 'HTTPRoute',
+      namespace: 'bookinfo',
+      name: 'reviews',
+      route: { by: 'default' },
+    })
+    assert.equal(i['canary-subset'], 'reviews-v3', 'the version the engine moves to: the backend Service')
+    assert.equal(i['stable-subset'], 'auto')
+    assert.equal(i.mesh, 'auto')
+    assert.equal(i['virtual-service'], undefined)
+    assert.deepEqual(targetOf(getInputs(read(base), {})), {
+      kind: 'VirtualService',
+      namespace: 'bookinfo',
+      name: 'reviews',
+      route: { by: 'default' },
+    })
+    assert.match(
+      problems({ ...hr, 'virtual-service': 'reviews' }).join('\n'),
+      /Input 'http-route': set either 'virtual-service' .* not both/,
+    )
+    assert.match(
+      problems({ ...base, 'virtual-service': '' }).join('\n'),
+      /Input 'virtual-service': required unless 'http-route' is set/,
+    )
+    assert.match(
+      problems({ ...hr, 'canary-subset': 'v3' }).join('\n'),
+      /Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/,
+    )
+    assert.match(
+      problems({ ...hr, 'stable-subset': 'v1' }).join('\n'),
+      /Input 'stable-subset': applies to virtual-service/,
+    )
+    assert.match(
+      problems({ ...hr, 'destination-rule': 'reviews' }).join('\n'),
+      /Input 'destination-rule': applies to virtual-service/,
+    )
+    assert.match(
+      problems({ ...base, 'canary-backend': 'reviews-v3' }).join('\n'),
+      /Input 'canary-backend': applies to http-route/,
+    )
+    assert.match(
+      problems({ ...hr, 'canary-backend': '' }).join('\n'),
+      /Input 'canary-backend': required for action 'rollout' with http-route \(the new version's Service/,
+    )
+    assert.match(
+      problems({ ...hr, 'canary-backend': 'Reviews_v3' }).join('\n'),
+      /Input 'canary-backend': 'Reviews_v3' is not a valid Kubernetes name/,
+    )
+    assert.match(
+      problems({ ...hr, 'stable-backend': 'reviews-v3' }).join('\n'),
+      /Input 'stable-backend': 'reviews-v3' is also the canary-backend/,
+    )
+    assert.match(problems({ ...hr, mesh: 'osm' }).join('\n'), /Input 'mesh': 'osm' is not accepted; expected one of auto, istio, linkerd/)
+    assert.match(problems({ ...base, mesh: 'linkerd' }).join('\n'), /Input 'mesh': 'linkerd' has no VirtualService/)
+    assert.equal(getInputs(read({ ...hr, mesh: 'linkerd' }), {}).mesh, 'linkerd')
+    // The action.yml default of stable-subset ('auto') arrives with every http-route run: not a conflict.
+    assert.doesNotThrow(() => getInputs(read({ ...hr, 'stable-subset': 'auto' }), {}))
   })
   it('AKS login: ids from inputs or env, GUIDs checked, rg/cluster together, not with kubeconfig', () => {
     const env = {

@@ -60,13 +60,13 @@ describe('workflow lint', () => {
 
   it('catches an input action.yml does not declare, and a missing required one', async () => {
     const problems = await lib.lintWorkflow(
-      workflow(['namespace: bookinfo', 'canary-subset: v3', 'canary-weight: 10']),
+      workflow(['virtual-service: reviews', 'canary-subset: v3', 'canary-weight: 10']),
       'bad.yml',
       declared,
     )
     assert.deepEqual(problems, [
       "bad.yml: job canary, step canary (uses: <owner>/istio-canary@v1): input 'canary-weight' is not declared in action.yml",
-      "bad.yml: job canary, step canary (uses: <owner>/istio-canary@v1): required input 'virtual-service' is missing",
+      "bad.yml: job canary, step canary (uses: <owner>/istio-canary@v1): required input 'namespace' is missing",
     ])
   })
 
