@@ -14,6 +14,9 @@ import {
   type VirtualService,
 } from '../../src/k8s/resources.js'
 
+/** What a played Gateway API controller does with a generation: report it accepted, reject it, or say nothing. */
+export type ControllerVerdict = 'accept' | 'reject' | 'silent'
+
 export type Operation =
   | 'getVirtualService'
   | 'replaceVirtualService'
@@ -90,6 +93,48 @@ export class FakeCluster implements VirtualServiceApi, HttpRouteApi, LeaseApi {
     const vs = this.virtualServices.get(this.key(namespace, name))
     if (!vs) throw new Error(`fake: no VirtualService ${namespace}/${name}`)
     return structuredClone(vs)
+  }
+
+  /**
+   * Plays a Gateway API controller that reports on each new generation at once, as the status subresource holds it
+   * (one status.parents entry per parentRef, observedGeneration the route's): `verdict` decides per write (default:
+   * accept); 'reject' sets Accepted False (UnsupportedValue) with ResolvedRefs True, 'silent' leaves the status of
+   * the older generation in place. Replaces afterHttpRouteWrite. Returns the generations it was asked about.
+   */
+  playGatewayController(
+    verdict: (route: GatewayHttpRoute) => ControllerVerdict = () => 'accept',
+    controllerName = 'istio.io/gateway-controller',
+  ): number[] {
+    const seen: number[] = []
+    let last: number | undefined
+    this.afterHttpRouteWrite = (route) => {
+      const generation = route.metadata.generation ?? 0
+      // A status write does not raise the generation; one report per generation, as a controller reconciles it.
+      if (generation === last) return
+      seen.push(generation)
+      const v = verdict(route)
+      if (v === 'silent') return
+      last = generation
+      const accepted = v === 'accept'
+      route.status = {
+        parents: (route.spec.parentRefs ?? []).map((parentRef) => ({
+          parentRef: structuredClone(parentRef),
+          controllerName,
+          conditions: [
+            {
+              type: 'Accepted',
+              status: accepted ? 'True' : 'False',
+              reason: accepted ? 'Accepted' : 'UnsupportedValue',
+              ...(accepted ? {} : { message: 'played rejection of this generation' }),
+              observedGeneration: generation,
+            },
+            { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', observedGeneration: generation },
+          ],
+        })),
+      }
+      route.metadata.resourceVersion = this.nextVersion()
+    }
+    return seen
   }
 
   /** Stores an HTTPRoute (as someone else would: defaults, a new resourceVersion and generation), returning the copy. */

@@ -61,10 +61,14 @@ function setup(
     route?: GatewayHttpRoute
     verdicts?: Array<'pass' | 'fail'>
     during?: (step: StepContext, cluster: FakeCluster) => void
+    /** false: no controller reports on the route (the status tests set it by hand). */
+    controller?: false
   } = {},
 ) {
   const cluster = new FakeCluster()
   cluster.putHttpRoute(o.route ?? sample('route-reviews-v1.yaml'))
+  // The parents accept every generation at once (the engine waits for them after each write).
+  if (o.controller !== false) cluster.playGatewayController()
   const original = structuredClone(cluster.httpRoute(NS, 'reviews').spec.rules)
   const log: string[] = []
   const verifier = new ScriptedVerifier(o.verdicts, o.during && ((step) => o.during?.(step, cluster)))
@@ -252,6 +256,7 @@ describe('HttpRouteRouter: a rule selected by index, after someone inserted a ru
   it('is found again by what istio-canary last wrote: promoted there, the inserted rule kept', async () => {
     const cluster = new FakeCluster()
     cluster.putHttpRoute(sample('route-reviews-v1.yaml'))
+    cluster.playGatewayController()
     const log: string[] = []
     const verifier = new ScriptedVerifier([], (step) => {
       if (step.kind !== 'step' || step.weight !== 50) return
@@ -339,14 +344,14 @@ describe('HttpRouteRouter.accepted (status.parents for the current generation)',
   }
 
   it('no status yet: pending, not ok', async () => {
-    const t = setup()
+    const t = setup({ controller: false })
     const a = (await loaded(t)).accepted()
     assert.deepEqual([a.ok, a.pending], [false, true])
     assert.match(a.reasons.join(), /Service bookinfo\/reviews:9080 has not reported/)
   })
 
   it('Accepted and ResolvedRefs True for the current generation: ok (parentRef matched with its defaults)', async () => {
-    const t = setup()
+    const t = setup({ controller: false })
     const generation = cluster(t).metadata.generation as number
     t.cluster.setHttpRouteStatus(NS, 'reviews', status(generation))
     assert.deepEqual((await loaded(t)).accepted(), { ok: true, pending: false, reasons: [] })
@@ -360,7 +365,7 @@ describe('HttpRouteRouter.accepted (status.parents for the current generation)',
   })
 
   it('a status of an earlier generation is pending after a write; the controller reporting makes it ok', async () => {
-    const t = setup()
+    const t = setup({ controller: false })
     t.cluster.setHttpRouteStatus(NS, 'reviews', status(1))
     const router = await loaded(t)
     const rule = router.route({ by: 'default' })
@@ -376,7 +381,7 @@ describe('HttpRouteRouter.accepted (status.parents for the current generation)',
   })
 
   it('a parent that rejects the generation (ResolvedRefs False): not ok, not pending, the reason quoted', async () => {
-    const t = setup()
+    const t = setup({ controller: false })
     t.cluster.setHttpRouteStatus(NS, 'reviews', status(1, 'False'))
     const a = (await loaded(t)).accepted()
     assert.deepEqual([a.ok, a.pending], [false, false])
@@ -387,7 +392,7 @@ describe('HttpRouteRouter.accepted (status.parents for the current generation)',
   })
 
   it('a status for another parent does not count for this one', async () => {
-    const t = setup()
+    const t = setup({ controller: false })
     t.cluster.setHttpRouteStatus(NS, 'reviews', status(1, 'True', { ...serviceParent, name: 'ratings' }))
     assert.equal((await loaded(t)).accepted().ok, false)
   })

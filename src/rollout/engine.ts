@@ -6,6 +6,7 @@ import { type Step, formatDuration } from '../parse.js'
 import { type Sleep, realSleep } from '../retry.js'
 import {
   ConcurrentChangeError,
+  NotAppliedError,
   type Route,
   type RouteSelector,
   type TrafficRouter,
@@ -59,7 +60,7 @@ export interface Outcome {
   events: Array<{ at: string; message: string }>
 }
 
-export { ConcurrentChangeError }
+export { ConcurrentChangeError, NotAppliedError }
 
 export class RolloutError extends Error {
   override name = 'RolloutError'
@@ -244,6 +245,24 @@ export class Engine {
     return runChecks(this.verifiers, { ...step, signal: this.deps.signal })
   }
 
+  /**
+   * After each write of the target (SPEC section 7 rule 3): the routing API's controllers must take it, bounded
+   * (the router's awaitApplied; none for a VirtualService). `what` names the write in the log and the error.
+   * `signal`: the run's (cancellation ends the wait), or a revert's own bound.
+   */
+  private async applied(what: string, signal: AbortSignal = this.deps.signal): Promise<void> {
+    const wait = this.router.awaitApplied
+    if (!wait) return
+    try {
+      await wait.call(this.router, signal)
+    } catch (err) {
+      if (!(err instanceof NotAppliedError)) throw err
+      const how = err.reason === 'rejected' ? 'REJECTED' : 'NOT ACCEPTED IN TIME'
+      this.event(`${capitalized(what)}: ${how} (${err.message})`)
+      throw new NotAppliedError(err.reason, `${what}: ${err.message}`, err.details)
+    }
+  }
+
   /** Said once a run: no verifier can tell when traffic follows a change. */
   private unconfirmedSaid = false
 
@@ -403,8 +422,9 @@ export class Engine {
     let current = start.route
     let weight = start.weight
     let attempted = false
-    const commit = async (state: RolloutState | undefined, route: Route): Promise<void> => {
+    const commit = async (state: RolloutState | undefined, route: Route, what: string): Promise<void> => {
       await this.router.write(selector, current, route, state)
+      await this.applied(what)
     }
     try {
       if (inherited) {
@@ -413,7 +433,11 @@ export class Engine {
         // any later run all see it as this run's.
         this.deps.onTrafficChange?.()
         this.changed = true
-        await commit(next(this.router.state, { type: 'take-over', weight, route: current, revertTo }, at()), current)
+        await commit(
+          next(this.router.state, { type: 'take-over', weight, route: current, revertTo }, at()),
+          current,
+          `taking over run ${before?.runId}'s change`,
+        )
         this.event(`Run ${before?.runId} ended while shifting to ${weight} %, unverified: verifying it first`)
         await this.verifyCurrent(weight, start.route, `the weight run ${before?.runId} left unverified fails`)
       } else if (remaining.length > 0) {
@@ -421,7 +445,7 @@ export class Engine {
       }
       if (remaining.length === 0 && weight < 100) {
         const held = next(this.router.state, { type: 'hold', weight, route: current }, at())
-        if (!sameState(this.router.state, held, this.router)) await commit(held, current)
+        if (!sameState(this.router.state, held, this.router)) await commit(held, current, `the pause at ${weight} %`)
         this.event(`Canary at ${weight} %, no step above it: paused`)
         return outcome('paused', weight)
       }
@@ -433,16 +457,17 @@ export class Engine {
         if (!this.changed) this.deps.onTrafficChange?.()
         const shifted = next(this.router.state, { type: 'shift', weight: step.weight, route, revertTo }, at())
         attempted = true
-        await commit(shifted, route)
+        await this.router.write(selector, current, route, shifted)
         this.changed = true
         current = route
         weight = step.weight
         this.event(`Shifted to ${this.router.describe(route)}`)
+        await this.applied(`step ${i + 1} at ${step.weight} %`)
         await this.settle(i, from, step.weight, 'step')
         await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs, 'step')
       }
       const finished = next(this.router.state, { type: 'finish', weight, route: current }, at())
-      await commit(finished, current)
+      await commit(finished, current, weight === 100 ? 'the promotion' : `the pause at ${weight} %`)
       this.event(
         weight === 100
           ? `Promoted '${start.canary}': it takes 100 % of the route`
@@ -550,7 +575,8 @@ export class Engine {
     at: () => TransitionContext,
   ): Promise<void> {
     this.event(`Reverting ${this.ref} after: ${cause.message}`)
-    const restore = async (): Promise<void> => {
+    let written = false
+    const restore = async (signal: AbortSignal): Promise<void> => {
       const state = this.router.state
       const restoredWeight = state ? this.router.weightOf(to.route, state.canary) : 0
       const event = { type: 'revert', route: to.route, restoredWeight, ...(to.state ? { to: to.state } : {}) } as const
@@ -567,28 +593,47 @@ export class Engine {
         )
       }
       await this.router.write(selector, current, to.route, reverted)
+      written = true
+      // The revert waits for its parents too: a revert they do not take leaves traffic where the run left it.
+      await this.applied('the revert', signal)
     }
-    await this.bounded(restore, cause, `Restore the route by hand: ${JSON.stringify(to.route)}`)
+    await this.bounded(restore, cause, () =>
+      written
+        ? 'The revert was written but is not in effect: traffic may still follow the change this run made, and ' +
+          "the run is unsettled. Look at the status of the route's parents; once they accept it, the route is " +
+          `restored (else restore it by hand: ${JSON.stringify(to.route)})`
+        : `Restore the route by hand: ${JSON.stringify(to.route)}`,
+    )
     this.event(`Restored the route as it was before the run: ${this.router.describe(to.route)}`)
   }
 
-  /** A revert: bounded in time (it does not obey the cancelled signal); its failure says what to do by hand. */
-  private async bounded(work: () => Promise<unknown>, cause: Error, byHand: string): Promise<void> {
+  /**
+   * A revert: bounded in time (it does not obey the cancelled signal, only its own bound, which `work` is given to
+   * end its waits with); its failure says what to do by hand.
+   */
+  private async bounded(
+    work: (signal: AbortSignal) => Promise<unknown>,
+    cause: Error,
+    byHand: string | (() => string),
+  ): Promise<void> {
     const timeout = this.deps.revertTimeoutMs ?? 60_000
+    const bound = new AbortController()
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
-        work(),
+        work(bound.signal),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new RolloutError(`reverting ${this.ref} did not finish within ${formatDuration(timeout)}`)),
-            timeout,
-          )
+          timer = setTimeout(() => {
+            const late = new RolloutError(`reverting ${this.ref} did not finish within ${formatDuration(timeout)}`)
+            bound.abort(late)
+            reject(late)
+          }, timeout)
         }),
       ])
     } catch (err) {
       this.event(`REVERT FAILED: ${(err as Error).message}`)
-      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${byHand}`, {
+      const what = typeof byHand === 'string' ? byHand : byHand()
+      throw new RevertFailedError(`${cause.message}. REVERT FAILED: ${(err as Error).message}. ${what}`, {
         cause: err,
       })
     } finally {
@@ -619,6 +664,7 @@ export class Engine {
     const originalWeight = this.router.weightOf(state.originalRoute, state.canary)
     const rolledBack = next(state, { type: 'rollback', originalWeight }, this.transition()) as RolloutState
     await this.router.write(state.route, route, state.originalRoute, rolledBack)
+    await this.applied('the rollback')
     const was = this.router.describe(route)
     this.event(
       byHand
@@ -711,9 +757,10 @@ export class Engine {
       this.deps.checkLock?.()
       this.deps.onTrafficChange?.()
       attempted = true
-      await this.router.setPreview(canary, header, value)
+      const wrote = await this.router.setPreview(canary, header, value)
       this.changed = true
       this.event(`Preview route '${name}': requests with '${header}: ${value}' go to '${canary}'`)
+      if (wrote) await this.applied(`the preview route '${name}'`)
       // Until the proxies have it, requests with the header follow the target route.
       await this.settle(0, before ? 100 : this.router.weightOf(target, canary), 100, 'preview', { [header]: value })
       await this.verifyStep(0, 100, pauseMs, 'preview', { [header]: value })
@@ -724,7 +771,7 @@ export class Engine {
       this.event(`Removing the preview route after: ${(err as Error).message}`)
       try {
         await this.bounded(
-          () => this.router.restorePreview(value, before),
+          (signal) => this.restorePreview(value, before, signal),
           err as Error,
           `Remove the http route '${name}' of ${this.ref} by hand`,
         )
@@ -741,9 +788,18 @@ export class Engine {
     return this.router.previewRoute(value)
   }
 
-  /** Puts the preview route for this value back as it was before a run: removed, or the earlier one first again. */
-  restorePreview(value: string, before: Route | undefined): Promise<boolean> {
-    return this.router.restorePreview(value, before)
+  /**
+   * Puts the preview route for this value back as it was before a run: removed, or the earlier one first again; a
+   * write waits for the routing API's controllers to take it (bounded; `signal` ends the wait).
+   */
+  async restorePreview(
+    value: string,
+    before: Route | undefined,
+    signal: AbortSignal = this.deps.signal,
+  ): Promise<boolean> {
+    const written = await this.router.restorePreview(value, before)
+    if (written) await this.applied(`restoring the preview route '${this.router.previewName(value)}'`, signal)
+    return written
   }
 
   /** `preview-cleanup`: remove the preview route for this value. */
@@ -751,6 +807,7 @@ export class Engine {
     const canary = this.plan.canarySubset ?? ''
     const name = this.router.previewName(value)
     const removed = await this.router.restorePreview(value, undefined)
+    if (removed) await this.applied(`removing the preview route '${name}'`)
     this.event(
       removed ? `Removed preview route '${name}'` : `No preview route '${name}' on ${this.ref}: nothing to remove`,
     )

@@ -2,14 +2,8 @@
 // version), the rollout state in the same annotation as on a VirtualService, and preview rules inserted first.
 // Writes are conditional on the resourceVersion read, through writeConditionally, exactly as the VirtualService's.
 import type { HttpRouteApi } from '../k8s/ports.js'
-import type {
-  BackendRef,
-  GatewayHttpRoute,
-  GatewayHttpRouteSpec,
-  HttpRouteRule,
-  ParentRef,
-  RouteCondition,
-} from '../k8s/resources.js'
+import type { BackendRef, GatewayHttpRoute, GatewayHttpRouteSpec, HttpRouteRule } from '../k8s/resources.js'
+import { realSleep } from '../retry.js'
 import { writeConditionally } from './conditional.js'
 import { movedRoute } from './moved.js'
 import { type RouteStore, writeRouteAndState } from './route-write.js'
@@ -39,6 +33,7 @@ import {
   type TrafficRouter,
   describeTarget,
 } from './router.js'
+import { type Acceptance, acceptanceOf, awaitAcceptance } from './hr-status.js'
 import { canonical } from './shares.js'
 import { type RolloutState, decodeState, isActive } from './state.js'
 import type { RouterDeps } from './virtual-service.js'
@@ -47,32 +42,7 @@ const asRule = (route: Route): HttpRouteRule => route as HttpRouteRule
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io'
 
-/** What the parents' status says of the route's current generation (SPEC section 7 rule 3). */
-export interface Acceptance {
-  /** Every parent shows Accepted and ResolvedRefs True for metadata.generation. */
-  ok: boolean
-  /** Not ok only because some parent has not reported on this generation yet: worth waiting for. */
-  pending: boolean
-  /** Why not, one per parent and condition. */
-  reasons: string[]
-}
-
-/** A parentRef with the API's defaults (group gateway.networking.k8s.io, kind Gateway, the route's namespace). */
-function parentKey(p: ParentRef, namespace: string): string {
-  return canonical({
-    group: p.group ?? GATEWAY_GROUP,
-    kind: p.kind ?? 'Gateway',
-    namespace: p.namespace ?? namespace,
-    name: p.name,
-    sectionName: p.sectionName ?? null,
-    port: p.port ?? null,
-  })
-}
-
-function describeParent(p: ParentRef, namespace: string): string {
-  const section = p.sectionName ? `/${p.sectionName}` : p.port ? `:${p.port}` : ''
-  return `${p.kind ?? 'Gateway'} ${p.namespace ?? namespace}/${p.name}${section}`
-}
+export type { Acceptance } from './hr-status.js'
 
 /** backendRef fields as the API server defaults them, left out of what a manifest is given (it seldom spells them). */
 function withoutDefaults(b: BackendRef): BackendRef {
@@ -364,54 +334,37 @@ export class HttpRouteRouter implements TrafficRouter {
 
   /**
    * Whether every parent accepted the route as last read (load() again to poll), per its status.parents: the
-   * `Accepted` and `ResolvedRefs` conditions True with observedGeneration at metadata.generation (an older one
-   * speaks of an earlier spec). See RouteParentStatus.conditions in kubernetes-sigs/gateway-api
-   * apis/v1/shared_types.go: controllers "MUST always update the observedGeneration field of the Condition to
-   * the metadata.generation" of the route they reconciled.
+   * `Accepted` and `ResolvedRefs` conditions True with observedGeneration at metadata.generation (./hr-status.ts).
    */
   accepted(): Acceptance {
-    const hr = this.hr
-    const namespace = this.target.namespace
-    const generation = hr.metadata.generation
-    const statuses = hr.status?.parents ?? []
-    const reasons: string[] = []
-    let pending = false
-    let rejected = false
-    const parents = hr.spec.parentRefs ?? []
-    if (parents.length === 0) return { ok: false, pending: false, reasons: [`${this.ref} has no parentRefs`] }
-    for (const parent of parents) {
-      const key = parentKey(parent, namespace)
-      const who = describeParent(parent, namespace)
-      const entries = statuses.filter((s) => parentKey(s.parentRef, namespace) === key)
-      if (entries.length === 0) {
-        pending = true
-        reasons.push(`${who} has not reported on ${this.ref} yet (no status.parents entry)`)
-        continue
-      }
-      for (const type of ['Accepted', 'ResolvedRefs']) {
-        for (const entry of entries) {
-          const by = entry.controllerName ? ` (${entry.controllerName})` : ''
-          const condition = entry.conditions?.find((c: RouteCondition) => c.type === type)
-          if (!condition) {
-            pending = true
-            reasons.push(`${who}${by} shows no ${type} condition yet`)
-          } else if (
-            generation !== undefined &&
-            (condition.observedGeneration === undefined || condition.observedGeneration < generation)
-          ) {
-            pending = true
-            reasons.push(
-              `${who}${by} has not observed generation ${generation} yet ` +
-                `(${type} is of generation ${condition.observedGeneration ?? 'unknown'})`,
-            )
-          } else if (condition.status !== 'True') {
-            rejected = true
-            const why = [condition.reason, condition.message].filter(Boolean).join(': ')
-            reasons.push(`${who}${by}: ${type} is ${condition.status}${why ? ` (${why})` : ''}`)
-          }
-        }
-      }
-    }
-    return { ok: reasons.length === 0, pending: pending && !rejected, reasons }
+    return acceptanceOf(this.hr, this.ref)
+  }
+
+  /**
+   * SPEC section 7 rule 3: after a write, reads the route until every parent shows Accepted and ResolvedRefs True
+   * for its new generation (./hr-status.ts). Each read is kept (its resourceVersion, after the controllers' status
+   * writes, is what the next write is conditional on).
+   */
+  async awaitApplied(signal: AbortSignal): Promise<void> {
+    const started = (this.deps.now ?? Date.now)()
+    const generation = this.resource?.metadata.generation
+    await awaitAcceptance({
+      read: async () => {
+        this.set(await this.read())
+        return this.hr
+      },
+      what: this.ref,
+      signal,
+      sleep: this.deps.sleep ?? realSleep,
+      now: this.deps.now ?? Date.now,
+      ...(this.deps.applyTimeoutMs !== undefined ? { timeoutMs: this.deps.applyTimeoutMs } : {}),
+    })
+    const after = (this.deps.now ?? Date.now)() - started
+    const now = this.hr.metadata.generation
+    const parents = (this.hr.spec.parentRefs ?? []).length
+    this.deps.log(
+      `${this.ref} generation ${now ?? generation ?? '?'} accepted by its ${parents === 1 ? 'parent' : `${parents} parents`} ` +
+        `(Accepted, ResolvedRefs) after ${Math.round(after)} ms`,
+    )
   }
 }

@@ -16,6 +16,22 @@ export class ConcurrentChangeError extends Error {
   override name = 'ConcurrentChangeError'
 }
 
+/**
+ * The routing API's controllers did not take a write: one rejected it, or none reported on it within the bound.
+ * The write itself landed; what the data plane does with it is not known.
+ */
+export class NotAppliedError extends Error {
+  override name = 'NotAppliedError'
+  constructor(
+    readonly reason: 'rejected' | 'timeout',
+    message: string,
+    /** One line per parent (or controller) and what it said or did not say. */
+    readonly details: readonly string[] = [],
+  ) {
+    super(message)
+  }
+}
+
 export function describeSelector(selector: RouteSelector): string {
   if (selector.by === 'default') return 'the default route (the last http route without match)'
   if (selector.by === 'name') return `route '${selector.name}'`
@@ -83,6 +99,14 @@ export interface TrafficRouter {
    * else a ConcurrentChangeError. A write whose answer was lost but which landed counts as written.
    */
   write(selector: RouteSelector, expected: Route, next: Route, state: RolloutState | undefined): Promise<void>
+
+  /**
+   * After every write (a shift, a revert, a preview change): waits, bounded, until the API's controllers have taken
+   * the resource's new generation; a NotAppliedError when one rejects it or none reports in time. `signal` ends the
+   * wait early (with its reason). Absent where the API reports nothing of the kind to wait for (a VirtualService:
+   * istiod's status is opt-in there, and each step's settle checks that traffic follows instead).
+   */
+  awaitApplied?(signal: AbortSignal): Promise<void>
 
   /** The name of the preview route for a header value. */
   previewName(value: string): string

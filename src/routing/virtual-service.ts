@@ -1,6 +1,7 @@
 // The TrafficRouter for an Istio VirtualService: its spec.http routes, weights per destination subset, the
 // rollout state in an annotation, and preview routes inserted before every other route.
 import type { VirtualServiceApi } from '../k8s/ports.js'
+import type { Sleep } from '../retry.js'
 import type { HttpRoute, VirtualService, VirtualServiceSpec } from '../k8s/resources.js'
 import { writeConditionally } from './conditional.js'
 import { movedRoute } from './moved.js'
@@ -35,6 +36,11 @@ import {
 
 export interface RouterDeps {
   log: (message: string) => void
+  /** How a router waits between reads of its controllers' status (awaitApplied); default: real time. */
+  sleep?: Sleep
+  now?: () => number
+  /** Bound of awaitApplied (default: the router's own, e.g. ACCEPT_TIMEOUT_MS). */
+  applyTimeoutMs?: number
 }
 
 const asHttp = (route: Route): HttpRoute => route as HttpRoute
