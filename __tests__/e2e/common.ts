@@ -71,3 +71,44 @@ export async function withFault(
     sim.faults.mesh('reviews', version, undefined)
   }
 }
+
+/** The Gateway API HTTPRoute resource (SPEC 7). */
+export const HR: ResourceRef = REFS.httpRoutes
+
+/**
+ * BookInfo reviews-v1 -> reviews-v3 on the reviews HTTPRoute (SPEC 7): bookinfoInputs with `http-route` and
+ * `canary-backend` in place of `virtual-service` and `canary-subset`.
+ */
+export function httpRouteInputs(
+  sim: Sim,
+  extra: Record<string, string> = {},
+  aks: { secret?: boolean; admin?: boolean } = {},
+): Record<string, string> {
+  const { 'virtual-service': _vs, 'canary-subset': _canary, ...rest } = bookinfoInputs(sim, {}, aks)
+  return { ...rest, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
+}
+
+/** The BookInfo reviews HTTPRoute as the API server holds it now. */
+export const reviewsRoute = (sim: Sim): KubeObject => sim.store.get(HR, 'bookinfo', 'reviews') as KubeObject
+
+/** The rules of an HTTPRoute (spec.rules). */
+export const rulesOf = (o: KubeObject): Array<Record<string, unknown>> =>
+  ((o['spec'] as { rules?: Array<Record<string, unknown>> }).rules ?? []) as Array<Record<string, unknown>>
+
+/**
+ * Writes other than a Gateway API controller's status reports (since the `since`-th write): an HTTPRoute write
+ * whose spec and annotations are those of the object's previous write is a status write and does not count.
+ */
+export function changesSince(sim: Sim, since = 0): Array<{ resource: string; name: string; verb: string }> {
+  const last = new Map<string, string>()
+  const out: Array<{ resource: string; name: string; verb: string }> = []
+  const content = (o: KubeObject): string => JSON.stringify({ spec: o['spec'], annotations: o.metadata.annotations })
+  sim.store.writes.forEach((w, i) => {
+    const key = `${w.ref.group}/${w.ref.resource}/${w.namespace}/${w.name}`
+    const now = content(w.object)
+    const statusOnly = w.ref.group === HR.group && w.verb === 'update' && last.get(key) === now
+    last.set(key, now)
+    if (i >= since && !statusOnly) out.push({ resource: w.ref.resource, name: w.name, verb: w.verb })
+  })
+  return out
+}

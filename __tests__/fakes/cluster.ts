@@ -99,22 +99,23 @@ export class FakeCluster implements VirtualServiceApi, HttpRouteApi, LeaseApi {
    * Plays a Gateway API controller that reports on each new generation at once, as the status subresource holds it
    * (one status.parents entry per parentRef, observedGeneration the route's): `verdict` decides per write (default:
    * accept); 'reject' sets Accepted False (UnsupportedValue) with ResolvedRefs True, 'silent' leaves the status of
-   * the older generation in place. Replaces afterHttpRouteWrite. Returns the generations it was asked about.
+   * the older generation in place. Replaces afterHttpRouteWrite. Returns the generations it was asked about (of every route).
    */
   playGatewayController(
     verdict: (route: GatewayHttpRoute) => ControllerVerdict = () => 'accept',
     controllerName = 'istio.io/gateway-controller',
   ): number[] {
     const seen: number[] = []
-    let last: number | undefined
+    const reported = new Map<string, number>()
     this.afterHttpRouteWrite = (route) => {
       const generation = route.metadata.generation ?? 0
+      const key = this.key(route.metadata.namespace ?? '', route.metadata.name)
       // A status write does not raise the generation; one report per generation, as a controller reconciles it.
-      if (generation === last) return
+      if (reported.get(key) === generation) return
       seen.push(generation)
       const v = verdict(route)
       if (v === 'silent') return
-      last = generation
+      reported.set(key, generation)
       const accepted = v === 'accept'
       route.status = {
         parents: (route.spec.parentRefs ?? []).map((parentRef) => ({

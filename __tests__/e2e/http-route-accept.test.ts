@@ -1,0 +1,99 @@
+// SPEC section 7 rule 3 through the bundle: after each write of an HTTPRoute the action waits for every parent to
+// accept the new generation (the simulated Gateway API controller, __tests__/sim/gateway/controller.ts); a parent
+// that rejects it, or a controller that never reports, fails the run with a revert. And the inputs of SPEC 7 that
+// are wrong together: a clear error naming them, before any write.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { runAction } from '../runner/harness.js'
+import type { Sim } from '../sim/index.js'
+import { changesSince, httpRouteInputs, reviewsRoute, rulesOf, runnerEnv, stateOf, withSim } from './common.js'
+
+const GATEWAY_API = { gatewayApi: { controller: { delayMs: 50 } } } as const
+const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
+  httpRouteInputs(sim, { steps: '50,100', 'smoke-requests': '20', ...extra })
+
+describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () => {
+  it('a parent rejecting the first shift: rolled back unjudged, the rule deep-equal to the original', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const before = structuredClone(rulesOf(reviewsRoute(sim)))
+      sim.gatewayController?.rejectNextGeneration('bookinfo', 'reviews', 'UnsupportedValue', 'played rejection')
+      const { main, post } = await runAction({ inputs: inputs(sim), env: runnerEnv(sim) })
+      assert.equal(main.code, 1, main.stdout)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      assert.match(
+        main.stdout,
+        /::error::step 1 at 50 %: a parent of HTTPRoute bookinfo\/reviews rejected the change: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\): Accepted is False \(UnsupportedValue: played rejection\)/,
+      )
+      assert.doesNotMatch(main.stdout, /Step 1 at 50 %: .*: pass/, 'the rejected weight was not judged')
+      assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
+      assert.equal(stateOf(reviewsRoute(sim))?.['phase'], 'rolled-back')
+      assert.match(post?.stdout ?? '', /^(?!.*Reverted)/s)
+    }))
+
+  it('a controller that stops reporting: the shift fails after the bound naming the parent; the revert lands', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const before = structuredClone(rulesOf(reviewsRoute(sim)))
+      sim.gatewayController?.stop()
+      const { main } = await runAction({
+        inputs: inputs(sim),
+        env: runnerEnv(sim),
+        // The controller comes back for the revert (it reports on the generation the revert writes).
+        onStdout: { when: /Reverting HTTPRoute/, do: () => sim.gatewayController?.resume() },
+        timeoutMs: 90_000,
+      })
+      assert.equal(main.code, 1, main.stdout)
+      assert.equal(main.outputs['result'], 'rolled-back')
+      assert.match(
+        main.stdout,
+        /::error::step 1 at 50 %: the change of HTTPRoute bookinfo\/reviews was not accepted within 30s: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\) has not observed generation \d+ yet/,
+      )
+      assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
+    }))
+
+  it('a revert the parent rejects too: the run says plainly that it is unsettled, and keeps the lock for the post step', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      sim.gatewayController?.rejectNextGeneration('bookinfo', 'reviews')
+      const { main } = await runAction({
+        inputs: inputs(sim),
+        env: runnerEnv(sim),
+        onStdout: {
+          when: /Reverting HTTPRoute/,
+          do: () => sim.gatewayController?.rejectNextGeneration('bookinfo', 'reviews'),
+        },
+      })
+      assert.equal(main.code, 1, main.stdout)
+      assert.match(main.stdout, /REVERT FAILED: the revert: a parent of HTTPRoute bookinfo\/reviews rejected the change/)
+      assert.match(main.stdout, /The revert was written but is not in effect: .*the run is unsettled/)
+      assert.equal(main.state['unsettled'], 'true')
+    }))
+})
+
+describe('HTTPRoute: bad inputs (SPEC 4 rule 1): a clear error naming the input, zero writes', () => {
+  it('both virtual-service and http-route', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const since = sim.store.writes.length
+      const { main } = await runAction({ inputs: inputs(sim, { 'virtual-service': 'reviews' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, /::error::.*Input 'http-route': set either 'virtual-service' .* or 'http-route'/)
+      assert.deepEqual(changesSince(sim, since), [])
+    }))
+
+  it('canary-subset with http-route: names it and says to use canary-backend', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const since = sim.store.writes.length
+      const { main } = await runAction({ inputs: inputs(sim, { 'canary-subset': 'v3' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, /::error::.*Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/)
+      assert.deepEqual(changesSince(sim, since), [])
+    }))
+
+  it('an unknown canary backend: names it, nothing written', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const since = sim.store.writes.length
+      const { main } = await runAction({ inputs: inputs(sim, { 'canary-backend': 'reviews-v9' }), env: runnerEnv(sim) })
+      assert.equal(main.code, 1)
+      assert.match(main.stdout, /::error::.*reviews-v9/)
+      assert.equal(main.outputs['result'], 'unchanged')
+      assert.deepEqual(changesSince(sim, since), [])
+    }))
+})
