@@ -62,7 +62,10 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
         },
       })
       assert.equal(main.code, 1, main.stdout)
-      assert.match(main.stdout, /REVERT FAILED: the revert: a parent of HTTPRoute bookinfo\/reviews rejected the change/)
+      assert.match(
+        main.stdout,
+        /REVERT FAILED: the revert: a parent of HTTPRoute bookinfo\/reviews rejected the change/,
+      )
       assert.match(main.stdout, /The revert was written but is not in effect: .*the run is unsettled/)
       assert.equal(main.state['unsettled'], 'true')
     }))
@@ -83,7 +86,10 @@ describe('HTTPRoute: bad inputs (SPEC 4 rule 1): a clear error naming the input,
       const since = sim.store.writes.length
       const { main } = await runAction({ inputs: inputs(sim, { 'canary-subset': 'v3' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
-      assert.match(main.stdout, /::error::.*Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/)
+      assert.match(
+        main.stdout,
+        /::error::.*Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/,
+      )
       assert.deepEqual(changesSince(sim, since), [])
     }))
 
