@@ -332,16 +332,31 @@ class MainStep {
     const mesh = await prepareMesh(
       inputs,
       session,
-      { route, subsets: plan.ready ?? [stable, canary].filter((s) => s !== ''), facts: meshFacts },
-      (cp) => {
-        this.report.istioVersion = cp.version
+      {
+        kind: router.target.kind,
+        name: router.target.name,
+        route,
+        subsets: plan.ready ?? [stable, canary].filter((s) => s !== ''),
+        facts: meshFacts,
+      },
+      (version) => {
+        this.report.istioVersion = version
       },
     )
     this.report.gatewayUrl = mesh.gatewayUrl
     const state = router.state
     const base = state && isActive(state) ? state.originalRoute : route
     const versionLabel = (subset: string): string => mesh.subsets.get(subset)?.labels?.['version'] ?? subset
-    const service = (await meshFacts()).destinationHost.split('.')[0] ?? ''
+    const routeFacts = await meshFacts()
+    const service = routeFacts.destinationHost.split('.')[0] ?? ''
+    // An HTTPRoute sends to one Service per version: the mesh counts each version's requests under its own Service.
+    const services =
+      router.target.kind === 'HTTPRoute'
+        ? [...new Set([...(routeFacts.meshParents ?? []), stable, canary].filter((s) => s !== ''))]
+        : undefined
+    const workloads = Object.fromEntries(
+      [...mesh.workloads].map(([version, workload]) => [versionLabel(version), workload] as const),
+    )
     const verifiers = await createVerifiers(
       inputs,
       {
@@ -354,6 +369,9 @@ class MainStep {
         stableVersions: stable ? versionKeys(stable, mesh.subsets.get(stable)) : [],
         // Shares are tested where the split is exactly stable/canary, and for a preview (all of it to the canary).
         splitIsStableCanary: preview || [...router.shares(base).keys()].every((v) => v === stable || v === canary),
+        flavor: mesh.flavor,
+        ...(services ? { services } : {}),
+        ...(mesh.workloads.size > 0 ? { workloads } : {}),
       },
       {
         sleep: this.deps.sleep,
@@ -366,7 +384,11 @@ class MainStep {
     )
     for (const verifier of verifiers) core.info(verifier.describe())
     engine.setVerifiers(verifiers)
-    if (inputs['kiali-url']) await this.findWorkloads(session, service, mesh.subsets)
+    if (inputs['kiali-url']) {
+      // An HTTPRoute's backends were found with their workloads; a VirtualService's subsets are looked up.
+      for (const [version, workload] of mesh.workloads) this.workloads.set(version, workload)
+      if (mesh.workloads.size === 0) await this.findWorkloads(session, service, mesh.subsets)
+    }
   }
 
   /**

@@ -114,7 +114,7 @@ describe('RBAC: the shipped manifests', () => {
       .sort()
     const expected: string[] = []
     const files = readdirSync(join(REPO_ROOT, 'deploy', 'rbac')).map((f) => f.replace(/\.yaml$/, ''))
-    assert.deepEqual(files.sort(), ['analyze', 'install-istio', 'istio-canary', 'telemetry'])
+    assert.deepEqual(files.sort(), ['analyze', 'install-istio', 'istio-canary', 'linkerd', 'telemetry'])
     for (const file of files) {
       assert.ok(section.includes(`\`deploy/rbac/${file}.yaml\``), file)
       const docs = loadAll(readFileSync(join(REPO_ROOT, 'deploy', 'rbac', `${file}.yaml`), 'utf8')).filter(

@@ -304,15 +304,24 @@ describe('HttpRouteRouter: manifest target and mesh facts', () => {
     })
   })
 
-  it('meshFacts: the Gateway parents of the namespace routes (a Service parent is none), the stable backend', async () => {
+  it('meshFacts: the Gateway API Gateways of the namespace routes, the Service parents, the stable backend, acceptance', async () => {
     const t = setup()
     t.cluster.putHttpRoute(sample('bookinfo-gateway.yaml'))
     const router = t.router()
     await router.load()
-    assert.deepEqual(await router.meshFacts(router.inputRoute()), {
-      destinationHost: 'reviews-v1',
-      gateways: ['bookinfo/bookinfo-gateway'],
-    })
+    const facts = await router.meshFacts(router.inputRoute())
+    assert.deepEqual(
+      { ...facts, parents: undefined },
+      {
+        destinationHost: 'reviews-v1',
+        gateways: [],
+        gatewayApiGateways: ['bookinfo/bookinfo-gateway'],
+        meshParents: ['reviews'],
+        parents: undefined,
+      },
+    )
+    assert.equal(facts.parents?.ok, false, 'the route as it is: no parent has reported on it in the fake cluster')
+    assert.equal(facts.parents?.pending, true)
   })
 })
 

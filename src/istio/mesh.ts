@@ -315,7 +315,7 @@ export function pickDestinationRule(
   return rules.find((r) => short(r.spec.host) === short(host))
 }
 
-function podReady(p: V1Pod): boolean {
+export function podReady(p: V1Pod): boolean {
   return (
     p.status?.phase === 'Running' &&
     !p.metadata?.deletionTimestamp &&
@@ -353,6 +353,10 @@ export interface ReadinessInput {
   destinationHost: string
   destinationRuleName: string | undefined
   subsets: string[]
+  /** The namespace is in ambient mode: no injection label, and no sidecar, is required. */
+  ambient?: boolean
+  /** Failures found by checks of the caller (e.g. an ambient waypoint), reported with these. */
+  extraFailures?: string[]
 }
 
 /** The namespace label that turns on sidecar injection for this control plane. */
@@ -361,80 +365,114 @@ function injectionLabel(cp: ControlPlane): string {
   return `istio.io/rev=${cp.tag ?? cp.revision}`
 }
 
-/** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
-export async function checkReadiness(
-  kube: ReadinessApi,
-  input: ReadinessInput,
-): Promise<{ rule: DestinationRule; subsets: Map<string, Subset>; notes: string[] }> {
-  const failures: string[] = []
-  /** What the log should say though nothing fails: pods whose sidecars another revision injected (mid-upgrade). */
-  const notes: string[] = []
-  const namespace = input.namespace
-  const cp = input.controlPlane
+/** The control plane found (or not) and ready: SPEC rule 8's first check. */
+export function controlPlaneFailures(cp: ControlPlane | undefined): string[] {
   if (!cp) {
-    failures.push(
+    return [
       'no Istio control plane found ' +
         `(looked for Deployments labelled app=istiod in ${OSS_NAMESPACE} and ${AKS_NAMESPACE}): ` +
         'install Istio (istioctl install, or set install-istio: true) ' +
         'or enable the AKS add-on (az aks mesh enable -g <rg> -n <cluster>); ' +
         'set istio-namespace/istio-revision if yours differ',
-    )
-  } else if (!cp.ready) {
-    failures.push(
+    ]
+  }
+  if (!cp.ready) {
+    return [
       `the Istio control plane ${cp.namespace}/${cp.deployment} has no ready replica: ` +
         `kubectl -n ${cp.namespace} rollout status deployment/${cp.deployment} ` +
         `(and kubectl -n ${cp.namespace} describe pods -l app=istiod)`,
-    )
+    ]
   }
-  if (!input.gatewayUrlGiven) {
-    const gateway = input.gateway
-    if (!gateway) {
-      const addonHint = cp?.aksAddon
-        ? '; on the AKS add-on enable it with ' +
-          'az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external'
-        : ''
-      failures.push(
-        "no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, " +
-          'istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): ' +
-          `set gateway-service or gateway-url${addonHint}`,
-      )
-    } else if (!gateway.url) {
-      failures.push(
-        `the ingress gateway Service ${gateway.namespace}/${gateway.name} has no external address yet ` +
-          '(status.loadBalancer.ingress is empty): wait for the load balancer ' +
-          `(kubectl -n ${gateway.namespace} get service ${gateway.name} -w) or set gateway-url`,
-      )
+  return []
+}
+
+/** The Istio ingress gateway Service found, with an address (unless gateway-url is given). */
+export function gatewayFailures(
+  gateway: GatewayInfo | undefined,
+  cp: ControlPlane | undefined,
+  gatewayUrlGiven: boolean,
+): string[] {
+  if (gatewayUrlGiven) return []
+  if (!gateway) {
+    const addonHint = cp?.aksAddon
+      ? '; on the AKS add-on enable it with ' +
+        'az aks mesh enable-ingress-gateway -g <rg> -n <cluster> --ingress-gateway-type external'
+      : ''
+    return [
+      "no ingress gateway Service found (looked for the Service selected by the application's Istio Gateway, " +
+        'istio-system/istio-ingressgateway and aks-istio-ingress/aks-istio-ingressgateway-external): ' +
+        `set gateway-service or gateway-url${addonHint}`,
+    ]
+  }
+  if (!gateway.url) {
+    return [
+      `the ingress gateway Service ${gateway.namespace}/${gateway.name} has no external address yet ` +
+        '(status.loadBalancer.ingress is empty): wait for the load balancer ' +
+        `(kubectl -n ${gateway.namespace} get service ${gateway.name} -w) or set gateway-url`,
+    ]
+  }
+  return []
+}
+
+/**
+ * The namespace exists and is in the mesh: enabled for sidecar injection (a label this control plane honours), or in
+ * ambient mode (istio.io/dataplane-mode=ambient, where no sidecar is injected).
+ */
+export function namespaceFailures(
+  namespace: string,
+  labels: Record<string, string> | undefined,
+  cp: ControlPlane | undefined,
+  ambient = false,
+): string[] {
+  if (!labels) return [`namespace ${namespace} does not exist: kubectl create namespace ${namespace}`]
+  if (ambient) return []
+  const rev = labels['istio.io/rev']
+  const injection = labels['istio-injection']
+  const fixRev = cp
+    ? `kubectl label namespace ${namespace} ${injectionLabel(cp)} --overwrite, ` +
+      `then restart its deployments (kubectl -n ${namespace} rollout restart deployment)`
+    : 'install the control plane first'
+  if (rev !== undefined) {
+    if (cp && !cp.revisions.includes(rev) && cp.tags[rev] === undefined) {
+      return [
+        `namespace ${namespace} is labelled istio.io/rev=${rev}, but no such revision or revision tag is installed ` +
+          `(revisions: ${cp.revisions.join(', ')}): ${fixRev}`,
+      ]
     }
+    return []
   }
-  const labels = input.namespaceLabels
-  if (!labels) {
-    failures.push(`namespace ${namespace} does not exist: kubectl create namespace ${namespace}`)
-  } else {
-    const rev = labels['istio.io/rev']
-    const injection = labels['istio-injection']
-    const fixRev = cp
-      ? `kubectl label namespace ${namespace} ${injectionLabel(cp)} --overwrite, ` +
-        `then restart its deployments (kubectl -n ${namespace} rollout restart deployment)`
-      : 'install the control plane first'
-    if (rev !== undefined) {
-      if (cp && !cp.revisions.includes(rev) && cp.tags[rev] === undefined) {
-        failures.push(
-          `namespace ${namespace} is labelled istio.io/rev=${rev}, but no such revision or revision tag is installed ` +
-            `(revisions: ${cp.revisions.join(', ')}): ${fixRev}`,
-        )
-      }
-    } else if (injection === 'enabled') {
-      if (cp?.aksAddon) {
-        failures.push(
-          `namespace ${namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: ` +
-            `kubectl label namespace ${namespace} istio-injection- istio.io/rev=${cp.revision}, ` +
-            'then restart its deployments',
-        )
-      }
-    } else {
-      failures.push(`namespace ${namespace} is not enabled for sidecar injection: ${fixRev}`)
+  if (injection === 'enabled') {
+    if (cp?.aksAddon) {
+      return [
+        `namespace ${namespace} uses istio-injection=enabled, which the AKS Istio add-on ignores: ` +
+          `kubectl label namespace ${namespace} istio-injection- istio.io/rev=${cp.revision}, ` +
+          'then restart its deployments',
+      ]
     }
+    return []
   }
+  return [
+    `namespace ${namespace} is not enabled for sidecar injection: ${fixRev}` +
+      ` (or, for ambient mode: kubectl label namespace ${namespace} istio.io/dataplane-mode=ambient)`,
+  ]
+}
+
+/** Every check of SPEC rule 8; all failures are gathered, each with what to run to fix it. */
+export async function checkReadiness(
+  kube: ReadinessApi,
+  input: ReadinessInput,
+): Promise<{ rule: DestinationRule; subsets: Map<string, Subset>; notes: string[] }> {
+  /** What the log should say though nothing fails: pods whose sidecars another revision injected (mid-upgrade). */
+  const notes: string[] = []
+  const namespace = input.namespace
+  const cp = input.controlPlane
+  const ambient = input.ambient === true
+  const failures: string[] = [
+    ...controlPlaneFailures(cp),
+    ...gatewayFailures(input.gateway, cp, input.gatewayUrlGiven),
+    ...namespaceFailures(namespace, input.namespaceLabels, cp, ambient),
+    ...(input.extraFailures ?? []),
+  ]
   const host = input.destinationHost
   const rules = await kube.listDestinationRules(namespace)
   const rule = pickDestinationRule(rules, input.destinationRuleName, host, namespace)
@@ -484,13 +522,13 @@ export async function checkReadiness(
           `subset '${name}' has ${pods.length} pod(s) but none is ready (selector ${sel}): ` +
             `kubectl -n ${namespace} describe pods -l ${sel}`,
         )
-      } else if (meshed.length === 0) {
+      } else if (meshed.length === 0 && !ambient) {
         failures.push(
           `subset '${name}' has ready pods without the istio-proxy sidecar: ` +
             `enable injection for namespace ${namespace}, ` +
             `then kubectl -n ${namespace} rollout restart deployment -l ${sel}`,
         )
-      } else if (cp) {
+      } else if (cp && !ambient) {
         const stale = meshed.filter((p) => {
           const rev = sidecarRevision(p)
           return rev !== undefined && rev !== cp.revision

@@ -2,11 +2,16 @@
 // chosen to match), `istioctl analyze`, the ingress gateway and every readiness check. Reads only, except the
 // opt-in install.
 import * as core from '@actions/core'
+import { type MeshFlavor, chooseFlavor, describeFlavor } from '../dataplane/flavor.js'
+import { type GatewayApiIngress, findGatewayApiIngress } from '../dataplane/ingress.js'
+import { type LinkerdControlPlane, findLinkerd } from '../dataplane/linkerd.js'
+import { checkHttpRouteReadiness } from '../dataplane/readiness.js'
+import { checkWaypoints } from '../dataplane/waypoint.js'
 import type { Inputs } from '../inputs.js'
 import type { Kube } from '../k8s/client.js'
-import type { Subset } from '../k8s/resources.js'
+import { ForbiddenError, type Subset } from '../k8s/resources.js'
 import type { Session } from '../k8s/session.js'
-import type { MeshFacts, Route } from '../routing/router.js'
+import type { MeshFacts, Route, TargetKind } from '../routing/router.js'
 import {
   type IstioctlRunner,
   analyze,
@@ -29,25 +34,34 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 
 export interface MeshReadiness {
   controlPlane: ControlPlane | undefined
+  /** The data plane the target's traffic goes through. */
+  flavor: MeshFlavor
   gatewayUrl: string
-  /** The DestinationRule's subsets, by name. */
+  /** The versions as subsets, by name: the DestinationRule's, or each backend Service with its selector. */
   subsets: Map<string, Subset>
+  /** Each version's workload (Deployment) where the checks found it (the backends of an HTTPRoute). */
+  workloads: Map<string, string>
 }
 
 /** The application namespace's labels (undefined: no such namespace) and the control plane they point to. */
 async function locateControlPlane(
   inputs: Inputs,
   kube: Kube,
-): Promise<{ nsLabels: Record<string, string> | undefined; find: () => Promise<ControlPlane | undefined> }> {
+): Promise<{
+  nsLabels: Record<string, string> | undefined
+  nsAnnotations: Record<string, string> | undefined
+  find: () => Promise<ControlPlane | undefined>
+}> {
   const ns = await kube.getNamespace(inputs.namespace)
   const nsLabels = ns?.metadata?.labels ?? (ns ? {} : undefined)
+  const nsAnnotations = ns?.metadata?.annotations ?? (ns ? {} : undefined)
   const query = {
     istioNamespace: inputs['istio-namespace'],
     istioRevision: inputs['istio-revision'],
     appNamespaceLabels: nsLabels ?? {},
     namespace: inputs.namespace,
   }
-  return { nsLabels, find: () => findControlPlane(kube, query) }
+  return { nsLabels, nsAnnotations, find: () => findControlPlane(kube, query) }
 }
 
 /** The ingress gateway to smoke-test through (none when gateway-url is given). */
@@ -128,20 +142,53 @@ function warnUnsupported(cp: ControlPlane): void {
   )
 }
 
+/** What the mesh checks are about: the target resource, its route, the versions that must be ready. */
+export interface MeshTarget {
+  kind: TargetKind
+  name: string
+  route: Route
+  subsets: string[]
+  facts: () => Promise<MeshFacts>
+}
+
+/** A lookup that only helps decide (mesh: auto): a 403 is "cannot tell", not a failure. */
+async function orUnknown<T>(lookup: () => Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await lookup()
+  } catch (err) {
+    if (err instanceof ForbiddenError) return undefined
+    throw err
+  }
+}
+
 /**
  * Control plane (installed if asked), istioctl, analyze, gateway and every readiness check of the target route
- * and the subsets it will route to; no change to routing.
+ * and the versions it will route to, for the data plane the target is on; no change to routing.
+ * `found` gets the control plane's version (Istio's, or Linkerd's release).
  */
 export async function prepareMesh(
   inputs: Inputs,
   session: Session,
-  target: { route: Route; subsets: string[]; facts: () => Promise<MeshFacts> },
-  found: (cp: ControlPlane) => void,
+  target: MeshTarget,
+  found: (version: string) => void,
 ): Promise<MeshReadiness> {
   const kube = session.kube
   const facts = once(target.facts)
-  const { nsLabels, find } = await locateControlPlane(inputs, kube)
-  let cp = await find()
+  const { nsLabels, nsAnnotations, find } = await locateControlPlane(inputs, kube)
+  const findIstio = once(find)
+  const findLinkerdOnce = once(() => findLinkerd(kube))
+  const flavor = await chooseFlavor(
+    inputs,
+    target.kind,
+    { labels: nsLabels, annotations: nsAnnotations },
+    {
+      istio: async () => (await orUnknown(findIstio)) !== undefined,
+      linkerd: async () => (await orUnknown(findLinkerdOnce)) !== undefined,
+    },
+  )
+  core.info(`Data plane: ${describeFlavor(flavor)} (mesh: ${inputs.mesh})`)
+  if (flavor === 'linkerd') return prepareLinkerd(inputs, session, target, facts, findLinkerdOnce, found, nsLabels)
+  let cp = await findIstio()
   // analyze needs a control plane; without one (and no install) the readiness check reports it with its fix.
   const wantIstioctl = (inputs.analyze && cp !== undefined) || (!cp && inputs['install-istio'])
   const istioctl = wantIstioctl ? await prepareIstioctl(inputs, session, cp) : undefined
@@ -152,24 +199,124 @@ export async function prepareMesh(
     cp = await find()
   }
   if (cp) {
-    found(cp)
+    found(cp.version)
     core.info(describeControlPlane(cp))
     warnUnsupported(cp)
   }
-  const gateway = await locateGateway(inputs, kube, facts)
-  const ready = await checkReadiness(kube, {
+  const ambient = flavor === 'istio-ambient'
+  let gatewayUrl: string | undefined
+  let subsets: Map<string, Subset>
+  let workloads = new Map<string, string>()
+  if (target.kind === 'HTTPRoute') {
+    const ingress = await locateGatewayApiIngress(inputs, kube, facts)
+    const gateway = ingress ? undefined : await locateGateway(inputs, kube, facts)
+    const ready = await checkHttpRouteReadiness(kube, {
+      flavor,
+      namespace: inputs.namespace,
+      namespaceLabels: nsLabels,
+      route: `${inputs.namespace}/${target.name}`,
+      facts: await facts(),
+      controlPlane: cp,
+      gatewayUrlGiven: inputs['gateway-url'] !== undefined,
+      gatewayApiIngress: ingress,
+      istioGateway: gateway,
+      backends: target.subsets,
+    })
+    for (const note of ready.notes) core.info(note)
+    gatewayUrl = ingress?.url ?? gateway?.url
+    subsets = ready.subsets
+    workloads = ready.workloads
+  } else {
+    if (ambient) {
+      core.warning(
+        `Namespace ${inputs.namespace} is in Istio ambient mode, where Istio supports VirtualService only as alpha: ` +
+          `consider a Gateway API HTTPRoute (input http-route) for ${target.name}`,
+      )
+    }
+    const gateway = await locateGateway(inputs, kube, facts)
+    const host = (await facts()).destinationHost
+    const waypoints = ambient
+      ? await checkWaypoints(kube, {
+          namespace: inputs.namespace,
+          namespaceLabels: nsLabels,
+          services: [host.split('.')[0] as string],
+        })
+      : { failures: [], notes: [] }
+    const ready = await checkReadiness(kube, {
+      namespace: inputs.namespace,
+      namespaceLabels: nsLabels,
+      controlPlane: cp,
+      gateway,
+      gatewayUrlGiven: inputs['gateway-url'] !== undefined,
+      destinationHost: host,
+      destinationRuleName: inputs['destination-rule'],
+      subsets: target.subsets,
+      ambient,
+      extraFailures: waypoints.failures,
+    })
+    for (const note of [...waypoints.notes, ...ready.notes]) core.info(note)
+    gatewayUrl = gateway?.url
+    subsets = ready.subsets
+  }
+  if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
+  return {
+    controlPlane: cp,
+    flavor,
+    gatewayUrl: (inputs['gateway-url'] ?? gatewayUrl) as string,
+    subsets,
+    workloads,
+  }
+}
+
+/** Linkerd: its control plane, the ingress (a Gateway API Gateway, or gateway-url) and the backends. No istioctl. */
+async function prepareLinkerd(
+  inputs: Inputs,
+  session: Session,
+  target: MeshTarget,
+  facts: () => Promise<MeshFacts>,
+  find: () => Promise<LinkerdControlPlane | undefined>,
+  found: (version: string) => void,
+  nsLabels: Record<string, string> | undefined,
+): Promise<MeshReadiness> {
+  const kube = session.kube
+  const linkerd = await find()
+  if (linkerd) {
+    found(linkerd.version)
+    core.info(`Control plane: Linkerd ${linkerd.version} in ${linkerd.namespace}`)
+  }
+  if (inputs['install-istio']) core.info('install-istio is ignored with Linkerd')
+  const ingress = await locateGatewayApiIngress(inputs, kube, facts)
+  const ready = await checkHttpRouteReadiness(kube, {
+    flavor: 'linkerd',
     namespace: inputs.namespace,
     namespaceLabels: nsLabels,
-    controlPlane: cp,
-    gateway,
+    route: `${inputs.namespace}/${target.name}`,
+    facts: await facts(),
+    linkerd,
     gatewayUrlGiven: inputs['gateway-url'] !== undefined,
-    destinationHost: (await facts()).destinationHost,
-    destinationRuleName: inputs['destination-rule'],
-    subsets: target.subsets,
+    gatewayApiIngress: ingress,
+    istioGateway: undefined,
+    backends: target.subsets,
   })
   for (const note of ready.notes) core.info(note)
-  if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
-  return { controlPlane: cp, gatewayUrl: (inputs['gateway-url'] ?? gateway?.url) as string, subsets: ready.subsets }
+  return {
+    controlPlane: undefined,
+    flavor: 'linkerd',
+    gatewayUrl: (inputs['gateway-url'] ?? ingress?.url) as string,
+    subsets: ready.subsets,
+    workloads: ready.workloads,
+  }
+}
+
+/** The Gateway API Gateway the namespace's HTTPRoutes attach to (none when gateway-url or gateway-service is given). */
+async function locateGatewayApiIngress(
+  inputs: Inputs,
+  kube: Kube,
+  facts: () => Promise<MeshFacts>,
+): Promise<GatewayApiIngress | undefined> {
+  if (inputs['gateway-url'] || inputs['gateway-service']) return undefined
+  const gateways = (await facts()).gatewayApiGateways ?? []
+  return gateways.length > 0 ? findGatewayApiIngress(kube, gateways) : undefined
 }
 
 /** For `status`: the control plane's version and the gateway URL, read only, never failing the run. */
@@ -181,7 +328,9 @@ export async function describeMesh(
   const described = { istioVersion: '', gatewayUrl: inputs['gateway-url'] ?? '' }
   try {
     described.istioVersion = (await (await locateControlPlane(inputs, session.kube)).find())?.version ?? ''
-    described.gatewayUrl = inputs['gateway-url'] ?? (await locateGateway(inputs, session.kube, facts))?.url ?? ''
+    const ingress = await locateGatewayApiIngress(inputs, session.kube, facts)
+    described.gatewayUrl =
+      inputs['gateway-url'] ?? ingress?.url ?? (await locateGateway(inputs, session.kube, facts))?.url ?? ''
   } catch (err) {
     core.warning(`Could not describe the mesh: ${(err as Error).message}`)
   }

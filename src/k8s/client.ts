@@ -23,6 +23,7 @@ import {
   type DestinationRule,
   ForbiddenError,
   type Gateway,
+  type GatewayApiGateway,
   type GatewayHttpRoute,
   KubeError,
   type VirtualService,
@@ -266,6 +267,23 @@ export class Kube implements Ports {
             plural: 'gateways',
             name,
           }) as Promise<Gateway>,
+      ),
+    )
+  }
+
+  /** A Gateway API Gateway (an ingress Gateway, or an ambient waypoint); undefined when there is none. */
+  async getGatewayApiGateway(namespace: string, name: string): Promise<GatewayApiGateway | undefined> {
+    return orUndefined(
+      this.gateway(
+        `read Gateway ${namespace}/${name} (${GATEWAY_GROUP})`,
+        (version) =>
+          this.custom.getNamespacedCustomObject({
+            group: GATEWAY_GROUP,
+            version,
+            namespace,
+            plural: 'gateways',
+            name,
+          }) as Promise<GatewayApiGateway>,
       ),
     )
   }

@@ -8,7 +8,7 @@ import type {
   V1Pod,
   V1Service,
 } from '@kubernetes/client-node'
-import type { DestinationRule, Gateway, GatewayHttpRoute, VirtualService } from './resources.js'
+import type { DestinationRule, Gateway, GatewayApiGateway, GatewayHttpRoute, VirtualService } from './resources.js'
 
 /** The traffic router's: read and conditionally replace VirtualServices. */
 export interface VirtualServiceApi {
@@ -49,6 +49,11 @@ export interface GatewayApi {
   listServices(namespace: string | undefined, labelSelector?: string): Promise<V1Service[]>
 }
 
+/** The Gateway API side of readiness: an ingress Gateway's address, an ambient waypoint's Programmed condition. */
+export interface GatewayApiGatewayApi {
+  getGatewayApiGateway(namespace: string, name: string): Promise<GatewayApiGateway | undefined>
+}
+
 /** The readiness checks: subsets, their Service and pods. */
 export interface ReadinessApi {
   listDestinationRules(namespace: string): Promise<DestinationRule[]>
@@ -56,4 +61,10 @@ export interface ReadinessApi {
   listPods(namespace: string, labelSelector: string): Promise<V1Pod[]>
 }
 
-export type Ports = VirtualServiceApi & HttpRouteApi & LeaseApi & ControlPlaneApi & GatewayApi & ReadinessApi
+export type Ports = VirtualServiceApi &
+  HttpRouteApi &
+  LeaseApi &
+  ControlPlaneApi &
+  GatewayApi &
+  GatewayApiGatewayApi &
+  ReadinessApi

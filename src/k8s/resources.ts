@@ -135,6 +135,25 @@ export interface GatewayHttpRoute {
   status?: { parents?: RouteParentStatus[]; [k: string]: unknown }
 }
 
+/**
+ * A Gateway API Gateway (gateway.networking.k8s.io, apis/v1/gateway_types.go): an ingress (north-south) Gateway, or
+ * in Istio ambient mode a waypoint (gatewayClassName istio-waypoint). Only what the readiness checks read is typed.
+ */
+export interface GatewayApiGateway {
+  metadata: ObjectMeta
+  spec: {
+    gatewayClassName?: string
+    listeners?: Array<{ name: string; port: number; protocol: string; hostname?: string; [k: string]: unknown }>
+    [k: string]: unknown
+  }
+  status?: {
+    /** GatewayStatusAddress: type IPAddress (default) or Hostname, the address the Gateway is reached at. */
+    addresses?: Array<{ type?: string; value: string }>
+    conditions?: RouteCondition[]
+    [k: string]: unknown
+  }
+}
+
 /** A failed API call, with the Kubernetes Status reason and message. */
 export class KubeError extends Error {
   override name = 'KubeError'

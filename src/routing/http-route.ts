@@ -324,12 +324,25 @@ export class HttpRouteRouter implements TrafficRouter {
           gateways.add(`${p.namespace ?? this.target.namespace}/${p.name}`)
       }
     }
+    // The target's own Service parents (group '' kind Service) in its namespace: mesh routes.
+    const meshParents = (this.hr.spec.parentRefs ?? [])
+      .filter(
+        (p) =>
+          p.group === '' && p.kind === 'Service' && (p.namespace ?? this.target.namespace) === this.target.namespace,
+      )
+      .map((p) => p.name)
     const rule = asRule(route)
     const state = this.stateRead
     const backends = sharesOf(rule)
     let host = state && isActive(state) && backends.has(state.stable) ? state.stable : ''
     if (!host && backends.size > 0) host = resolveStableBackend(rule, 'auto', undefined)
-    return { destinationHost: host, gateways: [...gateways].sort() }
+    return {
+      destinationHost: host,
+      gateways: [],
+      gatewayApiGateways: [...gateways].sort(),
+      meshParents,
+      parents: this.accepted(),
+    }
   }
 
   /**

@@ -57,8 +57,14 @@ export interface ManifestTarget {
 export interface MeshFacts {
   /** The Service host the route sends to (its first destination). */
   destinationHost: string
-  /** Gateways (namespace/name) the namespace's routes are bound to, to find the ingress gateway through. */
+  /** Istio Gateways (namespace/name) the namespace's routes are bound to, to find the ingress gateway through. */
   gateways: string[]
+  /** Gateway API Gateways (namespace/name) the namespace's HTTPRoutes attach to: the ingress, by their addresses. */
+  gatewayApiGateways?: string[]
+  /** Services the target routes at L7 as a mesh (GAMMA) parent: in ambient mode each needs a waypoint. */
+  meshParents?: string[]
+  /** Whether the target's parents accept it as it is now (a Gateway API route; undefined for others). */
+  parents?: { ok: boolean; pending: boolean; reasons: string[] }
 }
 
 export interface TrafficRouter {

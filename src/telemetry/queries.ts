@@ -10,8 +10,13 @@ export type MeshFlavor = 'istio-sidecar' | 'istio-ambient' | 'linkerd'
 export interface QueryTarget {
   /** Namespace of the destination workloads. */
   namespace: string
-  /** destination_service_name (Istio). */
+  /** destination_service_name (Istio): the target's Service. */
   service: string
+  /**
+   * Every destination_service_name the versions' requests may carry, when more than `service`: an HTTPRoute sends
+   * to one backend Service per version (reviews-v1, reviews-v3) besides its parent Service (reviews).
+   */
+  services?: string[]
   /** Version label values to compare, e.g. ['v1', 'v3'] (stable first). */
   versions: string[]
   flavor?: MeshFlavor
@@ -65,7 +70,9 @@ export function buildQueries(target: QueryTarget, windowSeconds: number): StepQu
   const reporter = flavor === 'istio-ambient' ? 'waypoint' : 'destination'
   const sel =
     `reporter="${reporter}",destination_workload_namespace=${quoteLabel(target.namespace)},` +
-    `destination_service_name=${quoteLabel(target.service)},` +
+    (target.services && target.services.length > 0
+      ? `destination_service_name=~${regexAlternatives(target.services)},`
+      : `destination_service_name=${quoteLabel(target.service)},`) +
     `destination_version=~${regexAlternatives(target.versions)}`
   return {
     by: 'destination_version',

@@ -1,6 +1,7 @@
 // The verifier: what judges one step of a rollout (the smoke test today; the mesh's own telemetry next), as one
 // interface. Each step runs every configured verifier; each gives a Check with its verdict and its evidence.
 // One implementation per folder, registered in ./index.ts.
+import type { MeshFlavor } from '../telemetry/queries.js'
 import type { Sleep } from '../retry.js'
 import type { AzureCloudName } from '../azure/clouds.js'
 import type { HttpGet, TokenCredentialLike } from '../telemetry/prometheus.js'
@@ -115,6 +116,12 @@ export interface VerificationFacts {
   service: string
   stableVersion: string
   canaryVersion: string
+  /** The data plane whose metrics judge the steps (default Istio with sidecars). */
+  flavor?: MeshFlavor
+  /** Every Service name the versions' requests are counted under (an HTTPRoute's backends), when more than one. */
+  services?: string[]
+  /** Each version label's workload (Deployment): Linkerd's metrics name versions by it. */
+  workloads?: Record<string, string>
 }
 
 export interface VerifierDeps {

@@ -197,7 +197,7 @@ export function seedBootstrapPolicy(store: KubeStore): void {
 }
 
 /** The shipped manifests, deploy/rbac/<name>.yaml. */
-export type RbacManifest = 'istio-canary' | 'analyze' | 'install-istio' | 'telemetry'
+export type RbacManifest = 'istio-canary' | 'analyze' | 'install-istio' | 'telemetry' | 'linkerd'
 
 export const MANIFEST_PLACEHOLDERS = {
   user: '00000000-0000-0000-0000-000000000000',

@@ -19,7 +19,19 @@ export class TelemetryUnavailableError extends Error {
   override name = 'TelemetryUnavailableError'
 }
 
+/**
+ * The Prometheus `prometheus-service: auto` looks for: Istio's addon (samples/addons/prometheus.yaml), or with
+ * Linkerd the one linkerd-viz installs (linkerd/linkerd2 viz/charts/linkerd-viz/templates/prometheus.yaml: Service
+ * prometheus, port 9090, in linkerd-viz).
+ */
 const ADDON = { namespace: 'istio-system', name: 'prometheus', port: 9090 }
+const LINKERD_VIZ = { namespace: 'linkerd-viz', name: 'prometheus', port: 9090 }
+
+/** The metric a flavour counts requests with, for messages. */
+function metricOf(facts: VerificationFacts): string {
+  if (facts.flavor === 'linkerd') return 'response_total, direction inbound'
+  return `istio_requests_total, reporter ${facts.flavor === 'istio-ambient' ? 'waypoint' : 'destination'}`
+}
 
 /** A Prometheus that is configured but cannot be used as it is (no credential for it): why, for the user. */
 class Unusable extends Error {}
@@ -28,6 +40,7 @@ async function findPrometheus(
   inputs: Inputs,
   cluster: ClusterEndpoint,
   azure: VerifierDeps['azure'],
+  facts: VerificationFacts,
 ): Promise<PrometheusTarget | undefined> {
   const url = inputs['prometheus-url']
   const token = inputs['prometheus-token']
@@ -47,7 +60,7 @@ async function findPrometheus(
   }
   const service = inputs['prometheus-service']
   if (service === 'none') return undefined
-  const ref = service === 'auto' ? ADDON : service
+  const ref = service === 'auto' ? (facts.flavor === 'linkerd' ? LINKERD_VIZ : ADDON) : service
   if (service === 'auto' && !(await cluster.serviceExists(ref.namespace, ref.name))) return undefined
   return { kind: 'service', server: cluster.server, ...ref }
 }
@@ -70,14 +83,16 @@ export async function setUpTelemetry(
   }
   let target: PrometheusTarget | undefined
   try {
-    target = await findPrometheus(inputs, deps.cluster, deps.azure)
+    target = await findPrometheus(inputs, deps.cluster, deps.azure, facts)
   } catch (err) {
     if (err instanceof Unusable) return unusable(err.message)
     throw err
   }
   if (!target) {
+    const addon = facts.flavor === 'linkerd' ? LINKERD_VIZ : ADDON
     const none =
-      'no Prometheus is configured (prometheus-url) or found (prometheus-service: istio-system/prometheus:9090)'
+      'no Prometheus is configured (prometheus-url) or found ' +
+      `(prometheus-service: ${addon.namespace}/${addon.name}:${addon.port})`
     if (required) return unusable(none)
     deps.log(`Judging each step on the smoke test alone: ${none}`)
     return undefined
@@ -90,6 +105,9 @@ export async function setUpTelemetry(
         namespace: facts.namespace,
         service: facts.service,
         versions: [facts.stableVersion, facts.canaryVersion],
+        ...(facts.flavor ? { flavor: facts.flavor } : {}),
+        ...(facts.services ? { services: facts.services } : {}),
+        ...(facts.workloads ? { deployments: facts.workloads } : {}),
       },
       test: {
         alpha: inputs['analysis-alpha'],
@@ -110,7 +128,7 @@ export async function setUpTelemetry(
   if (stableRequests === 0) {
     return unusable(
       `${client.describe} has no requests of ${facts.namespace}/${facts.service} version ${facts.stableVersion} ` +
-        '(istio_requests_total, reporter destination): are the pods labelled with their version, and scraped?',
+        `(${metricOf(facts)}): are the pods labelled with their version, and scraped?`,
     )
   }
   return verifier
