@@ -431,12 +431,21 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     gatewayApiGateways: gatewayApi ? store.list(REFS.gatewayApiGateways) : [],
   })
   // Every push so far, oldest first; the first is the config the proxies had when they connected.
-  const pushes: Array<{ at: number; config: ConfigView }> = [{ at: Number.NEGATIVE_INFINITY, config: snapshot() }]
+  interface Push {
+    at: number
+    /** Increases with every push (and flush): which of two a proxy applied last. */
+    seq: number
+    config: ConfigView
+  }
+  let pushSeq = 0
+  const pushes: Push[] = [{ at: Number.NEGATIVE_INFINITY, seq: pushSeq++, config: snapshot() }]
+  /** The newest push each proxy has been seen to have: a push once applied stays (a later delay cannot undo it). */
+  const applied = new Map<string, Push>()
   let burst: { first: number; last: number; timer?: NodeJS.Timeout } | undefined
   const push = (): void => {
     if (burst?.timer) clearTimeout(burst.timer)
     burst = undefined
-    pushes.push({ at: performance.now(), config: snapshot() })
+    pushes.push({ at: performance.now(), seq: pushSeq++, config: snapshot() })
     // A proxy only ever needs the newest push it can have: keep a bounded history.
     if (pushes.length > 64) pushes.splice(0, pushes.length - 64)
   }
@@ -480,11 +489,18 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   const viewOf = (proxy: string): ConfigView => {
     const now = performance.now()
     const delay = propagation.pushMs(proxy)
+    let best = pushes[0] as Push
     for (let i = pushes.length - 1; i > 0; i--) {
-      const p = pushes[i] as { at: number; config: ConfigView }
-      if (p.at + delay <= now) return p.config
+      const p = pushes[i] as Push
+      if (p.at + delay <= now) {
+        best = p
+        break
+      }
     }
-    return (pushes[0] as { config: ConfigView }).config
+    const had = applied.get(proxy)
+    if (had && had.seq > best.seq) best = had
+    applied.set(proxy, best)
+    return best.config
   }
   const proxiesSeen = new Set<string>([GATEWAY_PROXY])
   const proxyOf = (pod: KubeObject): string => `${pod.metadata.name}.${pod.metadata.namespace ?? 'default'}`
@@ -969,7 +985,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     flush() {
       if (burst?.timer) clearTimeout(burst.timer)
       burst = undefined
-      pushes.splice(0, pushes.length, { at: Number.NEGATIVE_INFINITY, config: snapshot() })
+      pushes.splice(0, pushes.length, { at: Number.NEGATIVE_INFINITY, seq: pushSeq++, config: snapshot() })
+      applied.clear()
     },
     stale() {
       const latest = pushes.at(-1) as { config: ConfigView }
