@@ -85,7 +85,9 @@ export function httpRouteInputs(
   aks: { secret?: boolean; admin?: boolean } = {},
 ): Record<string, string> {
   const { 'virtual-service': _vs, 'canary-subset': _canary, ...rest } = bookinfoInputs(sim, {}, aks)
-  return { ...rest, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
+  // The simulated Gateway API controller writes no status.addresses on the bookinfo Gateway (istiod would, from the
+  // Service it deploys for it), so the ingress is given, as a user without a LoadBalancer would give it.
+  return { ...rest, 'gateway-url': sim.mesh.url, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
 }
 
 /** The BookInfo reviews HTTPRoute as the API server holds it now. */
@@ -111,4 +113,29 @@ export function changesSince(sim: Sim, since = 0): Array<{ resource: string; nam
     if (i >= since && !statusOnly) out.push({ resource: w.ref.resource, name: w.name, verb: w.verb })
   })
   return out
+}
+
+/**
+ * Waits (at most `timeoutMs`) until every parent of the HTTPRoute reports Accepted and ResolvedRefs True for its
+ * current generation, as the simulated controller does after its delay; an Error when it does not.
+ */
+export async function untilAccepted(sim: Sim, name: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const hr = sim.store.get(HR, 'bookinfo', name) as KubeObject
+    const generation = hr.metadata['generation'] as number | undefined
+    const parents = (hr['status'] as { parents?: Array<{ conditions?: Array<Record<string, unknown>> }> })?.parents
+    const ok =
+      (parents ?? []).length > 0 &&
+      (parents ?? []).every((p) =>
+        ['Accepted', 'ResolvedRefs'].every((type) =>
+          (p.conditions ?? []).some(
+            (c) => c['type'] === type && c['status'] === 'True' && c['observedGeneration'] === generation,
+          ),
+        ),
+      )
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`HTTPRoute bookinfo/${name} not accepted within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }

@@ -6,7 +6,16 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
-import { changesSince, httpRouteInputs, reviewsRoute, rulesOf, runnerEnv, stateOf, withSim } from './common.js'
+import {
+  changesSince,
+  httpRouteInputs,
+  reviewsRoute,
+  rulesOf,
+  runnerEnv,
+  stateOf,
+  untilAccepted,
+  withSim,
+} from './common.js'
 
 const GATEWAY_API = { gatewayApi: { controller: { delayMs: 50 } } } as const
 const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
@@ -22,7 +31,7 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.match(
         main.stdout,
-        /::error::step 1 at 50 %: a parent of HTTPRoute bookinfo\/reviews rejected the change: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\): Accepted is False \(UnsupportedValue: played rejection\)/,
+        /::error::step 1 at 50 %25: a parent of HTTPRoute bookinfo\/reviews rejected the change: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\): Accepted is False \(UnsupportedValue: played rejection\)/,
       )
       assert.doesNotMatch(main.stdout, /Step 1 at 50 %: .*: pass/, 'the rejected weight was not judged')
       assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
@@ -33,6 +42,8 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
   it('a controller that stops reporting: the shift fails after the bound naming the parent; the revert lands', () =>
     withSim(GATEWAY_API, async (sim) => {
       const before = structuredClone(rulesOf(reviewsRoute(sim)))
+      // The controller has reported on the route as seeded (the readiness check needs that), then stops.
+      await untilAccepted(sim, 'reviews')
       sim.gatewayController?.stop()
       const { main } = await runAction({
         inputs: inputs(sim),
@@ -45,7 +56,7 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
       assert.equal(main.outputs['result'], 'rolled-back')
       assert.match(
         main.stdout,
-        /::error::step 1 at 50 %: the change of HTTPRoute bookinfo\/reviews was not accepted within 30s: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\) has not observed generation \d+ yet/,
+        /::error::step 1 at 50 %25: the change of HTTPRoute bookinfo\/reviews was not accepted within 30s: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\) has not observed generation \d+ yet/,
       )
       assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
     }))
@@ -98,7 +109,7 @@ describe('HTTPRoute: bad inputs (SPEC 4 rule 1): a clear error naming the input,
       const since = sim.store.writes.length
       const { main } = await runAction({ inputs: inputs(sim, { 'canary-backend': 'reviews-v9' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
-      assert.match(main.stdout, /::error::.*reviews-v9/)
+      assert.match(main.stdout, /::error::.*backend Service bookinfo\/reviews-v9 does not exist/)
       assert.equal(main.outputs['result'], 'unchanged')
       assert.deepEqual(changesSince(sim, since), [])
     }))
