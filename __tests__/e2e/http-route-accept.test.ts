@@ -61,6 +61,29 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
       assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
     }))
 
+  it('cancelled (SIGINT) while waiting for the parent: the wait ends at once, the revert lands before SIGTERM', () =>
+    withSim(GATEWAY_API, async (sim) => {
+      const before = structuredClone(rulesOf(reviewsRoute(sim)))
+      await untilAccepted(sim, 'reviews')
+      sim.gatewayController?.stop()
+      const { main } = await runAction({
+        inputs: inputs(sim),
+        env: runnerEnv(sim),
+        cancel: { when: 'Shifted to' },
+        onStdout: { when: /Reverting HTTPRoute/, do: () => sim.gatewayController?.resume() },
+      })
+      assert.deepEqual(
+        main.cancelled?.map((c) => c.signal),
+        ['SIGINT'],
+        `the step exited before the runner sent SIGTERM (7.5 s): the 30 s wait did not run out\n${main.stdout}`,
+      )
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      assert.match(main.stdout, /Received SIGINT/)
+      assert.doesNotMatch(main.stdout, /not accepted within/)
+      assert.match(main.stdout, /Cancelled: the revert finished in the main step/)
+      assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
+    }))
+
   it('a revert the parent rejects too: the run says plainly that it is unsettled, and keeps the lock for the post step', () =>
     withSim(GATEWAY_API, async (sim) => {
       sim.gatewayController?.rejectNextGeneration('bookinfo', 'reviews')

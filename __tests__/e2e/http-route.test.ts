@@ -110,6 +110,20 @@ for (const layout of LAYOUTS) {
         assert.equal(first.main.code, 0, first.main.stdout)
         assert.equal(first.main.outputs['result'], 'paused')
         assert.equal(split(reviewsRoute(sim)), 'reviews-v1:50,reviews-v3:50')
+        // status in between: reports the rollout, changes nothing.
+        const since = sim.store.writes.length
+        const status = await runAction({
+          inputs: inputs(sim, { action: 'status', 'canary-backend': '' }),
+          env: runnerEnv(sim),
+        })
+        assert.equal(status.main.code, 0, status.main.stdout)
+        assert.equal(status.main.outputs['result'], 'unchanged')
+        assert.equal(status.main.outputs['canary-weight'], '50')
+        assert.match(status.main.stdout, /Rollout state: paused at 50 % \(canary 'reviews-v3', stable 'reviews-v1'/)
+        assert.deepEqual(
+          changesSince(sim, since).filter((w) => w.resource !== 'leases'),
+          [],
+        )
         const { main } = await runAction({
           inputs: inputs(sim, { action: 'promote', 'canary-backend': '' }),
           env: runnerEnv(sim),
@@ -224,14 +238,38 @@ for (const layout of LAYOUTS) {
     it('killed during a pause: the post step restores the original rule', () =>
       sim(async (sim) => {
         const before = structuredClone(rulesOf(reviewsRoute(sim)))
+        let live = ''
         const { main, post } = await runAction({
           inputs: inputs(sim, { pause: '30s' }),
           env: runnerEnv(sim),
           interrupt: { when: 'Pausing', signal: 'SIGKILL' },
+          beforePost: () => {
+            live = split(reviewsRoute(sim))
+          },
         })
         assert.equal(main.signal, 'SIGKILL')
+        assert.equal(live, 'reviews-v1:50,reviews-v3:50', 'the shift was live when the main step was killed')
         assert.equal(post?.code, 0, post?.stdout)
         assert.match(post?.stdout ?? '', /Reverted bookinfo\/reviews to the route it had before the interrupted run/)
+        assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
+      }))
+
+    it('killed during a preview: the post step removes the preview rule', () =>
+      sim(async (sim) => {
+        const before = structuredClone(rulesOf(reviewsRoute(sim)))
+        let live = 0
+        const { main, post } = await runAction({
+          inputs: inputs(sim, { action: 'preview', 'preview-value': 'pr-8', pause: '30s' }),
+          env: runnerEnv(sim),
+          interrupt: { when: 'Pausing', signal: 'SIGKILL' },
+          beforePost: () => {
+            live = rulesOf(reviewsRoute(sim)).length
+          },
+        })
+        assert.equal(main.signal, 'SIGKILL')
+        assert.equal(live, before.length + 1, 'the preview rule was live when the main step was killed')
+        assert.equal(post?.code, 0, post?.stdout)
+        assert.match(post?.stdout ?? '', /Restored the preview route 'pr-8' of bookinfo\/reviews/)
         assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
       }))
 
