@@ -162,7 +162,7 @@ class MainStep {
         kind: target.kind,
         namespace: target.namespace,
         name: target.name,
-        route: describeSelector(target.route),
+        route: describeSelector(target.route, target.kind),
       },
       stableSubset: '',
       canarySubset: inputs['canary-subset'] ?? '',

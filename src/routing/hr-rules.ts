@@ -21,7 +21,7 @@ import type {
   HttpRouteMatch,
   HttpRouteRule,
 } from '../k8s/resources.js'
-import { RouteError, type RouteSelector } from './router.js'
+import { RouteError, type RouteSelector, describeSelector } from './router.js'
 import { PREVIEW_ROUTE_PREFIX, apportion, canonical, previewRouteName } from './shares.js'
 
 export { previewRouteName } from './shares.js'
@@ -44,9 +44,7 @@ export function isCatchAllRule(r: HttpRouteRule): boolean {
 }
 
 export function describeRuleSelector(sel: RouteSelector): string {
-  if (sel.by === 'default') return 'the default rule (the last rule without matches)'
-  if (sel.by === 'name') return `rule '${sel.name}'`
-  return `rule #${sel.index}`
+  return describeSelector(sel, 'HTTPRoute')
 }
 
 /** Index of the target rule in spec.rules. */

@@ -32,7 +32,13 @@ export class NotAppliedError extends Error {
   }
 }
 
-export function describeSelector(selector: RouteSelector): string {
+/** How messages name the route a selector picks, in the words of the target's API (routes, or HTTPRoute rules). */
+export function describeSelector(selector: RouteSelector, kind: TargetKind = 'VirtualService'): string {
+  if (kind === 'HTTPRoute') {
+    if (selector.by === 'default') return 'the default rule (the last rule without matches)'
+    if (selector.by === 'name') return `rule '${selector.name}'`
+    return `rule #${selector.index}`
+  }
   if (selector.by === 'default') return 'the default route (the last http route without match)'
   if (selector.by === 'name') return `route '${selector.name}'`
   return `http route #${selector.index}`
