@@ -191,7 +191,10 @@ describe('getInputs', () => {
       problems({ ...hr, 'stable-backend': 'reviews-v3' }).join('\n'),
       /Input 'stable-backend': 'reviews-v3' is also the canary-backend/,
     )
-    assert.match(problems({ ...hr, mesh: 'osm' }).join('\n'), /Input 'mesh': 'osm' is not accepted; expected one of auto, istio, linkerd/)
+    assert.match(
+      problems({ ...hr, mesh: 'osm' }).join('\n'),
+      /Input 'mesh': 'osm' is not accepted; expected one of auto, istio, linkerd/,
+    )
     assert.match(problems({ ...base, mesh: 'linkerd' }).join('\n'), /Input 'mesh': 'linkerd' has no VirtualService/)
     assert.equal(getInputs(read({ ...hr, mesh: 'linkerd' }), {}).mesh, 'linkerd')
     // The action.yml default of stable-subset ('auto') arrives with every http-route run: not a conflict.

@@ -72,7 +72,10 @@ describe('telemetry queries', () => {
   })
   it('an HTTPRoute: every Service the versions are counted under; Linkerd: the workloads the checks found', () => {
     const hr = buildQueries({ ...t, services: ['reviews', 'reviews-v1', 'reviews-v3'] }, 30)
-    assert.match(hr.requests, /destination_service_name=~"reviews\|reviews-v1\|reviews-v3",destination_version=~"v1\|v3"/)
+    assert.match(
+      hr.requests,
+      /destination_service_name=~"reviews\|reviews-v1\|reviews-v3",destination_version=~"v1\|v3"/,
+    )
     const l = { ...t, flavor: 'linkerd' as const, deployments: { v1: 'reviews-v1-blue', v3: 'reviews-v3-green' } }
     assert.match(buildQueries(l, 30).requests, /deployment=~"reviews-v1-blue\|reviews-v3-green"/)
     assert.deepEqual(perVersion(l, [{ labels: { deployment: 'reviews-v3-green' }, value: 2 }]), { v1: 0, v3: 2 })
