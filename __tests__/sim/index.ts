@@ -337,7 +337,14 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   if (o.prometheus) {
     try {
       prometheus = await startPrometheus({
-        targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }],
+        // linkerd-viz scrapes the proxies as job linkerd-proxy (its prometheus.yml); Istio's samples as istio-mesh.
+        targets: [
+          {
+            job: flavor === 'linkerd' ? 'linkerd-proxy' : 'istio-mesh',
+            address: mesh.metricsEndpoint.address,
+            metricsPath: flavor === 'linkerd' ? '/metrics' : '/stats/prometheus',
+          },
+        ],
       })
       azureMonitor = await startAzureMonitor(pki, {
         upstream: prometheus.url,
