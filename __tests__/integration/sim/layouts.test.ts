@@ -136,6 +136,19 @@ describe('layout istio-ambient', () => {
     assert.equal(m.count('istio_requests_total', wp), 200)
     assert.equal(m.count('istio_requests_total', { ...wp, destination_version: 'v2' }), seen['reviews-v2'])
     assert.equal(m.count('istio_requests_total', { reporter: 'destination' }), 0, 'no sidecar reports')
+    const identities = {
+      source_principal: `spiffe://cluster.local/ns/${NS}/sa/bookinfo-productpage`,
+      destination_principal: `spiffe://cluster.local/ns/${NS}/sa/bookinfo-reviews`,
+    }
+    assert.equal(m.count('istio_requests_total', { ...wp, ...identities }), 200, 'SPIFFE identities of both ends')
+    assert.equal(
+      m.count('istio_tcp_connections_opened_total', {
+        reporter: 'destination',
+        destination_version: 'v1',
+        ...identities,
+      }),
+      seen['reviews-v1'],
+    )
     // The ingress gateway (an Envoy) reports its side; productpage (no sidecar) only through ztunnel.
     assert.equal(m.count('istio_requests_total', { reporter: 'source', destination_service_name: 'productpage' }), 200)
     assert.equal(m.count('istio_requests_total', { reporter: 'source', destination_service_name: 'reviews' }), 0)
