@@ -379,6 +379,10 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       throw err
     }
   }
+  const dataplane: Sim['dataplane'] = {
+    flavor,
+    ...layoutFaults(store, info.namespace, o.seed?.istioVersion ?? NEWEST_SUPPORTED_ISTIO),
+  }
   const meshFaults = new Set<string>()
   const faults: SimFaults = {
     kube: (fault) => kube.injectFault(fault),
@@ -391,6 +395,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     arm: (fault) => arm.injectFault(fault),
     clear: () => {
       gatewayController?.clearFaults()
+      dataplane.clear()
       kube.clearFaults()
       arm.clearFaults()
       for (const key of meshFaults) {
@@ -416,7 +421,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     users,
     serviceUpstreams,
     ...(gatewayController ? { gatewayController } : {}),
-    dataplane: { flavor, ...layoutFaults(store, info.namespace) },
+    dataplane,
     ...(prometheus ? { prometheus } : {}),
     ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),

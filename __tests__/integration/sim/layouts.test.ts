@@ -165,11 +165,20 @@ describe('layout istio-ambient', () => {
       () => condition(sim.store.get(REFS.gatewayApiGateways, NS, 'waypoint'), 'Programmed')?.['status'] === 'False',
     )
     sim.dataplane.setWaypointReady(true)
-    assert.deepEqual(Object.keys(await versions(sim, 20)).sort(), ['reviews-v1', 'reviews-v2'])
+    // L7 again: the 90/10 route, never v3 (which L4 balancing would reach a third of the time).
+    const l7 = await versions(sim, 60)
+    assert.ok(l7['reviews-v1']! > 0 && l7['reviews-v3'] === undefined, JSON.stringify(l7))
     sim.dataplane.removeWaypoint()
     assert.equal(sim.store.get(REFS.gatewayApiGateways, NS, 'waypoint'), undefined)
     const l4 = await versions(sim, 60)
     assert.deepEqual(Object.keys(l4).sort(), ['reviews-v1', 'reviews-v2', 'reviews-v3'], JSON.stringify(l4))
+    // sim.faults.clear() makes the waypoint again: L7 routing by the route once more.
+    sim.faults.clear()
+    await until(
+      () => condition(sim.store.get(REFS.gatewayApiGateways, NS, 'waypoint'), 'Programmed')?.['status'] === 'True',
+    )
+    const back = await versions(sim, 60)
+    assert.ok(back['reviews-v1']! > 0 && back['reviews-v3'] === undefined, JSON.stringify(back))
   })
 })
 
@@ -270,7 +279,9 @@ describe('layout linkerd', () => {
     }
     const pods = items((await api(sim, '/api/v1/namespaces/linkerd/pods')).body)
     assert.ok(pods.every((p) => condition(p, 'Ready')?.['status'] === 'False'))
-    sim.dataplane.setLinkerdReady(true)
+    sim.faults.clear()
+    const again = await api(sim, '/apis/apps/v1/namespaces/linkerd/deployments/linkerd-destination')
+    assert.equal((again.body['status'] as Obj)['readyReplicas'], 1, 'sim.faults.clear() restores it')
   })
 })
 
