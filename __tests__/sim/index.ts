@@ -337,7 +337,14 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   if (o.prometheus) {
     try {
       prometheus = await startPrometheus({
-        targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }],
+        // linkerd-viz scrapes the proxies as job linkerd-proxy (its prometheus.yml); Istio's samples as istio-mesh.
+        targets: [
+          {
+            job: flavor === 'linkerd' ? 'linkerd-proxy' : 'istio-mesh',
+            address: mesh.metricsEndpoint.address,
+            metricsPath: flavor === 'linkerd' ? '/metrics' : '/stats/prometheus',
+          },
+        ],
       })
       azureMonitor = await startAzureMonitor(pki, {
         upstream: prometheus.url,
@@ -372,6 +379,10 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       throw err
     }
   }
+  const dataplane: Sim['dataplane'] = {
+    flavor,
+    ...layoutFaults(store, info.namespace, o.seed?.istioVersion ?? NEWEST_SUPPORTED_ISTIO),
+  }
   const meshFaults = new Set<string>()
   const faults: SimFaults = {
     kube: (fault) => kube.injectFault(fault),
@@ -384,6 +395,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     arm: (fault) => arm.injectFault(fault),
     clear: () => {
       gatewayController?.clearFaults()
+      dataplane.clear()
       kube.clearFaults()
       arm.clearFaults()
       for (const key of meshFaults) {
@@ -409,7 +421,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     users,
     serviceUpstreams,
     ...(gatewayController ? { gatewayController } : {}),
-    dataplane: { flavor, ...layoutFaults(store, info.namespace) },
+    dataplane,
     ...(prometheus ? { prometheus } : {}),
     ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),

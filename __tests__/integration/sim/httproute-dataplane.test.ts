@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { startSimulation, type Sim } from '../../sim/index.js'
 import { REFS } from '../../sim/kube/refs.js'
 import type { KubeObject } from '../../sim/kube/store.js'
+import { type HttpRequestFacts, chooseBackend, orderCandidates, selectRule } from '../../sim/mesh/httproute.js'
 import { GATEWAY_PROXY, IMMEDIATE_PROPAGATION } from '../../sim/mesh/mesh.js'
 import { makePki, type TestPki } from '../../sim/net/tls.js'
 
@@ -309,5 +310,84 @@ describe('HTTPRoute data plane: endpoints, propagation, VirtualService beside it
     } finally {
       await sim.close()
     }
+  })
+})
+
+describe("HTTPRoute precedence (the data plane's ordering, mesh/httproute.ts)", () => {
+  const route = (name: string, created: string, matches: Obj[][]): KubeObject => ({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name, namespace: NS, creationTimestamp: created },
+    spec: { rules: matches.map((m, i) => ({ matches: m, backendRefs: [ref(`${name}-${i}`)] })) },
+  })
+  const facts = (path: string, method = 'GET', headers: Record<string, string> = {}, query = ''): HttpRequestFacts => ({
+    path,
+    method,
+    headers,
+    query: new URLSearchParams(query),
+  })
+  const pick = (routes: KubeObject[], r: HttpRequestFacts): string | undefined => {
+    const c = selectRule(orderCandidates(routes), r)
+    return c ? `${c.route.metadata.name}-${c.ruleIndex}` : undefined
+  }
+
+  it('path kind and length, then method, then header count, then query count; regex below prefix (Istio)', () => {
+    const t = '2026-01-01T00:00:00Z'
+    const routes = [
+      route('r', t, [
+        [{ path: { type: 'PathPrefix', value: '/' } }],
+        [{ path: { type: 'PathPrefix', value: '/' }, queryParams: [{ type: 'Exact', name: 'q', value: '1' }] }],
+        [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: 'x', value: '1' }] }],
+        [{ path: { type: 'PathPrefix', value: '/' }, method: 'POST' }],
+        [{ path: { type: 'RegularExpression', value: '/a/.*' } }],
+        [{ path: { type: 'PathPrefix', value: '/a' } }],
+      ]),
+    ]
+    assert.equal(pick(routes, facts('/x')), 'r-0')
+    assert.equal(pick(routes, facts('/x', 'GET', {}, 'q=1')), 'r-1')
+    assert.equal(pick(routes, facts('/x', 'GET', { x: '1' }, 'q=1')), 'r-2', 'headers before query params')
+    assert.equal(pick(routes, facts('/x', 'POST', { x: '1' }, 'q=1')), 'r-3', 'method before headers')
+    assert.equal(pick(routes, facts('/a/b', 'POST', { x: '1' })), 'r-5', 'a longer prefix before a method')
+    assert.equal(
+      pick([route('s', t, [[{ path: { type: 'RegularExpression', value: '/a/.*' } }]])], facts('/a/b')),
+      's-0',
+    )
+    assert.equal(pick(routes, facts('/a/b')), 'r-5', 'PathPrefix ranks above RegularExpression')
+    // Within a route the first rule wins a tie; across routes the older, then namespace/name.
+    const tie = [
+      route('b', t, [[{ path: { type: 'Exact', value: '/e' } }], [{ path: { type: 'Exact', value: '/e' } }]]),
+    ]
+    assert.equal(pick(tie, facts('/e')), 'b-0')
+    assert.equal(
+      pick([...tie, route('a', '2026-01-01T00:00:01Z', [[{ path: { type: 'Exact', value: '/e' } }]])], facts('/e')),
+      'b-0',
+    )
+    assert.equal(pick([...tie, route('a', t, [[{ path: { type: 'Exact', value: '/e' } }]])], facts('/e')), 'a-0')
+    assert.equal(pick(tie, facts('/f')), undefined, 'no rule matches: none (404)')
+  })
+
+  it('relative weights of chooseBackend: default 1, 0 never, all 0 a 500, another kind invalid', () => {
+    let x = 0
+    const rand = (): number => {
+      x = (x + 0.37) % 1
+      return x
+    }
+    const cand = (backendRefs: Obj[]) => ({
+      route: route('w', '2026-01-01T00:00:00Z', []),
+      ruleIndex: 0,
+      rule: { backendRefs },
+      match: {},
+    })
+    const r = facts('/')
+    const names = new Set<string>()
+    for (let i = 0; i < 50; i++) {
+      const c = chooseBackend(cand([ref('a'), ref('b', 0), ref('c')]), r, rand)
+      assert.equal(c.kind, 'service')
+      if (c.kind === 'service') names.add(c.name)
+    }
+    assert.deepEqual([...names].sort(), ['a', 'c'])
+    assert.deepEqual(chooseBackend(cand([ref('a', 0)]), r, rand), { kind: 'direct', status: 500, headers: {} })
+    assert.equal(chooseBackend(cand([{ group: 'example.com', kind: 'Thing', name: 'x' }]), r, rand).kind, 'invalid')
+    assert.equal(chooseBackend(cand([{ ...ref('a'), namespace: 'other' }]), r, rand).kind, 'invalid')
   })
 })

@@ -386,6 +386,8 @@ export interface LayoutFaults {
   setWaypointReady(ready: boolean): void
   /** Linkerd: the control plane's Deployments and pods ready or not. */
   setLinkerdReady(ready: boolean): void
+  /** Undoes the faults set through these calls (a removed waypoint is made again): sim.faults.clear(). */
+  clear(): void
 }
 
 /** Sets readiness of a Deployment and its pods, as a crash loop or a recovery does. */
@@ -416,19 +418,39 @@ export function setWorkloadReady(store: KubeStore, namespace: string, deployment
   }
 }
 
-export function layoutFaults(store: KubeStore, namespace: string): LayoutFaults {
+export function layoutFaults(store: KubeStore, namespace: string, istioVersion: string): LayoutFaults {
+  let removed = false
+  let waypointDown = false
+  let linkerdDown = false
   return {
+    clear() {
+      if (removed) addWaypoint(store, namespace, istioVersion, true)
+      else if (waypointDown) setWorkloadReady(store, namespace, 'waypoint', true)
+      if (linkerdDown) for (const name of LINKERD_CONTROL_PLANE) setWorkloadReady(store, LINKERD_NAMESPACE, name, true)
+      removed = waypointDown = linkerdDown = false
+    },
     removeWaypoint() {
+      removed = true
       store.delete(REFS.gatewayApiGateways, namespace, 'waypoint')
       if (store.get(REFS.deployments, namespace, 'waypoint')) store.delete(REFS.deployments, namespace, 'waypoint')
+      // The garbage collector's cascade: the Deployment's ReplicaSets.
+      for (const rs of store.list(REFS.replicaSets, namespace))
+        if (
+          ((rs.metadata['ownerReferences'] ?? []) as Obj[]).some(
+            (o) => o['kind'] === 'Deployment' && o['name'] === 'waypoint',
+          )
+        )
+          store.delete(REFS.replicaSets, namespace, rs.metadata.name)
       for (const p of store.list(REFS.pods, namespace, 'gateway.networking.k8s.io/gateway-name=waypoint'))
         store.delete(REFS.pods, namespace, p.metadata.name)
       if (store.get(REFS.services, namespace, 'waypoint')) store.delete(REFS.services, namespace, 'waypoint')
     },
     setWaypointReady(ready) {
       setWorkloadReady(store, namespace, 'waypoint', ready)
+      waypointDown = !ready
     },
     setLinkerdReady(ready) {
+      linkerdDown = !ready
       for (const name of LINKERD_CONTROL_PLANE) setWorkloadReady(store, LINKERD_NAMESPACE, name, ready)
     },
   }

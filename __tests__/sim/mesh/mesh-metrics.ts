@@ -27,7 +27,8 @@
 //  - 'ztunnel' (Istio ambient, L4): no request metrics from the mesh but an Envoy client's reporter="source";
 //    ztunnel exports istio_tcp_connections_opened_total / istio_tcp_connections_closed_total /
 //    istio_tcp_sent_bytes_total / istio_tcp_received_bytes_total (https://istio.io/latest/docs/reference/config/metrics/,
-//    "TCP metrics"; ztunnel reports as the destination here: one connection per call, a simplification).
+//    "TCP metrics"), reporter="destination" with the source and destination workloads, versions and SPIFFE
+//    principals (istio/istio tests/integration/ambient/baseline_test.go buildL4Query); one connection per call here.
 //  - 'linkerd' (linkerd2-proxy): response_total and response_latency_ms only: direction="inbound" from the server's
 //    proxy (namespace, deployment, pod of the server) and direction="outbound" from the client's (with dst_namespace,
 //    dst_deployment, dst_service of the server), no Istio family.
@@ -51,7 +52,12 @@ export interface Workload {
   /** `app` label: the canonical service */
   app: string
   version: string
+  /** The pod's service account: its SPIFFE identity in the principal labels (ambient). */
+  serviceAccount?: string
 }
+
+const principal = (w: Workload): string =>
+  `spiffe://cluster.local/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`
 
 /** Which data plane carried a call (see the head of this file). */
 export type Hop = 'sidecar' | 'waypoint' | 'ztunnel' | 'linkerd'
@@ -140,6 +146,13 @@ export class MeshMetrics {
         ['response_code', String(r.responseCode)],
         ['response_flags', r.responseFlags],
         ['connection_security_policy', reporter === 'source' ? 'unknown' : 'mutual_tls'],
+        // The waypoint knows both identities (istio/istio tests/integration/ambient/baseline_test.go buildQuery).
+        ...(reporter === 'waypoint'
+          ? ([
+              ['source_principal', principal(r.source)],
+              ['destination_principal', principal(r.destination)],
+            ] as Array<[string, string]>)
+          : []),
       ]
       this.inc('istio_requests_total', labels)
       this.observe('istio_request_duration_milliseconds', ISTIO_DURATION_BUCKETS_MS, labels, Math.floor(r.durationMs))
@@ -155,6 +168,9 @@ export class MeshMetrics {
       ['source_workload', r.source.workload],
       ['source_workload_namespace', r.source.namespace],
       ['source_canonical_service', r.source.app],
+      ['source_canonical_revision', r.source.version],
+      ['source_version', r.source.version],
+      ['source_principal', principal(r.source)],
       ['destination_service', `${d.service}.${d.serviceNamespace}.svc.cluster.local`],
       ['destination_service_name', d.service],
       ['destination_service_namespace', d.serviceNamespace],
@@ -162,6 +178,8 @@ export class MeshMetrics {
       ['destination_workload_namespace', d.namespace],
       ['destination_canonical_service', d.app],
       ['destination_canonical_revision', d.version],
+      ['destination_version', d.version],
+      ['destination_principal', principal(d)],
       ['request_protocol', 'tcp'],
       ['response_flags', '-'],
       ['connection_security_policy', 'mutual_tls'],

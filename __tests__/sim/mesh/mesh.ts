@@ -339,6 +339,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     namespace: 'istio-system',
     app: 'istio-ingressgateway',
     version: 'unknown',
+    serviceAccount: 'istio-ingressgateway-service-account',
   }
   /** The plain ingress of the Linkerd layout (layouts.ts), meshed in Linkerd's ingress mode. */
   const LINKERD_INGRESS_SOURCE: Workload = {
@@ -352,7 +353,14 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     const l = pod.metadata.labels ?? {}
     const version = l['version'] ?? 'unknown'
     const app = l['service.istio.io/canonical-name'] ?? l['app'] ?? service
-    return { workload: `${app}-${version}`, namespace: pod.metadata.namespace ?? 'default', app, version }
+    const sa = str(spec(pod)['serviceAccountName'])
+    return {
+      workload: `${app}-${version}`,
+      namespace: pod.metadata.namespace ?? 'default',
+      app,
+      version,
+      ...(sa ? { serviceAccount: sa } : {}),
+    }
   }
 
   // ---- cloud load balancer controller ----
