@@ -152,6 +152,11 @@ export class Engine {
     return describeTarget(this.router.target)
   }
 
+  /** The selector in the words of the target's API ("the default rule" of an HTTPRoute). */
+  private describeSelector(selector: RouteSelector): string {
+    return describeSelector(selector, this.router.target.kind)
+  }
+
   private get inputSelector(): RouteSelector {
     return this.router.target.route
   }
@@ -208,7 +213,7 @@ export class Engine {
     if (stable === canarySubset) throw new RolloutError(`stable and canary subset are both '${canarySubset}'`)
     if (!this.router.shares(route).has(stable)) {
       throw new RolloutError(
-        `${describeSelector(this.inputSelector, this.router.target.kind)} of ${this.ref} does not route to stable subset '${stable}' ` +
+        `${this.describeSelector(this.inputSelector)} of ${this.ref} does not route to stable subset '${stable}' ` +
           `(it routes: ${this.router.describe(route)})`,
       )
     }
@@ -416,7 +421,7 @@ export class Engine {
     }
     const remaining = steps.filter((s) => s.weight > start.weight)
     this.event(
-      `Target route: ${describeSelector(selector, this.router.target.kind)}; now ${this.router.describe(start.route)}; ` +
+      `Target route: ${this.describeSelector(selector)}; now ${this.router.describe(start.route)}; ` +
         `stable '${start.stable}', canary '${start.canary}'`,
     )
     let current = start.route
@@ -486,11 +491,11 @@ export class Engine {
       let failure = error
       if (targetLost) {
         failure = new ConcurrentChangeError(
-          `${error.message}. istio-canary cannot find its target route any more: ${describeSelector(selector, this.router.target.kind)} ` +
+          `${error.message}. istio-canary cannot find its target route any more: ${this.describeSelector(selector)} ` +
             `is now another route, and no single route is what it last wrote (${this.router.describe(current)}). ` +
             `As far as it can tell, '${start.canary}' still takes ${this.router.weightOf(current, start.canary)} %: ` +
             'nothing was reverted and the rollout state is kept. Find the route by hand, then run ' +
-            `'rollback' (or 'promote') once ${describeSelector(selector, this.router.target.kind)} is it again, or give the route a name`,
+            `'rollback' (or 'promote') once ${this.describeSelector(selector)} is it again, or give the route a name`,
           { cause: error },
         )
       }
@@ -528,7 +533,7 @@ export class Engine {
       return this.outcome('promoted', { stable: state.stable, canary }, 100)
     }
     this.event(
-      `${describeSelector(this.inputSelector, this.router.target.kind)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`,
+      `${this.describeSelector(this.inputSelector)} of ${this.ref} already sends 100 % to '${canary}'; nothing to do`,
     )
     return this.outcome('promoted', { stable: '', canary }, 100)
   }
