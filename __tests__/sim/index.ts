@@ -22,6 +22,8 @@ import { type TestPki, makePki } from './net/tls.js'
 import { type AzureMonitorSim, startAzureMonitor } from './azure/azure-monitor.js'
 import { type PrometheusSim, startPrometheus } from './telemetry/prometheus.js'
 import type { ServiceUpstreams } from './kube/service-proxy.js'
+import type { MeshFlavor } from '../../src/telemetry/queries.js'
+import { LINKERD_VIZ_NAMESPACE, type LayoutFaults, layoutFaults, seedAmbient, seedLinkerd } from './mesh/layouts.js'
 
 export interface SimOptions {
   layout?: 'oss' | 'aks-addon'
@@ -65,6 +67,24 @@ export interface SimOptions {
     versions?: string[]
     seed?: Omit<GatewayApiSeedOptions, 'namespace'> | false
     controller?: GatewayControllerOptions | false
+  }
+  /**
+   * The data plane layout (mesh/layouts.ts). 'istio-sidecar' (default): as before. 'istio-ambient': no sidecars,
+   * ztunnel, a waypoint enrolled for the namespace; implies `gatewayApi: {}` when not given. 'linkerd': no Istio
+   * (no control plane, no networking.istio.io served unless `istioApiVersions` says so), Linkerd's control plane,
+   * linkerd-proxy in every app pod, a plain ingress; implies `gatewayApi: { seed: { mesh: 'linkerd' } }`.
+   */
+  dataplane?: MeshFlavor
+  /** Knobs of the layouts' seed: see mesh/layouts.ts AmbientOptions and LinkerdOptions. */
+  dataplaneSeed?: {
+    /** Ambient: a waypoint (default true); false = ztunnel only (L4; a Service-parent route is not respected). */
+    waypoint?: boolean
+    /** Ambient: the waypoint's pod ready (default true). */
+    waypointReady?: boolean
+    /** Linkerd: the control plane ready (default true). */
+    linkerdReady?: boolean
+    /** Linkerd: linkerd-proxy as a native sidecar (default false, Linkerd's default). */
+    nativeSidecar?: boolean
   }
 }
 
@@ -114,6 +134,8 @@ export interface Sim {
   faults: SimFaults
   /** With `gatewayApi` (unless its controller is false): the simulated Gateway API controller and its knobs. */
   gatewayController?: GatewayApiController
+  /** The data plane layout, and its faults (mesh/layouts.ts LayoutFaults). */
+  dataplane: { flavor: MeshFlavor } & LayoutFaults
   /** A local-account kubeconfig (for the `kubeconfig` input). */
   kubeconfig(who?: 'user' | 'admin'): string
   /** Environment a GitHub runner would give the action to reach this world (OIDC, CA trust). */
@@ -124,6 +146,10 @@ export interface Sim {
 }
 
 export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
+  const flavor: MeshFlavor = o.dataplane ?? 'istio-sidecar'
+  // Ambient and Linkerd route by HTTPRoutes: the Gateway API is part of those layouts.
+  const gatewayApi: SimOptions['gatewayApi'] =
+    o.gatewayApi ?? (flavor === 'linkerd' ? { seed: { mesh: 'linkerd' } } : flavor === 'istio-ambient' ? {} : undefined)
   const pki = o.pki ?? makePki()
   const ids = {
     tenantId: randomUUID(),
@@ -171,25 +197,64 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       }
       return undefined
     },
-    ...(o.istioApiVersions ? { istioVersions: o.istioApiVersions } : {}),
-    ...(o.gatewayApi ? { gatewayApiVersions: o.gatewayApi.versions ?? ['v1', 'v1beta1'] } : {}),
+    ...(o.istioApiVersions
+      ? { istioVersions: o.istioApiVersions }
+      : o.dataplane === 'linkerd'
+        ? { istioVersions: [] }
+        : {}),
+    ...(gatewayApi ? { gatewayApiVersions: gatewayApi.versions ?? ['v1', 'v1beta1'] } : {}),
     rbac: true,
   })
+  let gatewayController: GatewayApiController | undefined
   const mesh = await startMesh({
     store,
     seed: o.meshSeed ?? 7,
+    flavor,
+    gatewayApi: gatewayApi !== undefined,
+    // What the controller accepts is what the proxies get (none: every existing parent).
+    ...(gatewayApi && gatewayApi.controller !== false
+      ? { routeProgrammed: (route, parent) => gatewayController?.programmed(route, parent) ?? true }
+      : {}),
     ...(o.reviewsErrors ? { reviewsErrors: o.reviewsErrors } : {}),
     ...(o.propagation ? { propagation: o.propagation } : {}),
   })
   const layout = o.layout ?? 'oss'
-  const info = seedCluster(store, { layout, gatewayPort: mesh.port, ...(o.seed ?? {}) })
-  let gatewayController: GatewayApiController | undefined
-  if (o.gatewayApi) {
-    const seed = o.gatewayApi.seed ?? {}
+  const info = seedCluster(store, {
+    layout,
+    gatewayPort: mesh.port,
+    ...(flavor === 'linkerd' ? { controlPlane: false } : {}),
+    ...(flavor !== 'istio-sidecar' ? { injection: false } : {}),
+    ...(o.seed ?? {}),
+  })
+  const ds = o.dataplaneSeed ?? {}
+  if (gatewayApi) {
+    const seed = gatewayApi.seed ?? {}
     if (seed !== false) seedGatewayApi(store, { ...seed, namespace: info.namespace })
-    const ctl = o.gatewayApi.controller ?? {}
+  }
+  if (flavor === 'istio-ambient')
+    seedAmbient(store, {
+      namespace: info.namespace,
+      istioNamespace: info.istioNamespace,
+      istioVersion: o.seed?.istioVersion ?? NEWEST_SUPPORTED_ISTIO,
+      ...(ds.waypoint !== undefined ? { waypoint: ds.waypoint } : {}),
+      ...(ds.waypointReady !== undefined ? { waypointReady: ds.waypointReady } : {}),
+    })
+  if (flavor === 'linkerd')
+    seedLinkerd(store, {
+      namespace: info.namespace,
+      gatewayPort: mesh.port,
+      ...(ds.linkerdReady !== undefined ? { controlPlaneReady: ds.linkerdReady } : {}),
+      ...(ds.nativeSidecar !== undefined ? { nativeSidecar: ds.nativeSidecar } : {}),
+    })
+  if (gatewayApi) {
+    const seed = gatewayApi.seed ?? {}
+    const ctl = gatewayApi.controller ?? {}
     if (ctl !== false)
-      gatewayController = new GatewayApiController(store, { mesh: (seed || {}).mesh ?? 'istio', ...ctl })
+      gatewayController = new GatewayApiController(store, {
+        mesh: (seed || {}).mesh ?? 'istio',
+        ...(flavor === 'istio-ambient' ? { ambient: true } : {}),
+        ...ctl,
+      })
   }
   // The cluster has been up a while: its proxies have the seeded routes (later changes propagate).
   mesh.flush()
@@ -272,23 +337,34 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   if (o.prometheus) {
     try {
       prometheus = await startPrometheus({
-        targets: [{ job: 'istio-mesh', address: mesh.metricsEndpoint.address, metricsPath: '/stats/prometheus' }],
+        // linkerd-viz scrapes the proxies as job linkerd-proxy (its prometheus.yml); Istio's samples as istio-mesh.
+        targets: [
+          {
+            job: flavor === 'linkerd' ? 'linkerd-proxy' : 'istio-mesh',
+            address: mesh.metricsEndpoint.address,
+            metricsPath: flavor === 'linkerd' ? '/metrics' : '/stats/prometheus',
+          },
+        ],
       })
       azureMonitor = await startAzureMonitor(pki, {
         upstream: prometheus.url,
         validate: (t, aud) => entra.validate(t, aud),
       })
-      serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
+      if (flavor === 'linkerd') {
+        // linkerd-viz's Prometheus (seeded by mesh/layouts.ts): Service linkerd-viz/prometheus, port 9090.
+        serviceUpstreams.set(`${LINKERD_VIZ_NAMESPACE}/prometheus:9090`, prometheus.url)
+      } else serviceUpstreams.set('istio-system/prometheus:9090', prometheus.url)
       // Istio's samples/addons/prometheus.yaml: Service istio-system/prometheus, port 9090 named http.
-      store.create(REFS.services, {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'prometheus', namespace: 'istio-system', labels: { app: 'prometheus' } },
-        spec: {
-          selector: { app: 'prometheus' },
-          ports: [{ name: 'http', port: 9090, targetPort: 9090, protocol: 'TCP' }],
-        },
-      })
+      if (flavor !== 'linkerd')
+        store.create(REFS.services, {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: 'prometheus', namespace: 'istio-system', labels: { app: 'prometheus' } },
+          spec: {
+            selector: { app: 'prometheus' },
+            ports: [{ name: 'http', port: 9090, targetPort: 9090, protocol: 'TCP' }],
+          },
+        })
     } catch (err) {
       gatewayController?.close()
       await Promise.allSettled([
@@ -303,6 +379,10 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
       throw err
     }
   }
+  const dataplane: Sim['dataplane'] = {
+    flavor,
+    ...layoutFaults(store, info.namespace, o.seed?.istioVersion ?? NEWEST_SUPPORTED_ISTIO),
+  }
   const meshFaults = new Set<string>()
   const faults: SimFaults = {
     kube: (fault) => kube.injectFault(fault),
@@ -315,6 +395,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     arm: (fault) => arm.injectFault(fault),
     clear: () => {
       gatewayController?.clearFaults()
+      dataplane.clear()
       kube.clearFaults()
       arm.clearFaults()
       for (const key of meshFaults) {
@@ -340,6 +421,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
     users,
     serviceUpstreams,
     ...(gatewayController ? { gatewayController } : {}),
+    dataplane,
     ...(prometheus ? { prometheus } : {}),
     ...(azureMonitor ? { azureMonitor } : {}),
     kubeconfig: (who = 'user') => kubeconfigYaml({ ...cluster, kind: 'local' }, who),

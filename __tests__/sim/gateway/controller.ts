@@ -35,6 +35,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const each = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : [])
 
 export const ISTIO_GATEWAY_CONTROLLER = 'istio.io/gateway-controller'
+/** The controller of Istio's waypoint class istio-waypoint (istio/istio pkg/config/constants ManagedGatewayMeshController). */
+export const ISTIO_MESH_CONTROLLER = 'istio.io/mesh-controller'
 export const LINKERD_POLICY_CONTROLLER = 'linkerd.io/policy-controller'
 export const DEFAULT_STATUS_DELAY_MS = 300
 
@@ -43,6 +45,14 @@ export interface GatewayControllerOptions {
   mesh?: 'istio' | 'linkerd'
   /** Time from a change to its status write. Default DEFAULT_STATUS_DELAY_MS. */
   delayMs?: number
+  /**
+   * Istio with ambient enabled: each route parent also gets ResolvedWaypoints. istiod writes it with status True
+   * and reason ResolvedWaypoints whatever it finds, the message telling: "All waypoints resolved", or for a Service
+   * parent without an istio.io/use-waypoint label on it or its namespace "istio.io/use-waypoint label missing from
+   * parent and parent namespace; in ambient mode, route will not be respected" (istio/istio
+   * pilot/pkg/config/kube/gateway/conditions.go: the condition carries the WaypointError's message, no error).
+   */
+  ambient?: boolean
 }
 
 export interface Condition {
@@ -78,6 +88,7 @@ const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON
 
 export class GatewayApiController {
   readonly mesh: 'istio' | 'linkerd'
+  readonly ambient: boolean
   delayMs: number
   private stopped = false
   private readonly timers = new Set<NodeJS.Timeout>()
@@ -96,6 +107,7 @@ export class GatewayApiController {
     opts: GatewayControllerOptions = {},
   ) {
     this.mesh = opts.mesh ?? 'istio'
+    this.ambient = opts.ambient ?? false
     this.delayMs = opts.delayMs ?? DEFAULT_STATUS_DELAY_MS
     store.on('write', this.listener)
     // What is there already is reconciled as a starting controller does (after the same delay).
@@ -158,7 +170,8 @@ export class GatewayApiController {
       if (ev.verb === 'delete') this.seen.delete(k)
       else if (this.seen.get(k)?.generation !== generation) this.seen.set(k, { generation, at: Date.now() })
     }
-    if (ev.ref.group === GATEWAY_API_GROUP || ev.ref.resource === 'services' || ev.ref.resource === 'namespaces') {
+    const watched = ['services', 'namespaces', 'pods']
+    if (ev.ref.group === GATEWAY_API_GROUP || (ev.ref.group === '' && watched.includes(ev.ref.resource))) {
       this.schedule()
     }
   }
@@ -183,7 +196,31 @@ export class GatewayApiController {
     if (typeof className !== 'string') return false
     const gc = this.store.get(REFS.gatewayClasses, undefined, className)
     const spec = isObj(gc?.['spec']) ? (gc['spec'] as Obj) : {}
-    return spec['controllerName'] === this.controllerFor('Gateway') && this.controllerFor('Gateway') !== undefined
+    return this.ownsController(spec['controllerName'])
+  }
+
+  /** Istio's controller handles its gateway class and (istiod's waypoint support) the waypoint class. */
+  private ownsController(name: unknown): boolean {
+    if (this.mesh === 'linkerd') return false
+    return name === ISTIO_GATEWAY_CONTROLLER || name === ISTIO_MESH_CONTROLLER
+  }
+
+  /**
+   * Whether a route is programmed for this parent now: the Accepted condition this controller reports for the
+   * route's current generation is True (what the data plane gets: mesh/mesh.ts `routeProgrammed`). Parents of other
+   * controllers: true when they exist (not this controller's to say).
+   */
+  programmed(route: KubeObject, parentRef: Obj): boolean {
+    const ns = route.metadata.namespace ?? 'default'
+    const accepted = this.acceptance(parentRef, ns)
+    if (!accepted) {
+      const pns = typeof parentRef['namespace'] === 'string' ? parentRef['namespace'] : ns
+      const ref = parentRef['kind'] === 'Service' ? REFS.services : REFS.gatewayApiGateways
+      return this.store.get(ref, pns, String(parentRef['name'])) !== undefined
+    }
+    if (accepted.condition.status !== 'True') return false
+    const rejection = this.rejections.get(key(ns, route.metadata.name))
+    return !(rejection && (route.metadata.generation ?? 1) === rejection.after + 1)
   }
 
   private writeStatus(ref: { group: string; resource: string }, cur: KubeObject, status: Obj): void {
@@ -206,7 +243,7 @@ export class GatewayApiController {
   private reconcileClass(gc: KubeObject): void {
     if (this.tooYoung(REFS.gatewayClasses.resource, gc)) return
     const spec = isObj(gc['spec']) ? gc['spec'] : {}
-    if (spec['controllerName'] !== this.controllerFor('Gateway') || this.controllerFor('Gateway') === undefined) return
+    if (!this.ownsController(spec['controllerName'])) return
     const generation = gc.metadata.generation ?? 1
     const status = isObj(gc['status']) ? gc['status'] : {}
     const conditions = carry(status['conditions'], [
@@ -227,6 +264,17 @@ export class GatewayApiController {
     if (!this.ownsClass(spec['gatewayClassName'])) return
     const generation = gw.metadata.generation ?? 1
     const status = isObj(gw['status']) ? gw['status'] : {}
+    // A waypoint is Programmed once its deployment has a ready pod (mesh/layouts.ts: a choice, not looked up).
+    const waypoint = spec['gatewayClassName'] === 'istio-waypoint'
+    const deployed =
+      !waypoint ||
+      this.store
+        .list(REFS.pods, gw.metadata.namespace, `gateway.networking.k8s.io/gateway-name=${gw.metadata.name}`)
+        .some((p) =>
+          each((p['status'] as Obj | undefined)?.['conditions']).some(
+            (c) => c['type'] === 'Ready' && c['status'] === 'True',
+          ),
+        )
     const conditions = carry(status['conditions'], [
       {
         type: 'Accepted',
@@ -235,13 +283,21 @@ export class GatewayApiController {
         message: 'Resource accepted',
         observedGeneration: generation,
       },
-      {
-        type: 'Programmed',
-        status: 'True',
-        reason: 'Programmed',
-        message: 'Resource programmed, assigned to service(s)',
-        observedGeneration: generation,
-      },
+      deployed
+        ? {
+            type: 'Programmed',
+            status: 'True',
+            reason: 'Programmed',
+            message: 'Resource programmed, assigned to service(s)',
+            observedGeneration: generation,
+          }
+        : {
+            type: 'Programmed',
+            status: 'False',
+            reason: 'NoResources',
+            message: `Deployment ${gw.metadata.name} has no ready replicas`,
+            observedGeneration: generation,
+          },
     ])
     const listeners = each(spec['listeners']).map((l) => ({
       name: l['name'],
@@ -314,12 +370,34 @@ export class GatewayApiController {
         conditions: carry(old?.['conditions'], [
           { type: 'Accepted', ...acc, observedGeneration: generation },
           { type: 'ResolvedRefs', ...resolved, observedGeneration: generation },
+          ...(this.ambient && this.mesh === 'istio'
+            ? [
+                {
+                  type: 'ResolvedWaypoints',
+                  status: 'True' as const,
+                  reason: 'ResolvedWaypoints',
+                  message: this.waypointMessage(parentRef, ns),
+                  observedGeneration: generation,
+                },
+              ]
+            : []),
         ]),
       })
     }
     // A route none of whose parents is this controller's gets no status from it (its entries, if any, removed).
     if (parents.length === previous.length && previous.every((p) => !mine.has(String(p['controllerName'])))) return
     this.writeStatus(REFS.httpRoutes, hr, { ...status, parents })
+  }
+
+  private waypointMessage(p: Obj, routeNs: string): string {
+    if (p['kind'] !== 'Service') return 'All waypoints resolved'
+    const ns = typeof p['namespace'] === 'string' ? p['namespace'] : routeNs
+    const svc = this.store.get(REFS.services, ns, String(p['name']))
+    if (!svc) return 'parent not found'
+    const labelled = (o: KubeObject | undefined): boolean => o?.metadata.labels?.['istio.io/use-waypoint'] !== undefined
+    return labelled(svc) || labelled(this.store.get(REFS.namespaces, undefined, ns))
+      ? 'All waypoints resolved'
+      : 'istio.io/use-waypoint label missing from parent and parent namespace; in ambient mode, route will not be respected'
   }
 
   /** The Accepted condition this controller reports for one parentRef, or undefined when it is not its parent. */

@@ -26,6 +26,14 @@ export interface GatewayApiSeedOptions {
   reviewsRoute?: ReviewsRouteFixture
   /** The north-south Gateway and the bookinfo HTTPRoute. Default: with Istio. */
   northSouth?: boolean
+  /**
+   * Keep the VirtualServices, DestinationRules and Istio Gateway seedCluster made in the namespace. Default false:
+   * they are deleted, as in Istio's Gateway API BookInfo (istio.io docs/setup/getting-started and
+   * tasks/traffic-management/request-routing, Gateway API tab: bookinfo.yaml, bookinfo-versions.yaml and
+   * gateway-api/bookinfo-gateway.yaml, no networking.istio.io object). true: both APIs route the same hosts (an
+   * HTTPRoute with the Service as parent is selected before the VirtualService: mesh/mesh.ts callTarget).
+   */
+  keepVirtualServices?: boolean
 }
 
 export interface GatewayApiSeedInfo {
@@ -95,6 +103,10 @@ export function seedGatewayApi(store: KubeStore, opts: GatewayApiSeedOptions = {
   }
   for (const doc of loadFixture(`gateway-api/${opts.reviewsRoute ?? 'route-reviews-v1.yaml'}`)) {
     info.routes.push(create(store, doc, ns).metadata.name)
+  }
+  if (!opts.keepVirtualServices) {
+    for (const ref of [REFS.virtualServices, REFS.destinationRules, REFS.gateways])
+      for (const o of store.list(ref, ns)) store.delete(ref, ns, o.metadata.name)
   }
   return info
 }

@@ -483,6 +483,26 @@ function addWorkload(store: KubeStore, w: Workload, mesh: MeshInfo | undefined, 
   })
 }
 
+/**
+ * A Deployment with its ReplicaSet and one settled Pod without an Istio sidecar: the workloads of the other data
+ * plane layouts (mesh/layouts.ts: ztunnel's waypoint, Linkerd's control plane), made as seedCluster makes its own.
+ */
+export function addSettledWorkload(store: KubeStore, deploy: KubeObject, ready = true): void {
+  const t0 = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z')
+  addWorkload(store, { deployment: deploy, ready, inject: false }, undefined, t0)
+}
+
+/** A Deployment manifest (one replica) as seedCluster writes them. */
+export const deploymentManifest = (
+  name: string,
+  ns: string,
+  labels: Record<string, string>,
+  podLabels: Record<string, string>,
+  selector: Record<string, string>,
+  containers: Obj[],
+  extra: Obj = {},
+): KubeObject => deployment(name, ns, labels, podLabels, selector, containers, extra)
+
 function deployment(
   name: string,
   ns: string,

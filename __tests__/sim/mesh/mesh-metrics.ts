@@ -16,6 +16,22 @@
 // `response_latency_ms` with direction, deployment, namespace, classification, status_code, exported too so
 // a Linkerd query can be tried later on the same traffic.
 //
+// Which proxies see a call depends on the data plane (RequestRecord.hop):
+//  - 'sidecar' (Istio sidecars): the client's Envoy (reporter="source") and the server's (reporter="destination"),
+//    and the Linkerd families as well (as before layouts were modelled: a Linkerd query can be tried on the same
+//    traffic).
+//  - 'waypoint' (Istio ambient, L7 through a waypoint): the waypoint reports istio_requests_total and the duration
+//    histogram with reporter="waypoint" and the same standard labels (istio.io docs/ambient/migrate, post-migration
+//    observability changes; src/telemetry/queries.ts); the client's Envoy, when there is one (the ingress gateway),
+//    reports reporter="source"; the destination's ztunnel reports TCP only.
+//  - 'ztunnel' (Istio ambient, L4): no request metrics from the mesh but an Envoy client's reporter="source";
+//    ztunnel exports istio_tcp_connections_opened_total / istio_tcp_connections_closed_total /
+//    istio_tcp_sent_bytes_total / istio_tcp_received_bytes_total (https://istio.io/latest/docs/reference/config/metrics/,
+//    "TCP metrics"), reporter="destination" with the source and destination workloads, versions and SPIFFE
+//    principals (istio/istio tests/integration/ambient/baseline_test.go buildL4Query); one connection per call here.
+//  - 'linkerd' (linkerd2-proxy): response_total and response_latency_ms only: direction="inbound" from the server's
+//    proxy (namespace, deployment, pod of the server) and direction="outbound" from the client's (with dst_namespace,
+//    dst_deployment, dst_service of the server), no Istio family.
 // The text is the Prometheus exposition format 0.0.4
 // (https://prometheus.io/docs/instrumenting/exposition_formats/): written by hand for a handful of series.
 import { createServer } from 'node:http'
@@ -36,9 +52,21 @@ export interface Workload {
   /** `app` label: the canonical service */
   app: string
   version: string
+  /** The pod's service account: its SPIFFE identity in the principal labels (ambient). */
+  serviceAccount?: string
 }
 
+const principal = (w: Workload): string =>
+  `spiffe://cluster.local/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`
+
+/** Which data plane carried a call (see the head of this file). */
+export type Hop = 'sidecar' | 'waypoint' | 'ztunnel' | 'linkerd'
+
 export interface RequestRecord {
+  /** Default 'sidecar'. */
+  hop?: Hop
+  /** Whether the client has a proxy reporting on its side (false: an ambient pod, no sidecar). Default true. */
+  sourceReports?: boolean
   source: Workload
   destination: Workload & { service: string; serviceNamespace: string }
   responseCode: number
@@ -85,8 +113,17 @@ export class MeshMetrics {
   }
 
   record(r: RequestRecord): void {
+    const hop = r.hop ?? 'sidecar'
+    if (hop === 'linkerd') {
+      this.recordLinkerd(r, true)
+      return
+    }
     const d = r.destination
-    const reporters: Array<'source' | 'destination'> = r.reachedDestination ? ['source', 'destination'] : ['source']
+    const reporters: Array<'source' | 'destination' | 'waypoint'> = []
+    if (r.sourceReports ?? true) reporters.push('source')
+    if (r.reachedDestination && hop === 'sidecar') reporters.push('destination')
+    if (r.reachedDestination && hop === 'waypoint') reporters.push('waypoint')
+    if (r.reachedDestination && hop !== 'sidecar') this.recordTcp(r)
     for (const reporter of reporters) {
       const labels: Array<[string, string]> = [
         ['reporter', reporter],
@@ -108,22 +145,83 @@ export class MeshMetrics {
         ['request_protocol', 'http'],
         ['response_code', String(r.responseCode)],
         ['response_flags', r.responseFlags],
-        ['connection_security_policy', reporter === 'destination' ? 'mutual_tls' : 'unknown'],
+        ['connection_security_policy', reporter === 'source' ? 'unknown' : 'mutual_tls'],
+        // The waypoint knows both identities (istio/istio tests/integration/ambient/baseline_test.go buildQuery).
+        ...(reporter === 'waypoint'
+          ? ([
+              ['source_principal', principal(r.source)],
+              ['destination_principal', principal(r.destination)],
+            ] as Array<[string, string]>)
+          : []),
       ]
       this.inc('istio_requests_total', labels)
       this.observe('istio_request_duration_milliseconds', ISTIO_DURATION_BUCKETS_MS, labels, Math.floor(r.durationMs))
     }
-    if (r.reachedDestination) {
-      const classification = r.responseCode >= 500 ? 'failure' : 'success'
-      const base: Array<[string, string]> = [
+    if (hop === 'sidecar') this.recordLinkerd(r, false)
+  }
+
+  /** ztunnel's L4 view of a call: one connection opened and closed, the bytes each way (estimates). */
+  private recordTcp(r: RequestRecord): void {
+    const d = r.destination
+    const labels: Array<[string, string]> = [
+      ['reporter', 'destination'],
+      ['source_workload', r.source.workload],
+      ['source_workload_namespace', r.source.namespace],
+      ['source_canonical_service', r.source.app],
+      ['source_canonical_revision', r.source.version],
+      ['source_version', r.source.version],
+      ['source_principal', principal(r.source)],
+      ['destination_service', `${d.service}.${d.serviceNamespace}.svc.cluster.local`],
+      ['destination_service_name', d.service],
+      ['destination_service_namespace', d.serviceNamespace],
+      ['destination_workload', d.workload],
+      ['destination_workload_namespace', d.namespace],
+      ['destination_canonical_service', d.app],
+      ['destination_canonical_revision', d.version],
+      ['destination_version', d.version],
+      ['destination_principal', principal(d)],
+      ['request_protocol', 'tcp'],
+      ['response_flags', '-'],
+      ['connection_security_policy', 'mutual_tls'],
+    ]
+    this.inc('istio_tcp_connections_opened_total', labels)
+    this.inc('istio_tcp_connections_closed_total', labels)
+    this.inc('istio_tcp_received_bytes_total', labels, 220)
+    this.inc('istio_tcp_sent_bytes_total', labels, 600)
+  }
+
+  /**
+   * linkerd2-proxy's response metrics: the server's inbound proxy (when the call reached it) and, when `outbound`,
+   * the client's outbound proxy with the dst_ labels of the server (https://linkerd.io/2/reference/proxy-metrics/).
+   */
+  private recordLinkerd(r: RequestRecord, outbound: boolean): void {
+    const d = r.destination
+    const classification = r.responseCode >= 500 ? 'failure' : 'success'
+    const authority = `${d.service}.${d.serviceNamespace}.svc.cluster.local:9080`
+    const sides: Array<Array<[string, string]>> = []
+    if (r.reachedDestination)
+      sides.push([
         ['direction', 'inbound'],
-        ['authority', `${d.service}.${d.serviceNamespace}.svc.cluster.local:9080`],
+        ['authority', authority],
         ['namespace', d.namespace],
         ['deployment', d.workload],
         ['pod_template_hash', 'sim'],
         ['tls', 'true'],
         ['status_code', String(r.responseCode)],
-      ]
+      ])
+    if (outbound && (r.sourceReports ?? true))
+      sides.push([
+        ['direction', 'outbound'],
+        ['authority', authority],
+        ['namespace', r.source.namespace],
+        ['deployment', r.source.workload],
+        ['dst_namespace', d.namespace],
+        ['dst_deployment', d.workload],
+        ['dst_service', d.service],
+        ['tls', 'true'],
+        ['status_code', String(r.responseCode)],
+      ])
+    for (const base of sides) {
       this.inc('response_total', [...base, ['classification', classification]])
       this.observe('response_latency_ms', LINKERD_LATENCY_BUCKETS_MS, base, r.durationMs)
     }
@@ -152,6 +250,10 @@ export class MeshMetrics {
       istio_request_duration_milliseconds: ['histogram', 'Request durations in milliseconds.'],
       response_total: ['counter', 'Linkerd proxy: responses, by classification.'],
       response_latency_ms: ['histogram', 'Linkerd proxy: response latency in milliseconds.'],
+      istio_tcp_connections_opened_total: ['counter', 'ztunnel: TCP connections opened.'],
+      istio_tcp_connections_closed_total: ['counter', 'ztunnel: TCP connections closed.'],
+      istio_tcp_received_bytes_total: ['counter', 'ztunnel: bytes received.'],
+      istio_tcp_sent_bytes_total: ['counter', 'ztunnel: bytes sent.'],
     }
     for (const [name, series] of this.counters) {
       const [type, h] = help[name] ?? ['counter', name]

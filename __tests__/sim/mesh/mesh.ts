@@ -13,7 +13,19 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { REFS } from '../kube/refs.js'
 import type { KubeObject, KubeStore, WriteEvent } from '../kube/store.js'
 import { prng } from '../../support/prng.js'
-import { MeshMetrics, type MetricsEndpoint, type Workload, serveMetrics } from './mesh-metrics.js'
+import type { MeshFlavor } from '../../../src/telemetry/queries.js'
+import { MeshMetrics, type MetricsEndpoint, type Hop, type Workload, serveMetrics } from './mesh-metrics.js'
+import {
+  type HttpRequestFacts,
+  chooseBackend,
+  hostnameAdmits,
+  orderCandidates,
+  parentIsGateway,
+  parentIsService,
+  selectRule,
+} from './httproute.js'
+import { waypointOf } from './layouts.js'
+import { ISTIO_GATEWAY_CONTROLLER } from '../gateway/controller.js'
 
 /** A fault of one version of a mesh service (its pods answer 5xx, or late); named apart from KubeFault, the API server's. */
 export interface MeshFault {
@@ -61,6 +73,23 @@ export interface MeshOptions {
   reviewsErrors?: 'status' | 'bookinfo'
   /** How route changes reach the proxies (default DEFAULT_PROPAGATION). */
   propagation?: Partial<Propagation>
+  /**
+   * Route by Gateway API HTTPRoutes too (the `gatewayApi` option of startSimulation): north-south by routes whose
+   * parent is a Gateway, service to service by routes whose parent is the Service (GAMMA). Default false: by
+   * VirtualServices only, as before the Gateway API was modelled.
+   */
+  gatewayApi?: boolean
+  /**
+   * Whether the controller programs a route for one parent (Accepted for the route's current generation). The
+   * proxies get a route only for the parents it is programmed for (istiod converts only the routes it accepts:
+   * pilot/pkg/config/kube/gateway/conversion.go; Linkerd's policy controller likewise). Default: the parent exists.
+   */
+  routeProgrammed?: (route: KubeObject, parentRef: Record<string, unknown>) => boolean
+  /**
+   * Which data plane carries the calls (default 'istio-sidecar'): Envoy sidecars; Istio ambient (ztunnel, L4 only,
+   * and L7 through the waypoint a Service or namespace is bound to); Linkerd's proxies. See layouts.ts.
+   */
+  flavor?: MeshFlavor
 }
 
 /**
@@ -107,6 +136,9 @@ interface ConfigView {
   virtualServices: KubeObject[]
   destinationRules: KubeObject[]
   gateways: KubeObject[]
+  /** HTTPRoutes with the parentRefs they are programmed for (only those with at least one). */
+  httpRoutes: Array<{ route: KubeObject; parents: Obj[] }>
+  gatewayApiGateways: KubeObject[]
 }
 
 /** `istio` label values of the ingress gateways (open source and AKS add-on external gateway). */
@@ -217,7 +249,7 @@ const hostSpecificity = (h: string): number => (h === '*' ? 0 : h.startsWith('*'
 
 type Backend =
   | { ok: true; pod: KubeObject; service: string; namespace: string; version: string }
-  | { ok: false; status: number; body: string }
+  | { ok: false; status: number; body: string; headers?: Record<string, string> }
 
 interface Reply {
   status: number
@@ -226,6 +258,12 @@ interface Reply {
 }
 
 const NO_HEALTHY_UPSTREAM: Backend = { ok: false, status: 503, body: 'no healthy upstream' }
+/** ztunnel's answer when the waypoint a Service uses has no ready pod: the connection to it fails. */
+const WAYPOINT_UNREACHABLE: Backend = {
+  ok: false,
+  status: 503,
+  body: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+}
 /** Headers BookInfo's productpage.py passes on to details and reviews, and `x-canary-preview`. */
 const FORWARDED = new Set([
   'x-request-id',
@@ -269,7 +307,10 @@ export function podReady(p: KubeObject): boolean {
 }
 
 function isIngressGatewayService(svc: KubeObject): boolean {
-  return spec(svc)['type'] === 'LoadBalancer' && INGRESS_GATEWAY_LABELS.includes(svc.metadata.labels?.['istio'] ?? '')
+  if (spec(svc)['type'] !== 'LoadBalancer') return false
+  const labels = svc.metadata.labels ?? {}
+  // The plain ingress of the Linkerd layout (layouts.ts): Linkerd has no ingress of its own.
+  return INGRESS_GATEWAY_LABELS.includes(labels['istio'] ?? '') || labels['app.kubernetes.io/name'] === 'ingress-nginx'
 }
 
 export async function startMesh(opts: MeshOptions): Promise<Mesh> {
@@ -298,12 +339,28 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     namespace: 'istio-system',
     app: 'istio-ingressgateway',
     version: 'unknown',
+    serviceAccount: 'istio-ingressgateway-service-account',
   }
+  /** The plain ingress of the Linkerd layout (layouts.ts), meshed in Linkerd's ingress mode. */
+  const LINKERD_INGRESS_SOURCE: Workload = {
+    workload: 'ingress-nginx-controller',
+    namespace: 'ingress-nginx',
+    app: 'ingress-nginx',
+    version: 'unknown',
+  }
+  const ingressSource = (): Workload => (opts.flavor === 'linkerd' ? LINKERD_INGRESS_SOURCE : GATEWAY_SOURCE)
   const workloadOf = (pod: KubeObject, service: string): Workload => {
     const l = pod.metadata.labels ?? {}
     const version = l['version'] ?? 'unknown'
     const app = l['service.istio.io/canonical-name'] ?? l['app'] ?? service
-    return { workload: `${app}-${version}`, namespace: pod.metadata.namespace ?? 'default', app, version }
+    const sa = str(spec(pod)['serviceAccountName'])
+    return {
+      workload: `${app}-${version}`,
+      namespace: pod.metadata.namespace ?? 'default',
+      app,
+      version,
+      ...(sa ? { serviceAccount: sa } : {}),
+    }
   }
 
   // ---- cloud load balancer controller ----
@@ -344,19 +401,59 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
 
   // ---- propagation: istiod's pushes and each proxy's view ----
   let propagation: Propagation = { ...DEFAULT_PROPAGATION, ...(opts.propagation ?? {}) }
-  const CONFIG_KINDS = new Set(['virtualservices', 'destinationrules', 'gateways'])
+  const flavor: MeshFlavor = opts.flavor ?? 'istio-sidecar'
+  const gatewayApi = opts.gatewayApi ?? false
+  // Keyed by group too: a Gateway API Gateway and an Istio Gateway may share namespace and name (BookInfo's do).
+  const configRefs = [
+    REFS.virtualServices,
+    REFS.destinationRules,
+    REFS.gateways,
+    ...(gatewayApi ? [REFS.httpRoutes, REFS.gatewayApiGateways] : []),
+  ]
+  const CONFIG_KINDS = new Set(configRefs.map((r) => `${r.group}/${r.resource}`))
+  const parentExists = (route: KubeObject, p: Obj): boolean => {
+    const ns = str(p['namespace']) ?? route.metadata.namespace ?? 'default'
+    const name = str(p['name']) ?? ''
+    return p['kind'] === 'Service' && (str(p['group']) ?? '') === ''
+      ? store.get(REFS.services, ns, name) !== undefined
+      : store.get(REFS.gatewayApiGateways, ns, name) !== undefined
+  }
+  const programmed = opts.routeProgrammed ?? parentExists
+  /** The HTTPRoutes as istiod (or Linkerd's controller) programs them now: each with its accepted parents. */
+  const programmedRoutes = (): ConfigView['httpRoutes'] => {
+    if (!gatewayApi) return []
+    const out: ConfigView['httpRoutes'] = []
+    for (const route of store.list(REFS.httpRoutes)) {
+      const parents = arr(spec(route)['parentRefs'])
+        .map(obj)
+        .filter((p) => programmed(route, p))
+      if (parents.length > 0) out.push({ route, parents })
+    }
+    return out
+  }
   const snapshot = (): ConfigView => ({
     virtualServices: store.list(REFS.virtualServices),
     destinationRules: store.list(REFS.destinationRules),
     gateways: store.list(REFS.gateways),
+    httpRoutes: programmedRoutes(),
+    gatewayApiGateways: gatewayApi ? store.list(REFS.gatewayApiGateways) : [],
   })
   // Every push so far, oldest first; the first is the config the proxies had when they connected.
-  const pushes: Array<{ at: number; config: ConfigView }> = [{ at: Number.NEGATIVE_INFINITY, config: snapshot() }]
+  interface Push {
+    at: number
+    /** Increases with every push (and flush): which of two a proxy applied last. */
+    seq: number
+    config: ConfigView
+  }
+  let pushSeq = 0
+  const pushes: Push[] = [{ at: Number.NEGATIVE_INFINITY, seq: pushSeq++, config: snapshot() }]
+  /** The newest push each proxy has been seen to have: a push once applied stays (a later delay cannot undo it). */
+  const applied = new Map<string, Push>()
   let burst: { first: number; last: number; timer?: NodeJS.Timeout } | undefined
   const push = (): void => {
     if (burst?.timer) clearTimeout(burst.timer)
     burst = undefined
-    pushes.push({ at: performance.now(), config: snapshot() })
+    pushes.push({ at: performance.now(), seq: pushSeq++, config: snapshot() })
     // A proxy only ever needs the newest push it can have: keep a bounded history.
     if (pushes.length > 64) pushes.splice(0, pushes.length - 64)
   }
@@ -374,14 +471,17 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     burst.timer.unref()
   }
   const specOf = new Map<string, string>()
-  const keyOf = (ev: WriteEvent): string => `${ev.ref.resource}/${ev.namespace ?? ''}/${ev.name}`
-  for (const kind of [REFS.virtualServices, REFS.destinationRules, REFS.gateways]) {
+  const keyOf = (ev: WriteEvent): string => `${ev.ref.group}/${ev.ref.resource}/${ev.namespace ?? ''}/${ev.name}`
+  for (const kind of configRefs) {
     for (const o of store.list(kind)) {
-      specOf.set(`${kind.resource}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, JSON.stringify(o['spec']))
+      specOf.set(
+        `${kind.group}/${kind.resource}/${o.metadata.namespace ?? ''}/${o.metadata.name}`,
+        JSON.stringify(o['spec']),
+      )
     }
   }
   const onConfigWrite = (ev: WriteEvent): void => {
-    if (!CONFIG_KINDS.has(ev.ref.resource)) return
+    if (!CONFIG_KINDS.has(`${ev.ref.group}/${ev.ref.resource}`)) return
     const key = keyOf(ev)
     const spec = ev.verb === 'delete' ? undefined : JSON.stringify(ev.object['spec'])
     const before = specOf.get(key)
@@ -397,11 +497,18 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   const viewOf = (proxy: string): ConfigView => {
     const now = performance.now()
     const delay = propagation.pushMs(proxy)
+    let best = pushes[0] as Push
     for (let i = pushes.length - 1; i > 0; i--) {
-      const p = pushes[i] as { at: number; config: ConfigView }
-      if (p.at + delay <= now) return p.config
+      const p = pushes[i] as Push
+      if (p.at + delay <= now) {
+        best = p
+        break
+      }
     }
-    return (pushes[0] as { config: ConfigView }).config
+    const had = applied.get(proxy)
+    if (had && had.seq > best.seq) best = had
+    applied.set(proxy, best)
+    return best.config
   }
   const proxiesSeen = new Set<string>([GATEWAY_PROXY])
   const proxyOf = (pod: KubeObject): string => `${pod.metadata.name}.${pod.metadata.namespace ?? 'default'}`
@@ -519,8 +626,91 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
   }
 
-  /** A sidecar's call to `service`: through its VirtualService if there is one, else any ready pod. */
-  function callTarget(service: string, namespace: string, r: RouteRequest, view: ConfigView): Backend {
+  /**
+   * A Service backend of an HTTPRoute: a ready pod its selector picks. No such Service: 500 (Istio answers a
+   * Gateway API route's missing cluster with 500, route.go ClusterNotFoundResponseCode); no ready endpoint: Envoy's 503.
+   */
+  function serviceBackend(name: string, namespace: string): Backend {
+    const svc = serviceOf(name, namespace)
+    if (!svc) return { ok: false, status: 500, body: '' }
+    const want = strMap(spec(svc)['selector'])
+    if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
+    const pods = store
+      .list(REFS.pods, namespace)
+      .filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
+    const pod = pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
+    if (!pod) return NO_HEALTHY_UPSTREAM
+    const l = pod.metadata.labels ?? {}
+    // The application a backend Service (reviews-v2) fronts is its pods' `app` (reviews): what they serve.
+    return { ok: true, pod, service: l['app'] ?? name, namespace, version: l['version'] ?? 'unknown' }
+  }
+
+  /** Routing by HTTPRoutes (all attached to one parent): the rule of highest precedence that matches, its backend. */
+  function viaHttpRoutes(routes: KubeObject[], r: HttpRequestFacts): Backend {
+    const c = selectRule(orderCandidates(routes), r)
+    // "When no rules matching a request have been successfully attached to the parent ... 404" (httproute_types.go).
+    if (!c) return { ok: false, status: 404, body: '' }
+    const choice = chooseBackend(c, r, stream(`httproute ${c.route.metadata.namespace}/${c.route.metadata.name}`))
+    if (choice.kind === 'direct') return { ok: false, status: choice.status, body: '', headers: choice.headers }
+    if (choice.kind === 'invalid') return { ok: false, status: 500, body: '' }
+    return serviceBackend(choice.name, choice.namespace)
+  }
+
+  /** Whether a Gateway API Gateway is of a class Istio's gateway controller implements (read live, like istiod). */
+  function istioGateway(gw: KubeObject): boolean {
+    const cls = store.get(REFS.gatewayClasses, undefined, str(spec(gw)['gatewayClassName']) ?? '')
+    return cls !== undefined && spec(cls)['controllerName'] === ISTIO_GATEWAY_CONTROLLER
+  }
+
+  /** HTTPRoutes programmed for an Istio-implemented Gateway API Gateway, admitting this Host. */
+  function gatewayHttpRoutes(host: string, view: ConfigView): KubeObject[] {
+    if (!gatewayApi || flavor === 'linkerd') return []
+    const gws = view.gatewayApiGateways.filter(istioGateway)
+    return view.httpRoutes
+      .filter(
+        ({ route, parents }) =>
+          hostnameAdmits(route, host) &&
+          parents.some((p) => gws.some((g) => parentIsGateway(p, route.metadata.namespace ?? 'default', g))),
+      )
+      .map((x) => x.route)
+  }
+
+  /** HTTPRoutes programmed for this Service as their parent (GAMMA), for calls to its port 9080. */
+  function serviceHttpRoutes(service: string, namespace: string, view: ConfigView): KubeObject[] {
+    if (!gatewayApi) return []
+    return view.httpRoutes
+      .filter(({ route, parents }) =>
+        parents.some((p) => parentIsService(p, route.metadata.namespace ?? 'default', service, namespace, 9080)),
+      )
+      .map((x) => x.route)
+  }
+
+  /**
+   * How a call from a pod to `service` travels, by data plane: the proxy whose config routes it (undefined: none, L4
+   * only) and which telemetry it yields. Istio ambient: L7 only through the waypoint the Service (or its namespace)
+   * uses (layouts.ts waypointOf); without one, ztunnel forwards to the Service's endpoints.
+   */
+  function hopOf(service: string, namespace: string, source: KubeObject): { hop: Hop; proxy?: string } | 'broken' {
+    if (flavor === 'linkerd') return { hop: 'linkerd', proxy: proxyOf(source) }
+    if (flavor === 'istio-sidecar') return { hop: 'sidecar', proxy: proxyOf(source) }
+    const wp = waypointOf(store, service, namespace)
+    if (!wp) return { hop: 'ztunnel' }
+    if (!wp.ready) return 'broken'
+    return { hop: 'waypoint', proxy: `${wp.pod}.${wp.namespace}` }
+  }
+
+  /**
+   * A call to `service` as the proxy that routes it sees it: Linkerd and Istio (sidecar or waypoint) by the HTTPRoutes
+   * whose parent is the Service, when there are any; Istio then by its VirtualService (a route converted from an
+   * HTTPRoute is selected before the VirtualServices of the same host, and a mesh host takes one route: no merging:
+   * istio/istio pilot/pkg/model/virtualservice.go SelectVirtualServices, gateway-semantics routes of the proxy's
+   * namespace first; istio/istio#36621); no route: any ready pod of the Service.
+   */
+  function callTarget(service: string, namespace: string, r: RouteRequest, view: ConfigView | undefined): Backend {
+    if (!view) return backend({ host: service }, namespace, (pushes.at(-1) as { config: ConfigView }).config)
+    const gamma = serviceHttpRoutes(service, namespace, view)
+    if (gamma.length > 0) return viaHttpRoutes(gamma, r)
+    if (flavor === 'linkerd') return backend({ host: service }, namespace, view)
     const routes = meshRoutes(service, namespace, view)
     if (routes.length === 0) return backend({ host: service }, namespace, view)
     for (const vs of routes) {
@@ -534,10 +724,17 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   }
 
   /** Counts the call, applies the version's fault: true when the call fails. */
-  async function serve(b: Extract<Backend, { ok: true }>, source: Workload = GATEWAY_SOURCE): Promise<boolean> {
+  async function serve(
+    b: Extract<Backend, { ok: true }>,
+    source: Workload = ingressSource(),
+    hop: Hop = flavor === 'linkerd' ? 'linkerd' : flavor === 'istio-ambient' ? 'ztunnel' : 'sidecar',
+    sourceReports = true,
+  ): Promise<boolean> {
     const started = performance.now()
     const failed = await applyFault(b)
     metrics.record({
+      hop,
+      sourceReports,
       source,
       destination: { ...workloadOf(b.pod, b.service), service: b.service, serviceNamespace: b.namespace },
       responseCode: failed ? 500 : 200,
@@ -609,11 +806,12 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
         gateways: new Set(['mesh']),
         sourceLabels: pod.metadata.labels ?? {},
       }
-      const proxy = proxyOf(pod)
-      proxiesSeen.add(proxy)
-      const b = callTarget(service, ns, r, viewOf(proxy))
+      const how = hopOf(service, ns, pod)
+      if (how === 'broken') return WAYPOINT_UNREACHABLE
+      if (how.proxy) proxiesSeen.add(how.proxy)
+      const b = callTarget(service, ns, r, how.proxy === undefined ? undefined : viewOf(how.proxy))
       if (!b.ok) return b
-      return (await serve(b, workloadOf(pod, 'productpage'))) ? 'failed' : b
+      return (await serve(b, workloadOf(pod, 'productpage'), how.hop, flavor !== 'istio-ambient')) ? 'failed' : b
     }
 
     const products = path.match(/^\/api\/v1\/products(?:\/(\d+)(?:\/(reviews|ratings))?)?$/)
@@ -704,44 +902,55 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     let reply: Reply | undefined
     let upstream = false
     const view = viewOf(GATEWAY_PROXY)
-    outer: for (const { vs, gateways } of gatewayRoutes(host, view)) {
-      for (const route of arr(spec(vs)['http']).map(obj)) {
-        if (!routeMatches(route, { ...base, gateways })) continue
-        if (route['directResponse'] !== undefined) {
-          const d = obj(route['directResponse'])
-          reply = {
-            status: typeof d['status'] === 'number' ? d['status'] : 200,
-            headers: { 'content-type': 'text/plain' },
-            body: str(obj(d['body'])['string']) ?? '',
-          }
-          break outer
-        }
-        if (route['redirect'] !== undefined) {
-          const rd = obj(route['redirect'])
-          const location = `${str(rd['authority']) ? `http://${str(rd['authority'])}` : ''}${str(rd['uri']) ?? url.pathname}`
-          reply = {
-            status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301,
-            headers: { location },
-            body: '',
-          }
-          break outer
-        }
-        const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
-        const b = dest
-          ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default', view)
-          : NO_HEALTHY_UPSTREAM
-        if (!b.ok) {
-          reply = { status: b.status, headers: { 'content-type': 'text/plain' }, body: b.body }
-        } else if (await serve(b)) {
-          upstream = true
-          reply = { status: 500, headers: { 'content-type': 'text/html; charset=utf-8' }, body: INTERNAL_ERROR_PAGE }
-        } else {
-          upstream = true
-          reply = b.service === 'productpage' ? await productpage(req, body, url, b.pod) : directService(b, url)
-        }
-        break outer
-      }
+    /** The reply of the upstream a route picked, or the proxy's own answer when there is none. */
+    const answer = async (b: Backend): Promise<Reply> => {
+      if (!b.ok)
+        return { status: b.status, headers: { 'content-type': 'text/plain', ...(b.headers ?? {}) }, body: b.body }
+      upstream = true
+      if (await serve(b))
+        return { status: 500, headers: { 'content-type': 'text/html; charset=utf-8' }, body: INTERNAL_ERROR_PAGE }
+      return b.service === 'productpage' ? await productpage(req, body, url, b.pod) : directService(b, url)
     }
+    if (flavor === 'linkerd') {
+      // Linkerd has no ingress of its own (https://linkerd.io/2/tasks/using-ingress/: an ingress controller, meshed):
+      // the layout's plain ingress sends every request to productpage:9080, as a one-rule Ingress does.
+      reply = await answer(serviceBackend('productpage', opts.namespace ?? 'bookinfo'))
+    } else {
+      // Gateway API routes of a Gateway first (this one server stands for both ingress gateways: README).
+      const routes = gatewayHttpRoutes(host, view)
+      if (routes.length > 0) reply = await answer(viaHttpRoutes(routes, base))
+    }
+    if (!reply)
+      outer: for (const { vs, gateways } of gatewayRoutes(host, view)) {
+        for (const route of arr(spec(vs)['http']).map(obj)) {
+          if (!routeMatches(route, { ...base, gateways })) continue
+          if (route['directResponse'] !== undefined) {
+            const d = obj(route['directResponse'])
+            reply = {
+              status: typeof d['status'] === 'number' ? d['status'] : 200,
+              headers: { 'content-type': 'text/plain' },
+              body: str(obj(d['body'])['string']) ?? '',
+            }
+            break outer
+          }
+          if (route['redirect'] !== undefined) {
+            const rd = obj(route['redirect'])
+            const location = `${str(rd['authority']) ? `http://${str(rd['authority'])}` : ''}${str(rd['uri']) ?? url.pathname}`
+            reply = {
+              status: typeof rd['redirectCode'] === 'number' ? rd['redirectCode'] : 301,
+              headers: { location },
+              body: '',
+            }
+            break outer
+          }
+          const dest = pickWeighted(route, stream(`route ${vs.metadata.namespace}/${vs.metadata.name}`))
+          const b = dest
+            ? backend(obj(dest['destination']), vs.metadata.namespace ?? 'default', view)
+            : NO_HEALTHY_UPSTREAM
+          reply = await answer(b)
+          break outer
+        }
+      }
     reply ??= { status: 404, headers: {}, body: '' }
     const out: Record<string, string | string[] | number> = {
       ...reply.headers,
@@ -784,7 +993,8 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
     flush() {
       if (burst?.timer) clearTimeout(burst.timer)
       burst = undefined
-      pushes.splice(0, pushes.length, { at: Number.NEGATIVE_INFINITY, config: snapshot() })
+      pushes.splice(0, pushes.length, { at: Number.NEGATIVE_INFINITY, seq: pushSeq++, config: snapshot() })
+      applied.clear()
     },
     stale() {
       const latest = pushes.at(-1) as { config: ConfigView }
