@@ -30,7 +30,7 @@ function kubeFor(api: KubeApi): Kube {
 async function cluster(gatewayApiVersions: string[]): Promise<{ api: KubeApi; store: KubeStore }> {
   const store = new KubeStore()
   seedCluster(store, { layout: 'oss', gatewayPort: 1 })
-  if (gatewayApiVersions.length > 0) seedGatewayApi(store)
+  if (gatewayApiVersions.length > 0) seedGatewayApi(store, { keepVirtualServices: true })
   const api = await startKubeApi({
     pki,
     store,
