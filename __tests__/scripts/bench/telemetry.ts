@@ -8,7 +8,8 @@
 //      PAUSE_S pauses. Time to rollback and the canary's failed user requests come from each draw's clock.
 //      Side by side (issue 10), the same draws for two other settings of the same code: the verdict as it was before
 //      (PREVIOUS: equal-weight ratios 1.5-20, alpha/2 on the canary-vs-stable test, polls every 5 s), and the
-//      trade-off the time target asks about (TRADE_OFF: analysis-alpha 0.025).
+//      trade-off the time target asks about (TRADE_OFF: analysis-alpha 0.025); and, for the 5 %-vs-0.5 % case only,
+//      the information limit (ORACLE: a single-ratio test at the true ratio).
 //  (b) End to end: a few runs of the real bundle (dist/index.js) through the loopback simulation with a real
 //      Prometheus and background users (../../sim/mesh/load.ts), pauses shortened (stated in `notes`), the time to
 //      rollback from the report and the failed user requests counted at the simulated mesh.
@@ -54,6 +55,8 @@ export interface TelemetryVariant {
   pollIntervalMs: number
   /** What differs from the action's defaults, for the notes. */
   about: string
+  /** Only these scenarios (default: all of SCENARIOS). */
+  only?: (scenario: Scenario) => boolean
 }
 
 /** The action as it ships: the inputs' defaults (../../../src/verify/telemetry/setup.ts passes them the same way). */
@@ -75,6 +78,19 @@ export const PREVIOUS: TelemetryVariant = {
   test: { alpha: 0.01, minCanaryRequests: 100, ratios: [1.5, 2, 3, 5, 10, 20], twoSampleShare: 0.5 },
   pollIntervalMs: 5000,
   about: 'the old mixture (1.5-20x, equal weights), alpha/2 on canary-vs-stable, polls every 5 s',
+}
+
+/**
+ * The information limit of the 5 %-vs-0.5 % case: a probability ratio test that knows the canary's exact ratio
+ * (10, a single component, no mixture to pay for) and spends all of alpha on it. No test of the splits does better
+ * on average at that alpha (Wald and Wolfowitz 1948, "Optimum character of the sequential probability ratio test").
+ */
+export const ORACLE: TelemetryVariant = {
+  verdict: 'telemetry (oracle)',
+  test: { alpha: 0.01, minCanaryRequests: 100, mixture: [{ ratio: 10, weight: 1 }], twoSampleShare: 1 },
+  pollIntervalMs: POLL_INTERVAL_MS,
+  about: 'a single-ratio test at the true ratio 10 with all of analysis-alpha 0.01 (an ideal, not the action)',
+  only: (s) => s.canaryErrorRate === 0.05 && s.stableErrorRate === 0.005,
 }
 
 /** What meeting the 90 s target at 10 req/s costs: the bound on false rollbacks at 2.5 % (analysis-alpha 0.025). */
@@ -213,6 +229,7 @@ export const COMPARISON_DRAWS = { healthy: 4_000, faulty: 2_000 }
 export async function monteCarlo(draws = DRAWS, variant = CURRENT): Promise<TelemetryVerdictFigures[]> {
   const out: TelemetryVerdictFigures[] = []
   for (const [i, scenario] of SCENARIOS.entries()) {
+    if (variant.only && !variant.only(scenario)) continue
     const n = isHealthy(scenario) ? draws.healthy : draws.faulty
     const byStep = DEFAULT_STEPS.map(() => 0)
     let promoted = 0
@@ -390,8 +407,9 @@ export async function telemetryFigures(): Promise<VerdictFigures[]> {
   // The comparisons: fewer healthy draws (their false-rollback figures have a standard error of ~0.1 %).
   const previous = await monteCarlo(COMPARISON_DRAWS, PREVIOUS)
   const tradeOff = await monteCarlo(COMPARISON_DRAWS, TRADE_OFF)
+  const oracle = await monteCarlo(COMPARISON_DRAWS, ORACLE)
   const e2e = await endToEndFigures()
-  return [...mc, ...previous, ...tradeOff, ...e2e]
+  return [...mc, ...previous, ...tradeOff, ...oracle, ...e2e]
 }
 
 // `node build/__tests__/scripts/bench/telemetry.js`: the figures alone, as a quick table.
