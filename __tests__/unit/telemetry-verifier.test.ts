@@ -156,6 +156,13 @@ describe('telemetry verifier', () => {
       assert.equal(clock, 1000, `pause ${pauseMs}`)
       assert.equal((check.evidence as { polls: number }).polls, 1)
     }
+    // A healthy canary: a poll every second of the pause, accepted at the poll that ends it.
+    const mesh = new ScriptedMesh({ v1: { requests: 90, errors: 0 }, v3: { requests: 10, errors: 0 } })
+    const { verifier, elapsed } = verifierOn(mesh)
+    const check = await verifier.verify(step(20_000))
+    assert.equal(check.verdict, 'pass')
+    assert.equal((check.evidence as { polls: number }).polls, 20)
+    assert.equal(elapsed(), 20_000)
   })
 
   it('a Prometheus lost mid-step fails the step, never passes it', async () => {
