@@ -229,7 +229,7 @@ export async function startSimulation(o: SimOptions = {}): Promise<Sim> {
   const ds = o.dataplaneSeed ?? {}
   if (gatewayApi) {
     const seed = gatewayApi.seed ?? {}
-    if (seed !== false) seedGatewayApi(store, { ...seed, namespace: info.namespace })
+    if (seed !== false) seedGatewayApi(store, { gatewayPort: mesh.port, ...seed, namespace: info.namespace })
   }
   if (flavor === 'istio-ambient')
     seedAmbient(store, {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { PrometheusClient, QueryResult } from '../../src/telemetry/prometheus.js'
 import { PrometheusError } from '../../src/telemetry/prometheus.js'
-import { TelemetryVerifier } from '../../src/verify/telemetry/verifier.js'
+import { POLL_INTERVAL_MS, TelemetryVerifier } from '../../src/verify/telemetry/verifier.js'
 import type { StepContext } from '../../src/verify/verifier.js'
 
 /** A mesh whose counters grow per poll by the given requests and 5xx per version. */
@@ -125,6 +125,44 @@ describe('telemetry verifier', () => {
     assert.equal(check.verdict, 'fail')
     assert.equal((check.evidence as { decision: string }).decision, 'inconclusive')
     assert.equal(elapsed(), 30_000)
+  })
+
+  it('polls every second whatever the pause (the test runs at every scrape), so a broken canary is caught in seconds', async () => {
+    for (const pauseMs of [5_000, 60_000, 600_000]) {
+      const mesh = new ScriptedMesh({ v1: { requests: 90, errors: 0 }, v3: { requests: 10, errors: 10 } })
+      const sleeps: number[] = []
+      let clock = 0
+      const verifier = new TelemetryVerifier(
+        {
+          client: mesh,
+          target: { namespace: 'bookinfo', service: 'reviews', versions: ['v1', 'v3'] },
+          test: { alpha: 0.01, minCanaryRequests: 100 },
+        },
+        {
+          sleep: async (ms) => {
+            sleeps.push(ms)
+            clock += ms
+            mesh.tick()
+          },
+          now: () => clock,
+          log: () => {},
+        },
+      )
+      const check = await verifier.verify(step(pauseMs))
+      assert.equal(check.verdict, 'fail', `pause ${pauseMs}`)
+      assert.deepEqual(new Set(sleeps), new Set([POLL_INTERVAL_MS]), `pause ${pauseMs}: slept ${sleeps.join(', ')} ms`)
+      assert.equal(POLL_INTERVAL_MS, 1000)
+      // Every canary request fails: rejected at the first poll, one second into the step.
+      assert.equal(clock, 1000, `pause ${pauseMs}`)
+      assert.equal((check.evidence as { polls: number }).polls, 1)
+    }
+    // A healthy canary: a poll every second of the pause, accepted at the poll that ends it.
+    const mesh = new ScriptedMesh({ v1: { requests: 90, errors: 0 }, v3: { requests: 10, errors: 0 } })
+    const { verifier, elapsed } = verifierOn(mesh)
+    const check = await verifier.verify(step(20_000))
+    assert.equal(check.verdict, 'pass')
+    assert.equal((check.evidence as { polls: number }).polls, 20)
+    assert.equal(elapsed(), 20_000)
   })
 
   it('a Prometheus lost mid-step fails the step, never passes it', async () => {

@@ -17,11 +17,16 @@ import {
 } from '../../src/telemetry/queries.js'
 import {
   type Counts,
+  DEFAULT_MIXTURE,
   type SequentialOptions,
+  alphaShares,
   evaluate,
   initialState,
+  logBetaBinomialMixture,
+  logGamma,
   observe,
   startStep,
+  upperRate,
 } from '../../src/telemetry/sequential.js'
 import { prng } from '../support/prng.js'
 
@@ -167,19 +172,21 @@ function binomial(rand: () => number, n: number, p: number): number {
 }
 
 /**
- * One rollout at `rps` through steps (weights), each `pauseS` long, scraped every second: returns whether it
- * was rolled back. A step that has not got min-canary-requests at the end of its pause carries on.
+ * One rollout at `rps` through steps (weights), each `pauseS` long, scraped and evaluated every second (as the verifier
+ * polls): how it ended (the failing decision, or 'promoted'), when, and how many canary requests failed by then. A
+ * step that has not got min-canary-requests at the end of its pause carries on, up to 3 pauses.
  */
 function rollout(
   rand: () => number,
   pStable: number,
   pCanary: number,
   o: SequentialOptions & { rps?: number; pauseS?: number; steps?: number[] } = {},
-): { rolledBack: boolean; seconds: number } {
+): { decision: string; rolledBack: boolean; seconds: number; canaryFailed: number } {
   const rps = o.rps ?? 10
   const pause = o.pauseS ?? 60
   let s = initialState(o)
   let seconds = 0
+  let canaryFailed = 0
   for (const w of o.steps ?? [10, 25, 50, 100]) {
     s = startStep(s)
     for (let t = 1; t <= 3 * pause; t++) {
@@ -191,14 +198,14 @@ function rollout(
         stableRequests: rps - nc,
         stableErrors: binomial(rand, rps - nc, pStable),
       }
+      canaryFailed += d.canaryErrors
       s = observe(s, d, o)
       const e = evaluate(s, { pauseOver: t >= pause, stepTimeUp: t >= 3 * pause }, o)
-      if (e.decision === 'reject') return { rolledBack: true, seconds }
       if (e.decision === 'accept') break
-      if (e.decision !== 'continue') return { rolledBack: true, seconds }
+      if (e.decision !== 'continue') return { decision: e.decision, rolledBack: true, seconds, canaryFailed }
     }
   }
-  return { rolledBack: false, seconds }
+  return { decision: 'promoted', rolledBack: false, seconds, canaryFailed }
 }
 
 describe('latency verdict (p95 against max-latency and stable)', () => {
@@ -259,7 +266,57 @@ describe('sequential canary-vs-stable test', () => {
     const e = evaluate(s, { pauseOver: false, stepTimeUp: false })
     assert.equal(e.decision, 'reject')
     assert.equal(e.test, 'canary-vs-stable')
-    assert.ok(e.statistic >= e.threshold && Math.abs(e.threshold - Math.log(200)) < 1e-9)
+    // 90 % of alpha on this test: ln(1 / 0.009).
+    assert.ok(e.statistic >= e.threshold && Math.abs(e.threshold - Math.log(1 / 0.009)) < 1e-9)
+  })
+  it('spends alpha: 90 % on canary-vs-stable, the rest split between the confidence sequence and each one-sample test', () => {
+    const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-12
+    const plain = alphaShares({ alpha: 0.01 })
+    assert.ok(close(plain.twoSample, 0.009) && close(plain.confidence, 0.0005) && close(plain.oneSample, 0.0005))
+    assert.ok(close(plain.twoSample + plain.confidence + plain.oneSample, 0.01))
+    const withMax = alphaShares({ alpha: 0.01, maxErrorRate: 0.02 })
+    assert.ok(close(withMax.twoSample + withMax.confidence + 2 * withMax.oneSample, 0.01))
+    assert.ok(
+      close(
+        DEFAULT_MIXTURE.reduce((a, c) => a + c.weight, 0),
+        1,
+      ),
+      'the mixture weights sum to 1',
+    )
+  })
+  it('logGamma matches known values (the confidence sequence rests on it)', () => {
+    assert.ok(Math.abs(logGamma(0.5) - 0.5 * Math.log(Math.PI)) < 1e-10)
+    assert.ok(Math.abs(logGamma(1)) < 1e-10 && Math.abs(logGamma(2)) < 1e-10)
+    assert.ok(Math.abs(logGamma(10) - Math.log(362880)) < 1e-9)
+    assert.ok(Math.abs(logGamma(100.5) - 361.4355404677776) < 1e-8)
+  })
+  it("stable's upper bound is time-uniform: over 2000 streams watched at every request, it is ever below the true rate in <= alpha", () => {
+    // The bound is below p exactly when p is above the observed rate and M_n(p) >= 1/alpha (M_n rises with p there),
+    // so watching M_n(p) at every request watches the bound at every request.
+    const rand = prng(4242)
+    const alpha = 0.05
+    const threshold = Math.log(1 / alpha)
+    for (const p of [0.005, 0.02]) {
+      let missed = 0
+      for (let path = 0; path < 2000; path++) {
+        let errors = 0
+        for (let n = 1; n <= 2000; n++) {
+          if (rand() < p) errors++
+          if (errors / n < p && logBetaBinomialMixture(errors, n, p) >= threshold) {
+            missed++
+            break
+          }
+        }
+      }
+      assert.ok(missed / 2000 <= alpha, `p = ${p}: below the true rate at some time in ${missed} of 2000 streams`)
+    }
+    // The same event through upperRate itself, and a bound tight enough to use: 8 errors in 1650 requests.
+    assert.ok(upperRate(8, 1650, 0.0005) > 8 / 1650)
+    assert.ok(upperRate(8, 1650, 0.0005) < 0.02, `${upperRate(8, 1650, 0.0005)}`)
+    const u = upperRate(8, 1650, 0.0005)
+    assert.ok(logBetaBinomialMixture(8, 1650, u * 0.999) < Math.log(1 / 0.0005))
+    assert.ok(logBetaBinomialMixture(8, 1650, u * 1.001) >= Math.log(1 / 0.0005))
+    assert.equal(upperRate(0, 0, 0.0005), 1, 'no stable traffic: nothing is known')
   })
   it('accepts only after min-canary-requests and the pause, else continues, then is inconclusive', () => {
     let s = initialState()
@@ -300,29 +357,45 @@ describe('sequential canary-vs-stable test', () => {
     )
     assert.equal(evaluate(m, { pauseOver: false, stepTimeUp: false }, { maxErrorRate: 0.01 }).decision, 'reject')
   })
-  it('Monte Carlo: <= 1 % false rollbacks at 0.5 % and 1 % baselines, >= 98 % of 5 %-vs-0.5 % canaries caught', () => {
-    const N = 400
+  it('Monte Carlo: the targets of issue 10 at 10 req/s, default steps, 60 s pauses', () => {
+    // Seeded and bounded (a fixed number of rollouts, each at most 4 x 180 evaluations): ~2 s.
     const rand = prng(20261202)
-    const rate = (ps: number, pc: number): { rate: number; meanS: number } => {
-      let k = 0
-      let secs = 0
-      for (let i = 0; i < N; i++) {
+    const run = (n: number, ps: number, pc: number) => {
+      const ends: Record<string, number> = {}
+      const times: number[] = []
+      const failed: number[] = []
+      for (let i = 0; i < n; i++) {
         const r = rollout(rand, ps, pc)
+        ends[r.decision] = (ends[r.decision] ?? 0) + 1
         if (r.rolledBack) {
-          k++
-          secs += r.seconds
+          times.push(r.seconds)
+          failed.push(r.canaryFailed)
         }
       }
-      return { rate: k / N, meanS: k ? secs / k : 0 }
+      const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+      const share = (d: string): number => (ends[d] ?? 0) / n
+      return { share, rolledBack: times.length / n, meanS: mean(times), meanFailed: mean(failed) }
     }
-    const h05 = rate(0.005, 0.005)
-    const h1 = rate(0.01, 0.01)
-    const bad = rate(0.005, 0.05)
+    const h05 = run(1000, 0.005, 0.005)
+    const h1 = run(1000, 0.01, 0.01)
+    const bad = run(400, 0.005, 0.05)
+    const broken = run(200, 0.005, 1)
+    const outage = run(200, 0.1, 0.1)
+    const pct = (x: number): string => `${(100 * x).toFixed(2)} %`
     console.log(
-      `# Monte Carlo (${N} rollouts each, 10 req/s, steps 10/25/50/100 %, 60 s pauses): false rollback ${(h05.rate * 100).toFixed(2)} % at 0.5 %, ${(h1.rate * 100).toFixed(2)} % at 1 %; 5 %-vs-0.5 % canary rolled back ${(bad.rate * 100).toFixed(2)} % (mean ${bad.meanS.toFixed(0)} s)`,
+      `# Monte Carlo (10 req/s, steps 10/25/50/100 %, 60 s pauses): false rollback ${pct(h05.rolledBack)} at 0.5 %, ` +
+        `${pct(h1.rolledBack)} at 1 % (1000 rollouts each); 5 %-vs-0.5 % canary rolled back ${pct(bad.rolledBack)} ` +
+        `after ${bad.meanS.toFixed(1)} s on average (400); 100 %-broken canary: ${broken.meanFailed.toFixed(1)} failed ` +
+        `requests (200); stable and canary both at 10 %: blamed on the canary in ${pct(outage.share('reject'))} (200)`,
     )
-    assert.ok(h05.rate <= 0.01, `false rollback at 0.5 %: ${h05.rate}`)
-    assert.ok(h1.rate <= 0.01, `false rollback at 1 %: ${h1.rate}`)
-    assert.ok(bad.rate >= 0.98, `5 % canary caught: ${bad.rate}`)
+    assert.ok(h05.rolledBack <= 0.01, `false rollback at 0.5 %: ${h05.rolledBack}`)
+    assert.ok(h1.rolledBack <= 0.01, `false rollback at 1 %: ${h1.rolledBack}`)
+    assert.ok(bad.rolledBack >= 0.98, `5 % canary caught: ${bad.rolledBack}`)
+    assert.equal(bad.share('reject'), bad.rolledBack, 'caught by the test, not by max-step-time')
+    assert.ok(broken.share('reject') === 1 && broken.meanFailed <= 20, `broken canary: ${broken.meanFailed} failed`)
+    assert.ok(outage.share('reject') <= 0.01 && outage.share('stable-unhealthy') >= 0.99, 'an outage is not blamed')
+    // The 90 s target is not met at analysis-alpha 0.01 (README; the bench prints the trade-off). ~101 s on average
+    // (standard error ~2.5 s on 400 rollouts); the mixture before issue 10 took ~117 s here: this fails if it is back.
+    assert.ok(bad.meanS <= 110, `mean time to rollback ${bad.meanS} s`)
   })
 })

@@ -1,33 +1,57 @@
 // The sequential canary-vs-stable test of error counts, evaluated at every scrape. Pure.
 //
-// Method: a mixture sequential probability ratio test (an always-valid test) on the conditional binomial
-// split of errors. Between two scrapes, given that E new errors happened while the canary served n_c and
-// stable n_s requests, under H0 (canary errs at the same rate as stable) each error is the canary's with
-// probability pi = n_c / (n_c + n_s), whatever the common rate is; under H1(R) (canary R times stable's rate)
-// with pi_R = R pi / (R pi + 1 - pi). The likelihood ratio of the splits seen so far, averaged over a grid of
-// R (a mixture of likelihood ratios), is a non-negative martingale under H0, so by Ville's inequality
+// Method: a mixture sequential probability ratio test (an always-valid test) on the conditional binomial split of
+// errors. Between two scrapes, given that E new errors happened while the canary served n_c and stable n_s
+// requests, under H0 (canary errs at the same rate as stable) each error is the canary's with probability
+// pi = n_c / (n_c + n_s), whatever the common rate is and however it moves from one scrape to the next (a global
+// outage changes the rate, not the split); under H1(R) (canary R times stable's rate) with
+// pi_R = R pi / (R pi + 1 - pi). The likelihood ratio of the splits seen so far, averaged over a few R with fixed
+// weights (a mixture of likelihood ratios), is a non-negative martingale under H0, so by Ville's inequality
 // P_H0(it EVER reaches 1/alpha) <= alpha, however often it is looked at and however the weights change
-// (Wald 1945, "Sequential tests of statistical hypotheses"; Robbins 1970, "Statistical methods related to the
-// law of the iterated logarithm"; Johari, Pekelis, Walsh 2017, "Always valid inference").
+// (Wald 1945, "Sequential tests of statistical hypotheses"; Robbins 1970, "Statistical methods related to the law
+// of the iterated logarithm"; Johari, Pekelis, Walsh 2017, "Always valid inference"). With Bernoulli requests
+// (not Poisson) the exact H0 split is hypergeometric; it is smaller than the binomial in the convex order
+// (Hoeffding 1963, "Probability inequalities for sums of bounded random variables", Theorem 4) and the likelihood
+// ratio is convex in the canary's errors, so it stays a supermartingale and the bound holds.
 //
-// How alpha is spent over the rollout: ONE martingale runs through all the steps of a rollout (state is
-// carried from step to step, not reset), so Ville's bound holds for the whole rollout, not per step; no
-// split across steps is needed. alpha is split only between the tests that can reject: the two-sample test
-// above gets alpha/2 and the one-sample tests against a fixed rate (stable's earlier rate, when no stable
-// traffic is left; `max-error-rate`) share the other alpha/2 (a union bound), so
-// P(rolling back a healthy canary) <= alpha over the whole rollout.
+// Why this mixture (the time to rollback target, issue 10): the statistic must climb ln(1/alpha') and every
+// component's share of the mixture costs ln(1/weight) more. The evidence is scarce: a 5 % canary at 10 % of
+// 10 req/s against a 0.5 % stable makes ~0.095 errors/s, ~0.57 nats each for R = 10, ~0.054 nats/s, so each nat
+// is ~18 s of rollout. The old mixture (R = 1.5, 2, 3, 5, 10, 20, equal weights) paid ln 6 = 1.8 nats (~33 s) for
+// its R = 10 component, and spent only alpha/2 on this test (ln 2 = 0.7 nats, ~13 s). Ratios under 3 cannot be
+// told from noise on a step's few errors anyway, so 1.5x and 2x were weight spent for nothing. Now: R = 10 (the
+// 5 %-vs-0.5 % case) has half the weight, R = 4 (a 2 % canary) and R = 100 (a canary failing everything: at 10 %
+// weight each of its errors is worth ln(1/pi) ~ 2.2 nats, so a few errors reject it) a quarter each; and 90 % of
+// alpha goes to this test, the one that can reject at steps below 100 %.
 //
-// At 100 % (no stable traffic) the two-sample test gets no information (pi = 1). The canary is then tested
-// alone, with the same mixture SPRT on Bernoulli errors, against p0 = an upper bound of stable's rate
-// measured earlier in the run (conservative: a noisy low estimate cannot reject a healthy canary), and
-// against `max-error-rate` when set. For any true rate <= p0 the one-sample likelihood ratio is a
-// supermartingale, so the same bound holds.
+// How alpha is spent over the rollout: ONE martingale runs through all the steps of a rollout (state is carried
+// from step to step, not reset), so Ville's bound holds for the whole rollout, not per step; no split across steps
+// is needed. alpha is split only between what can roll back a healthy canary (a union bound): the two-sample test
+// above gets `twoSampleShare` (0.9) of it; the rest is split evenly between the upper confidence sequence of
+// stable's rate, the one-sample test against it, and (when set) the one-sample test against `max-error-rate`.
+//
+// At 100 % (no stable traffic) the two-sample test gets no information (pi = 1). The canary is then tested alone,
+// with a mixture SPRT on its Bernoulli errors, against p0 = a time-uniform upper confidence bound of stable's rate
+// over the rollout so far: the beta-binomial mixture confidence sequence (Robbins 1970; Howard, Ramdas, McAuliffe,
+// Sekhon 2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences", section on conjugate mixtures):
+// for the true rate p, M_n(p) = integral of prod_i q^x_i (1-q)^(1-x_i) dBeta(q; a, b) / prod_i p^x_i (1-p)^(1-x_i)
+// is a non-negative martingale, so P(ever M_n(p) >= 1/alpha_cs) <= alpha_cs and the bound
+// sup { p : M_n(p) < 1/alpha_cs } is below the true rate at ANY time with probability at most alpha_cs (a point
+// bound, re-computed as stable's counts grow, is not: looked at every scrape it fails far more often than its
+// level). On the event that it holds, for a canary as good as stable (true rate <= p0) the one-sample likelihood
+// ratio is a supermartingale, so P(false rollback by this route) <= alpha_cs + alpha_1.
 
 export interface Counts {
   canaryRequests: number
   canaryErrors: number
   stableRequests: number
   stableErrors: number
+}
+
+/** One alternative of a mixture: the canary errs `ratio` times stable's rate; `weight`: its share (they sum to 1). */
+export interface MixtureComponent {
+  ratio: number
+  weight: number
 }
 
 export interface SequentialOptions {
@@ -42,12 +66,16 @@ export interface SequentialOptions {
    * maxErrorRate).
    */
   stableUnhealthyRate?: number
-  /** Error-rate ratios the mixture averages over. Default [1.5, 2, 3, 5, 10, 20]. */
+  /** Error-rate ratios of the one-sample tests, equal weights; given, also the two-sample test's (equal weights). */
   ratios?: number[]
+  /** The two-sample test's mixture. Default DEFAULT_MIXTURE (ignored when `ratios` is given). */
+  mixture?: MixtureComponent[]
+  /** Share of alpha spent on the two-sample (canary-vs-stable) test, 0..1. Default 0.9. */
+  twoSampleShare?: number
 }
 
 export interface SequentialState {
-  /** log of the two-sample mixture likelihood ratio's components, one per ratio. */
+  /** log of the two-sample mixture likelihood ratio's components, one per mixture component. */
   logLr2: number[]
   /** log of the one-sample (vs stable's earlier rate) components. */
   logLrBase: number[]
@@ -73,7 +101,20 @@ export interface Evaluation {
   counts: Counts
 }
 
-const DEFAULT_RATIOS = [1.5, 2, 3, 5, 10, 20]
+/** The two-sample mixture (see the header for why these ratios and weights). */
+export const DEFAULT_MIXTURE: readonly MixtureComponent[] = [
+  { ratio: 4, weight: 0.25 },
+  { ratio: 10, weight: 0.5 },
+  { ratio: 100, weight: 0.25 },
+]
+/** The one-sample tests' ratios (equal weights): p0 there is already an upper bound, so smaller ratios matter. */
+const ONE_SAMPLE_RATIOS = [1.5, 2, 3, 5, 10, 20]
+const DEFAULT_TWO_SAMPLE_SHARE = 0.9
+/**
+ * Prior of stable's rate in its confidence sequence: Beta(1, 99), mean 1 %. Any prior gives a valid bound; this
+ * one makes it tight for the error rates a production stable has (0.1-2 %), and only looser for worse ones.
+ */
+const STABLE_PRIOR = { a: 1, b: 99 }
 
 /** What a rejecting test found, for the reason of the decision. */
 const REJECTED_BECAUSE: Record<Evaluation['test'], string> = {
@@ -83,12 +124,32 @@ const REJECTED_BECAUSE: Record<Evaluation['test'], string> = {
 }
 const ZERO: Counts = { canaryRequests: 0, canaryErrors: 0, stableRequests: 0, stableErrors: 0 }
 
+const equalWeights = (ratios: number[]): MixtureComponent[] =>
+  ratios.map((ratio) => ({ ratio, weight: 1 / ratios.length }))
+const twoSampleMixture = (opts: SequentialOptions): readonly MixtureComponent[] =>
+  opts.ratios ? equalWeights(opts.ratios) : (opts.mixture ?? DEFAULT_MIXTURE)
+const oneSampleMixture = (opts: SequentialOptions): MixtureComponent[] => equalWeights(opts.ratios ?? ONE_SAMPLE_RATIOS)
+
+/** The alpha shares: the two-sample test; the confidence sequence and each one-sample test (split evenly). */
+export function alphaShares(opts: SequentialOptions = {}): {
+  twoSample: number
+  confidence: number
+  oneSample: number
+} {
+  const alpha = opts.alpha ?? 0.01
+  const share = opts.twoSampleShare ?? DEFAULT_TWO_SAMPLE_SHARE
+  const parts = opts.maxErrorRate !== undefined ? 3 : 2
+  const rest = ((1 - share) * alpha) / parts
+  return { twoSample: share * alpha, confidence: rest, oneSample: rest }
+}
+
 export function initialState(opts: SequentialOptions = {}): SequentialState {
-  const components = (opts.ratios ?? DEFAULT_RATIOS).length
+  const two = twoSampleMixture(opts).length
+  const one = oneSampleMixture(opts).length
   return {
-    logLr2: Array(components).fill(0),
-    logLrBase: Array(components).fill(0),
-    logLrMax: Array(components).fill(0),
+    logLr2: Array(two).fill(0),
+    logLrBase: Array(one).fill(0),
+    logLrMax: Array(one).fill(0),
     total: { ...ZERO },
     step: { ...ZERO },
   }
@@ -99,10 +160,11 @@ export function startStep(state: SequentialState): SequentialState {
   return { ...state, step: { ...ZERO } }
 }
 
-const logMeanExp = (xs: number[]): number => {
+/** log of sum_k w_k exp(x_k): the log of a weighted mixture of likelihood ratios. */
+const logMixture = (xs: number[], mixture: readonly MixtureComponent[]): number => {
   const m = Math.max(...xs)
   if (!Number.isFinite(m)) return m
-  return m + Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0) / xs.length)
+  return m + Math.log(xs.reduce((a, x, k) => a + (mixture[k]?.weight ?? 0) * Math.exp(x - m), 0))
 }
 
 const add = (a: Counts, b: Counts): Counts => ({
@@ -112,10 +174,50 @@ const add = (a: Counts, b: Counts): Counts => ({
   stableErrors: a.stableErrors + b.stableErrors,
 })
 
-/** A one-sided upper bound of a rate from e events in n trials (about 97.5 %, Poisson-style), floored. */
-export function upperRate(e: number, n: number, floor = 0.001): number {
-  if (n <= 0) return 1
-  return Math.min(1, Math.max(floor, (e + 1 + 2 * Math.sqrt(e + 1)) / n))
+/** ln Gamma(x), x > 0: Stirling's series past 8 (error < 1e-10), the recurrence Gamma(x + 1) = x Gamma(x) below. */
+export function logGamma(x: number): number {
+  let shift = 0
+  let y = x
+  while (y < 8) {
+    shift += Math.log(y)
+    y += 1
+  }
+  const inv = 1 / y
+  const inv2 = inv * inv
+  const series = inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)))
+  return (y - 0.5) * Math.log(y) - y + 0.5 * Math.log(2 * Math.PI) + series - shift
+}
+
+const logBeta = (a: number, b: number): number => logGamma(a) + logGamma(b) - logGamma(a + b)
+
+/**
+ * log M_n(p) of the beta-binomial mixture martingale for `errors` in `requests` (see the header): the
+ * Beta(a, b)-averaged likelihood of the errors over their likelihood at rate p.
+ */
+export function logBetaBinomialMixture(errors: number, requests: number, p: number, prior = STABLE_PRIOR): number {
+  const failed = errors > 0 ? errors * Math.log(p) : 0
+  const served = requests - errors > 0 ? (requests - errors) * Math.log(1 - p) : 0
+  return logBeta(prior.a + errors, prior.b + requests - errors) - logBeta(prior.a, prior.b) - failed - served
+}
+
+/**
+ * A time-uniform upper confidence bound of a rate from `errors` in `requests`: the largest p the beta-binomial
+ * mixture confidence sequence at level `alpha` keeps (header). P(the true rate is above it at any time) <= alpha.
+ */
+export function upperRate(errors: number, requests: number, alpha: number): number {
+  if (requests <= 0 || errors >= requests) return 1
+  const threshold = Math.log(1 / alpha)
+  // log M_n(p) rises with p above the observed rate e/n (where the likelihood is largest), to +Infinity at p = 1.
+  let lo = errors / requests
+  let hi = 1
+  if (logBetaBinomialMixture(errors, requests, lo) >= threshold) return lo
+  // Bounded: 60 halvings take the bracket below 1e-18.
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2
+    if (logBetaBinomialMixture(errors, requests, mid) < threshold) lo = mid
+    else hi = mid
+  }
+  return lo
 }
 
 /**
@@ -123,7 +225,8 @@ export function upperRate(e: number, n: number, floor = 0.001): number {
  * differences — a counter reset — must be handled by the caller, e.g. by treating the new value as the increase).
  */
 export function observe(state: SequentialState, delta: Counts, opts: SequentialOptions = {}): SequentialState {
-  const ratios = opts.ratios ?? DEFAULT_RATIOS
+  const mixture = twoSampleMixture(opts)
+  const oneSample = oneSampleMixture(opts)
   const clean = (x: number): number => (Number.isFinite(x) && x > 0 ? x : 0)
   const inc: Counts = {
     canaryRequests: clean(delta.canaryRequests),
@@ -136,7 +239,7 @@ export function observe(state: SequentialState, delta: Counts, opts: SequentialO
   const errors = inc.canaryErrors + inc.stableErrors
   if (requests > 0 && errors > 0 && inc.stableRequests > 0 && inc.canaryRequests > 0) {
     const pi = inc.canaryRequests / requests
-    ratios.forEach((ratio, component) => {
+    mixture.forEach(({ ratio }, component) => {
       const piR = (ratio * pi) / (ratio * pi + 1 - pi)
       logLr2[component] =
         (logLr2[component] ?? 0) +
@@ -146,7 +249,7 @@ export function observe(state: SequentialState, delta: Counts, opts: SequentialO
   }
   const bern = (lr: number[], p0: number): number[] =>
     lr.map((logLr, component) => {
-      const p1 = Math.min(0.999999, (ratios[component] ?? 1) * p0)
+      const p1 = Math.min(0.999999, (oneSample[component]?.ratio ?? 1) * p0)
       if (p1 <= p0) return logLr
       return (
         logLr +
@@ -154,10 +257,12 @@ export function observe(state: SequentialState, delta: Counts, opts: SequentialO
         (inc.canaryRequests - inc.canaryErrors) * Math.log((1 - p1) / (1 - p0))
       )
     })
-  // Canary alone (no stable traffic in this interval): against stable's earlier rate, if any was measured.
+  // Canary alone (no stable traffic in this interval): against the time-uniform upper bound of stable's rate so
+  // far (predictable: from the scrapes before this one), if stable served any.
   let logLrBase = state.logLrBase
   if (inc.stableRequests === 0 && inc.canaryRequests > 0 && state.total.stableRequests > 0) {
-    logLrBase = bern(state.logLrBase, upperRate(state.total.stableErrors, state.total.stableRequests))
+    const p0 = upperRate(state.total.stableErrors, state.total.stableRequests, alphaShares(opts).confidence)
+    logLrBase = bern(state.logLrBase, p0)
   }
   let logLrMax = state.logLrMax
   if (opts.maxErrorRate !== undefined && opts.maxErrorRate > 0 && opts.maxErrorRate < 1 && inc.canaryRequests > 0) {
@@ -177,24 +282,27 @@ export function evaluate(
   when: { pauseOver: boolean; stepTimeUp: boolean },
   opts: SequentialOptions = {},
 ): Evaluation {
-  const alpha = opts.alpha ?? 0.01
   const minCanary = opts.minCanaryRequests ?? 100
-  const oneSample = opts.maxErrorRate !== undefined ? 2 : 1
-  const twoSampleThreshold = Math.log(2 / alpha)
-  const oneSampleThreshold = Math.log((2 * oneSample) / alpha)
+  const shares = alphaShares(opts)
+  const oneSampleThreshold = Math.log(1 / shares.oneSample)
+  const oneSample = oneSampleMixture(opts)
   const twoSample: Pick<Evaluation, 'statistic' | 'threshold' | 'test'> = {
     test: 'canary-vs-stable',
-    statistic: logMeanExp(state.logLr2),
-    threshold: twoSampleThreshold,
+    statistic: logMixture(state.logLr2, twoSampleMixture(opts)),
+    threshold: Math.log(1 / shares.twoSample),
   }
   const tests: Array<Pick<Evaluation, 'statistic' | 'threshold' | 'test'>> = [
     twoSample,
-    { test: 'canary-vs-earlier-stable', statistic: logMeanExp(state.logLrBase), threshold: oneSampleThreshold },
+    {
+      test: 'canary-vs-earlier-stable',
+      statistic: logMixture(state.logLrBase, oneSample),
+      threshold: oneSampleThreshold,
+    },
   ]
   if (opts.maxErrorRate !== undefined) {
     tests.push({
       test: 'canary-vs-max-error-rate',
-      statistic: logMeanExp(state.logLrMax),
+      statistic: logMixture(state.logLrMax, oneSample),
       threshold: oneSampleThreshold,
     })
   }

@@ -565,7 +565,13 @@ describe('simulated API server: gateway.networking.k8s.io', () => {
     await forbidden('PUT', `${routes('v1', 'reviews')}/status`, { ...got.body, status: { parents: [] } })
     await forbidden('PATCH', routes('v1', 'reviews'), { metadata: { labels: { a: 'b' } } })
     await forbidden('DELETE', routes('v1', 'reviews'))
-    await forbidden('GET', `/apis/${GROUP}/v1/namespaces/${NS}/gateways/bookinfo-gateway`)
+    // Gateways may be read (the ingress's address, an ambient waypoint), not listed nor written.
+    assert.equal(
+      (await raw(w.api, 'GET', `/apis/${GROUP}/v1/namespaces/${NS}/gateways/bookinfo-gateway`, undefined, USER)).status,
+      200,
+    )
+    await forbidden('GET', `/apis/${GROUP}/v1/namespaces/${NS}/gateways`)
+    await forbidden('DELETE', `/apis/${GROUP}/v1/namespaces/${NS}/gateways/bookinfo-gateway`)
     await forbidden('GET', `/apis/${GROUP}/v1/gatewayclasses/istio`)
     await forbidden('GET', `/apis/${GROUP}/v1/namespaces/other/httproutes/reviews`)
   })

@@ -114,3 +114,73 @@ export function printVerdictTable(figures: VerdictFigures[]): string {
   }
   return lines.join('\n')
 }
+
+/** Issue 10's targets (default steps, 60 s pauses, 10 req/s), as checks on a verdict's Monte Carlo figures. */
+export const TARGETS = {
+  /** A 5 % canary against a 0.5 % stable is rolled back in at least this share of rollouts. */
+  detection: 0.98,
+  /** ...after at most this many seconds on average at 10 req/s. */
+  meanTimeToRollbackS: 90,
+  /** A healthy canary is rolled back in at most this share, at 0.5 % and 1 % baselines. */
+  falseRollback: 0.01,
+  /** A canary failing every request costs at most this many failed user requests at 10 req/s. */
+  brokenCanaryFailed: 20,
+} as const
+
+/**
+ * One line per target for `verdict`'s Monte Carlo figures: the figure, the target, and whether it is met, so the
+ * bench says plainly which targets a setting meets (not only the numbers to compare by eye).
+ */
+export function targetLines(figures: VerdictFigures[], verdict: string): string[] {
+  const mc = figures.filter((f) => f.verdict === verdict && f.method === 'monte carlo')
+  const find = (canary: number, stable: number): VerdictFigures | undefined =>
+    mc.find((f) => f.scenario.canaryErrorRate === canary && f.scenario.stableErrorRate === stable)
+  const rate = RATES[0]
+  const pct = (p: number): string => `${(100 * p).toFixed(2)} %`
+  const line = (what: string, figure: string, target: string, met: boolean): string =>
+    `  ${met ? 'met    ' : 'NOT met'}  ${what}: ${figure} (target ${target})`
+  const lines: string[] = []
+  const bad = find(0.05, 0.005)
+  if (bad) {
+    const caught = 1 - bad.pPromoted
+    lines.push(
+      line('5 %-vs-0.5 % canary rolled back', pct(caught), `>= ${pct(TARGETS.detection)}`, caught >= TARGETS.detection),
+    )
+    const t = bad.byRate[rate]?.meanTimeToRollbackS ?? Number.NaN
+    lines.push(
+      line(
+        `its mean time to rollback at ${rate} req/s`,
+        `${t.toFixed(1)} s`,
+        `<= ${TARGETS.meanTimeToRollbackS} s`,
+        t <= TARGETS.meanTimeToRollbackS,
+      ),
+    )
+  }
+  for (const baseline of [0.005, 0.01]) {
+    const healthy = find(baseline, baseline)
+    if (!healthy) continue
+    const rolledBack = healthy.pRollbackByStep.reduce((a, b) => a + b, 0)
+    lines.push(
+      line(
+        `healthy canary rolled back at a ${pct(baseline)} baseline`,
+        pct(rolledBack),
+        `<= ${pct(TARGETS.falseRollback)}`,
+        rolledBack <= TARGETS.falseRollback,
+      ),
+    )
+  }
+  for (const stable of [0, 0.005]) {
+    const broken = find(1, stable)
+    const failed = broken?.byRate[rate]?.failedUserRequests
+    if (failed === undefined) continue
+    lines.push(
+      line(
+        `100 %-broken canary (stable ${pct(stable)}): failed user requests at ${rate} req/s`,
+        failed.toFixed(1),
+        `<= ${TARGETS.brokenCanaryFailed}`,
+        failed <= TARGETS.brokenCanaryFailed,
+      ),
+    )
+  }
+  return lines
+}

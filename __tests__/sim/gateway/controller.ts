@@ -314,7 +314,34 @@ export class GatewayApiController {
         })),
       ),
     }))
-    this.writeStatus(REFS.gatewayApiGateways, gw, { ...status, conditions, listeners })
+    const addresses = waypoint ? undefined : this.addressesOf(gw)
+    this.writeStatus(REFS.gatewayApiGateways, gw, {
+      ...status,
+      ...(addresses ? { addresses } : {}),
+      conditions,
+      listeners,
+    })
+  }
+
+  /**
+   * The addresses Istio publishes for an ingress Gateway: those of the Service its deployment controller made for it
+   * (`<gateway>-<class>`, labelled gateway.networking.k8s.io/gateway-name), the load balancer's IP (type IPAddress)
+   * or hostname (type Hostname), as in Istio's status golden files (pilot/pkg/config/kube/gateway/testdata/
+   * *.status.yaml: `addresses: [{type: IPAddress, value: 1.2.3.4}]`). None while the Service has no address.
+   */
+  private addressesOf(gw: KubeObject): Array<{ type: string; value: string }> | undefined {
+    const spec = (gw['spec'] ?? {}) as Obj
+    const name = `${gw.metadata.name}-${String(spec['gatewayClassName'])}`
+    const svc = this.store.get(REFS.services, gw.metadata.namespace, name)
+    const ingress = each(((svc?.['status'] as Obj | undefined)?.['loadBalancer'] as Obj | undefined)?.['ingress'])
+    const out = ingress.flatMap((i) =>
+      typeof i['ip'] === 'string'
+        ? [{ type: 'IPAddress', value: i['ip'] }]
+        : typeof i['hostname'] === 'string'
+          ? [{ type: 'Hostname', value: i['hostname'] }]
+          : [],
+    )
+    return out.length > 0 ? out : undefined
   }
 
   /**

@@ -11,6 +11,8 @@ import { loadFixture, serviceDefaults } from '../kube/seed.js'
 import { ISTIO_GATEWAY_CONTROLLER } from './controller.js'
 import { defaultGatewayApi, defaultStatus } from './schema.js'
 
+type Obj = Record<string, unknown>
+
 export type ReviewsRouteFixture =
   | 'route-reviews-v1.yaml'
   | 'route-reviews-90-10.yaml'
@@ -26,6 +28,8 @@ export interface GatewayApiSeedOptions {
   reviewsRoute?: ReviewsRouteFixture
   /** The north-south Gateway and the bookinfo HTTPRoute. Default: with Istio. */
   northSouth?: boolean
+  /** The simulated gateway's port: the Gateway's HTTP listener and the Service Istio makes for it use it. */
+  gatewayPort?: number
   /**
    * Keep the VirtualServices, DestinationRules and Istio Gateway seedCluster made in the namespace. Default false:
    * they are deleted, as in Istio's Gateway API BookInfo (istio.io docs/setup/getting-started and
@@ -58,6 +62,38 @@ function create(store: KubeStore, doc: KubeObject, namespace: string | undefined
   if (status) obj['status'] = status
   else delete obj['status']
   return store.create(ref, obj)
+}
+
+/**
+ * The Service Istio's gateway deployment controller makes for a Gateway of class istio (istio/istio
+ * pilot/pkg/config/kube/gateway/deploymentcontroller.go: named `<gateway>-<class>`, labelled
+ * gateway.networking.k8s.io/gateway-name, type LoadBalancer, one port per listener), with the load balancer's address
+ * the simulated mesh answers at (127.0.0.1).
+ */
+function gatewayService(store: KubeStore, gw: KubeObject, port: number): void {
+  const spec = gw['spec'] as Obj
+  const name = `${gw.metadata.name}-${String(spec['gatewayClassName'])}`
+  if (store.get(REFS.services, gw.metadata.namespace, name)) return
+  const svc = serviceDefaults({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name,
+      namespace: gw.metadata.namespace ?? 'default',
+      labels: {
+        'gateway.networking.k8s.io/gateway-name': gw.metadata.name,
+        'gateway.istio.io/managed': 'istio.io-gateway-controller',
+      },
+    },
+    spec: {
+      type: 'LoadBalancer',
+      selector: { 'gateway.networking.k8s.io/gateway-name': gw.metadata.name },
+      ports: [{ name: `http`, port, protocol: 'TCP', appProtocol: 'http' }],
+    },
+  })
+  // The cloud's load balancer has given it an address (the defaults leave status.loadBalancer empty).
+  svc['status'] = { loadBalancer: { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] } }
+  store.create(REFS.services, svc)
 }
 
 export function seedGatewayApi(store: KubeStore, opts: GatewayApiSeedOptions = {}): GatewayApiSeedInfo {
@@ -96,9 +132,17 @@ export function seedGatewayApi(store: KubeStore, opts: GatewayApiSeedOptions = {
   }
   if (opts.northSouth ?? mesh === 'istio') {
     for (const doc of loadFixture('gateway-api/bookinfo-gateway.yaml')) {
+      if (doc.kind === 'Gateway' && opts.gatewayPort !== undefined) {
+        // The one change to the fixture: its listener's port 80 becomes the simulated gateway's loopback port (a
+        // test cannot bind 80), so that the address Istio publishes, on that port, is where the mesh listens.
+        const listeners = ((doc['spec'] as Obj)['listeners'] ?? []) as Obj[]
+        for (const l of listeners) if (l['protocol'] === 'HTTP') l['port'] = opts.gatewayPort
+      }
       const o = create(store, doc, ns)
-      if (o.kind === 'Gateway') info.gateway = o.metadata.name
-      else info.routes.push(o.metadata.name)
+      if (o.kind === 'Gateway') {
+        info.gateway = o.metadata.name
+        if (opts.gatewayPort !== undefined) gatewayService(store, o, opts.gatewayPort)
+      } else info.routes.push(o.metadata.name)
     }
   }
   for (const doc of loadFixture(`gateway-api/${opts.reviewsRoute ?? 'route-reviews-v1.yaml'}`)) {
