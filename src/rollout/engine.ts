@@ -778,7 +778,7 @@ export class Engine {
         await this.bounded(
           (signal) => this.restorePreview(value, before, signal),
           err as Error,
-          `Remove the http route '${name}' of ${this.ref} by hand`,
+          `Remove the ${this.router.target.kind === 'HTTPRoute' ? 'rule' : 'http route'} '${name}' of ${this.ref} by hand`,
         )
       } catch (revertError) {
         // The preview route is still live (the post step tries again).

@@ -7,8 +7,7 @@
 // update the observedGeneration field of the Condition to the metadata.generation" of the route they reconciled,
 // `Accepted` False when the parent refuses the route (NotAllowedByListeners, NoMatchingParent, UnsupportedValue...)
 // and `ResolvedRefs` False when a backendRef does not resolve (BackendNotFound, InvalidKind, RefNotPermitted).
-import type { ParentRef, RouteCondition } from '../k8s/resources.js'
-import type { GatewayHttpRoute } from '../k8s/resources.js'
+import type { GatewayHttpRoute, ParentRef, RouteCondition } from '../k8s/resources.js'
 import { formatDuration } from '../parse.js'
 import type { Sleep } from '../retry.js'
 import { NotAppliedError } from './router.js'
