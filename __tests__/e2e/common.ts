@@ -85,10 +85,7 @@ export function httpRouteInputs(
   aks: { secret?: boolean; admin?: boolean } = {},
 ): Record<string, string> {
   const { 'virtual-service': _vs, 'canary-subset': _canary, ...rest } = bookinfoInputs(sim, {}, aks)
-  // The simulated Gateway API controller writes no status.addresses on the bookinfo Gateway (istiod would, from the
-  // Service it deploys for it), and Linkerd has no ingress of its own (the action asks for gateway-url there): the
-  // ingress is given, the simulated mesh's address (with Linkerd, what ingress-nginx's Service has).
-  return { ...rest, 'gateway-url': sim.mesh.url, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
+  return { ...rest, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
 }
 
 /** The BookInfo reviews HTTPRoute as the API server holds it now. */

@@ -25,6 +25,8 @@ interface Layout {
   options: SimOptions
   /** What the action's mesh check says of this layout (so a suite cannot pass on another layout). */
   seen: RegExp
+  /** This layout's own inputs. */
+  inputs?: (sim: Sim) => Record<string, string>
 }
 
 const CONTROLLER = { delayMs: 50 }
@@ -44,11 +46,10 @@ const LAYOUTS: Layout[] = [
     name: 'Linkerd',
     options: { dataplane: 'linkerd', gatewayApi: { seed: { mesh: 'linkerd' }, controller: CONTROLLER } },
     seen: /Data plane: Linkerd[\s\S]*Control plane: Linkerd/,
+    // Linkerd has no ingress of its own (the action asks for gateway-url): the simulated ingress-nginx's address.
+    inputs: (sim) => ({ 'gateway-url': sim.mesh.url }),
   },
 ]
-
-const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
-  httpRouteInputs(sim, { steps: '50,100', 'smoke-requests': '20', ...extra })
 
 type Rule = { name?: string; matches?: unknown[]; backendRefs?: Array<{ name: string; weight?: number }> }
 
@@ -66,6 +67,8 @@ const rest = (o: KubeObject): unknown => ({
 for (const layout of LAYOUTS) {
   describe(`HTTPRoute on ${layout.name}`, () => {
     const sim = (fn: (sim: Sim) => Promise<void>): Promise<void> => withSim(layout.options, fn)
+    const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
+      httpRouteInputs(sim, { steps: '50,100', 'smoke-requests': '20', ...layout.inputs?.(sim), ...extra })
 
     it('a healthy canary is promoted: reviews-v3 takes 100 %, every other field of the HTTPRoute as it was', () =>
       sim(async (sim) => {
@@ -81,6 +84,7 @@ for (const layout of LAYOUTS) {
         assert.deepEqual(rulesOf(after).slice(0, -1), rulesOf(before).slice(0, -1))
         assert.equal(stateOf(after)?.['phase'], 'promoted')
         assert.match(main.stdout, layout.seen)
+        assert.match(main.outputs['gateway-url'] ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
         // Each shift: accepted by the parent, then traffic follows it (the data plane routes by the HTTPRoute).
         assert.match(
           main.stdout,
