@@ -3,6 +3,7 @@
 // that rejects it, or a controller that never reports, fails the run with a revert. And the inputs of SPEC 7 that
 // are wrong together: a clear error naming them, before any write.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
@@ -34,6 +35,14 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
         /::error::step 1 at 50 %25: a parent of HTTPRoute bookinfo\/reviews rejected the change: Service bookinfo\/reviews:9080 \(istio\.io\/gateway-controller\): Accepted is False \(UnsupportedValue: played rejection\)/,
       )
       assert.doesNotMatch(main.stdout, /Step 1 at 50 %: .*: pass/, 'the rejected weight was not judged')
+      const report = JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as {
+        steps: Array<{ index: number; weight: number; verdict: string; reasons: string[] }>
+      }
+      assert.deepEqual(
+        report.steps.map((s) => [s.index, s.weight, s.verdict]),
+        [[1, 50, 'fail']],
+      )
+      assert.match(report.steps[0]?.reasons.join() ?? '', /Accepted is False \(UnsupportedValue: played rejection\)/)
       assert.deepEqual(rulesOf(reviewsRoute(sim)), before)
       assert.equal(stateOf(reviewsRoute(sim))?.['phase'], 'rolled-back')
       assert.match(post?.stdout ?? '', /^(?!.*Reverted)/s)

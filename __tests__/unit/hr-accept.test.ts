@@ -127,6 +127,12 @@ describe('Engine over an HTTPRoute: waiting for the parents after each write', (
     assert.equal(t.state()?.phase, 'rolled-back')
     assert.equal(t.verifier.seen.filter((s) => s.kind === 'step').length, 0, 'the rejected weight was not judged')
     assert.ok(t.log.some((m) => /^Step 1 at 10 %: REJECTED/.test(m)))
+    // The report's step table shows the step, failed unjudged, with the parent's word.
+    assert.deepEqual(
+      out.steps.map((s) => [s.index, s.weight, s.verdict, s.checks.length]),
+      [[1, 10, 'fail', 0]],
+    )
+    assert.match(out.steps[0]?.reasons.join() ?? '', /Accepted is False \(UnsupportedValue/)
     // The revert (generation 3) was waited for too.
     assert.ok(t.log.some((m) => /generation 3 accepted/.test(m)))
   })
@@ -140,6 +146,7 @@ describe('Engine over an HTTPRoute: waiting for the parents after each write', (
       /the change of HTTPRoute bookinfo\/reviews was not accepted within 30s: Service bookinfo\/reviews:9080 \(istio.io\/gateway-controller\) has not observed generation 2 yet \(Accepted is of generation 1\)/,
     )
     assert.equal((out.error as NotAppliedError).reason, 'timeout')
+    assert.match(out.steps[0]?.reasons.join() ?? '', /has not observed generation 2 yet/)
     assert.deepEqual(t.rules(), t.original)
     const waited = t.clock.slept.reduce((a, b) => a + b, 0)
     assert.ok(waited >= ACCEPT_TIMEOUT_MS && waited <= ACCEPT_TIMEOUT_MS + 1000, `waited ${waited} ms`)

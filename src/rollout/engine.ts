@@ -268,6 +268,28 @@ export class Engine {
     }
   }
 
+  /** A shift's wait for its controllers: one they do not take is the step's failure, unjudged, in the report too. */
+  private async appliedStep(index: number, weight: number): Promise<void> {
+    const startedAt = this.now().toISOString()
+    try {
+      await this.applied(`step ${index + 1} at ${weight} %`)
+    } catch (err) {
+      if (err instanceof NotAppliedError) {
+        this.steps.push({
+          index: index + 1,
+          weight,
+          pauseMs: 0,
+          startedAt,
+          endedAt: this.now().toISOString(),
+          checks: [],
+          verdict: 'fail',
+          reasons: [...(err.details.length > 0 ? err.details : [err.message])],
+        })
+      }
+      throw err
+    }
+  }
+
   /** Said once a run: no verifier can tell when traffic follows a change. */
   private unconfirmedSaid = false
 
@@ -467,7 +489,7 @@ export class Engine {
         current = route
         weight = step.weight
         this.event(`Shifted to ${this.router.describe(route)}`)
-        await this.applied(`step ${i + 1} at ${step.weight} %`)
+        await this.appliedStep(i, step.weight)
         await this.settle(i, from, step.weight, 'step')
         await this.verifyStep(i, step.weight, step.pauseMs ?? pauseMs, 'step')
       }
