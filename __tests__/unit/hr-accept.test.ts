@@ -221,6 +221,43 @@ describe('Engine over an HTTPRoute: waiting for the parents after each write', (
     assert.deepEqual(t.rules(), t.original)
   })
 
+  for (const verdict of ['accept', 'reject'] as const) {
+    it(`the post step's revert of a run killed while shifting waits too (${verdict})`, async () => {
+      const t = setup(['accept', verdict])
+      const main = t.engine('run-1')
+      await main.load()
+      main.setVerifiers([
+        {
+          kind: 'scripted',
+          describe: () => 'scripted',
+          verify: async (step) => {
+            if (step.kind === 'step') {
+              // The runner kills the main step: its revert's write never lands.
+              t.cluster.fail('replaceHttpRoute', { error: new Error('killed') })
+              throw new Error('killed')
+            }
+            return { kind: 'scripted', verdict: 'pass', reasons: [], summary: 'pass', evidence: {} }
+          },
+        },
+      ])
+      const out = await main.rollout([{ weight: 10 }, { weight: 100 }], 0)
+      assert.equal(out.result, 'revert-failed')
+      assert.equal(t.state()?.phase, 'shifting')
+      const post = t.engine('run-1')
+      await post.load()
+      if (verdict === 'accept') {
+        assert.equal(await post.finishRevert('run-1'), true)
+        assert.deepEqual(t.rules(), t.original)
+        assert.ok(t.log.some((m) => /generation 3 accepted/.test(m)))
+      } else {
+        await assert.rejects(
+          post.finishRevert('run-1'),
+          /REVERT FAILED: the revert: a parent of HTTPRoute bookinfo\/reviews rejected the change: .*The revert was written but is not in effect/,
+        )
+      }
+    })
+  }
+
   it('rollback, preview and preview-cleanup wait too; a rejected preview is removed again', async () => {
     const t = setup(['accept', 'reject'])
     const first = await rollout(t.engine(), [10])
