@@ -141,7 +141,10 @@ describe('HTTPRoute: bad inputs (SPEC 4 rule 1): a clear error naming the input,
       const since = sim.store.writes.length
       const { main } = await runAction({ inputs: inputs(sim, { 'canary-backend': 'reviews-v9' }), env: runnerEnv(sim) })
       assert.equal(main.code, 1)
-      assert.match(main.stdout, /::error::.*backend Service bookinfo\/reviews-v9 does not exist/)
+      assert.match(
+        main.stdout,
+        /::error::.*backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist/,
+      )
       assert.equal(main.outputs['result'], 'unchanged')
       assert.deepEqual(changesSince(sim, since), [])
     }))

@@ -282,7 +282,10 @@ for (const layout of LAYOUTS) {
         const cases: Array<[Record<string, string>, RegExp]> = [
           [{ 'virtual-service': 'reviews' }, /Input 'http-route': set either 'virtual-service'/],
           [{ 'canary-subset': 'v3' }, /Input 'canary-subset': applies to virtual-service, not with http-route/],
-          [{ 'canary-backend': 'reviews-v9' }, /backend Service bookinfo\/reviews-v9 does not exist/],
+          [
+            { 'canary-backend': 'reviews-v9' },
+            /backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist/,
+          ],
         ]
         for (const [extra, message] of cases) {
           const since = sim.store.writes.length

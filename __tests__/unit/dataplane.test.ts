@@ -296,12 +296,13 @@ describe('backend Services', () => {
         namespace: NS,
         backends: ['reviews-v9', 'manual', 'reviews-v2', 'reviews-v1', 'reviews-v3', 'ratings-v1'],
         flavor: 'istio-sidecar',
+        origin: { 'reviews-v9': "input 'canary-backend'" },
       },
     )
     assert.equal(out.failures.length, 5)
     assert.match(
       out.failures[0] ?? '',
-      /backend Service bookinfo\/reviews-v9 does not exist: .*kubectl -n bookinfo get services/,
+      /backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist: .*kubectl -n bookinfo get services/,
     )
     assert.match(out.failures[1] ?? '', /backend Service bookinfo\/manual has no selector/)
     assert.match(out.failures[2] ?? '', /reviews-v2 selects no pods \(selector app=reviews,version=v2\)/)

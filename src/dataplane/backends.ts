@@ -36,7 +36,13 @@ function proxyOf(flavor: MeshFlavor): { has: (p: V1Pod) => boolean; name: string
 
 export async function checkBackends(
   api: ReadinessApi,
-  input: { namespace: string; backends: string[]; flavor: MeshFlavor },
+  input: {
+    namespace: string
+    backends: string[]
+    flavor: MeshFlavor
+    /** Where a backend's name came from, for the message (e.g. "input 'canary-backend'"). */
+    origin?: Record<string, string>
+  },
 ): Promise<BackendFacts> {
   const out: BackendFacts = { subsets: new Map(), workloads: new Map(), failures: [], notes: [] }
   const { namespace, flavor } = input
@@ -44,8 +50,10 @@ export async function checkBackends(
   for (const name of input.backends) {
     const svc = await api.getService(namespace, name)
     if (!svc) {
+      const origin = input.origin?.[name]
       out.failures.push(
-        `backend Service ${namespace}/${name} does not exist: create one Service per version that selects only that ` +
+        `backend Service ${namespace}/${name}${origin ? ` (${origin})` : ''} does not exist: ` +
+          'create one Service per version that selects only that ' +
           `version's pods (e.g. BookInfo's platform/kube/bookinfo-versions.yaml), or fix the backend name ` +
           `(kubectl -n ${namespace} get services)`,
       )

@@ -30,6 +30,8 @@ export interface HttpRouteReadinessInput {
   istioGateway: GatewayInfo | undefined
   /** The backends (versions) that must be ready. */
   backends: string[]
+  /** Where a backend's name came from, for messages (e.g. "input 'canary-backend'"). */
+  backendOrigin?: Record<string, string>
 }
 
 export function linkerdFailures(cp: LinkerdControlPlane | undefined): string[] {
@@ -108,7 +110,12 @@ export async function checkHttpRouteReadiness(
     failures.push(...waypoints.failures)
     notes.push(...waypoints.notes)
   }
-  const backends = await checkBackends(api, { namespace, backends: input.backends, flavor })
+  const backends = await checkBackends(api, {
+    namespace,
+    backends: input.backends,
+    flavor,
+    ...(input.backendOrigin ? { origin: input.backendOrigin } : {}),
+  })
   failures.push(...backends.failures)
   if (failures.length > 0) throw new ReadinessError(failures)
   return { ...backends, failures: [], notes: [...notes, ...backends.notes] }

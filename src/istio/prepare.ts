@@ -221,6 +221,7 @@ export async function prepareMesh(
       gatewayApiIngress: ingress,
       istioGateway: gateway,
       backends: target.subsets,
+      backendOrigin: backendOrigin(inputs),
     })
     for (const note of ready.notes) core.info(note)
     gatewayUrl = ingress?.url ?? gateway?.url
@@ -297,6 +298,7 @@ async function prepareLinkerd(
     gatewayApiIngress: ingress,
     istioGateway: undefined,
     backends: target.subsets,
+    backendOrigin: backendOrigin(inputs),
   })
   for (const note of ready.notes) core.info(note)
   return {
@@ -306,6 +308,14 @@ async function prepareLinkerd(
     subsets: ready.subsets,
     workloads: ready.workloads,
   }
+}
+
+/** Which input named each backend (with http-route the version inputs hold the backends). */
+function backendOrigin(inputs: Inputs): Record<string, string> {
+  const origin: Record<string, string> = {}
+  if (inputs['stable-subset'] !== 'auto') origin[inputs['stable-subset']] = "input 'stable-backend'"
+  if (inputs['canary-subset']) origin[inputs['canary-subset']] = "input 'canary-backend'"
+  return origin
 }
 
 /** The Gateway API Gateway the namespace's HTTPRoutes attach to (none when gateway-url or gateway-service is given). */
