@@ -305,21 +305,10 @@ export function getInputs(read: ReadInput = (n) => core.getInput(n), env: NodeJS
 }
 
 /** The version inputs of a routing API: subsets of a VirtualService, backend Services of an HTTPRoute. */
-export function versionInputNames(kind: TargetKind): {
-  stable: string
-  canary: string
-  kind: 'subdomain' | 'label'
-  /** The other API's version inputs, refused with this one. */
-  others: string[]
-} {
+export function versionInputNames(kind: TargetKind): { stable: string; canary: string; kind: 'subdomain' | 'label' } {
   return kind === 'HTTPRoute'
-    ? { stable: 'stable-backend', canary: 'canary-backend', kind: 'label', others: ['stable-subset', 'canary-subset'] }
-    : {
-        stable: 'stable-subset',
-        canary: 'canary-subset',
-        kind: 'subdomain',
-        others: ['stable-backend', 'canary-backend'],
-      }
+    ? { stable: 'stable-backend', canary: 'canary-backend', kind: 'label' }
+    : { stable: 'stable-subset', canary: 'canary-subset', kind: 'subdomain' }
 }
 
 /** The target resource the run shifts (SPEC 7: exactly one of `virtual-service` and `http-route`). */
@@ -351,7 +340,6 @@ function readTarget(raw: (name: string) => string, errors: string[]): { kind: Ta
     return undefined
   }
   const kind: TargetKind = hr !== '' ? 'HTTPRoute' : 'VirtualService'
-  const names = versionInputNames(kind)
   const given = kind === 'HTTPRoute' ? 'http-route' : 'virtual-service'
   const instead: Record<string, string> =
     kind === 'HTTPRoute'
@@ -363,12 +351,10 @@ function readTarget(raw: (name: string) => string, errors: string[]): { kind: Ta
       : { 'stable-backend': "use 'stable-subset'", 'canary-backend': "use 'canary-subset'" }
   for (const [other, hint] of Object.entries(instead)) {
     const v = raw(other)
+    // action.yml's default of the stable inputs ('auto') arrives with every run: not a choice the user made.
     if (v === '' || (v === 'auto' && other.startsWith('stable-'))) continue
-    const belongs = names.others.includes(other) || other === 'destination-rule'
-    if (belongs)
-      errors.push(
-        `Input '${other}': applies to ${given === 'http-route' ? 'virtual-service' : 'http-route'}, not with ${given} (${hint})`,
-      )
+    const belongs = given === 'http-route' ? 'virtual-service' : 'http-route'
+    errors.push(`Input '${other}': applies to ${belongs}, not with ${given} (${hint})`)
   }
   return { kind, name: kind === 'HTTPRoute' ? hr : vs }
 }

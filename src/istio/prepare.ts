@@ -203,70 +203,90 @@ export async function prepareMesh(
     core.info(describeControlPlane(cp))
     warnUnsupported(cp)
   }
-  const ambient = flavor === 'istio-ambient'
-  let gatewayUrl: string | undefined
-  let subsets: Map<string, Subset>
-  let workloads = new Map<string, string>()
-  if (target.kind === 'HTTPRoute') {
-    const ingress = await locateGatewayApiIngress(inputs, kube, facts)
-    const gateway = ingress ? undefined : await locateGateway(inputs, kube, facts)
-    const ready = await checkHttpRouteReadiness(kube, {
-      flavor,
-      namespace: inputs.namespace,
-      namespaceLabels: nsLabels,
-      route: `${inputs.namespace}/${target.name}`,
-      facts: await facts(),
-      controlPlane: cp,
-      gatewayUrlGiven: inputs['gateway-url'] !== undefined,
-      gatewayApiIngress: ingress,
-      istioGateway: gateway,
-      backends: target.subsets,
-      backendOrigin: backendOrigin(inputs),
-    })
-    for (const note of ready.notes) core.info(note)
-    gatewayUrl = ingress?.url ?? gateway?.url
-    subsets = ready.subsets
-    workloads = ready.workloads
-  } else {
-    if (ambient) {
-      core.warning(
-        `Namespace ${inputs.namespace} is in Istio ambient mode, where Istio supports VirtualService only as alpha: ` +
-          `consider a Gateway API HTTPRoute (input http-route) for ${target.name}`,
-      )
-    }
-    const gateway = await locateGateway(inputs, kube, facts)
-    const host = (await facts()).destinationHost
-    const waypoints = ambient
-      ? await checkWaypoints(kube, {
-          namespace: inputs.namespace,
-          namespaceLabels: nsLabels,
-          services: [host.split('.')[0] as string],
-        })
-      : { failures: [], notes: [] }
-    const ready = await checkReadiness(kube, {
-      namespace: inputs.namespace,
-      namespaceLabels: nsLabels,
-      controlPlane: cp,
-      gateway,
-      gatewayUrlGiven: inputs['gateway-url'] !== undefined,
-      destinationHost: host,
-      destinationRuleName: inputs['destination-rule'],
-      subsets: target.subsets,
-      ambient,
-      extraFailures: waypoints.failures,
-    })
-    for (const note of [...waypoints.notes, ...ready.notes]) core.info(note)
-    gatewayUrl = gateway?.url
-    subsets = ready.subsets
-  }
+  const checked =
+    target.kind === 'HTTPRoute'
+      ? await readyHttpRoute(inputs, kube, target, facts, flavor, cp, nsLabels)
+      : await readyVirtualService(inputs, kube, target, facts, flavor === 'istio-ambient', cp, nsLabels)
   if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
   return {
     controlPlane: cp,
     flavor,
-    gatewayUrl: (inputs['gateway-url'] ?? gatewayUrl) as string,
-    subsets,
-    workloads,
+    gatewayUrl: (inputs['gateway-url'] ?? checked.gatewayUrl) as string,
+    subsets: checked.subsets,
+    workloads: checked.workloads,
   }
+}
+
+type Checked = Pick<MeshReadiness, 'subsets' | 'workloads'> & { gatewayUrl: string | undefined }
+
+/** An HTTPRoute on Istio: the ingress (a Gateway API Gateway's address, else Istio's), then every check of SPEC 7. */
+async function readyHttpRoute(
+  inputs: Inputs,
+  kube: Kube,
+  target: MeshTarget,
+  facts: () => Promise<MeshFacts>,
+  flavor: MeshFlavor,
+  cp: ControlPlane | undefined,
+  nsLabels: Record<string, string> | undefined,
+): Promise<Checked> {
+  const ingress = await locateGatewayApiIngress(inputs, kube, facts)
+  const gateway = ingress ? undefined : await locateGateway(inputs, kube, facts)
+  const ready = await checkHttpRouteReadiness(kube, {
+    flavor,
+    namespace: inputs.namespace,
+    namespaceLabels: nsLabels,
+    route: `${inputs.namespace}/${target.name}`,
+    facts: await facts(),
+    controlPlane: cp,
+    gatewayUrlGiven: inputs['gateway-url'] !== undefined,
+    gatewayApiIngress: ingress,
+    istioGateway: gateway,
+    backends: target.subsets,
+    backendOrigin: backendOrigin(inputs),
+  })
+  for (const note of ready.notes) core.info(note)
+  return { gatewayUrl: ingress?.url ?? gateway?.url, subsets: ready.subsets, workloads: ready.workloads }
+}
+
+/**
+ * A VirtualService: SPEC rule 8's checks; in an ambient namespace (where Istio supports VirtualService only as
+ * alpha, said as a warning) no sidecar, but a waypoint for the destination Service.
+ */
+async function readyVirtualService(
+  inputs: Inputs,
+  kube: Kube,
+  target: MeshTarget,
+  facts: () => Promise<MeshFacts>,
+  ambient: boolean,
+  cp: ControlPlane | undefined,
+  nsLabels: Record<string, string> | undefined,
+): Promise<Checked> {
+  if (ambient) {
+    core.warning(
+      `Namespace ${inputs.namespace} is in Istio ambient mode, where Istio supports VirtualService only as alpha: ` +
+        `consider a Gateway API HTTPRoute (input http-route) for ${target.name}`,
+    )
+  }
+  const gateway = await locateGateway(inputs, kube, facts)
+  const host = (await facts()).destinationHost
+  const services = [host.split('.')[0] as string]
+  const waypoints = ambient
+    ? await checkWaypoints(kube, { namespace: inputs.namespace, namespaceLabels: nsLabels, services })
+    : { failures: [], notes: [] }
+  const ready = await checkReadiness(kube, {
+    namespace: inputs.namespace,
+    namespaceLabels: nsLabels,
+    controlPlane: cp,
+    gateway,
+    gatewayUrlGiven: inputs['gateway-url'] !== undefined,
+    destinationHost: host,
+    destinationRuleName: inputs['destination-rule'],
+    subsets: target.subsets,
+    ambient,
+    extraFailures: waypoints.failures,
+  })
+  for (const note of [...waypoints.notes, ...ready.notes]) core.info(note)
+  return { gatewayUrl: gateway?.url, subsets: ready.subsets, workloads: new Map() }
 }
 
 /** Linkerd: its control plane, the ingress (a Gateway API Gateway, or gateway-url) and the backends. No istioctl. */
