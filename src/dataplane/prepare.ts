@@ -1,12 +1,12 @@
-// Istio's side of a run, before any traffic change: the control plane (installed if asked), istioctl (its version
-// chosen to match), `istioctl analyze`, the ingress gateway and every readiness check. Reads only, except the
-// opt-in install.
+// The mesh's side of a run, before any traffic change: which data plane the target is on; for Istio the control
+// plane (installed if asked), istioctl (its version chosen to match), `istioctl analyze`; for Linkerd its control
+// plane; the ingress and every readiness check. Reads only, except the opt-in install.
 import * as core from '@actions/core'
-import { type MeshFlavor, chooseFlavor, describeFlavor } from '../dataplane/flavor.js'
-import { type GatewayApiIngress, findGatewayApiIngress } from '../dataplane/ingress.js'
-import { type LinkerdControlPlane, findLinkerd } from '../dataplane/linkerd.js'
-import { checkHttpRouteReadiness } from '../dataplane/readiness.js'
-import { checkWaypoints } from '../dataplane/waypoint.js'
+import { type MeshFlavor, chooseFlavor, describeFlavor } from './flavor.js'
+import { type GatewayApiIngress, findGatewayApiIngress } from './ingress.js'
+import { type LinkerdControlPlane, findLinkerd } from './linkerd.js'
+import { checkHttpRouteReadiness } from './readiness.js'
+import { checkWaypoints } from './waypoint.js'
 import type { Inputs } from '../inputs.js'
 import type { Kube } from '../k8s/client.js'
 import { ForbiddenError, type Subset } from '../k8s/resources.js'
@@ -19,9 +19,9 @@ import {
   installControlPlane,
   installIstioctl,
   istioctlRunner,
-} from './istioctl.js'
-import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from './mesh.js'
-import { NEWEST_SUPPORTED_ISTIO, OLDEST_SUPPORTED_ISTIO, supportedIstio } from './versions.js'
+} from '../istio/istioctl.js'
+import { type ControlPlane, type GatewayInfo, checkReadiness, findControlPlane, findGateway } from '../istio/mesh.js'
+import { NEWEST_SUPPORTED_ISTIO, OLDEST_SUPPORTED_ISTIO, supportedIstio } from '../istio/versions.js'
 
 /** The first call's promise, for every call. */
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
