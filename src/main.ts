@@ -7,6 +7,7 @@ import { type JobState, actionsJobState } from './action/job-state.js'
 import { RUNNERS } from './action/modes.js'
 import { checkManifest, handBackManifest } from './gitops/hand-back.js'
 import { type Inputs, getInputs, targetOf } from './inputs.js'
+import type { MeshFlavor } from './dataplane/flavor.js'
 import { describeMesh, prepareMesh } from './dataplane/prepare.js'
 import { ForbiddenError, type Subset } from './k8s/resources.js'
 import { type Session, openSession, removeDir } from './k8s/session.js'
@@ -14,7 +15,7 @@ import { MODES } from './modes.js'
 import { kialiLinks, workloadOfPod } from './report/kiali.js'
 import { type RunReport, writeReport } from './report/report.js'
 import { writeJobSummary } from './report/summary.js'
-import { Engine, type Outcome } from './rollout/engine.js'
+import { Engine, ISTIO_PROPAGATION_HINT, type Outcome } from './rollout/engine.js'
 import { RolloutLock, releaseIfHeld } from './rollout/lock.js'
 import { outputResult } from './rollout/machine.js'
 import { createRouter } from './routing/index.js'
@@ -145,6 +146,8 @@ class MainStep {
   private manifestChanged = false
   /** Each subset's workload as Istio and Kiali name it (found only with kiali-url). */
   private readonly workloads = new Map<string, string>()
+  /** The data plane found by the mesh checks (for messages in its words). */
+  private flavor: MeshFlavor | undefined
   /** When the rollout this run continues (or, for status, reports on) began: the Kiali links' window starts there. */
   private rolloutStartedAt: string | undefined
 
@@ -247,6 +250,11 @@ class MainStep {
           this.deps.jobState.save('changed', true)
         },
         checkLock: () => this.lock?.check(),
+        propagationHint: () =>
+          this.flavor === 'linkerd'
+            ? "Linkerd's policy controller has not sent it to every proxy: see linkerd diagnostics policy " +
+              `-n ${this.inputs.namespace} svc/<service> <port>`
+            : ISTIO_PROPAGATION_HINT,
       },
       { stableSubset: this.inputs['stable-subset'], ...(canary ? { canarySubset: canary } : {}) },
     )
@@ -344,6 +352,7 @@ class MainStep {
       },
     )
     this.report.gatewayUrl = mesh.gatewayUrl
+    this.flavor = mesh.flavor
     const state = router.state
     const base = state && isActive(state) ? state.originalRoute : route
     const versionLabel = (subset: string): string => mesh.subsets.get(subset)?.labels?.['version'] ?? subset

@@ -52,6 +52,10 @@ describe('propagation: steps are judged once traffic follows the new weights', (
         /Step 1 at 50 %: NOT SETTLED \(the proxies did not take the new route: traffic did not follow 50 % within 30s \(\d+ probes in 30s, the canary served 0 % of the last \d+ attributed; before the change: 0 %\)\. The step was not judged/,
       )
       assert.match(main.stdout, /::error::step 1 at 50 %25 unsettled: the proxies did not take the new route/)
+      assert.match(
+        main.stdout,
+        /The step was not judged \(istiod has not pushed it to every proxy: see istioctl proxy-status\)/,
+      )
       assert.match(main.stdout, /Restored the route as it was before the run: v1 100 %/)
       assert.ok(Date.now() - t0 < 60_000)
       const vs = reviews(sim)

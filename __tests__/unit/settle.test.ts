@@ -172,7 +172,7 @@ class SettlingVerifier implements Verifier {
   }
 }
 
-function engineWith(verifier: Verifier) {
+function engineWith(verifier: Verifier, propagationHint?: () => string) {
   const cluster = new FakeCluster()
   const vs: VirtualService = {
     apiVersion: 'networking.istio.io/v1',
@@ -190,7 +190,14 @@ function engineWith(verifier: Verifier) {
   const log: string[] = []
   const router = createRouter(cluster, target, { log: (m) => log.push(m) })
   const engine = new Engine(
-    { router, verifiers: [verifier], signal: new AbortController().signal, runId: 'run-1', log: (m) => log.push(m) },
+    {
+      router,
+      verifiers: [verifier],
+      signal: new AbortController().signal,
+      runId: 'run-1',
+      log: (m) => log.push(m),
+      ...(propagationHint ? { propagationHint } : {}),
+    },
     { stableSubset: 'auto', canarySubset: 'v3' },
   )
   return { cluster, engine, log }
@@ -238,6 +245,20 @@ describe('settle: the engine', () => {
       name: 'reviews',
     })
     assert.equal(state?.phase, 'rolled-back')
+  })
+
+  it("says where to look in the mesh's words: Istio's by default, the one the run was given otherwise", async () => {
+    const istio = engineWith(new SettlingVerifier(['timeout']))
+    await istio.engine.load()
+    const a = await istio.engine.rollout([{ weight: 10 }], 0)
+    assert.match(
+      a.steps.at(-1)?.reasons[0] ?? '',
+      /not judged \(istiod has not pushed it to every proxy: see istioctl proxy-status\)/,
+    )
+    const linkerd = engineWith(new SettlingVerifier(['timeout']), () => 'see linkerd diagnostics policy')
+    await linkerd.engine.load()
+    const b = await linkerd.engine.rollout([{ weight: 10 }], 0)
+    assert.match(b.steps.at(-1)?.reasons[0] ?? '', /not judged \(see linkerd diagnostics policy\)/)
   })
 
   it('failing probes: the step is judged on them', async () => {

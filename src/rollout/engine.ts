@@ -26,6 +26,9 @@ export interface Plan {
   canarySubset?: string
 }
 
+/** Where a change that never reaches the proxies is seen on Istio. */
+export const ISTIO_PROPAGATION_HINT = 'istiod has not pushed it to every proxy: see istioctl proxy-status'
+
 export interface EngineDeps {
   router: TrafficRouter
   /** Each step's verifiers: known once the mesh is checked (setVerifiers). */
@@ -43,6 +46,8 @@ export interface EngineDeps {
   revertTimeoutMs?: number
   /** How `status` waits out its telemetry window (tests: a fake). */
   sleep?: Sleep
+  /** Where to look when proxies do not take a route change, in the mesh's words (default Istio's). */
+  propagationHint?: () => string
 }
 
 export interface Outcome {
@@ -334,7 +339,7 @@ export class Engine {
       } else {
         const reason =
           `the proxies did not take the new route: ${settled.summary}. ` +
-          'The step was not judged (istiod has not pushed it to every proxy: see istioctl proxy-status)'
+          `The step was not judged (${this.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT})`
         this.steps.push({
           index: index + 1,
           weight: to,
