@@ -12,7 +12,7 @@ import { applyRbacManifests } from '../sim/kube/rbac.js'
 import { REFS } from '../sim/kube/refs.js'
 import { loadRbacManifest } from '../sim/kube/seed.js'
 import { type Load, startLoad } from '../sim/mesh/load.js'
-import { bookinfoInputs, runnerEnv } from './common.js'
+import { bookinfoInputs, runnerEnv, untilAccepted } from './common.js'
 
 interface Report {
   steps: Array<{ weight: number; verdict: string; checks: Array<{ kind: string; verdict: string; evidence: unknown }> }>
@@ -92,7 +92,8 @@ for (const layout of LAYOUTS) {
       })
       return { ...rest, 'http-route': 'reviews', 'canary-backend': 'reviews-v3', ...extra }
     }
-    const resetRoute = (): void => {
+    /** Back to reviews-v1 only (the previous test promoted v3), accepted by the parents as a cluster has it. */
+    const resetRoute = async (): Promise<void> => {
       const hr = sim.store.get(REFS.httpRoutes, 'bookinfo', 'reviews')!
       const spec = hr['spec'] as { rules: Array<{ backendRefs: unknown[] }> }
       spec.rules = [
@@ -101,6 +102,7 @@ for (const layout of LAYOUTS) {
       delete hr.metadata.annotations
       delete hr.metadata.resourceVersion
       sim.store.update(REFS.httpRoutes, hr)
+      await untilAccepted(sim, 'reviews')
     }
 
     it('promotes a healthy canary on the mesh’s own counts', async () => {
@@ -116,7 +118,7 @@ for (const layout of LAYOUTS) {
     })
 
     it('reverts a canary failing a third of its requests at its first step, on the mesh’s counts', async () => {
-      resetRoute()
+      await resetRoute()
       const before = structuredClone(
         (sim.store.get(REFS.httpRoutes, 'bookinfo', 'reviews')!['spec'] as { rules: unknown }).rules,
       )
