@@ -205,7 +205,7 @@ export async function prepareMesh(
   }
   const checked =
     target.kind === 'HTTPRoute'
-      ? await readyHttpRoute(inputs, kube, target, facts, flavor, cp, nsLabels)
+      ? await readyHttpRoute(inputs, kube, target, facts, flavor, { controlPlane: cp }, nsLabels)
       : await readyVirtualService(inputs, kube, target, facts, flavor === 'istio-ambient', cp, nsLabels)
   if (istioctl && inputs.analyze && cp) await runAnalyze(inputs, istioctl, cp)
   return {
@@ -219,25 +219,28 @@ export async function prepareMesh(
 
 type Checked = Pick<MeshReadiness, 'subsets' | 'workloads'> & { gatewayUrl: string | undefined }
 
-/** An HTTPRoute on Istio: the ingress (a Gateway API Gateway's address, else Istio's), then every check of SPEC 7. */
+/**
+ * An HTTPRoute, on Istio or Linkerd: the ingress (a Gateway API Gateway's address, else, on Istio, Istio's ingress
+ * gateway; Linkerd has none of its own), then every check of SPEC 7.
+ */
 async function readyHttpRoute(
   inputs: Inputs,
   kube: Kube,
   target: MeshTarget,
   facts: () => Promise<MeshFacts>,
   flavor: MeshFlavor,
-  cp: ControlPlane | undefined,
+  planes: { controlPlane?: ControlPlane | undefined; linkerd?: LinkerdControlPlane | undefined },
   nsLabels: Record<string, string> | undefined,
 ): Promise<Checked> {
   const ingress = await locateGatewayApiIngress(inputs, kube, facts)
-  const gateway = ingress ? undefined : await locateGateway(inputs, kube, facts)
+  const gateway = ingress || flavor === 'linkerd' ? undefined : await locateGateway(inputs, kube, facts)
   const ready = await checkHttpRouteReadiness(kube, {
     flavor,
     namespace: inputs.namespace,
     namespaceLabels: nsLabels,
     route: `${inputs.namespace}/${target.name}`,
     facts: await facts(),
-    controlPlane: cp,
+    ...planes,
     gatewayUrlGiven: inputs['gateway-url'] !== undefined,
     gatewayApiIngress: ingress,
     istioGateway: gateway,
@@ -306,27 +309,13 @@ async function prepareLinkerd(
     core.info(`Control plane: Linkerd ${linkerd.version} in ${linkerd.namespace}`)
   }
   if (inputs['install-istio']) core.info('install-istio is ignored with Linkerd')
-  const ingress = await locateGatewayApiIngress(inputs, kube, facts)
-  const ready = await checkHttpRouteReadiness(kube, {
-    flavor: 'linkerd',
-    namespace: inputs.namespace,
-    namespaceLabels: nsLabels,
-    route: `${inputs.namespace}/${target.name}`,
-    facts: await facts(),
-    linkerd,
-    gatewayUrlGiven: inputs['gateway-url'] !== undefined,
-    gatewayApiIngress: ingress,
-    istioGateway: undefined,
-    backends: target.subsets,
-    backendOrigin: backendOrigin(inputs),
-  })
-  for (const note of ready.notes) core.info(note)
+  const checked = await readyHttpRoute(inputs, kube, target, facts, 'linkerd', { linkerd }, nsLabels)
   return {
     controlPlane: undefined,
     flavor: 'linkerd',
-    gatewayUrl: (inputs['gateway-url'] ?? ingress?.url) as string,
-    subsets: ready.subsets,
-    workloads: ready.workloads,
+    gatewayUrl: (inputs['gateway-url'] ?? checked.gatewayUrl) as string,
+    subsets: checked.subsets,
+    workloads: checked.workloads,
   }
 }
 
