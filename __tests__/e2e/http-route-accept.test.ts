@@ -1,22 +1,13 @@
 // SPEC section 7 rule 3 through the bundle: after each write of an HTTPRoute the action waits for every parent to
 // accept the new generation (the simulated Gateway API controller, __tests__/sim/gateway/controller.ts); a parent
-// that rejects it, or a controller that never reports, fails the run with a revert. And the inputs of SPEC 7 that
-// are wrong together: a clear error naming them, before any write.
+// that rejects it, or a controller that never reports, fails the run with a revert. (Bad SPEC 7 inputs: each layout's
+// suite in http-route.test.ts.)
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { runAction } from '../runner/harness.js'
 import type { Sim } from '../sim/index.js'
-import {
-  changesSince,
-  httpRouteInputs,
-  reviewsRoute,
-  rulesOf,
-  runnerEnv,
-  stateOf,
-  untilAccepted,
-  withSim,
-} from './common.js'
+import { httpRouteInputs, reviewsRoute, rulesOf, runnerEnv, stateOf, untilAccepted, withSim } from './common.js'
 
 const GATEWAY_API = { gatewayApi: { controller: { delayMs: 50 } } } as const
 const inputs = (sim: Sim, extra: Record<string, string> = {}): Record<string, string> =>
@@ -111,41 +102,5 @@ describe('HTTPRoute: the parents must accept each change (SPEC 7 rule 3)', () =>
       )
       assert.match(main.stdout, /The revert was written but is not in effect: .*the run is unsettled/)
       assert.equal(main.state['unsettled'], 'true')
-    }))
-})
-
-describe('HTTPRoute: bad inputs (SPEC 4 rule 1): a clear error naming the input, zero writes', () => {
-  it('both virtual-service and http-route', () =>
-    withSim(GATEWAY_API, async (sim) => {
-      const since = sim.store.writes.length
-      const { main } = await runAction({ inputs: inputs(sim, { 'virtual-service': 'reviews' }), env: runnerEnv(sim) })
-      assert.equal(main.code, 1)
-      assert.match(main.stdout, /::error::.*Input 'http-route': set either 'virtual-service' .* or 'http-route'/)
-      assert.deepEqual(changesSince(sim, since), [])
-    }))
-
-  it('canary-subset with http-route: names it and says to use canary-backend', () =>
-    withSim(GATEWAY_API, async (sim) => {
-      const since = sim.store.writes.length
-      const { main } = await runAction({ inputs: inputs(sim, { 'canary-subset': 'v3' }), env: runnerEnv(sim) })
-      assert.equal(main.code, 1)
-      assert.match(
-        main.stdout,
-        /::error::.*Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/,
-      )
-      assert.deepEqual(changesSince(sim, since), [])
-    }))
-
-  it('an unknown canary backend: names it, nothing written', () =>
-    withSim(GATEWAY_API, async (sim) => {
-      const since = sim.store.writes.length
-      const { main } = await runAction({ inputs: inputs(sim, { 'canary-backend': 'reviews-v9' }), env: runnerEnv(sim) })
-      assert.equal(main.code, 1)
-      assert.match(
-        main.stdout,
-        /::error::.*backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist/,
-      )
-      assert.equal(main.outputs['result'], 'unchanged')
-      assert.deepEqual(changesSince(sim, since), [])
     }))
 })

@@ -280,11 +280,17 @@ for (const layout of LAYOUTS) {
     it('bad inputs: a clear error naming the input, zero writes', () =>
       sim(async (sim) => {
         const cases: Array<[Record<string, string>, RegExp]> = [
-          [{ 'virtual-service': 'reviews' }, /Input 'http-route': set either 'virtual-service'/],
-          [{ 'canary-subset': 'v3' }, /Input 'canary-subset': applies to virtual-service, not with http-route/],
+          [
+            { 'virtual-service': 'reviews' },
+            /::error::.*Input 'http-route': set either 'virtual-service' .* or 'http-route'/,
+          ],
+          [
+            { 'canary-subset': 'v3' },
+            /::error::.*Input 'canary-subset': applies to virtual-service, not with http-route \(use 'canary-backend'/,
+          ],
           [
             { 'canary-backend': 'reviews-v9' },
-            /backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist/,
+            /::error::.*backend Service bookinfo\/reviews-v9 \(input 'canary-backend'\) does not exist/,
           ],
         ]
         for (const [extra, message] of cases) {
