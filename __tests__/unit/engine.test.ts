@@ -7,8 +7,9 @@ import { Engine, type Outcome } from '../../src/rollout/engine.js'
 import { createRouter } from '../../src/routing/index.js'
 import type { RouteSelector } from '../../src/routing/router.js'
 import { type RolloutState, decodeState } from '../../src/routing/state.js'
-import type { Check, StepContext, Verifier } from '../../src/verify/verifier.js'
+import type { StepContext } from '../../src/verify/verifier.js'
 import { FakeCluster } from '../fakes/cluster.js'
+import { ScriptedVerifier } from '../fakes/verifier.js'
 
 const TARGET = { kind: 'VirtualService' as const, namespace: 'bookinfo', name: 'reviews' }
 
@@ -21,31 +22,6 @@ function reviews(): VirtualService {
       hosts: ['reviews'],
       http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }],
     },
-  }
-}
-
-/** A verifier whose verdicts are scripted per call (pass once the script runs out). */
-class ScriptedVerifier implements Verifier {
-  readonly kind = 'scripted'
-  readonly seen: StepContext[] = []
-  constructor(
-    private readonly verdicts: Array<'pass' | 'fail'> = [],
-    private readonly during?: (step: StepContext) => void,
-  ) {}
-  describe(): string {
-    return 'scripted'
-  }
-  async verify(step: StepContext): Promise<Check> {
-    this.seen.push(step)
-    this.during?.(step)
-    const verdict = this.verdicts.shift() ?? 'pass'
-    return {
-      kind: this.kind,
-      verdict,
-      reasons: verdict === 'fail' ? ['scripted failure'] : [],
-      summary: verdict,
-      evidence: {},
-    }
   }
 }
 

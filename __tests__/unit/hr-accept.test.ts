@@ -2,41 +2,20 @@
 // show Accepted and ResolvedRefs True for the new generation. The in-memory cluster plays the controller (accepting,
 // rejecting or silent per generation); a fake clock makes the bound pass without waiting it out.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { loadAll } from 'js-yaml'
-import type { GatewayHttpRoute, HttpRouteRule } from '../../src/k8s/resources.js'
+import type { HttpRouteRule } from '../../src/k8s/resources.js'
 import { realSleep, type Sleep } from '../../src/retry.js'
 import { Engine, type Outcome } from '../../src/rollout/engine.js'
 import { ACCEPT_TIMEOUT_MS, awaitAcceptance } from '../../src/routing/hr-status.js'
 import { createRouter } from '../../src/routing/index.js'
 import { NotAppliedError, type TargetRef } from '../../src/routing/router.js'
 import { decodeState } from '../../src/routing/state.js'
-import type { Check, StepContext, Verifier } from '../../src/verify/verifier.js'
 import { type ControllerVerdict, FakeCluster } from '../fakes/cluster.js'
-import { ISTIO_SAMPLES } from '../support/paths.js'
+import { ScriptedVerifier } from '../fakes/verifier.js'
+import { httpRouteSample as sample } from '../support/samples.js'
 
 const NS = 'bookinfo'
 const TARGET: TargetRef = { kind: 'HTTPRoute', namespace: NS, name: 'reviews', route: { by: 'default' } }
-
-function sample(file: string): GatewayHttpRoute {
-  const docs = loadAll(readFileSync(join(ISTIO_SAMPLES, 'gateway-api', file), 'utf8')) as GatewayHttpRoute[]
-  const route = docs.find((d) => d?.kind === 'HTTPRoute') as GatewayHttpRoute
-  return { ...route, metadata: { ...route.metadata, namespace: NS } }
-}
-
-class PassingVerifier implements Verifier {
-  readonly kind = 'scripted'
-  readonly seen: StepContext[] = []
-  describe(): string {
-    return 'scripted'
-  }
-  async verify(step: StepContext): Promise<Check> {
-    this.seen.push(step)
-    return { kind: this.kind, verdict: 'pass', reasons: [], summary: 'pass', evidence: {} }
-  }
-}
 
 /** A clock that only moves when the code under test sleeps (bounded: it refuses to sleep past an hour). */
 function fakeClock(): { now: () => number; sleep: Sleep; slept: number[] } {
@@ -68,7 +47,7 @@ function setup(verdicts: ControllerVerdict[] = [], o: { signal?: AbortSignal; sl
   cluster.putHttpRoute(sample('route-reviews-v1.yaml'))
   const original = structuredClone(cluster.httpRoute(NS, 'reviews').spec.rules) as HttpRouteRule[]
   const log: string[] = []
-  const verifier = new PassingVerifier()
+  const verifier = new ScriptedVerifier()
   const engine = (runId = 'run-1') =>
     new Engine(
       {

@@ -1,10 +1,7 @@
 // The HttpRouteRouter in-process: the Engine over an HTTPRoute target in the in-memory cluster (which stores
 // HTTPRoutes as the API server does: defaults written in, generation, status kept), with a scripted verifier.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { loadAll } from 'js-yaml'
 import {
   type BackendRef,
   type GatewayHttpRoute,
@@ -18,43 +15,13 @@ import { createRouter } from '../../src/routing/index.js'
 import type { TargetRef } from '../../src/routing/router.js'
 import { previewRouteName } from '../../src/routing/shares.js'
 import { type RolloutState, decodeState } from '../../src/routing/state.js'
-import type { Check, StepContext, Verifier } from '../../src/verify/verifier.js'
+import type { StepContext } from '../../src/verify/verifier.js'
 import { FakeCluster } from '../fakes/cluster.js'
-import { ISTIO_SAMPLES } from '../support/paths.js'
+import { ScriptedVerifier } from '../fakes/verifier.js'
+import { httpRouteSample as sample } from '../support/samples.js'
 
 const NS = 'bookinfo'
 const TARGET: TargetRef = { kind: 'HTTPRoute', namespace: NS, name: 'reviews', route: { by: 'default' } }
-
-/** An HTTPRoute of BookInfo's gateway-api samples, in namespace bookinfo. */
-function sample(file: string): GatewayHttpRoute {
-  const docs = loadAll(readFileSync(join(ISTIO_SAMPLES, 'gateway-api', file), 'utf8')) as GatewayHttpRoute[]
-  const route = docs.find((d) => d?.kind === 'HTTPRoute') as GatewayHttpRoute
-  return { ...route, metadata: { ...route.metadata, namespace: NS } }
-}
-
-class ScriptedVerifier implements Verifier {
-  readonly kind = 'scripted'
-  readonly seen: StepContext[] = []
-  constructor(
-    private readonly verdicts: Array<'pass' | 'fail'> = [],
-    private readonly during?: (step: StepContext) => void,
-  ) {}
-  describe(): string {
-    return 'scripted'
-  }
-  async verify(step: StepContext): Promise<Check> {
-    this.seen.push(step)
-    this.during?.(step)
-    const verdict = this.verdicts.shift() ?? 'pass'
-    return {
-      kind: this.kind,
-      verdict,
-      reasons: verdict === 'fail' ? ['scripted failure'] : [],
-      summary: verdict,
-      evidence: {},
-    }
-  }
-}
 
 function setup(
   o: {
