@@ -1,5 +1,7 @@
 // What the end-to-end test files share: resource references, the runner environment and BookInfo inputs.
+import { readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import type { StepResult } from '../runner/harness.js'
 import { type Sim, type SimOptions, startSimulation } from '../sim/index.js'
 import { REFS } from '../sim/kube/refs.js'
 import type { KubeObject, ResourceRef } from '../sim/kube/store.js'
@@ -137,3 +139,21 @@ export async function untilAccepted(sim: Sim, name: string, timeoutMs = 5_000): 
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+/** The JSON report of a run (the `report` output), as far as the telemetry tests read it. */
+export interface StepsReport {
+  steps: Array<{ weight: number; verdict: string; checks: Array<{ kind: string; verdict: string; evidence: unknown }> }>
+}
+
+/** The evidence of a step's telemetry check. */
+export interface TelemetryEvidence {
+  decision: string
+  counts: { canaryRequests: number; canaryErrors: number; stableRequests: number; stableErrors: number }
+  queries: { requests: string; errors: string }
+}
+
+export const reportOf = (main: StepResult): StepsReport =>
+  JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as StepsReport
+
+export const telemetryOf = (report: StepsReport, step: number): TelemetryEvidence | undefined =>
+  report.steps[step]?.checks.find((c) => c.kind === 'telemetry')?.evidence as TelemetryEvidence | undefined

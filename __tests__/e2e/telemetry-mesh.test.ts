@@ -4,27 +4,14 @@
 // response_total, through linkerd-viz's Prometheus, found by prometheus-service auto). A healthy canary promoted on
 // the mesh's counts; a canary failing a third of its requests reverted at its first step on them.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { type StepResult, runAction } from '../runner/harness.js'
+import { runAction } from '../runner/harness.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { applyRbacManifests } from '../sim/kube/rbac.js'
 import { REFS } from '../sim/kube/refs.js'
 import { loadRbacManifest } from '../sim/kube/seed.js'
 import { type Load, startLoad } from '../sim/mesh/load.js'
-import { bookinfoInputs, runnerEnv, untilAccepted } from './common.js'
-
-interface Report {
-  steps: Array<{ weight: number; verdict: string; checks: Array<{ kind: string; verdict: string; evidence: unknown }> }>
-}
-interface TelemetryEvidence {
-  decision: string
-  counts: { canaryRequests: number; stableRequests: number; canaryErrors: number }
-  queries: { requests: string }
-}
-const reportOf = (main: StepResult): Report => JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8'))
-const telemetryOf = (report: Report, step: number): TelemetryEvidence | undefined =>
-  report.steps[step]?.checks.find((c) => c.kind === 'telemetry')?.evidence as TelemetryEvidence | undefined
+import { bookinfoInputs, reportOf, runnerEnv, telemetryOf, untilAccepted } from './common.js'
 
 const LAYOUTS = [
   {

@@ -6,25 +6,22 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { type StepResult, runAction } from '../runner/harness.js'
+import { runAction } from '../runner/harness.js'
 import { type Sim, startSimulation } from '../sim/index.js'
 import { type Load, startLoad } from '../sim/mesh/load.js'
 import { startBearerProxy } from '../sim/telemetry/bearer-proxy.js'
-import { bookinfoInputs, reviews, runnerEnv, stateOf, vsWrites, withSim } from './common.js'
-
-interface TelemetryEvidence {
-  decision: string
-  counts: { canaryRequests: number; canaryErrors: number; stableRequests: number; stableErrors: number }
-  queries: { requests: string; errors: string }
-}
-interface Report {
-  steps: Array<{ weight: number; verdict: string; checks: Array<{ kind: string; verdict: string; evidence: unknown }> }>
-}
-
-const telemetryOf = (report: Report, step: number): TelemetryEvidence | undefined =>
-  report.steps[step]?.checks.find((c) => c.kind === 'telemetry')?.evidence as TelemetryEvidence | undefined
-
-const reportOf = (main: StepResult): Report => JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8'))
+import {
+  type StepsReport,
+  type TelemetryEvidence,
+  bookinfoInputs,
+  reportOf,
+  reviews,
+  runnerEnv,
+  stateOf,
+  telemetryOf,
+  vsWrites,
+  withSim,
+} from './common.js'
 
 const ADDON = 'istio-system/prometheus:9090'
 
@@ -307,7 +304,7 @@ interface LatencyEvidence {
   p95Ms: Record<string, number | null>
   queries: { p95: string }
 }
-const latencyOf = (report: Report, step: number): LatencyEvidence | undefined =>
+const latencyOf = (report: StepsReport, step: number): LatencyEvidence | undefined =>
   (telemetryOf(report, step) as (TelemetryEvidence & { latency?: LatencyEvidence }) | undefined)?.latency
 
 describe('telemetry latency verdict (real Prometheus, Istio histograms)', () => {
