@@ -493,17 +493,7 @@ export function addSettledWorkload(store: KubeStore, deploy: KubeObject, ready =
 }
 
 /** A Deployment manifest (one replica) as seedCluster writes them. */
-export const deploymentManifest = (
-  name: string,
-  ns: string,
-  labels: Record<string, string>,
-  podLabels: Record<string, string>,
-  selector: Record<string, string>,
-  containers: Obj[],
-  extra: Obj = {},
-): KubeObject => deployment(name, ns, labels, podLabels, selector, containers, extra)
-
-function deployment(
+export function deploymentManifest(
   name: string,
   ns: string,
   labels: Record<string, string>,
@@ -730,7 +720,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
     addWorkload(
       store,
       {
-        deployment: deployment(
+        deployment: deploymentManifest(
           istiod,
           istioNamespace,
           istiodLabels,
@@ -859,7 +849,7 @@ export function seedCluster(store: KubeStore, opts: SeedOptions): SeedInfo {
       addWorkload(
         store,
         {
-          deployment: deployment(
+          deployment: deploymentManifest(
             name,
             ingressNamespace,
             labels,

@@ -617,13 +617,18 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       if (!labels) return NO_HEALTHY_UPSTREAM
       want = { ...want, ...labels }
     }
-    if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
+    const pod = readyPod(namespace, name, want)
+    if (!pod) return NO_HEALTHY_UPSTREAM
+    return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
+  }
+
+  /** A ready pod of `namespace` with the labels `want` (none: no endpoint), picked at random per Service. */
+  function readyPod(namespace: string, name: string, want: Record<string, string>): KubeObject | undefined {
+    if (Object.keys(want).length === 0) return undefined
     const pods = store
       .list(REFS.pods, namespace)
       .filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
-    const pod = pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
-    if (!pod) return NO_HEALTHY_UPSTREAM
-    return { ok: true, pod, service: name, namespace, version: pod.metadata.labels?.['version'] ?? 'unknown' }
+    return pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
   }
 
   /**
@@ -633,12 +638,7 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
   function serviceBackend(name: string, namespace: string): Backend {
     const svc = serviceOf(name, namespace)
     if (!svc) return { ok: false, status: 500, body: '' }
-    const want = strMap(spec(svc)['selector'])
-    if (Object.keys(want).length === 0) return NO_HEALTHY_UPSTREAM
-    const pods = store
-      .list(REFS.pods, namespace)
-      .filter((p) => podReady(p) && labelsMatch(want, p.metadata.labels ?? {}))
-    const pod = pods[Math.floor(stream(`pods ${namespace}/${name}`)() * pods.length)]
+    const pod = readyPod(namespace, name, strMap(spec(svc)['selector']))
     if (!pod) return NO_HEALTHY_UPSTREAM
     const l = pod.metadata.labels ?? {}
     // The application a backend Service (reviews-v2) fronts is its pods' `app` (reviews): what they serve.
