@@ -118,6 +118,26 @@ describe('telemetry verifier', () => {
     assert.ok(elapsed() >= 20_000, 'not before the pause is over')
   })
 
+  it("counts in the step only what was served after its start: the interval that straddles it is the test's, not the step's", async () => {
+    // The last scrape before the step is older than the step: the first interval in which the counters move holds
+    // traffic at the previous weight (here: all on stable, 500 requests with 10 errors, stable-unhealthy on its own).
+    const perPoll = { v1: { requests: 500, errors: 10 }, v3: { requests: 0, errors: 0 } }
+    const mesh = new ScriptedMesh(perPoll)
+    const tick = mesh.tick.bind(mesh)
+    let ticks = 0
+    mesh.tick = () => {
+      tick()
+      if (++ticks === 1) Object.assign(perPoll, { v1: { requests: 90, errors: 0 }, v3: { requests: 10, errors: 0 } })
+    }
+    const { verifier } = verifierOn(mesh, { minCanaryRequests: 100 })
+    const check = await verifier.verify(step(20_000))
+    assert.equal(check.verdict, 'pass', check.reasons.join('; '))
+    const evidence = check.evidence as { polls: number; counts: Record<string, number> }
+    // 20 polls, the first one straddling: 19 intervals of the step's own traffic.
+    assert.equal(evidence.polls, 20)
+    assert.deepEqual(evidence.counts, { canaryRequests: 190, canaryErrors: 0, stableRequests: 1710, stableErrors: 0 })
+  })
+
   it('waits past the pause for evidence, then fails as inconclusive at max-step-time', async () => {
     const mesh = new ScriptedMesh({ v1: { requests: 9, errors: 0 }, v3: { requests: 1, errors: 0 } })
     const { verifier, elapsed } = verifierOn(mesh, { minCanaryRequests: 100, maxStepTimeMs: 30_000 })
@@ -281,9 +301,10 @@ describe('telemetry verifier', () => {
 
   it('a Prometheus lost at the latency query fails the step, never passes it', async () => {
     const mesh = new ScriptedMesh({ v1: { requests: 60, errors: 0 }, v3: { requests: 40, errors: 0 } })
-    // Two counter queries at the step's start and at each poll; at the third poll the canary has 120 requests and
-    // the ninth query, its p95, is the first to fail.
-    mesh.failAfter = 8
+    // Two counter queries at the step's start and at each poll; the first poll's interval straddles the step's
+    // start and is not the step's, so at the fourth poll the canary has 120 requests of the step and the eleventh
+    // query, its p95, is the first to fail.
+    mesh.failAfter = 10
     const { verifier } = verifierOn(mesh, { maxLatencyMs: 800 })
     const check = await verifier.verify(step(60_000))
     assert.equal(check.verdict, 'fail')

@@ -223,8 +223,16 @@ export function upperRate(errors: number, requests: number, alpha: number): numb
 /**
  * Folds in the requests and errors served since the previous scrape (differences of the counters; negative
  * differences — a counter reset — must be handled by the caller, e.g. by treating the new value as the increase).
+ * `inStep` false: the interval straddles the step's start (some of it was served at the previous weight). It is
+ * evidence for the rollout-wide test (the split of its errors is still H0's, whatever the weights within it) but
+ * not the step's: the step's counts (min-canary-requests, stable-unhealthy, the report) are its own traffic only.
  */
-export function observe(state: SequentialState, delta: Counts, opts: SequentialOptions = {}): SequentialState {
+export function observe(
+  state: SequentialState,
+  delta: Counts,
+  opts: SequentialOptions = {},
+  inStep = true,
+): SequentialState {
   const mixture = twoSampleMixture(opts)
   const oneSample = oneSampleMixture(opts)
   const clean = (x: number): number => (Number.isFinite(x) && x > 0 ? x : 0)
@@ -268,7 +276,7 @@ export function observe(state: SequentialState, delta: Counts, opts: SequentialO
   if (opts.maxErrorRate !== undefined && opts.maxErrorRate > 0 && opts.maxErrorRate < 1 && inc.canaryRequests > 0) {
     logLrMax = bern(state.logLrMax, opts.maxErrorRate)
   }
-  return { logLr2, logLrBase, logLrMax, total: add(state.total, inc), step: add(state.step, inc) }
+  return { logLr2, logLrBase, logLrMax, total: add(state.total, inc), step: inStep ? add(state.step, inc) : state.step }
 }
 
 /**

@@ -186,7 +186,14 @@ export class TelemetryVerifier implements Verifier {
     }
     const [stable, canary] = this.config.target.versions
     const maxLatency = this.config.maxLatencyMs
-    // Bounded: every round sleeps `interval` and the loop ends at the deadline.
+    // The counters read at the start are those of the last scrape BEFORE the step began, up to one scrape interval
+    // old (15 s with Istio's sample Prometheus; 30 s by default on Azure Monitor's managed Prometheus,
+    // https://learn.microsoft.com/azure/azure-monitor/containers/prometheus-metrics-scrape-default, "Scrape
+    // frequency"). So the first interval in which they move straddles the step's start and holds requests served at
+    // the previous weight. It goes to the rollout-wide test but not to the step's counts, which thus never count a
+    // request of the previous step (they may miss up to one scrape interval of the step's own: the safe side of
+    // min-canary-requests).
+    let straddling = true
     for (let polls = 1; ; polls++) {
       await this.deps.sleep(Math.max(0, Math.min(interval, deadline - this.deps.now())), step.signal)
       let now: Totals
@@ -202,7 +209,9 @@ export class TelemetryVerifier implements Verifier {
         stableErrors: increase(now[stable]?.errors ?? 0, last[stable]?.errors ?? 0),
       }
       last = now
-      this.state = observe(this.state, delta, this.config.test)
+      const moved = delta.canaryRequests + delta.canaryErrors + delta.stableRequests + delta.stableErrors > 0
+      this.state = observe(this.state, delta, this.config.test, !(straddling && moved))
+      if (moved) straddling = false
       const at = this.deps.now()
       const evaluation = evaluate(
         this.state,
