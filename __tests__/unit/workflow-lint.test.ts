@@ -14,7 +14,13 @@ interface Declared {
 }
 interface WorkflowLint {
   actionInputs(action: unknown): Declared
-  lintWorkflow(text: string, file: string, declared: Declared, lineOffset?: number): Promise<string[]>
+  lintWorkflow(
+    text: string,
+    file: string,
+    declared: Declared,
+    lineOffset?: number,
+    localActions?: Record<string, Declared>,
+  ): Promise<string[]>
   markdownWorkflows(markdown: string): Array<{ text: string; line: number }>
 }
 const lib = (await import(pathToFileURL(join(REPO_ROOT, '__tests__/scripts/workflow-lint.mjs')).href)) as WorkflowLint
@@ -83,6 +89,27 @@ describe('workflow lint', () => {
       '        run: echo paused',
     ])
     assert.match((await lib.lintWorkflow(typo, 'typo.yml', declared)).join('\n'), /property "canery" is not defined/)
+  })
+
+  it("checks a local action's step against that action's own inputs, as the e2e workflow uses it", async () => {
+    const kind = '.github/actions/kind-bookinfo'
+    const locals = { [kind]: lib.actionInputs(load(readFileSync(join(REPO_ROOT, kind, 'action.yml'), 'utf8'))) }
+    assert.ok(locals[kind]?.required.includes('istio-version'))
+    const e2e = '.github/workflows/e2e-kind.yml'
+    assert.deepEqual(await lib.lintWorkflow(readFileSync(join(REPO_ROOT, e2e), 'utf8'), e2e, declared, 0, locals), [])
+    const bad = workflow(['mesh-flavor: linkerd', 'gateway-url: http://127.0.0.1:8080'], `./${kind}`)
+    assert.deepEqual(await lib.lintWorkflow(bad, 'bad.yml', declared, 0, locals), [
+      `bad.yml: job canary, step canary (uses: ./${kind}): input 'mesh-flavor' is not declared in ${kind}/action.yml`,
+      `bad.yml: job canary, step canary (uses: ./${kind}): required input 'istio-version' is missing`,
+    ])
+    // A local action the repository does not have; a remote action is not this lint's to check.
+    assert.deepEqual(
+      await lib.lintWorkflow(workflow(['x: 1'], './.github/actions/gone'), 'gone.yml', declared, 0, locals),
+      [
+        'gone.yml: job canary, step canary (uses: ./.github/actions/gone): no action metadata at .github/actions/gone/action.yml',
+      ],
+    )
+    assert.deepEqual(await lib.lintWorkflow(workflow(['x: 1'], 'actions/checkout@v5'), 'remote.yml', declared), [])
   })
 
   it('takes only yaml blocks with jobs: from Markdown, with the line their body starts on', () => {
