@@ -42,6 +42,20 @@ export class StepChecks {
     return runChecks(this.verifiers, { ...step, signal: this.run.deps.signal })
   }
 
+  /** A step that failed before its checks could run (its change not taken): in the report with its reasons alone. */
+  private unjudged(index: number, weight: number, startedAt: string, reasons: string[]): void {
+    this.run.steps.push({
+      index: index + 1,
+      weight,
+      pauseMs: 0,
+      startedAt,
+      endedAt: this.run.now().toISOString(),
+      checks: [],
+      verdict: 'fail',
+      reasons,
+    })
+  }
+
   /** A shift's wait for its controllers: one they do not take is the step's failure, unjudged, in the report too. */
   async appliedStep(index: number, weight: number): Promise<void> {
     const startedAt = this.run.now().toISOString()
@@ -49,16 +63,7 @@ export class StepChecks {
       await applied(this.run, `step ${index + 1} at ${weight} %`)
     } catch (err) {
       if (err instanceof NotAppliedError) {
-        this.run.steps.push({
-          index: index + 1,
-          weight,
-          pauseMs: 0,
-          startedAt,
-          endedAt: this.run.now().toISOString(),
-          checks: [],
-          verdict: 'fail',
-          reasons: [...(err.details.length > 0 ? err.details : [err.message])],
-        })
+        this.unjudged(index, weight, startedAt, [...(err.details.length > 0 ? err.details : [err.message])])
       }
       throw err
     }
@@ -107,16 +112,7 @@ export class StepChecks {
         const reason =
           `the proxies did not take the new route: ${settled.summary}. ` +
           `The step was not judged (${run.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT})`
-        run.steps.push({
-          index: index + 1,
-          weight: to,
-          pauseMs: 0,
-          startedAt,
-          endedAt: run.now().toISOString(),
-          checks: [],
-          verdict: 'fail',
-          reasons: [reason],
-        })
+        this.unjudged(index, to, startedAt, [reason])
         run.event(`Step ${index + 1} at ${to} %: NOT SETTLED (${reason})`)
         throw new NotSettledError(`step ${index + 1} at ${to} % unsettled: ${reason}`)
       }
