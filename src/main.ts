@@ -243,6 +243,7 @@ class MainStep {
         signal: this.cancel.signal,
         runId: this.runId,
         log: core.info,
+        warn: core.warning,
         now: this.deps.now,
         sleep: this.deps.sleep,
         onTrafficChange: () => {

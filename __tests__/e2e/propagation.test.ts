@@ -7,6 +7,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { runAction } from '../runner/harness.js'
+import type { WriteEvent } from '../sim/kube/store.js'
 import { GATEWAY_PROXY } from '../sim/mesh/mesh.js'
 import { bookinfoInputs, reviews, runnerEnv, stateOf, withSim } from './common.js'
 
@@ -67,6 +68,49 @@ describe('propagation: steps are judged once traffic follows the new weights', (
       assert.equal(step?.verdict, 'fail')
       assert.equal(step?.checks.length, 0)
       assert.match(step?.reasons[0] ?? '', /did not follow 50 %/)
+    }))
+
+  it('after the revert of a bad canary, the run waits for traffic to follow the restored route and says so', () =>
+    withSim({ propagation: slowSidecars(1500) }, async (sim) => {
+      sim.faults.mesh('reviews', 'v3', { errorRate: 1 })
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+      assert.notEqual(main.code, 0)
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      const restored = main.stdout.indexOf('Restored the route as it was before the run: v1 100 %')
+      const confirmed = main.stdout.search(
+        /Traffic follows the restored route: traffic follows 0 % \(\d+ probes in \ds, the canary served \d+ % of the last \d+ attributed \(failed answers that name no version counted as the canary's\)\)/,
+      )
+      assert.ok(restored >= 0 && confirmed > restored, main.stdout)
+      assert.doesNotMatch(main.stdout, /::warning::The restored route is in place/)
+      // The confirmation waited for the push: the sidecars took the restored route 1.5 s after it was written.
+      assert.deepEqual(sim.mesh.stale(), [])
+      const events = (
+        JSON.parse(readFileSync(main.outputs['report'] as string, 'utf8')) as { events: Array<{ message: string }> }
+      ).events
+      assert.ok(events.some((e) => e.message.startsWith('Traffic follows the restored route')))
+    }))
+
+  it('a restored route the sidecars never take: rolled back, with a warning that users still reach the canary', () =>
+    withSim({}, async (sim) => {
+      sim.faults.mesh('reviews', 'v3', { errorRate: 1 })
+      // Pushes reach the sidecars as usual until the revert is written; from then on, never (a stuck xDS stream).
+      let writes = 0
+      let stuck = false
+      sim.store.on('write', (e: WriteEvent) => {
+        if (e.ref.resource === 'virtualservices' && e.name === 'reviews' && ++writes === 2) stuck = true
+      })
+      sim.mesh.setPropagation({ pushMs: (p) => (stuck ? Number.POSITIVE_INFINITY : p === GATEWAY_PROXY ? 20 : 40) })
+      const t0 = Date.now()
+      const { main } = await runAction({ inputs: bookinfoInputs(sim, { steps: '50,100' }), env: runnerEnv(sim) })
+      assert.equal(main.outputs['result'], 'rolled-back', main.stdout)
+      assert.equal(writes, 2, 'the shift to 50 % and the revert')
+      assert.match(main.stdout, /Restored the route as it was before the run: v1 100 %/)
+      assert.match(
+        main.stdout,
+        /::warning::The restored route is in place, but traffic does not follow it yet: traffic did not follow 0 %25 within 30s \(\d+ probes in 30s, the canary served [1-9]\d* %25 of the last \d+ attributed \(failed answers that name no version counted as the canary's\); before the change: 50 %25\)\. Until it does, users still reach the canary \(istiod has not pushed it to every proxy: see istioctl proxy-status\)/,
+      )
+      assert.ok(sim.mesh.stale().length > 0, 'the sidecars are still on the shifted route')
+      assert.ok(Date.now() - t0 < 75_000)
     }))
 
   it('a preview waits until its header route is live at the sidecars (1 s), then judges it: previewed', () =>

@@ -6,7 +6,14 @@ import type { VirtualService } from '../../src/k8s/resources.js'
 import { Engine } from '../../src/rollout/engine.js'
 import { createRouter } from '../../src/routing/index.js'
 import { decodeState } from '../../src/routing/state.js'
-import { SETTLE_THRESHOLD, type SettleDeps, cusum, settleShares, shareLlr } from '../../src/verify/settle.js'
+import {
+  REVERT_FAILING_PROBES,
+  SETTLE_THRESHOLD,
+  type SettleDeps,
+  cusum,
+  settleShares,
+  shareLlr,
+} from '../../src/verify/settle.js'
 import type { SmokeConfig, SmokeResult } from '../../src/verify/smoke/smoke.js'
 import type { Check, Settled, StepContext, TrafficChange, Verifier } from '../../src/verify/verifier.js'
 import { FakeCluster } from '../fakes/cluster.js'
@@ -130,6 +137,44 @@ describe('settle: the wait', () => {
     assert.equal(p.batches(), 3)
   })
 
+  it("after a revert: failing probes are the reverted canary's, not an end of the wait; only the restored route settles it", async () => {
+    /** The proxies still on the 50 % route for `pushBatches` batches: the broken canary's half fails naming no version. */
+    const reverting = (pushBatches: number, stableFails = false) => {
+      let t = 0
+      let batches = 0
+      const deps: SettleDeps = {
+        now: () => t,
+        sleep: async (ms) => {
+          t += ms
+        },
+        probe: async (cfg) => {
+          t += 5
+          const failed = stableFails ? cfg.requests : batches++ < pushBatches ? cfg.requests / 2 : 0
+          return { ...batch(cfg.requests, 0, failed), unattributedFailures: failed }
+        },
+      }
+      return { deps, batches: () => batches }
+    }
+    const revertChange: TrafficChange = { ...change(50, 0), kind: 'revert' }
+    const pushed = reverting(4)
+    const out = await settleShares(config, revertChange, pushed.deps)
+    assert.equal(out.outcome, 'settled')
+    assert.ok(pushed.batches() > 4, `settled after ${pushed.batches()} batches, only once the restored route answers`)
+    assert.match(
+      out.summary,
+      /^traffic follows 0 % .*\(failed answers that name no version counted as the canary's\)\)$/,
+    )
+    // The push never arrives: stable's answers alone never settle it, and half the probes failing does not end it.
+    const never = await settleShares(config, revertChange, reverting(Number.POSITIVE_INFINITY).deps)
+    assert.equal(never.outcome, 'timeout')
+    assert.match(never.summary, /the canary served 50 % of the last \d+ attributed/)
+    // Nearly every probe failing leaves nothing to tell the versions by: failing, after REVERT_FAILING_PROBES.
+    const none = await settleShares(config, revertChange, reverting(0, true).deps)
+    assert.equal(none.outcome, 'failing')
+    assert.equal(none.probes, REVERT_FAILING_PROBES)
+    assert.match(none.summary, /^20 of 20 probes failed while waiting for 0 %/)
+  })
+
   it('a preview: probes carry its header; from 0 % to 100 %', async () => {
     const p = plane(0, 100, 3)
     const out = await settleShares(
@@ -172,7 +217,7 @@ class SettlingVerifier implements Verifier {
   }
 }
 
-function engineWith(verifier: Verifier, propagationHint?: () => string) {
+function engineWith(verifier: Verifier, propagationHint?: () => string, signal = new AbortController().signal) {
   const cluster = new FakeCluster()
   const vs: VirtualService = {
     apiVersion: 'networking.istio.io/v1',
@@ -188,19 +233,21 @@ function engineWith(verifier: Verifier, propagationHint?: () => string) {
     route: { by: 'default' as const },
   }
   const log: string[] = []
+  const warnings: string[] = []
   const router = createRouter(cluster, target, { log: (m) => log.push(m) })
   const engine = new Engine(
     {
       router,
       verifiers: [verifier],
-      signal: new AbortController().signal,
+      signal,
       runId: 'run-1',
       log: (m) => log.push(m),
+      warn: (m) => warnings.push(m),
       ...(propagationHint ? { propagationHint } : {}),
     },
     { stableSubset: 'auto', canarySubset: 'v3' },
   )
-  return { cluster, engine, log }
+  return { cluster, engine, log, warnings }
 }
 
 describe('settle: the engine', () => {
@@ -245,6 +292,71 @@ describe('settle: the engine', () => {
       name: 'reviews',
     })
     assert.equal(state?.phase, 'rolled-back')
+  })
+
+  it('after a revert, confirms that traffic follows the restored route: from the weight left to the one restored', async () => {
+    const v = new SettlingVerifier(['settled', 'timeout', 'settled'])
+    const t = engineWith(v)
+    await t.engine.load()
+    const out = await t.engine.rollout([{ weight: 10 }, { weight: 50 }, { weight: 100 }], 0)
+    assert.equal(out.result, 'rolled-back')
+    assert.deepEqual(
+      v.changes.map((c) => [c.kind, c.from, c.to]),
+      [
+        ['step', 0, 10],
+        ['step', 10, 50],
+        ['revert', 50, 0],
+      ],
+    )
+    const restored = t.log.findIndex((l) => l.startsWith('Restored the route as it was before the run'))
+    const confirmed = t.log.indexOf('Traffic follows the restored route: scripted settled')
+    assert.ok(restored >= 0 && confirmed > restored, t.log.join('\n'))
+    assert.deepEqual(t.warnings, [])
+    assert.ok(out.events.some((e) => e.message === 'Traffic follows the restored route: scripted settled'))
+  })
+
+  it('a restored route the proxies do not take yet is a warning, in the report too; the result stays rolled-back', async () => {
+    const v = new SettlingVerifier(['timeout', 'timeout'])
+    const t = engineWith(v)
+    await t.engine.load()
+    const out = await t.engine.rollout([{ weight: 10 }], 0)
+    assert.equal(out.result, 'rolled-back')
+    assert.equal(out.unsettled, undefined)
+    assert.deepEqual(t.warnings, [
+      'The restored route is in place, but traffic does not follow it yet: scripted timeout. Until it does, users ' +
+        'still reach the canary (istiod has not pushed it to every proxy: see istioctl proxy-status)',
+    ])
+    assert.ok(out.events.some((e) => e.message === t.warnings[0]))
+    const failing = engineWith(new SettlingVerifier(['timeout', 'failing']))
+    await failing.engine.load()
+    await failing.engine.rollout([{ weight: 10 }], 0)
+    assert.deepEqual(failing.warnings, [
+      'Not confirmed that traffic follows the restored route, nearly every probe fails: scripted failing',
+    ])
+  })
+
+  it('a cancelled run reverts without waiting to confirm it (the runner kills it seconds later)', async () => {
+    const ac = new AbortController()
+    const v = new SettlingVerifier([])
+    const cancelling: Verifier = {
+      kind: 'smoke',
+      describe: () => 'cancelled in its step',
+      settle: (c) => v.settle(c),
+      verify: async (step) => {
+        if (step.kind === 'step') ac.abort(new Error('SIGINT'))
+        step.signal.throwIfAborted()
+        return { kind: 'smoke', verdict: 'pass', reasons: [], summary: 'pass', evidence: {} }
+      },
+    }
+    const t = engineWith(cancelling, undefined, ac.signal)
+    await t.engine.load()
+    const out = await t.engine.rollout([{ weight: 10 }, { weight: 100 }], 0)
+    assert.equal(out.result, 'rolled-back')
+    assert.deepEqual(
+      v.changes.map((c) => c.kind),
+      ['step'],
+      'no confirmation probes after a cancellation',
+    )
   })
 
   it("says where to look in the mesh's words: Istio's by default, the one the run was given otherwise", async () => {

@@ -3,7 +3,15 @@
 // the run's report and its line in the run's log.
 import type { Route } from '../routing/router.js'
 import { NotAppliedError } from '../routing/router.js'
-import { type Check, type StepContext, type Verifier, failureReasons, passed, runChecks } from '../verify/verifier.js'
+import {
+  type Check,
+  type Settled,
+  type StepContext,
+  type Verifier,
+  failureReasons,
+  passed,
+  runChecks,
+} from '../verify/verifier.js'
 import { applied } from './applied.js'
 import { RolloutError, type Run, capitalized } from './run.js'
 
@@ -115,6 +123,47 @@ export class StepChecks {
         this.unjudged(index, to, startedAt, [reason])
         run.event(`Step ${index + 1} at ${to} %: NOT SETTLED (${reason})`)
         throw new NotSettledError(`step ${index + 1} at ${to} % unsettled: ${reason}`)
+      }
+    }
+  }
+
+  /**
+   * After a revert is written (and, for an HTTPRoute, accepted): whether traffic follows the restored route, with
+   * the same probes and bound as a step's settling. Report only: the route is right whatever the proxies do, and
+   * writing it again would not push it sooner; but until the push arrives users still reach the canary at the
+   * weight the run left, and "restored" alone would hide that. Skipped when the run is being cancelled (the runner
+   * kills it seconds after) and when no verifier can attribute answers to versions.
+   */
+  async confirmRestored(from: number, to: number): Promise<void> {
+    const run = this.run
+    const settlers = (run.deps.verifiers ?? []).filter((v) => v.settle !== undefined)
+    if (settlers.length === 0 || run.deps.signal.aborted) return
+    for (const verifier of settlers) {
+      let settled: Settled
+      try {
+        settled = await (verifier.settle as NonNullable<Verifier['settle']>)({
+          kind: 'revert',
+          from,
+          to,
+          headers: {},
+          signal: run.deps.signal,
+        })
+      } catch (err) {
+        const why = run.deps.signal.aborted ? 'the run is being cancelled' : (err as Error).message
+        run.event(`Not confirmed that traffic follows the restored route: ${why}`)
+        return
+      }
+      if (settled.outcome === 'settled') {
+        run.event(`Traffic follows the restored route: ${settled.summary}`)
+      } else if (settled.outcome === 'failing') {
+        run.warning(
+          `Not confirmed that traffic follows the restored route, nearly every probe fails: ${settled.summary}`,
+        )
+      } else {
+        run.warning(
+          `The restored route is in place, but traffic does not follow it yet: ${settled.summary}. ` +
+            `Until it does, users still reach the canary (${run.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT})`,
+        )
       }
     }
   }

@@ -123,14 +123,22 @@ export async function rollout(run: Run, checks: StepChecks, steps: Step[], pause
     }
     if ('revert' in decision) {
       run.changed = true
+      let reverted = false
       try {
         await revert(run, selector, current, revertTo, error, at)
+        reverted = true
         decision = afterFailure({ ...facts, revert: 'done' })
       } catch (revertError) {
         failure = revertError as Error
         // Someone else changed the route meanwhile: theirs stands.
         const overtaken = failure.cause instanceof ConcurrentChangeError
         decision = afterFailure({ ...facts, revert: overtaken ? 'overtaken' : 'failed' })
+      }
+      if (reverted) {
+        await checks.confirmRestored(
+          router.weightOf(current, start.canary),
+          router.weightOf(revertTo.route, start.canary),
+        )
       }
     }
     if ('revert' in decision) throw new Error('internal: the state machine asked for a second revert')

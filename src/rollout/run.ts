@@ -28,6 +28,8 @@ export interface EngineDeps {
   signal: AbortSignal
   runId: string
   log: (message: string) => void
+  /** A warning (a GitHub annotation); default: log. */
+  warn?: (message: string) => void
   /** Called before the first traffic change with what a post step needs to finish a revert. */
   onTrafficChange?: () => void
   /** Raises when the lock was lost (checked before each change). */
@@ -90,6 +92,12 @@ export class Run {
   event(message: string): void {
     this.events.push({ at: this.now().toISOString(), message })
     this.deps.log(message)
+  }
+
+  /** An event the user must see: in the report like any other, and a warning in the log. */
+  warning(message: string): void {
+    this.events.push({ at: this.now().toISOString(), message })
+    ;(this.deps.warn ?? this.deps.log)(message)
   }
 
   get ref(): string {

@@ -16,7 +16,8 @@ import type { SmokeConfig, SmokeResult } from './smoke/smoke.js'
 
 /** A route change to wait for: the canary's share of the probed requests before and after the write, in percent. */
 export interface TrafficChange {
-  kind: 'step' | 'preview'
+  /** revert: the run's own revert, confirmed after it is written; failing probes do not end its wait (below). */
+  kind: 'step' | 'preview' | 'revert'
   from: number
   to: number
   /** Headers a probe carries (a preview's). */
@@ -63,6 +64,10 @@ export const SETTLE_TIMEOUT_MS = 30_000
 
 /** Failed probes that end the wait as 'failing' whatever their share. */
 export const FAILING_PROBES = 3
+
+/** After a revert: the wait ends as 'failing' once this many probes failed, and at least this share of them. */
+export const REVERT_FAILING_PROBES = 20
+export const REVERT_FAILING_SHARE = 0.9
 
 /** Where the detector decides: log(1000). */
 export const SETTLE_THRESHOLD = Math.log(1000)
@@ -120,7 +125,8 @@ export async function settleShares(config: SettleConfig, change: TrafficChange, 
     })
     const seen =
       `${probes} probes in ${formatDuration(Math.round(elapsedMs))}, ` +
-      `the canary served ${pct(last.canary, last.attributed)} of the last ${last.attributed} attributed`
+      `the canary served ${pct(last.canary, last.attributed)} of the last ${last.attributed} attributed` +
+      (change.kind === 'revert' ? " (failed answers that name no version counted as the canary's)" : '')
     const summary =
       outcome === 'settled'
         ? `traffic follows ${change.to} % (${seen})`
@@ -136,16 +142,27 @@ export async function settleShares(config: SettleConfig, change: TrafficChange, 
     if (deps.now() - started >= timeoutMs) return done('timeout')
     const result = await deps.probe({ ...request, requests: batch }, change.signal)
     const t = tally(result, config.canaryVersions)
+    // After a revert, a failed answer that names no version is the reverted canary's (BookInfo's error pages name
+    // none; the restored route passed its baseline): counted as the canary's, a broken canary's share shows, and
+    // the stable answers alone do not "prove" a revert the proxies have not taken.
+    const canaryLike = t.canary + (change.kind === 'revert' ? (result.unattributedFailures ?? 0) : 0)
     probes += result.requests
     canary += t.canary
     failed += t.failed
-    window.push({ canary: t.canary, attributed: t.canary + t.other })
+    window.push({ canary: canaryLike, attributed: canaryLike + t.other })
     if (window.length > 4) window.shift()
-    s = cusum(s, p0, p1, t.canary, t.other)
+    s = cusum(s, p0, p1, canaryLike, t.other)
     if (s >= SETTLE_THRESHOLD) return done('settled')
     // Failing answers after a baseline that passed are the step's to judge (a broken canary's pages may name no
     // version, so its share would never show): a few of them, or more than the threshold allows, end the wait.
-    if (failed >= FAILING_PROBES || (probes >= 10 && failed / probes > 1 - config.threshold)) return done('failing')
+    // Not after a revert: until the proxies have it, the reverted canary still fails its share of the probes, and
+    // only the answers of the restored route tell that they have it. There, only probes that nearly all fail (an
+    // outage of stable too, or of the gateway) leave nothing to tell the versions apart by.
+    if (change.kind === 'revert') {
+      if (failed >= REVERT_FAILING_PROBES && failed / probes >= REVERT_FAILING_SHARE) return done('failing')
+    } else if (failed >= FAILING_PROBES || (probes >= 10 && failed / probes > 1 - config.threshold)) {
+      return done('failing')
+    }
     await deps.sleep(gapMs, change.signal)
   }
   return done('timeout')
