@@ -193,7 +193,7 @@ function settled(ctx: RunContext, phase: 'paused' | 'promoted', event: HoldEvent
 }
 
 /**
- * The revert as engine.revert builds it: the state the run began from, now recording the route written back;
+ * The revert as ./revert.ts builds it: the state the run began from, now recording the route written back;
  * without one, the current state rolled back; without either, no state (the annotation is removed).
  */
 function reverted(
