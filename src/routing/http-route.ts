@@ -36,7 +36,7 @@ import {
 import { type Acceptance, acceptanceOf, awaitAcceptance } from './hr-status.js'
 import { canonical } from './shares.js'
 import { type RolloutState, decodeState, isActive } from './state.js'
-import type { RouterDeps } from './virtual-service.js'
+import type { RouterDeps } from './resource-router.js'
 
 const asRule = (route: Route): HttpRouteRule => route as HttpRouteRule
 
