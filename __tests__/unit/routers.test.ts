@@ -132,6 +132,20 @@ function setup(api: Api, route: RouteSelector = { by: 'index', index: 0 }) {
   return { cluster, log, router, calls }
 }
 
+/** A router of the resource stored with `entries`, loaded, its calls counted from here. */
+async function loaded(
+  api: Api,
+  entries: Record<string, unknown>[],
+  o: { route?: RouteSelector; annotations?: Record<string, string> } = {},
+) {
+  const t = setup(api, o.route)
+  api.put(t.cluster, entries, o.annotations)
+  const r = t.router()
+  await r.load()
+  t.calls()
+  return { ...t, r }
+}
+
 /** A rollout of `route` (paused, unless said) whose last write is `lastWritten`, as its annotation. */
 function paused(
   api: Api,
@@ -155,22 +169,33 @@ function paused(
   return { [STATE_ANNOTATION]: encodeState(state) }
 }
 
+const FIRST: RouteSelector = { by: 'index', index: 0 }
+
 for (const api of [VS, HR]) {
   describe(`${api.kind} router: what every router does alike`, () => {
+    /** A write of the first route that someone else beats, leaving `after` in its place. */
+    async function beaten(after: Record<string, unknown>[]): Promise<void> {
+      const { cluster, r } = await loaded(api, [api.entry(undefined, false, 'v1')])
+      const before = r.route(FIRST)
+      cluster.beforeReplace = (c) => {
+        c.beforeReplace = undefined
+        api.put(c, after)
+      }
+      await r.write(FIRST, before, r.atWeight(before, api.stable, api.canary, 10), undefined)
+    }
+
     it('reads the resource once per load; state and revision follow it; nothing is read before', async () => {
       const t = setup(api)
       const r = t.router()
-      assert.throws(() => r.route({ by: 'index', index: 0 }), {
-        message: `internal: ${api.kind} bookinfo/reviews was not read`,
-      })
+      assert.throws(() => r.route(FIRST), { message: `internal: ${api.kind} bookinfo/reviews was not read` })
       assert.deepEqual([r.state, r.revision], [undefined, undefined])
       const target = api.entry('target', false, 'v1')
-      api.put(t.cluster, [target], paused(api, { by: 'index', index: 0 }, target))
+      api.put(t.cluster, [target], paused(api, FIRST, target))
       await r.load()
       assert.deepEqual(t.calls(), [api.get])
       assert.equal(r.state?.runId, 'run-1')
       assert.equal(r.revision, api.revision(t.cluster))
-      assert.equal(r.selectorFor(r.route({ by: 'index', index: 0 }), { by: 'default' }).by, 'name')
+      assert.deepEqual(r.selectorFor(r.route(FIRST), { by: 'default' }), { by: 'name', name: 'target' })
       assert.deepEqual(r.selectorFor(api.entry(undefined, false, 'v1'), { by: 'index', index: 3 }), {
         by: 'index',
         index: 3,
@@ -178,27 +203,18 @@ for (const api of [VS, HR]) {
     })
 
     it("refuses an input route an earlier catch-all shadows, names a missing one as the 'route' input's", async () => {
-      const t = setup(api, { by: 'name', name: 'target' })
-      api.put(t.cluster, [
+      const three = () => [
         api.entry('all', false, 'v1'),
         api.entry('target', false, 'v1'),
         api.entry('other', true, 'v2'),
-      ])
-      const r = t.router()
-      await r.load()
+      ]
+      const { r } = await loaded(api, three(), { route: { by: 'name', name: 'target' } })
       assert.throws(
         () => r.inputRoute(),
         (err: Error) => err instanceof RouteError && err.message === api.words.shadowed,
       )
       assert.equal(r.inputRoute({ shadowed: 'allow' }).name, 'target')
-      const missing = setup(api, { by: 'name', name: 'nope' })
-      api.put(missing.cluster, [
-        api.entry('all', false, 'v1'),
-        api.entry('target', false, 'v1'),
-        api.entry('other', true, 'v2'),
-      ])
-      const m = missing.router()
-      await m.load()
+      const { r: m } = await loaded(api, three(), { route: { by: 'name', name: 'nope' } })
       assert.throws(
         () => m.inputRoute(),
         (err: Error) => err instanceof RouteError && err.message === api.words.missing,
@@ -207,28 +223,24 @@ for (const api of [VS, HR]) {
     })
 
     it('follows a rollout route that moved, says so once, and writes it where it is now', async () => {
-      const t = setup(api)
-      const selector: RouteSelector = { by: 'index', index: 0 }
       const target = api.entry(undefined, false, 'v1')
       // Someone put a route before the one the paused rollout last wrote.
-      api.put(t.cluster, [api.entry('new', true, 'v2'), target], paused(api, selector, target))
-      const r = t.router()
-      await r.load()
-      const found = r.route(selector)
+      const t = await loaded(api, [api.entry('new', true, 'v2'), target], { annotations: paused(api, FIRST, target) })
+      const { r } = t
+      const found = r.route(FIRST)
       assert.ok(r.same(found, target))
-      assert.ok(r.same(r.findRoute(selector), target))
+      assert.ok(r.same(r.findRoute(FIRST), target))
       assert.ok(r.same(r.inputRoute(), target), 'a rollout in progress follows its route')
       assert.deepEqual(t.log, [api.words.moved])
-      assert.deepEqual(r.manifestTarget(selector), {
+      assert.deepEqual(r.manifestTarget(FIRST), {
         kind: api.kind,
         namespace: NS,
         name: 'reviews',
         routeIndex: 1,
         destinations: api.words.manifestDestinations,
       })
-      t.calls()
       const next = r.atWeight(found, api.stable, api.canary, 10)
-      await r.write(selector, found, next, undefined)
+      await r.write(FIRST, found, next, undefined)
       assert.deepEqual(t.calls(), [api.replace])
       assert.ok(r.same(api.stored(t.cluster)[1], next))
       assert.equal(api.stored(t.cluster)[0]?.name, 'new')
@@ -237,73 +249,43 @@ for (const api of [VS, HR]) {
     })
 
     it('a new rollout takes the input as it reads: no following, no log', async () => {
-      const t = setup(api)
-      const selector: RouteSelector = { by: 'index', index: 0 }
       const target = api.entry(undefined, false, 'v1')
-      api.put(t.cluster, [api.entry('new', true, 'v2'), target], paused(api, selector, target, 'promoted'))
-      const r = t.router()
-      await r.load()
-      assert.equal(r.inputRoute().name, 'new')
+      const t = await loaded(api, [api.entry('new', true, 'v2'), target], {
+        annotations: paused(api, FIRST, target, 'promoted'),
+      })
+      assert.equal(t.r.inputRoute().name, 'new')
       assert.deepEqual(t.log, [])
       // The finished rollout's own reads still find what it last wrote.
-      assert.ok(r.same(r.route(selector), target))
+      assert.ok(t.r.same(t.r.route(FIRST), target))
       assert.deepEqual(t.log, [api.words.moved])
     })
 
     it('after a conflict re-reads, and stops when the route is gone or someone else changed it', async () => {
-      const t = setup(api)
-      const selector: RouteSelector = { by: 'index', index: 0 }
-      api.put(t.cluster, [api.entry(undefined, false, 'v1')])
-      const r = t.router()
-      await r.load()
-      const route = r.route(selector)
-      t.calls()
+      const t = await loaded(api, [api.entry(undefined, false, 'v1')])
+      const route = t.r.route(FIRST)
       t.cluster.fail(api.replace, { error: new ConflictError(409, 'Conflict', 'modified') })
-      const next = r.atWeight(route, api.stable, api.canary, 10)
-      await r.write(selector, route, next, undefined)
+      await t.r.write(FIRST, route, t.r.atWeight(route, api.stable, api.canary, 10), undefined)
       assert.deepEqual(t.calls(), [api.replace, api.get, api.replace])
       assert.deepEqual(t.log, [`${api.kind} bookinfo/reviews changed since it was read; re-reading`])
-
-      const changed = setup(api)
-      api.put(changed.cluster, [api.entry(undefined, false, 'v1')])
-      const c = changed.router()
-      await c.load()
-      const before = c.route(selector)
-      changed.cluster.beforeReplace = (cluster) => {
-        cluster.beforeReplace = undefined
-        api.put(cluster, [api.entry(undefined, false, 'v2')])
-      }
       await assert.rejects(
-        c.write(selector, before, c.atWeight(before, api.stable, api.canary, 10), undefined),
+        beaten([api.entry(undefined, false, 'v2')]),
         (err: Error) => err instanceof ConcurrentChangeError && err.message === api.words.changed,
       )
-
-      const gone = setup(api)
-      api.put(gone.cluster, [api.entry(undefined, false, 'v1')])
-      const g = gone.router()
-      await g.load()
-      const was = g.route(selector)
-      gone.cluster.beforeReplace = (cluster) => {
-        cluster.beforeReplace = undefined
-        api.put(cluster, [])
-      }
       await assert.rejects(
-        g.write(selector, was, g.atWeight(was, api.stable, api.canary, 10), undefined),
+        beaten([]),
         (err: Error) => err instanceof ConcurrentChangeError && err.message === api.words.gone,
       )
     })
 
     it('preview: one write each way, none when nothing changes, the route before it back in its place', async () => {
-      const t = setup(api)
-      api.put(t.cluster, [api.entry('main', false, 'v1')])
-      const r = t.router()
-      await r.load()
-      t.calls()
+      const t = await loaded(api, [api.entry('main', false, 'v1')])
+      const { r } = t
+      const names = () => api.stored(t.cluster).map((e) => e.name)
       assert.equal(r.previewName('qa'), previewRouteName('qa'))
       assert.equal(await r.setPreview(api.canary, 'x-canary', 'qa'), true)
       assert.deepEqual(t.calls(), [api.replace])
       assert.equal(r.previewRoute('qa')?.name, previewRouteName('qa'))
-      assert.equal(api.stored(t.cluster)[0]?.name, previewRouteName('qa'))
+      assert.deepEqual(names(), [previewRouteName('qa'), 'main'])
       assert.equal(r.manifestTarget({ by: 'name', name: 'main' }).routeIndex, 0, 'previews are not counted')
       assert.equal(r.manifestTarget({ by: 'name', name: 'main' }).routeName, 'main')
       const preview = r.previewRoute('qa')
@@ -312,27 +294,17 @@ for (const api of [VS, HR]) {
       assert.equal(await r.restorePreview('qa', undefined), true)
       assert.deepEqual(t.calls(), [api.replace])
       assert.equal(r.previewRoute('qa'), undefined)
-      assert.deepEqual(
-        api.stored(t.cluster).map((e) => e.name),
-        ['main'],
-      )
+      assert.deepEqual(names(), ['main'])
       assert.equal(await r.restorePreview('qa', undefined), false)
       assert.equal(await r.restorePreview('qa', preview), true)
       assert.deepEqual(t.calls(), [api.replace])
-      assert.deepEqual(
-        api.stored(t.cluster).map((e) => e.name),
-        [previewRouteName('qa'), 'main'],
-      )
+      assert.deepEqual(names(), [previewRouteName('qa'), 'main'])
     })
 
     it('a preview change re-applied on a fresh read after a conflict', async () => {
-      const t = setup(api)
-      api.put(t.cluster, [api.entry('main', false, 'v1')])
-      const r = t.router()
-      await r.load()
-      t.calls()
+      const t = await loaded(api, [api.entry('main', false, 'v1')])
       t.cluster.fail(api.replace, { error: new ConflictError(409, 'Conflict', 'modified') })
-      assert.equal(await r.setPreview(api.canary, 'x-canary', 'qa'), true)
+      assert.equal(await t.r.setPreview(api.canary, 'x-canary', 'qa'), true)
       assert.deepEqual(t.calls(), [api.replace, api.get, api.replace])
       assert.deepEqual(t.log, [`${api.kind} bookinfo/reviews changed since it was read; re-reading`])
     })
