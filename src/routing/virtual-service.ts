@@ -66,7 +66,10 @@ export class VirtualServiceRouter
     return isPreviewRoute(route)
   }
 
-  /** Istio takes the first route that matches, in list order: an earlier route without match takes everything. */
+  /**
+   * Istio takes the first http route that matches, in list order, so an earlier route without match takes every
+   * request (istio.io docs/reference/config/analysis/ist0130: "only the last rule can have no matches").
+   */
   protected shadowing(http: HttpRoute[], index: number): number {
     return http.slice(0, index).findIndex(isCatchAll)
   }
