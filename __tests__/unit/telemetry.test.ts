@@ -20,6 +20,7 @@ import {
   DEFAULT_MIXTURE,
   type SequentialOptions,
   alphaShares,
+  binomialCdf,
   evaluate,
   initialState,
   logBetaBinomialMixture,
@@ -337,6 +338,68 @@ describe('sequential canary-vs-stable test', () => {
     const e = evaluate(s, { pauseOver: true, stepTimeUp: false }, { maxErrorRate: 0.01 })
     assert.equal(e.decision, 'stable-unhealthy')
   })
+  it('a stable that fails while the canary clearly does not: not "stable unhealthy", the canary is judged as in any step', () => {
+    const opts = { maxErrorRate: 0.002 }
+    // The reviewer's case: a perfect canary, stable at 0.28 % (above max-error-rate 0.2 %).
+    let s = initialState(opts)
+    s = observe(s, { canaryRequests: 6000, canaryErrors: 0, stableRequests: 6000, stableErrors: 17 }, opts)
+    const e = evaluate(s, { pauseOver: true, stepTimeUp: false }, opts)
+    assert.equal(e.decision, 'accept', e.reason)
+    assert.match(e.reason, /stable errs 0\.28 % but the canary clearly less: stable's own trouble/)
+    // Stable at 5 % without max-error-rate, the canary at 10 % of the traffic with no error.
+    let t = initialState()
+    t = observe(t, { canaryRequests: 200, canaryErrors: 0, stableRequests: 1800, stableErrors: 90 })
+    assert.equal(evaluate(t, { pauseOver: true, stepTimeUp: false }).decision, 'accept')
+    // The same stable, the canary erring like it: stable unhealthy, as before.
+    let u = initialState()
+    u = observe(u, { canaryRequests: 200, canaryErrors: 9, stableRequests: 1800, stableErrors: 90 })
+    assert.equal(evaluate(u, { pauseOver: true, stepTimeUp: false }).decision, 'stable-unhealthy')
+    // Too few canary requests to tell (0 errors in 20 is likely at 5 %): stable unhealthy, the step fails.
+    let v = initialState()
+    v = observe(v, { canaryRequests: 20, canaryErrors: 0, stableRequests: 1800, stableErrors: 90 })
+    assert.equal(evaluate(v, { pauseOver: false, stepTimeUp: false }).decision, 'stable-unhealthy')
+  })
+
+  it('max-error-rate is an absolute bound at every step: a step that would pass with the canary above it fails', () => {
+    const opts = { maxErrorRate: 0.01 }
+    // 9 errors in 300 (3 %) at 100 %: too little for the sequential test against 1 %, but above the bound.
+    let s = initialState(opts)
+    s = observe(s, { canaryRequests: 300, canaryErrors: 9, stableRequests: 0, stableErrors: 0 }, opts)
+    assert.equal(evaluate(s, { pauseOver: false, stepTimeUp: false }, opts).decision, 'continue')
+    const e = evaluate(s, { pauseOver: true, stepTimeUp: false }, opts)
+    assert.equal(e.decision, 'reject')
+    assert.equal(e.test, 'canary-vs-max-error-rate')
+    assert.match(
+      e.reason,
+      /^the canary's error rate this step, 3\.00 %, is above max-error-rate 1\.00 %: canary 9\/300/,
+    )
+    // At the bound: passes. max-error-rate 0: one error fails the step, none passes it.
+    let at = initialState(opts)
+    at = observe(at, { canaryRequests: 300, canaryErrors: 3, stableRequests: 2700, stableErrors: 8 }, opts)
+    assert.equal(evaluate(at, { pauseOver: true, stepTimeUp: false }, opts).decision, 'accept')
+    const zero = { maxErrorRate: 0 }
+    const one = observe(
+      initialState(zero),
+      { canaryRequests: 200, canaryErrors: 1, stableRequests: 1800, stableErrors: 9 },
+      zero,
+    )
+    assert.equal(evaluate(one, { pauseOver: true, stepTimeUp: false }, zero).decision, 'reject')
+    const none = observe(
+      initialState(zero),
+      { canaryRequests: 200, canaryErrors: 0, stableRequests: 1800, stableErrors: 9 },
+      zero,
+    )
+    assert.equal(evaluate(none, { pauseOver: true, stepTimeUp: false }, zero).decision, 'accept')
+  })
+
+  it('binomialCdf: exact lower tails', () => {
+    const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-8 * b
+    assert.ok(close(binomialCdf(0, 50, 0.1), 0.9 ** 50), String(binomialCdf(0, 50, 0.1)))
+    assert.ok(close(binomialCdf(1, 3, 0.5), 0.5), String(binomialCdf(1, 3, 0.5)))
+    assert.ok(close(binomialCdf(2, 10, 0.3), 0.3827827864), String(binomialCdf(2, 10, 0.3)))
+    assert.equal(binomialCdf(5, 5, 0.3), 1)
+  })
+
   it("at 100 % compares the canary with stable's earlier rate, and with max-error-rate", () => {
     let s = initialState()
     s = observe(s, { canaryRequests: 500, canaryErrors: 3, stableRequests: 1500, stableErrors: 8 })

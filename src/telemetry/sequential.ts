@@ -174,6 +174,31 @@ const add = (a: Counts, b: Counts): Counts => ({
   stableErrors: a.stableErrors + b.stableErrors,
 })
 
+/** P(X <= k) for X ~ Binomial(n, p), summed in log space (k <= n, a step's error counts). */
+export function binomialCdf(k: number, n: number, p: number): number {
+  if (k >= n || p <= 0) return 1
+  if (p >= 1) return 0
+  const logChoose = (i: number): number => logGamma(n + 1) - logGamma(i + 1) - logGamma(n - i + 1)
+  let sum = 0
+  // Bounded: k + 1 terms.
+  for (let i = 0; i <= k; i++) sum += Math.exp(logChoose(i) + i * Math.log(p) + (n - i) * Math.log(1 - p))
+  return Math.min(1, sum)
+}
+
+/** How unlikely the canary's share of the step's errors must be, were it as bad as stable, to count as spared. */
+const SPARED_P = 0.01
+
+/**
+ * The canary errs clearly less than stable in the step: given the step's errors, under "as bad as stable" the
+ * canary's count is Binomial(errors, its share of the requests); so few that P(at most that many) <= SPARED_P.
+ */
+export function canaryClearlyBetter(step: Counts): boolean {
+  const errors = step.canaryErrors + step.stableErrors
+  const requests = step.canaryRequests + step.stableRequests
+  if (errors === 0 || step.canaryRequests === 0 || requests === 0) return false
+  return binomialCdf(step.canaryErrors, errors, step.canaryRequests / requests) <= SPARED_P
+}
+
 /** ln Gamma(x), x > 0: Stirling's series past 8 (error < 1e-10), the recurrence Gamma(x + 1) = x Gamma(x) below. */
 export function logGamma(x: number): number {
   let shift = 0
@@ -330,9 +355,14 @@ export function evaluate(
 
   const unhealthy = opts.stableUnhealthyRate ?? Math.min(0.05, opts.maxErrorRate ?? 0.05)
   // At least 10 stable errors so that a single unlucky error in a small sample does not count as an outage.
-  const stableUnhealthy = step.stableErrors >= 10 && step.stableErrors / step.stableRequests >= unhealthy
+  const stableFails = step.stableErrors >= 10 && step.stableErrors / step.stableRequests >= unhealthy
+  // SPEC section 6 rule 1: "a global outage that hits stable AS HARD AS THE CANARY": not when the canary's errors
+  // are clearly fewer than stable's at the step's split. Then stable's trouble is its own, and the canary is
+  // judged as in any step (a rollout moving users off a failing stable is no reason to roll back).
+  const canarySpared = stableFails && canaryClearlyBetter(step)
+  const stableUnhealthy = stableFails && !canarySpared
   // The canary is blamed only when it errs more than stable, or stable itself is healthy.
-  if (worst.statistic >= worst.threshold && (!stableUnhealthy || twoSample.statistic >= twoSample.threshold)) {
+  if (worst.statistic >= worst.threshold && (!stableFails || twoSample.statistic >= twoSample.threshold)) {
     return out(
       'reject',
       `${REJECTED_BECAUSE[worst.test]} ` +
@@ -347,9 +377,26 @@ export function evaluate(
     )
   }
   if (when.pauseOver && step.canaryRequests >= minCanary) {
+    // max-error-rate is an absolute bound at every step (SPEC section 6): the step's own rate, not only the
+    // sequential test against it (which rejects early, at a small share of alpha, only on strong evidence).
+    const canaryRate = step.canaryErrors / step.canaryRequests
+    if (opts.maxErrorRate !== undefined && canaryRate > opts.maxErrorRate) {
+      const bound = tests.find((t) => t.test === 'canary-vs-max-error-rate') ?? worst
+      return {
+        decision: 'reject',
+        ...bound,
+        reason:
+          `the canary's error rate this step, ${rate(step.canaryErrors, step.canaryRequests)}, is above ` +
+          `max-error-rate ${(opts.maxErrorRate * 100).toFixed(2)} %: ${summary}`,
+        counts: { ...step },
+      }
+    }
+    const spared = canarySpared
+      ? `; stable errs ${rate(step.stableErrors, step.stableRequests)} but the canary clearly less: stable's own trouble`
+      : ''
     return out(
       'accept',
-      `no evidence that the canary errs more, ${step.canaryRequests} >= ${minCanary} canary requests`,
+      `no evidence that the canary errs more, ${step.canaryRequests} >= ${minCanary} canary requests${spared}`,
     )
   }
   if (when.stepTimeUp) {
