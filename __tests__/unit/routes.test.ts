@@ -227,6 +227,42 @@ describe('preview routes', () => {
     assert.deepEqual(spec.http?.slice(1), jason.http)
     assert.deepEqual(spec.hosts, jason.hosts)
   })
+  it("keeps the target route's matches (ANDed with the header) and its settings, only its destinations change", () => {
+    const spec: VirtualServiceSpec = {
+      hosts: ['reviews'],
+      http: [
+        {
+          name: 'api',
+          match: [{ uri: { prefix: '/api' }, headers: { 'X-Canary-Preview': { exact: 'theirs' } } }, { port: 9080 }],
+          rewrite: { uri: '/' },
+          timeout: '2s',
+          retries: { attempts: 3, perTryTimeout: '1s' },
+          headers: { request: { set: { 'x-route': 'api' } } },
+          route: [
+            { destination: { host: 'reviews', subset: 'v1', port: { number: 9080 } }, weight: 100 },
+            { destination: { host: 'reviews', subset: 'v3', port: { number: 9080 } }, weight: 0 },
+          ],
+        },
+      ],
+    }
+    const preview = withPreviewRoute(spec, 0, 'v3', 'x-canary-preview', 'pr-9').http?.[0]
+    assert.deepEqual(preview, {
+      name: 'istio-canary-preview-pr-9-0359a07b',
+      match: [
+        { uri: { prefix: '/api' }, headers: { 'x-canary-preview': { exact: 'pr-9' } } },
+        { port: 9080, headers: { 'x-canary-preview': { exact: 'pr-9' } } },
+      ],
+      rewrite: { uri: '/' },
+      timeout: '2s',
+      retries: { attempts: 3, perTryTimeout: '1s' },
+      headers: { request: { set: { 'x-route': 'api' } } },
+      route: [{ destination: { host: 'reviews', subset: 'v3', port: { number: 9080 } } }],
+    })
+    assert.deepEqual(spec.http?.[0]?.match?.[0], {
+      uri: { prefix: '/api' },
+      headers: { 'X-Canary-Preview': { exact: 'theirs' } },
+    })
+  })
   it('is idempotent per value and removable', () => {
     const once = withPreviewRoute(jason, 1, 'v3', 'x-canary-preview', 'pr-1')
     const twice = withPreviewRoute(once, 2, 'v3', 'x-canary-preview', 'pr-1')

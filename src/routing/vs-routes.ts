@@ -143,7 +143,14 @@ export function routeAtWeight(base: HttpRoute, stable: string, canary: string, w
   return next
 }
 
-/** A route sending requests whose header equals value exactly to the canary subset, placed before every other route. */
+/**
+ * A route sending requests whose header equals value exactly to the canary subset, placed before every other route.
+ * It is the target route with the header added to each of its matches (the requests it takes, ANDed with the
+ * header; no match: the header alone) and the canary as its one destination; every other field of the target
+ * route (rewrite, timeout, retries, headers, fault, mirror, corsPolicy...) stays, so a preview request is handled
+ * as the target route handles it (https://istio.io/latest/docs/reference/config/networking/virtual-service/#HTTPRoute),
+ * as the HTTPRoute's preview rule keeps its matches and filters (./hr-rules.ts previewRule).
+ */
 export function withPreviewRoute(
   spec: VirtualServiceSpec,
   targetIndex: number,
@@ -157,9 +164,19 @@ export function withPreviewRoute(
   const template = (target.route.find((d) => d.destination.subset === canary) ?? (target.route[0] as RouteDestination))
     .destination
   const name = previewRouteName(value)
+  const { name: _name, match, route: _route, ...settings } = structuredClone(target)
+  const ours = { exact: value }
+  const matches = (match?.length ? match : [{}]).map((m) => {
+    // Header names match case-insensitively: the target's own match of the same header gives way to ours.
+    const headers = Object.entries((m['headers'] ?? {}) as Record<string, unknown>).filter(
+      ([key]) => key.toLowerCase() !== header.toLowerCase(),
+    )
+    return { ...m, headers: { ...Object.fromEntries(headers), [header]: ours } }
+  })
   const preview: HttpRoute = {
     name,
-    match: [{ headers: { [header]: { exact: value } } }],
+    match: matches,
+    ...settings,
     route: [{ destination: { ...structuredClone(template), subset: canary } }],
   }
   const rest = http.filter((r) => r.name !== name)
