@@ -143,6 +143,8 @@ class MainStep {
   private touched = false
   private failure: Error | undefined
   private outcome: Outcome | undefined
+  /** The target's router, once made: what the outputs report when the run fails before its mode's outcome. */
+  private router: TrafficRouter | undefined
   private manifestChanged = false
   /** Each subset's workload as Istio and Kiali name it (found only with kiali-url). */
   private readonly workloads = new Map<string, string>()
@@ -190,6 +192,7 @@ class MainStep {
     try {
       const session = await core.group('Connect to the cluster', () => this.connect())
       const router = createRouter(session.kube, targetOf(this.inputs), { log: core.info })
+      this.router = router
       const engine = this.engine(router)
       await engine.load()
       const found = router.state
@@ -477,12 +480,33 @@ class MainStep {
     }
   }
 
+  /**
+   * A run that failed before its mode ended (a check, the lock, a rollout of another canary in progress): it changed
+   * nothing, so the outputs say where traffic is, as the target was last read: a rollout in progress (its versions
+   * and weight, e.g. 50 % on the canary of a paused rollout), else the input canary's weight on the target route.
+   */
+  private reportLiveTarget(report: RunReport): void {
+    const router = this.router
+    if (!router || router.revision === undefined) return
+    const state = router.state
+    const active = state !== undefined && isActive(state)
+    const canary = active ? state.canary : this.inputs['canary-subset']
+    if (active) {
+      report.stableSubset = state.stable
+      report.canarySubset = state.canary
+    }
+    if (!canary) return
+    const route = router.findRoute(active ? state.route : router.target.route)
+    if (route) report.canaryWeight = router.weightOf(route, canary)
+  }
+
   /** Outputs, the report file and the job summary: written whatever happened. */
   private async finish(): Promise<void> {
     const report = this.report
     const outcome = this.outcome
     report.result = outputResult(outcome?.result ?? 'unchanged', this.inputs.action)
     report.canaryWeight = outcome?.canaryWeight ?? 0
+    if (!outcome) this.reportLiveTarget(report)
     if (outcome) {
       report.stableSubset = outcome.stable || report.stableSubset
       report.canarySubset = outcome.canary || report.canarySubset

@@ -112,6 +112,18 @@ describe('rollout, promote, rollback, status (OIDC login, open-source Istio)', (
     assert.equal(status.main.outputs['istio-version'], NEWEST_SUPPORTED_ISTIO)
     assert.equal(status.main.outputs['gateway-url'], sim.mesh.url)
 
+    // A rollout of another canary is refused before any change; its outputs say where traffic is: the paused
+    // rollout's versions and its 50 %, not 0 and the refused canary.
+    const refusedWrites = vsWrites(sim)
+    const refused = await runAction({ inputs: { ...baseInputs(sim), 'canary-subset': 'v1' }, env: env(sim) })
+    assert.notEqual(refused.main.code, 0)
+    assert.match(refused.main.stdout, /has a rollout of canary 'v2' in progress \(paused at 50 %/)
+    assert.equal(refused.main.outputs['result'], 'unchanged')
+    assert.equal(refused.main.outputs['canary-weight'], '50')
+    assert.equal(refused.main.outputs['canary-subset'], 'v2')
+    assert.equal(refused.main.outputs['stable-subset'], 'v3')
+    assert.equal(vsWrites(sim), refusedWrites)
+
     const p2 = await runAction({
       inputs: { ...baseInputs(sim), action: 'promote', 'canary-subset': '' },
       env: env(sim),
