@@ -238,6 +238,21 @@ describe('telemetry verdict (real Prometheus, service proxy)', () => {
       assert.ok(proxy.refused > 0 && proxy.forwarded === 0)
       assert.equal(vsWrites(sim, writes), 0, 'no VirtualService write')
       assert.equal(main.outputs['result'], 'unchanged')
+      // metrics 'auto' (the default) with a Prometheus the inputs name: what the user asked to be judged on, so an
+      // error too, not a quiet fall back to the smoke test (that is only for one 'auto' finds).
+      const { main: auto } = await runAction({
+        inputs: inputs({ metrics: 'auto', 'prometheus-url': proxy.url, 'prometheus-token': 'a-wrong-one' }),
+        env: runnerEnv(sim),
+        timeoutMs: 60_000,
+      })
+      assert.notEqual(auto.code, 0)
+      assert.match(
+        auto.stdout,
+        /::error::.*Input 'prometheus-url' names the Prometheus to judge on, but Prometheus at https:\/\/127\.0\.0\.1:\d+ \(prometheus-url\) .*401 Unauthorized.*nothing was changed \(set 'metrics: false' to judge on the smoke test alone\)/,
+      )
+      assert.doesNotMatch(auto.stdout, /Judging each step on the smoke test alone/)
+      assert.equal(vsWrites(sim, writes), 0, 'no VirtualService write')
+      assert.equal(auto.outputs['result'], 'unchanged')
     } finally {
       await proxy.close()
     }

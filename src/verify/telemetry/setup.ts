@@ -76,8 +76,24 @@ export async function setUpTelemetry(
 ): Promise<TelemetryVerifier | undefined> {
   if (inputs.metrics === 'false' || !deps.cluster) return undefined
   const required = inputs.metrics === 'true'
+  // SPEC section 6: `auto` judges on metrics "when a Prometheus is configured or found". One the inputs name is
+  // what the user asked to be judged on: if it cannot be used, that is an error before any change, as with
+  // `metrics: true`; only the one `auto` finds (Istio's addon, linkerd-viz) falls back to the smoke test.
+  const service = inputs['prometheus-service']
+  const named =
+    inputs['prometheus-url'] !== undefined
+      ? 'prometheus-url'
+      : service !== 'auto' && service !== 'none'
+        ? 'prometheus-service'
+        : undefined
   const unusable = (why: string): undefined => {
     if (required) throw new TelemetryUnavailableError(`Input 'metrics' is true, but ${why}; nothing was changed`)
+    if (named) {
+      throw new TelemetryUnavailableError(
+        `Input '${named}' names the Prometheus to judge on, but ${why}; nothing was changed ` +
+          "(set 'metrics: false' to judge on the smoke test alone)",
+      )
+    }
     deps.warn(`Judging each step on the smoke test alone: ${why}`)
     return undefined
   }
