@@ -201,10 +201,25 @@ describe('ruleAtWeight', () => {
       ['b', 30],
       ['c', 10],
     ])
+    // b's share rounds to nothing: it stays, at weight 0 (SPEC section 7 rule 2: every other backendRef stays).
     assert.deepEqual(weights(ruleAtWeight(base, 'a', 'c', 99)), [
       ['a', 1],
+      ['b', 0],
       ['c', 99],
     ])
+    // A parked backend (weight 0) stays parked through the steps; at 100 % the canary alone is left.
+    const parked: HttpRouteRule = {
+      backendRefs: [
+        { name: 'a', weight: 100, port: 9080 },
+        { name: 'old', weight: 0, port: 9080 },
+      ],
+    }
+    assert.deepEqual(ruleAtWeight(parked, 'a', 'c', 25).backendRefs, [
+      { name: 'a', weight: 75, port: 9080 },
+      { name: 'old', weight: 0, port: 9080 },
+      { name: 'c', weight: 25, port: 9080 },
+    ])
+    assert.deepEqual(weights(ruleAtWeight(parked, 'a', 'c', 100)), [['c', 100]])
   })
 
   it('keeps every other field of every backendRef and of the rule', () => {

@@ -163,8 +163,10 @@ export function ruleAtWeight(base: HttpRouteRule, stable: string, canary: string
       canaryPlaced = true
       continue
     }
-    const part = parts[others.indexOf(b)] as number
-    if (part > 0 || b.name === stable) kept.push({ ...structuredClone(b), weight: part })
+    // Every other backendRef stays (SPEC section 7 rule 2), at weight 0 when its share rounds to nothing or was
+    // nothing (a parked backend): "weight 0 ... no traffic should be forwarded for this entry" (Gateway API
+    // HTTPBackendRef, gateway-api apis/v1/httproute_types.go BackendRef.Weight).
+    kept.push({ ...structuredClone(b), weight: parts[others.indexOf(b)] as number })
   }
   if (!canaryPlaced) kept.push({ ...canaryRef, weight })
   next.backendRefs = kept
