@@ -117,19 +117,26 @@ describe('setUpTelemetry: the Prometheus target for prometheus-url', () => {
         'https://prometheus.monitor.azure.cn/.default',
       ],
     ] as const) {
-      // The credential fails: no network call is made, and the warning names the endpoint and the scope.
+      // The credential fails: no network call is made, and the error (prometheus-url names the Prometheus, so
+      // metrics 'auto' does not fall back) names the endpoint and the scope.
       const credential = fakeCredential('AADSTS700016: application not found')
       const { deps, warnings } = depsOf({ credential, cloud })
       const endpoint = `https://${host}`
-      assert.equal(await setUpTelemetry(inputsOf({ 'prometheus-url': endpoint }), facts, deps), undefined)
+      await assert.rejects(setUpTelemetry(inputsOf({ 'prometheus-url': endpoint }), facts, deps), (err: unknown) => {
+        const m = (err as Error).message
+        return (
+          err instanceof TelemetryUnavailableError &&
+          m.startsWith("Input 'prometheus-url' names the Prometheus to judge on") &&
+          m.includes(`Azure Monitor workspace ${endpoint} (Entra scope ${scope})`) &&
+          /could not get an Entra token .*AADSTS700016/.test(m)
+        )
+      })
       assert.ok(credential.scopes.length > 0 && credential.scopes.every((s) => s === scope), String(credential.scopes))
-      assert.equal(warnings.length, 1)
-      assert.ok(warnings[0]?.includes(`Azure Monitor workspace ${endpoint} (Entra scope ${scope})`), warnings[0])
-      assert.match(warnings[0] ?? '', /could not get an Entra token .*AADSTS700016/)
+      assert.equal(warnings.length, 0)
     }
   })
 
-  it("without an AKS login: an error naming prometheus-token (metrics 'true'), a warning (auto)", async () => {
+  it("without an AKS login: an error naming prometheus-token (metrics 'true', and 'auto' with prometheus-url)", async () => {
     const endpoint = 'https://ws-1.eastus.prometheus.monitor.azure.com'
     const { deps, warnings } = depsOf()
     await assert.rejects(
@@ -141,16 +148,21 @@ describe('setUpTelemetry: the Prometheus target for prometheus-url', () => {
         err.message.includes('https://prometheus.monitor.azure.com/.default') &&
         /nothing was changed/.test(err.message),
     )
-    assert.equal(await setUpTelemetry(inputsOf({ 'prometheus-url': endpoint }), facts, deps), undefined)
-    assert.equal(warnings.length, 1)
-    assert.match(warnings[0] ?? '', /smoke test alone: .*Azure Monitor endpoint.*'prometheus-token'/)
-    // With a token, the same endpoint is queried with it (no Azure credential needed); no network here: a warning.
-    const r = await setUpTelemetry(
-      inputsOf({ 'prometheus-url': 'http://127.0.0.1:9', 'prometheus-token': 't' }),
-      facts,
-      depsOf().deps,
+    await assert.rejects(
+      setUpTelemetry(inputsOf({ 'prometheus-url': endpoint }), facts, deps),
+      /^TelemetryUnavailableError: Input 'prometheus-url' names the Prometheus to judge on, but .*Azure Monitor endpoint.*'prometheus-token'.*nothing was changed/,
     )
-    assert.equal(r, undefined)
+    assert.equal(warnings.length, 0)
+    // With a token, the same endpoint is queried with it (no Azure credential needed); no network here: an error
+    // that it cannot be queried.
+    await assert.rejects(
+      setUpTelemetry(
+        inputsOf({ 'prometheus-url': 'http://127.0.0.1:9', 'prometheus-token': 't' }),
+        facts,
+        depsOf().deps,
+      ),
+      /names the Prometheus to judge on, but .*cannot be queried/,
+    )
   })
 })
 
