@@ -507,7 +507,7 @@ class MainStep {
     report.result = outputResult(outcome?.result ?? 'unchanged', this.inputs.action)
     report.canaryWeight = outcome?.canaryWeight ?? 0
     if (!outcome) this.reportLiveTarget(report)
-    if (outcome) {
+    else {
       report.stableSubset = outcome.stable || report.stableSubset
       report.canarySubset = outcome.canary || report.canarySubset
       report.steps = outcome.steps

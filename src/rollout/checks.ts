@@ -40,6 +40,22 @@ export class StepChecks {
     return verifiers
   }
 
+  /** The verifiers that can tell when traffic follows a route change (./settle.ts), with their settle wait. */
+  private settlers(
+    verifiers: readonly Verifier[] = this.run.deps.verifiers ?? [],
+  ): Array<{ settle: NonNullable<Verifier['settle']> }> {
+    // Bound to its verifier: a settle may be a method that reads its own fields.
+    return verifiers.flatMap((v) => {
+      const settle = v.settle
+      return settle ? [{ settle: settle.bind(v) }] : []
+    })
+  }
+
+  /** Where to look when the proxies do not take a change, in the mesh's words. */
+  private get propagationHint(): string {
+    return this.run.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT
+  }
+
   /** What the step's log lines call its checks: "smoke", "smoke + telemetry". */
   private get checkLabel(): string {
     return this.verifiers.map((v) => v.kind).join(' + ')
@@ -90,7 +106,7 @@ export class StepChecks {
     headers: Record<string, string> = {},
   ): Promise<void> {
     const run = this.run
-    const settlers = this.verifiers.filter((v) => v.settle !== undefined)
+    const settlers = this.settlers(this.verifiers)
     if (settlers.length === 0) {
       if (!this.unconfirmedSaid) {
         run.event(
@@ -104,7 +120,7 @@ export class StepChecks {
     const startedAt = run.now().toISOString()
     for (const verifier of settlers) {
       run.deps.signal.throwIfAborted()
-      const settled = await (verifier.settle as NonNullable<Verifier['settle']>)({
+      const settled = await verifier.settle({
         kind,
         from,
         to,
@@ -119,7 +135,7 @@ export class StepChecks {
       } else {
         const reason =
           `the proxies did not take the new route: ${settled.summary}. ` +
-          `The step was not judged (${run.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT})`
+          `The step was not judged (${this.propagationHint})`
         this.unjudged(index, to, startedAt, [reason])
         run.event(`Step ${index + 1} at ${to} %: NOT SETTLED (${reason})`)
         throw new NotSettledError(`step ${index + 1} at ${to} % unsettled: ${reason}`)
@@ -136,12 +152,12 @@ export class StepChecks {
    */
   async confirmRestored(from: number, to: number): Promise<void> {
     const run = this.run
-    const settlers = (run.deps.verifiers ?? []).filter((v) => v.settle !== undefined)
+    const settlers = this.settlers()
     if (settlers.length === 0 || run.deps.signal.aborted) return
     for (const verifier of settlers) {
       let settled: Settled
       try {
-        settled = await (verifier.settle as NonNullable<Verifier['settle']>)({
+        settled = await verifier.settle({
           kind: 'revert',
           from,
           to,
@@ -162,7 +178,7 @@ export class StepChecks {
       } else {
         run.warning(
           `The restored route is in place, but traffic does not follow it yet: ${settled.summary}. ` +
-            `Until it does, users still reach the canary (${run.deps.propagationHint?.() ?? ISTIO_PROPAGATION_HINT})`,
+            `Until it does, users still reach the canary (${this.propagationHint})`,
         )
       }
     }

@@ -178,10 +178,11 @@ const add = (a: Counts, b: Counts): Counts => ({
 export function binomialCdf(k: number, n: number, p: number): number {
   if (k >= n || p <= 0) return 1
   if (p >= 1) return 0
-  const logChoose = (i: number): number => logGamma(n + 1) - logGamma(i + 1) - logGamma(n - i + 1)
+  const logN = logGamma(n + 1)
+  const [logP, logQ] = [Math.log(p), Math.log(1 - p)]
   let sum = 0
   // Bounded: k + 1 terms.
-  for (let i = 0; i <= k; i++) sum += Math.exp(logChoose(i) + i * Math.log(p) + (n - i) * Math.log(1 - p))
+  for (let i = 0; i <= k; i++) sum += Math.exp(logN - logGamma(i + 1) - logGamma(n - i + 1) + i * logP + (n - i) * logQ)
   return Math.min(1, sum)
 }
 
